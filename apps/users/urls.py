@@ -1,0 +1,14 @@
+from django.urls import re_path
+
+from apps.users import api
+from ecommerce.api.routers import OptionalSlashRouter
+
+router = OptionalSlashRouter()
+router.register("users", api.UserViewSet, basename="user")
+
+urlpatterns = [
+    re_path(r"^auth/token/?$", api.TokenObtainView.as_view(), name="token-obtain"),
+    re_path(r"^auth/token/refresh/?$", api.TokenRefreshView.as_view(), name="token-refresh"),
+    re_path(r"^auth/logout/?$", api.LogoutView.as_view(), name="logout"),
+    *router.urls,
+]

@@ -1,0 +1,111 @@
+"""Gateway middleware: request ids, and problem+json for errors that happen outside DRF."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+
+import structlog
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from ecommerce.api.exceptions import PROBLEM_CONTENT_TYPE, problem_body
+from ecommerce.observability.logging import get_logger
+
+logger = get_logger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id is kept only when it is a short printable token, so it is safe in logs.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=@/-]{0,127}")
+# Paths whose errors are problem+json; the admin keeps Django's HTML pages.
+PROBLEM_PATH_PREFIXES = ("/api/", "/api", "/health", "/metrics", "/traces")
+# Headers of the original response that still mean something on the problem response.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
+
+GetResponse = Callable[[HttpRequest], HttpResponseBase]
+
+
+def request_id_from(value: str | None) -> str:
+    if value and _SANE_REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Take or mint `X-Request-ID`, bind it to every log line, and return it."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        request_id = request_id_from(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id  # type: ignore[attr-defined]
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+def is_problem_path(path: str) -> bool:
+    return path.startswith(PROBLEM_PATH_PREFIXES)
+
+
+def problem_response(
+    request: HttpRequest, status_code: int, *, detail: str | None = None
+) -> HttpResponse:
+    body = problem_body(request, status_code, detail=detail)
+    return HttpResponse(json.dumps(body), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+class ProblemDetailsMiddleware:
+    """Rewrite error responses produced outside DRF into problem+json.
+
+    Covers unknown paths (404), Django-level 400/403/405 and unhandled exceptions (500,
+    logged here with the traceback; the client gets the request id, never the traceback
+    unless DEBUG is on).
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and is_problem_path(request.path_info)
+            and not response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE)
+        ):
+            return self._as_problem(request, response)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_problem_path(request.path_info):
+            return None
+        logger.exception(
+            "unhandled_exception",
+            path=request.path_info,
+            method=request.method,
+            exc_type=type(exception).__name__,
+        )
+        detail = (
+            f"{type(exception).__name__}: {exception}"
+            if settings.DEBUG
+            else "An unexpected error occurred. Quote the request_id when reporting it."
+        )
+        return problem_response(request, 500, detail=detail)
+
+    @staticmethod
+    def _as_problem(request: HttpRequest, response: HttpResponseBase) -> HttpResponse:
+        detail = None
+        if response.status_code == 404:
+            detail = f"No resource at {request.path_info}."
+        elif response.status_code == 405:
+            detail = f"Method {request.method} is not allowed here."
+        problem = problem_response(request, response.status_code, detail=detail)
+        for header in _KEPT_HEADERS:
+            if header in response:
+                problem[header] = response[header]
+        return problem

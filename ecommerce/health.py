@@ -1,0 +1,147 @@
+"""Health endpoints: `/health` (each dependency), `/health/live` and `/health/ready`.
+
+Checks run in a small thread pool with one overall deadline, so a hung dependency costs a
+probe at most HEALTH_CHECK_TIMEOUT_SECONDS, never a hung worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+from kombu import Connection
+
+from ecommerce.api.exceptions import PROBLEM_CONTENT_TYPE, problem_body
+
+_shutting_down = threading.Event()
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def mark_shutting_down() -> None:
+    """Make readiness fail at once (called on SIGTERM) while in-flight requests finish."""
+    _shutting_down.set()
+
+
+def is_shutting_down() -> bool:
+    return _shutting_down.is_set()
+
+
+def check_database() -> str | None:
+    # Runs in a pool thread, which has its own connection: close it every time, so probes
+    # never hold idle connections (or a broken one) between calls.
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    finally:
+        connection.close()
+    return None
+
+
+def check_cache() -> str | None:
+    key = "health:probe"
+    cache.set(key, "ok", timeout=10)
+    if cache.get(key) != "ok":
+        raise RuntimeError("cache did not return the value just written")
+    return None
+
+
+def check_broker() -> str | None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return "embedded: tasks run in-process"
+    timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout) as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+    return None
+
+
+CHECKS: dict[str, Callable[[], str | None]] = {
+    "database": check_database,
+    "cache": check_cache,
+    "broker": check_broker,
+}
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=6, thread_name_prefix="health")
+        return _executor
+
+
+def _timed(check: Callable[[], str | None]) -> tuple[str | None, float]:
+    started = time.perf_counter()
+    note = check()
+    return note, (time.perf_counter() - started) * 1000
+
+
+def run_checks() -> dict[str, dict[str, Any]]:
+    """Run every check concurrently; one that does not answer in time counts as down."""
+    timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
+    futures: dict[str, Future[tuple[str | None, float]]] = {
+        name: _pool().submit(_timed, check) for name, check in CHECKS.items()
+    }
+    wait(futures.values(), timeout=timeout)
+    results: dict[str, dict[str, Any]] = {}
+    for name, future in futures.items():
+        if not future.done():
+            results[name] = {"status": "down", "error": f"no answer within {timeout:g}s"}
+            continue
+        exc = future.exception()
+        if exc is not None:
+            results[name] = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:200]}
+            continue
+        note, latency_ms = future.result()
+        results[name] = {"status": "up", "latency_ms": round(latency_ms, 2)}
+        if note:
+            results[name]["note"] = note
+    return results
+
+
+def _report(request: HttpRequest) -> JsonResponse:
+    checks = run_checks()
+    down = [name for name, result in checks.items() if result["status"] != "up"]
+    if not down:
+        return JsonResponse({"status": "ok", "checks": checks})
+    body = problem_body(
+        request,
+        503,
+        code="unhealthy",
+        title="Service Unavailable",
+        detail="Unavailable: " + ", ".join(down) + ".",
+        extra={"checks": checks},
+    )
+    return JsonResponse(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """Overall status with each dependency and its latency; 503 when any is down."""
+    return _report(request)
+
+
+@require_GET
+def live(request: HttpRequest) -> JsonResponse:
+    """The process answers; no dependency is consulted."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def ready(request: HttpRequest) -> JsonResponse:
+    """Dependencies are up and the process is not shutting down."""
+    if is_shutting_down():
+        body = problem_body(
+            request, 503, code="shutting_down", detail="The process is shutting down."
+        )
+        return JsonResponse(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
+    return _report(request)

@@ -1,0 +1,1 @@
+"""Logging, metrics and tracing: one home for each."""

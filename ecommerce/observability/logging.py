@@ -1,0 +1,115 @@
+"""structlog set up once for every process: web, worker, beat and management commands.
+
+Standard-library loggers (Django, gunicorn, Celery) are rendered by the same processor chain,
+so every line is one JSON object in production and a coloured line in development.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+# Keys whose values never reach a log line, whatever logs them.
+SECRET_KEYS = frozenset(
+    {
+        "password",
+        "new_password",
+        "current_password",
+        "token",
+        "access",
+        "refresh",
+        "secret",
+        "authorization",
+        "cookie",
+        "payment_token",
+        "card_token",
+        "api_key",
+    }
+)
+REDACTED = "[redacted]"
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Replace the value of any secret-looking key, one level deep into mappings."""
+    for key, value in event_dict.items():
+        if key.lower() in SECRET_KEYS:
+            event_dict[key] = REDACTED
+        elif isinstance(value, Mapping):
+            event_dict[key] = {
+                k: REDACTED if str(k).lower() in SECRET_KEYS else v for k, v in value.items()
+            }
+    return event_dict
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+
+
+def build_logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
+    """Return a `logging.config.dictConfig` dict routing stdlib loggers through structlog."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=True)
+    )
+    final_processors: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if json_lines:
+        final_processors.append(structlog.processors.format_exc_info)
+    final_processors.append(renderer)
+    handler = {"class": "logging.StreamHandler", "formatter": "structlog"}
+    quiet = {"handlers": ["default"], "level": "ERROR", "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structlog": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": final_processors,
+                "foreign_pre_chain": _shared_processors(),
+            }
+        },
+        "handlers": {"default": handler},
+        "root": {"handlers": ["default"], "level": level},
+        "loggers": {
+            "django": {"handlers": ["default"], "level": level, "propagate": False},
+            # Django logs every 4xx as a warning; the problem+json response says it already.
+            "django.request": quiet,
+            "django.server": quiet,
+            "django.db.backends": quiet,
+            "gunicorn.error": {"handlers": ["default"], "level": level, "propagate": False},
+            "gunicorn.access": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "celery": {"handlers": ["default"], "level": level, "propagate": False},
+        },
+    }
+
+
+def configure_structlog() -> None:
+    """Configure structlog's own loggers to hand their events to the stdlib formatter."""
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)
+
+
+__all__ = ["build_logging_config", "configure_structlog", "get_logger"]

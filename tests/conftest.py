@@ -1,0 +1,49 @@
+"""Suite-wide set-up: real services only, fast hashing, per-worker cache keys, API clients."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from tests.preflight import service_problems
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller checks once for all workers
+        problems = service_problems()
+        if problems:
+            pytest.exit("\n".join(problems), returncode=3)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Each xdist worker gets its own key space, so clearing it never touches another's.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    settings.CACHES["default"]["KEY_PREFIX"] = f"test-{worker}"
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    cache.delete_pattern("*")
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def client_for() -> Callable[[Any], APIClient]:
+    """An API client that sends a fresh access token for `user`."""
+
+    def make(user: Any) -> APIClient:
+        client = APIClient()
+        token = RefreshToken.for_user(user).access_token
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    return make
