@@ -27,7 +27,7 @@ forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", default="127.0.0.1")
 control_socket_disable = True
 
 accesslog = "-" if env.bool("ACCESS_LOG", default=True) else None
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 _debug = env.bool("DEBUG", default=not env.str("DATABASE_URL", default=""))
 logconfig_dict = build_logging_config(
     json_lines=env.bool("LOG_JSON", default=not _debug),

@@ -41,6 +41,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "apps.users",
+    "apps.catalog",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -127,6 +128,17 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Read-through caching (ecommerce/caching.py).
+CACHE_BYPASS_SECONDS = env.float("CACHE_BYPASS_SECONDS", default=2.0)
+CACHE_FILL_LOCK_SECONDS = env.float("CACHE_FILL_LOCK_SECONDS", default=2.0)
+CACHE_FILL_POLL_SECONDS = env.float("CACHE_FILL_POLL_SECONDS", default=0.01)
+CACHE_ABSENT_TTL_SECONDS = env.int("CACHE_ABSENT_TTL_SECONDS", default=10)
+CACHE_GENERATION_TTL_SECONDS = env.int("CACHE_GENERATION_TTL_SECONDS", default=7 * 86400)
+
+# --- Catalog ----------------------------------------------------------------------------
+STORE_CURRENCY = env.str("STORE_CURRENCY", default="EUR").upper()
+CATALOG_CACHE_TTL_SECONDS = env.int("CATALOG_CACHE_TTL_SECONDS", default=300)
 
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -14,5 +14,6 @@ urlpatterns = [
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/", include("apps.users.urls")),
+    path("api/", include("apps.catalog.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,123 @@
+"""Catalog admin: stock changes only through the services, the ledger read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from apps.catalog import services
+from apps.catalog.models import Category, Product, StockMovement
+
+
+class StockMovementInline(admin.TabularInline):
+    model = StockMovement
+    extra = 0
+    can_delete = False
+    ordering = ("-created_at", "-pk")
+    fields = ("created_at", "delta", "balance", "reason", "reference", "note", "actor")
+    readonly_fields = fields
+    max_num = 0
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RestockForm(forms.Form):
+    quantity = forms.IntegerField(min_value=1, max_value=1_000_000)
+    note = forms.CharField(max_length=255, help_text="Why: delivery number, supplier, ...")
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("sku", "name", "price", "currency", "category", "stock", "is_active")
+    list_filter = ("is_active", "category", "currency")
+    search_fields = ("sku", "name")
+    list_select_related = ("category",)
+    readonly_fields = ("currency", "stock", "created_at", "updated_at")
+    inlines = (StockMovementInline,)
+    actions = ("activate", "deactivate", "restock")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Product | None = None) -> Any:
+        # The SKU is the product's identity once created.
+        return (*self.readonly_fields, "sku") if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
+        data = {name: form.cleaned_data[name] for name in services.UPDATABLE_PRODUCT_FIELDS}
+        if change:
+            services.update_product(product=obj, **data)
+        else:
+            created = services.create_product(
+                sku=form.cleaned_data["sku"], actor=request.user, **data
+            )
+            obj.pk = created.pk
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # products are deactivated, never deleted
+
+    @admin.action(description="Activate selected products")
+    def activate(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
+        for product in queryset:
+            services.update_product(product=product, is_active=True)
+        self.message_user(request, f"Activated {queryset.count()} product(s).")
+
+    @admin.action(description="Deactivate selected products")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
+        for product in queryset:
+            services.deactivate_product(product=product)
+        self.message_user(request, f"Deactivated {queryset.count()} product(s).")
+
+    @admin.action(description="Restock selected products")
+    def restock(self, request: HttpRequest, queryset: QuerySet[Product]) -> HttpResponse | None:
+        form = RestockForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            for product in queryset:
+                services.restock(
+                    product_id=product.pk,
+                    quantity=form.cleaned_data["quantity"],
+                    note=form.cleaned_data["note"],
+                    actor=request.user,
+                )
+            self.message_user(
+                request, f"Restocked {queryset.count()} product(s).", level=messages.SUCCESS
+            )
+            return None
+        return render(
+            request,
+            "admin/catalog/product/restock.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Restock products",
+                "form": form,
+                "products": queryset,
+                "action": "restock",
+                "opts": self.model._meta,
+            },
+        )
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "parent", "is_active")
+    list_filter = ("is_active",)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    list_select_related = ("parent",)
+
+    def save_model(self, request: HttpRequest, obj: Category, form: Any, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in ("name", "slug", "parent", "is_active")}
+        if change:
+            services.update_category(category=obj, **fields)
+        else:
+            obj.pk = services.create_category(**fields).pk
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deactivate instead; products keep pointing at their category

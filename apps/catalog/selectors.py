@@ -1,0 +1,114 @@
+"""Reads of the catalog: querysets for staff, cached rendered JSON for the public."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from rest_framework.renderers import JSONRenderer
+
+from apps.catalog import cache
+from apps.catalog.exceptions import ProductNotFound
+from apps.catalog.models import Category, Product, StockMovement
+from apps.catalog.serializers import ProductDetailOutputSerializer
+from ecommerce import caching
+
+# Query parameters that change a public list page; anything else is ignored (and not keyed).
+LIST_PARAMS = (
+    "category",
+    "min_price",
+    "max_price",
+    "in_stock",
+    "search",
+    "ordering",
+    "page",
+    "page_size",
+)
+
+
+def products(*, include_inactive: bool = False) -> QuerySet[Product]:
+    queryset = Product.objects.select_related("category")
+    return queryset if include_inactive else queryset.filter(is_active=True)
+
+
+def lookup_filter(lookup: str) -> dict[str, Any]:
+    """A product is addressed by SKU (any case) or numeric id."""
+    return {"pk": int(lookup)} if lookup.isdigit() else {"sku__iexact": lookup}
+
+
+def get_product(*, lookup: str, include_inactive: bool = False) -> Product:
+    product = products(include_inactive=include_inactive).filter(**lookup_filter(lookup)).first()
+    if product is None:
+        raise ProductNotFound(lookups=[lookup])
+    return product
+
+
+def render_json(data: Any) -> bytes:
+    return JSONRenderer().render(data)
+
+
+def product_detail_json(*, lookup: str) -> bytes:
+    """The public detail of an active product as JSON bytes, read through the cache.
+
+    Raises ProductNotFound for unknown and inactive products.
+    """
+    cache_lookup = f"id:{int(lookup)}" if lookup.isdigit() else f"sku:{lookup.lower()}"
+
+    def compute() -> bytes | None:
+        product = products().filter(**lookup_filter(lookup)).first()
+        return None if product is None else render_json(ProductDetailOutputSerializer(product).data)
+
+    body = caching.read_through(
+        name=cache.DETAIL,
+        key=cache.detail_key(cache_lookup),
+        generation_key=cache.detail_generation_key(cache_lookup),
+        compute=compute,
+        ttl_seconds=settings.CATALOG_CACHE_TTL_SECONDS,
+    )
+    if body is None:
+        raise ProductNotFound(lookups=[lookup])
+    return body
+
+
+def product_list_json(*, query: Mapping[str, str], render: Callable[[], bytes]) -> bytes:
+    """A public list page as JSON bytes, read through the cache.
+
+    The key holds the catalog's list generation, so any product change retires every page.
+    """
+    normalized = "&".join(f"{name}={query[name]}" for name in LIST_PARAMS if name in query)
+    digest = hashlib.blake2b(normalized.encode(), digest_size=16).hexdigest()
+    generation = caching.current_generation(cache.LIST, cache.LIST_GENERATION_KEY)
+    if generation is None:  # cache unavailable
+        return render()
+    body = caching.read_through(
+        name=cache.LIST,
+        key=f"catalog:list:{generation.decode()}:{digest}",
+        generation_key=cache.LIST_GENERATION_KEY,
+        compute=render,
+        ttl_seconds=settings.CATALOG_CACHE_TTL_SECONDS,
+    )
+    return body if body is not None else render()
+
+
+def movements_of(*, product: Product) -> QuerySet[StockMovement]:
+    return StockMovement.objects.filter(product=product).select_related("actor")
+
+
+def category_tree(*, include_inactive: bool = False) -> list[Category]:
+    """Root categories, each with `tree_children` filled, from one query.
+
+    Without `include_inactive` an inactive category hides its whole subtree.
+    """
+    queryset = (
+        Category.objects.all() if include_inactive else Category.objects.filter(is_active=True)
+    )
+    by_parent: dict[int | None, list[Category]] = {}
+    nodes = list(queryset.order_by("name"))
+    for node in nodes:
+        by_parent.setdefault(node.parent_id, []).append(node)
+    for node in nodes:
+        node.tree_children = by_parent.get(node.pk, [])  # type: ignore[attr-defined]
+    return by_parent.get(None, [])

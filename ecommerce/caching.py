@@ -1,0 +1,251 @@
+"""Read-through caching of rendered bytes: generation-checked fills, single-flight, fallback.
+
+- A fill only lands if the key's generation is unchanged since before the database read,
+  so a reader that raced a writer can never store the old value after the writer's
+  invalidation (which bumps the generation and deletes the key on commit).
+- On a miss one caller takes a short lock and reads the database; the others wait for its
+  value, so a cold key causes one database read, not one per request.
+- When the cache errors or is slow (short socket timeouts), reads go to the database, a
+  warning is logged and counted, and the cache is bypassed for CACHE_BYPASS_SECONDS so a
+  hung Redis costs one timeout per process, not one per request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from redis.exceptions import RedisError
+
+from ecommerce.observability.logging import get_logger
+from ecommerce.observability.metrics import (
+    CACHE_COMPUTES,
+    CACHE_INVALIDATION_ERRORS,
+    CACHE_REQUESTS,
+)
+
+logger = get_logger(__name__)
+
+# Stored for "looked up, does not exist", so missing rows are protected from a herd too.
+ABSENT = b"\x00absent"
+
+_FILL_IF_GENERATION = """
+if (redis.call('GET', KEYS[1]) or '0') == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+_RELEASE_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_bypass_until = 0.0
+_bypass_lock = threading.Lock()
+
+
+class _CacheDown(Exception):
+    """Any failure of the cache itself (as opposed to of the computation)."""
+
+
+def _uses_redis() -> bool:
+    return settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"
+
+
+class _Store:
+    """The few atomic operations the algorithm needs, on Redis or (embedded) on locmem."""
+
+    def __init__(self) -> None:
+        self.redis: Any = None
+        if _uses_redis():
+            from django_redis import get_redis_connection
+
+            self.redis = get_redis_connection("default")
+
+    def _key(self, key: str) -> str:
+        return cache.make_key(key)
+
+    def get(self, key: str) -> bytes | None:
+        if self.redis is not None:
+            return self.redis.get(self._key(key))
+        return cache.get(key)
+
+    def generation(self, key: str) -> bytes:
+        if self.redis is not None:
+            return self.redis.get(self._key(key)) or b"0"
+        return str(cache.get(key, 0)).encode()
+
+    def try_lock(self, key: str, token: str, ttl_seconds: float) -> bool:
+        if self.redis is not None:
+            return bool(self.redis.set(self._key(key), token, nx=True, px=int(ttl_seconds * 1000)))
+        return cache.add(key, token, timeout=ttl_seconds)
+
+    def unlock(self, key: str, token: str) -> None:
+        if self.redis is not None:
+            self.redis.eval(_RELEASE_IF_OWNER, 1, self._key(key), token)
+        elif cache.get(key) == token:
+            cache.delete(key)
+
+    def fill(
+        self, generation_key: str, key: str, generation: bytes, value: bytes, ttl_seconds: int
+    ) -> None:
+        if self.redis is not None:
+            self.redis.eval(
+                _FILL_IF_GENERATION,
+                2,
+                self._key(generation_key),
+                self._key(key),
+                generation,
+                value,
+                ttl_seconds * 1000,
+            )
+        elif self.generation(generation_key) == generation:
+            cache.set(key, value, timeout=ttl_seconds)
+
+    def invalidate(self, generation_keys: Iterable[str], keys: Iterable[str]) -> None:
+        ttl = settings.CACHE_GENERATION_TTL_SECONDS
+        if self.redis is not None:
+            pipe = self.redis.pipeline(transaction=True)
+            for generation_key in generation_keys:
+                pipe.incr(self._key(generation_key))
+                pipe.expire(self._key(generation_key), ttl)
+            for key in keys:
+                pipe.delete(self._key(key))
+            pipe.execute()
+            return
+        for generation_key in generation_keys:
+            cache.set(generation_key, int(cache.get(generation_key, 0)) + 1, timeout=ttl)
+        cache.delete_many(list(keys))
+
+
+def _store() -> _Store:
+    try:
+        return _Store()
+    except RedisError as exc:
+        raise _CacheDown from exc
+
+
+def _bypassing() -> bool:
+    return time.monotonic() < _bypass_until
+
+
+def _cache_failed(name: str, exc: BaseException) -> None:
+    global _bypass_until
+    CACHE_REQUESTS.labels(name, "error").inc()
+    with _bypass_lock:
+        _bypass_until = time.monotonic() + settings.CACHE_BYPASS_SECONDS
+    logger.warning(
+        "cache_unavailable",
+        cache=name,
+        error=f"{type(exc).__name__}: {exc}"[:200],
+        bypass_seconds=settings.CACHE_BYPASS_SECONDS,
+    )
+
+
+def reset_bypass() -> None:
+    """Forget a previous cache failure (tests, and after an operator fixed Redis)."""
+    global _bypass_until
+    _bypass_until = 0.0
+
+
+def current_generation(name: str, generation_key: str) -> bytes | None:
+    """The generation counter's value, or None when the cache cannot be used."""
+    if _bypassing():
+        return None
+    try:
+        return _store().generation(generation_key)
+    except (RedisError, _CacheDown) as exc:
+        _cache_failed(name, exc)
+        return None
+
+
+def read_through(
+    *,
+    name: str,
+    key: str,
+    generation_key: str,
+    compute: Callable[[], bytes | None],
+    ttl_seconds: int,
+) -> bytes | None:
+    """Return the cached bytes for `key`, computing and storing them once on a miss.
+
+    `compute` returns the rendered value, or None when the thing does not exist (cached
+    briefly as ABSENT). Exceptions from `compute` propagate; cache failures never do.
+    """
+    compute = _counted(name, compute)
+    if _bypassing():
+        CACHE_REQUESTS.labels(name, "bypass").inc()
+        return compute()
+    try:
+        store = _store()
+        cached = store.get(key)
+    except (RedisError, _CacheDown) as exc:
+        _cache_failed(name, exc)
+        return compute()
+    if cached is not None:
+        CACHE_REQUESTS.labels(name, "hit").inc()
+        return None if cached == ABSENT else cached
+    CACHE_REQUESTS.labels(name, "miss").inc()
+    try:
+        return _fill_single_flight(store, key, generation_key, compute, ttl_seconds)
+    except (RedisError, _CacheDown) as exc:
+        _cache_failed(name, exc)
+        return compute()
+
+
+def _counted(name: str, compute: Callable[[], bytes | None]) -> Callable[[], bytes | None]:
+    def counted() -> bytes | None:
+        CACHE_COMPUTES.labels(name).inc()
+        return compute()
+
+    return counted
+
+
+def _fill_single_flight(
+    store: _Store,
+    key: str,
+    generation_key: str,
+    compute: Callable[[], bytes | None],
+    ttl_seconds: int,
+) -> bytes | None:
+    lock_key = f"lock:{key}"
+    lock_ttl = settings.CACHE_FILL_LOCK_SECONDS
+    deadline = time.monotonic() + lock_ttl
+    token = uuid.uuid4().hex
+    while True:
+        if store.try_lock(lock_key, token, lock_ttl):
+            try:
+                generation = store.generation(generation_key)
+                value = compute()
+                absent_ttl = min(ttl_seconds, settings.CACHE_ABSENT_TTL_SECONDS)
+                if value is None:
+                    store.fill(generation_key, key, generation, ABSENT, absent_ttl)
+                else:
+                    store.fill(generation_key, key, generation, value, ttl_seconds)
+                return value
+            finally:
+                store.unlock(lock_key, token)
+        time.sleep(settings.CACHE_FILL_POLL_SECONDS)
+        cached = store.get(key)
+        if cached is not None:
+            return None if cached == ABSENT else cached
+        if time.monotonic() > deadline:
+            # The filler is too slow or gone: serve from the database rather than wait.
+            return compute()
+
+
+def invalidate(*, name: str, generation_keys: Iterable[str], keys: Iterable[str]) -> None:
+    """Bump generations and delete keys; call it on commit of the change it reflects."""
+    try:
+        _store().invalidate(list(generation_keys), list(keys))
+    except (RedisError, _CacheDown) as exc:
+        CACHE_INVALIDATION_ERRORS.labels(name).inc()
+        logger.error(
+            "cache_invalidation_failed", cache=name, error=f"{type(exc).__name__}: {exc}"[:200]
+        )

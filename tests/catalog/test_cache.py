@@ -1,0 +1,196 @@
+"""Cache-aside reads of products: fresh after commit, untouched by rollback, herd-proof,
+and still answering when Redis is down or hangs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import httpx
+import pytest
+from django.db import transaction
+from prometheus_client import REGISTRY
+
+from apps.catalog import cache as catalog_cache
+from apps.catalog import services
+from apps.catalog.services import StockLine
+from ecommerce import caching
+from ecommerce.api.permissions import Role
+from tests.catalog.factories import make_product
+from tests.servers import redis_server, silent_tcp_server
+from tests.users.factories import UserFactory
+
+
+def counter(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def computes(cache_name: str = catalog_cache.DETAIL) -> float:
+    return counter("ecommerce_cache_computes_total", cache=cache_name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_detail_is_read_once_then_served_from_cache(api_client, django_assert_num_queries):
+    make_product(sku="mug", stock=3, price="9.50")
+
+    with django_assert_num_queries(1):
+        first = api_client.get("/api/products/mug")
+    with django_assert_num_queries(0):
+        second = api_client.get("/api/products/MUG")
+    with django_assert_num_queries(1):  # the id is its own cache entry
+        by_id = api_client.get(f"/api/products/{first.json()['id']}")
+
+    assert first.status_code == second.status_code == by_id.status_code == 200
+    assert first.content == second.content == by_id.content
+    assert first.json()["price"] == "9.50"
+    assert first.json()["currency"] == "EUR"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_list_page_is_two_queries_cold_and_none_warm(api_client, django_assert_num_queries):
+    for n in range(5):
+        make_product(sku=f"item{n}", stock=n)
+
+    with django_assert_num_queries(2):  # count + page, categories joined
+        cold = api_client.get("/api/products?page_size=3&ordering=-price")
+    with django_assert_num_queries(0):
+        warm = api_client.get("/api/products?page_size=3&ordering=-price")
+
+    assert cold.content == warm.content
+    assert cold.json()["count"] == 5
+    assert len(cold.json()["results"]) == 3
+    assert cold.json()["next"] == "/api/products?ordering=-price&page=2&page_size=3"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_price_change_is_visible_to_the_next_read(api_client, client_for):
+    make_product(sku="lamp", price="20.00")
+    manager = client_for(UserFactory(roles=[Role.CATALOG_MANAGER]))
+    assert api_client.get("/api/products/lamp").json()["price"] == "20.00"
+    assert api_client.get("/api/products").json()["results"][0]["price"] == "20.00"
+
+    response = manager.patch("/api/products/lamp", {"price": "25.00"}, format="json")
+
+    assert response.status_code == 200
+    assert api_client.get("/api/products/lamp").json()["price"] == "25.00"
+    assert api_client.get("/api/products/LAMP").json()["price"] == "25.00"
+    assert api_client.get("/api/products").json()["results"][0]["price"] == "25.00"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_reservation_is_visible_to_the_next_read(api_client):
+    product = make_product(sku="cup", stock=4)
+    assert api_client.get("/api/products/cup").json()["stock"] == 4
+
+    services.reserve_stock(lines=[StockLine(product.pk, 3)], reference="o-1")
+
+    assert api_client.get("/api/products/cup").json()["stock"] == 1
+    assert api_client.get(f"/api/products/{product.pk}").json()["stock"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_write_invalidates_nothing(api_client):
+    product = make_product(sku="vase", price="30.00")
+    cached = api_client.get("/api/products/vase").content
+    generation_key = catalog_cache.detail_generation_key("sku:vase")
+    generation_before = caching.current_generation("test", generation_key)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.update_product(product=product, price=Decimal("31.00"))
+        raise RuntimeError("abort")
+
+    assert caching.current_generation("test", generation_key) == generation_before
+    assert caching._Store().get(catalog_cache.detail_key("sku:vase")) == cached
+    before = computes()
+    assert api_client.get("/api/products/vase").content == cached
+    assert computes() == before  # still a hit
+
+
+@pytest.mark.django_db
+def test_a_reader_that_raced_a_writer_cannot_store_the_old_value():
+    """The reader took the generation before the writer committed; its fill is refused."""
+    store = caching._Store()
+    key, generation_key = "race:key", "race:gen"
+    generation = store.generation(generation_key)
+    caching.invalidate(name="test", generation_keys=[generation_key], keys=[key])
+
+    store.fill(generation_key, key, generation, b"stale", 60)
+
+    assert store.get(key) is None
+    store.fill(generation_key, key, store.generation(generation_key), b"fresh", 60)
+    assert store.get(key) == b"fresh"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_requests_on_a_cold_product_read_the_database_at_most_twice(
+    live_server,
+):
+    make_product(sku="hot", stock=7)
+    url = f"{live_server.url}/api/products/hot"
+    before = computes()
+
+    def fetch(_: int) -> tuple[int, bytes]:
+        response = httpx.get(url, timeout=10)
+        return response.status_code, response.content
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(fetch, range(50)))
+
+    database_reads = computes() - before
+    print(f"\nherd: 50 concurrent cold requests -> {database_reads:.0f} database read(s)")
+    assert {status for status, _ in results} == {200}
+    assert len({body for _, body in results}) == 1
+    assert 1 <= database_reads <= 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reads_fall_back_to_the_database_when_redis_dies(api_client, settings, caplog):
+    make_product(sku="tea", stock=2)
+    with redis_server() as server:
+        settings.CACHES = server.cache_settings(timeout_seconds=0.25)
+        assert api_client.get("/api/products/tea").status_code == 200  # warm
+        server.kill()
+        errors_before = counter(
+            "ecommerce_cache_requests_total", cache="product_detail", result="error"
+        )
+        caplog.set_level(logging.WARNING, logger="ecommerce.caching")
+
+        started = time.monotonic()
+        first = api_client.get("/api/products/tea")
+        second = api_client.get("/api/products/tea")
+        elapsed = time.monotonic() - started
+
+    assert first.status_code == second.status_code == 200
+    assert first.json()["sku"] == "tea"
+    assert elapsed < 1.0
+    warnings = [r for r in caplog.records if "cache_unavailable" in str(r.msg)]
+    assert len(warnings) == 1  # the second read bypasses the dead cache without a new warning
+    assert counter("ecommerce_cache_requests_total", cache="product_detail", result="error") == (
+        errors_before + 1
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reads_answer_within_the_timeout_when_redis_hangs(api_client, settings):
+    make_product(sku="jam", stock=1)
+    with silent_tcp_server() as port:
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": f"redis://127.0.0.1:{port}/0",
+                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+            }
+        }
+        started = time.monotonic()
+        response = api_client.get("/api/products/jam")
+        elapsed = time.monotonic() - started
+        listing = api_client.get("/api/products")
+
+    assert response.status_code == 200
+    assert json.loads(response.content)["sku"] == "jam"
+    assert elapsed < 1.0
+    assert listing.status_code == 200
+    assert listing.json()["count"] == 1
