@@ -98,9 +98,13 @@ def test_a_rolled_back_write_invalidates_nothing(api_client):
     generation_key = catalog_cache.detail_generation_key("sku:vase")
     generation_before = caching.current_generation("test", generation_key)
 
-    with pytest.raises(RuntimeError), transaction.atomic():
-        services.update_product(product=product, price=Decimal("31.00"))
-        raise RuntimeError("abort")
+    def change_then_fail() -> None:
+        with transaction.atomic():
+            services.update_product(product=product, price=Decimal("31.00"))
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        change_then_fail()
 
     assert caching.current_generation("test", generation_key) == generation_before
     assert caching._Store().get(catalog_cache.detail_key("sku:vase")) == cached

@@ -123,9 +123,12 @@ def test_ledger_rows_cannot_be_rewritten_or_deleted():
         "UPDATE catalog_stockmovement SET delta = 99 WHERE id = %s",
         "DELETE FROM catalog_stockmovement WHERE id = %s",
     ):
-        with pytest.raises(Exception, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(sql, [movement.pk])
+        with (
+            pytest.raises(Exception, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [movement.pk])
     assert ledger_sum(a.pk) == 2
 
 
