@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.preflight import service_problems
+from tests.roles import restore_role_groups
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,6 +30,21 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _empty_cache() -> None:
     cache.delete_pattern("*")
+
+
+@pytest.fixture(autouse=True)
+def _restore_roles_after_flush(
+    request: pytest.FixtureRequest, django_db_blocker: Any
+) -> Iterator[None]:
+    """A transactional test's flush deletes the role groups; put them back for the next."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or (
+        "live_server" in request.fixturenames or "transactional_db" in request.fixturenames
+    )
+    if transactional:
+        with django_db_blocker.unblock():
+            restore_role_groups()
 
 
 @pytest.fixture

@@ -91,7 +91,8 @@ def problem_body(
 
 
 def _pointer(path: list[str]) -> str:
-    return "#" + "".join(f"/{part}" for part in path)
+    # RFC 6901 §3: "~" and "/" inside a key are escaped, "~" first.
+    return "#" + "".join(f"/{part.replace('~', '~0').replace('/', '~1')}" for part in path)
 
 
 def flatten_errors(detail: Any, path: list[str] | None = None) -> list[dict[str, str]]:

@@ -19,8 +19,9 @@ logger = get_logger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept only when it is a short printable token, so it is safe in logs.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=@/-]{0,127}")
-# Paths whose errors are problem+json; the admin keeps Django's HTML pages.
-PROBLEM_PATH_PREFIXES = ("/api/", "/api", "/health", "/metrics", "/traces")
+# First path segments whose errors are problem+json; the admin keeps Django's HTML pages.
+# Whole segments, so that look-alikes such as `/apiary` keep Django's responses too.
+PROBLEM_PATH_ROOTS = frozenset({"api", "health", "metrics", "traces"})
 # Headers of the original response that still mean something on the problem response.
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
 
@@ -50,7 +51,7 @@ class RequestIdMiddleware:
 
 
 def is_problem_path(path: str) -> bool:
-    return path.startswith(PROBLEM_PATH_PREFIXES)
+    return path.lstrip("/").split("/", 1)[0] in PROBLEM_PATH_ROOTS
 
 
 def problem_response(

@@ -72,10 +72,12 @@ class JSONOrFormParser(parsers.BaseParser):
         if body.lstrip()[:1] == b"{":
             return decode_json(body)
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        # Decode here: given bytes, QueryDict silently falls back to ISO-8859-1.
         try:
-            return QueryDict(body, encoding=encoding)
+            text = body.decode(encoding)
         except UnicodeDecodeError as exc:
             raise ParseError("The form body is not valid text.") from exc
+        return QueryDict(text, encoding=encoding)
 
 
 class ContentNegotiation(DefaultContentNegotiation):

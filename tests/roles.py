@@ -1,0 +1,28 @@
+"""Re-create the role groups that the data migrations create.
+
+Transactional tests end with a flush that empties every table, migration data included;
+tests that run after them on the same database need the groups back.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from django.contrib.auth.models import Group, Permission
+
+_users = import_module("apps.users.migrations.0002_roles")
+_catalog = import_module("apps.catalog.migrations.0003_role_permissions")
+
+
+def restore_role_groups() -> None:
+    grants: dict[str, list[tuple[str, str]]] = {role: [] for role in _users.ROLES}
+    for role, dotted in _users.ROLE_PERMISSIONS.items():
+        grants[role].extend(tuple(name.split(".")) for name in dotted)
+    for role, codenames in _catalog.GRANTS.items():
+        grants[role].extend(("catalog", codename) for codename in codenames)
+    for role, perms in grants.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        for app_label, codename in perms:
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
