@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from kombu import Connection
 
 from ecommerce.api.exceptions import PROBLEM_CONTENT_TYPE, problem_body
@@ -124,19 +124,19 @@ def _report(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
 
 
-@require_GET
+@require_safe
 def health(request: HttpRequest) -> JsonResponse:
     """Overall status with each dependency and its latency; 503 when any is down."""
     return _report(request)
 
 
-@require_GET
+@require_safe
 def live(request: HttpRequest) -> JsonResponse:
     """The process answers; no dependency is consulted."""
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@require_safe
 def ready(request: HttpRequest) -> JsonResponse:
     """Dependencies are up and the process is not shutting down."""
     if is_shutting_down():

@@ -96,7 +96,9 @@ class ProblemDetailsMiddleware:
             if settings.DEBUG
             else "An unexpected error occurred. Quote the request_id when reporting it."
         )
-        return problem_response(request, 500, detail=detail)
+        response = problem_response(request, 500, detail=detail)
+        response._has_been_logged = True  # type: ignore[attr-defined]  # logged just above
+        return response
 
     @staticmethod
     def _as_problem(request: HttpRequest, response: HttpResponseBase) -> HttpResponse:

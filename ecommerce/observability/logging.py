@@ -12,36 +12,38 @@ from typing import Any
 import structlog
 
 # Keys whose values never reach a log line, whatever logs them.
-SECRET_KEYS = frozenset(
-    {
-        "password",
-        "new_password",
-        "current_password",
-        "token",
-        "access",
-        "refresh",
-        "secret",
-        "authorization",
-        "cookie",
-        "payment_token",
-        "card_token",
-        "api_key",
-    }
-)
+# A key is secret when it is one of these words or contains one of the fragments.
+SECRET_KEYS = frozenset({"access", "refresh", "cookie", "signature"})
+SECRET_FRAGMENTS = ("password", "token", "secret", "authorization", "api_key", "apikey")
 REDACTED = "[redacted]"
+
+
+def is_secret_key(key: object) -> bool:
+    name = str(key).lower()
+    return name in SECRET_KEYS or any(fragment in name for fragment in SECRET_FRAGMENTS)
+
+
+def _redacted(value: Any, depth: int) -> Any:
+    if depth > 4:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if is_secret_key(k) else _redacted(v, depth + 1) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redacted(item, depth + 1) for item in value]
+    return value
 
 
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Replace the value of any secret-looking key, one level deep into mappings."""
+    """Replace the value of any secret-looking key, at any depth of mappings and lists."""
     for key, value in event_dict.items():
-        if key.lower() in SECRET_KEYS:
+        if is_secret_key(key):
             event_dict[key] = REDACTED
-        elif isinstance(value, Mapping):
-            event_dict[key] = {
-                k: REDACTED if str(k).lower() in SECRET_KEYS else v for k, v in value.items()
-            }
+        elif isinstance(value, Mapping | list | tuple):
+            event_dict[key] = _redacted(value, 1)
     return event_dict
 
 

@@ -222,7 +222,7 @@ def test_method_a_drf_view_lacks_is_405_with_allow(client: Client) -> None:
 def test_method_a_plain_django_view_lacks_is_405_with_allow(client: Client) -> None:
     response = client.post("/health")
 
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD"
     assert problem(response, 405) == expected(
         response,
         status=405,
