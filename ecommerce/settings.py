@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "ecommerce.resilience",
 ]
 
 MIDDLEWARE = [
@@ -140,6 +141,29 @@ CACHE_GENERATION_TTL_SECONDS = env.int("CACHE_GENERATION_TTL_SECONDS", default=7
 STORE_CURRENCY = env.str("STORE_CURRENCY", default="EUR").upper()
 CATALOG_CACHE_TTL_SECONDS = env.int("CATALOG_CACHE_TTL_SECONDS", default=300)
 
+# --- Orders -----------------------------------------------------------------------------
+ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
+ORDER_MAX_ITEM_QUANTITY = env.int("ORDER_MAX_ITEM_QUANTITY", default=100)
+ORDER_PAYMENT_TIMEOUT_SECONDS = env.int("ORDER_PAYMENT_TIMEOUT_SECONDS", default=900)
+ORDER_EXPIRY_BATCH_SIZE = env.int("ORDER_EXPIRY_BATCH_SIZE", default=200)
+PAYMENT_LOCK_TTL_SECONDS = env.int("PAYMENT_LOCK_TTL_SECONDS", default=60)
+PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", default=300)
+PAYMENT_RECONCILE_BATCH_SIZE = env.int("PAYMENT_RECONCILE_BATCH_SIZE", default=100)
+OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=100)
+OUTBOX_RELAY_MIN_AGE_SECONDS = env.float("OUTBOX_RELAY_MIN_AGE_SECONDS", default=5.0)
+
+# --- Payments ---------------------------------------------------------------------------
+# The provider's base URL (the sandbox process: `manage.py run_payment_sandbox`); empty
+# calls the sandbox in-process (embedded mode).
+PAYMENT_PROVIDER_URL = env.str("PAYMENT_PROVIDER_URL", default="")
+PAYMENT_PROVIDER_CONNECT_TIMEOUT_SECONDS = env.float(
+    "PAYMENT_PROVIDER_CONNECT_TIMEOUT_SECONDS", default=1.0
+)
+PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS = env.float(
+    "PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS", default=5.0
+)
+PAYMENT_SANDBOX_SUCCESS_TOKEN = env.str("PAYMENT_SANDBOX_SUCCESS_TOKEN", default="tok_success")
+
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {
@@ -195,6 +219,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
@@ -212,6 +237,20 @@ SPECTACULAR_SETTINGS = {
 # --- Health -----------------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=1.0)
 
+# --- Resilience (ecommerce/resilience/; checked at start-up) ----------------------------
+CIRCUIT_BREAKER_FAILURE_THRESHOLD = env.int("CIRCUIT_BREAKER_FAILURE_THRESHOLD", default=5)
+CIRCUIT_BREAKER_RECOVERY_TIMEOUT_SECONDS = env.float(
+    "CIRCUIT_BREAKER_RECOVERY_TIMEOUT_SECONDS", default=30.0
+)
+CIRCUIT_BREAKER_TRIAL_TIMEOUT_SECONDS = env.float(
+    "CIRCUIT_BREAKER_TRIAL_TIMEOUT_SECONDS", default=30.0
+)
+# Per-breaker overrides of the three values above, keyed by breaker name (JSON).
+CIRCUIT_BREAKERS = env.json("CIRCUIT_BREAKERS", default={})
+PAYMENT_RETRY_MAX_ATTEMPTS = env.int("PAYMENT_RETRY_MAX_ATTEMPTS", default=8)
+PAYMENT_RETRY_BASE_SECONDS = env.float("PAYMENT_RETRY_BASE_SECONDS", default=2.0)
+PAYMENT_RETRY_CAP_SECONDS = env.float("PAYMENT_RETRY_CAP_SECONDS", default=300.0)
+
 # --- Celery -----------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 # Embedded mode has no broker: tasks run in-process, after the commit that queued them.
@@ -225,6 +264,30 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT_SECONDS", default=2)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "payments.*": {"queue": "payments"},
+    "notifications.*": {"queue": "notifications"},
+}
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT_SECONDS", default=120)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT_SECONDS", default=180)
+CELERY_BEAT_SCHEDULE = {
+    "relay-outbox": {
+        "task": "outbox.relay",
+        "schedule": env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=10.0),
+    },
+    "expire-orders": {
+        "task": "orders.expire_orders",
+        "schedule": env.float("ORDER_EXPIRY_INTERVAL_SECONDS", default=60.0),
+    },
+    "reconcile-payments": {
+        "task": "payments.reconcile_payments",
+        "schedule": env.float("PAYMENT_RECONCILE_INTERVAL_SECONDS", default=300.0),
+    },
+}
 
 # --- Security ---------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = (

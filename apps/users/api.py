@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenBlacklistSerializer
 
 from apps.users import selectors, services
@@ -21,6 +20,7 @@ from apps.users.serializers import (
     AccountOutputSerializer,
     ProfileUpdateInputSerializer,
     RegistrationInputSerializer,
+    TokenRefreshInputSerializer,
     UserOutputSerializer,
 )
 from ecommerce.api.permissions import HasRole, Role
@@ -84,18 +84,17 @@ class TokenRefreshView(jwt_views.TokenRefreshView):
     """Exchange a refresh token for a new pair; the old refresh token is blacklisted."""
 
     authentication_classes = ()
+    serializer_class = TokenRefreshInputSerializer
 
 
-class LogoutView(APIView):
+# A token view rather than a plain APIView: without an authenticator DRF turns a refused
+# token into a 403, while TokenViewBase names the Bearer scheme and so answers 401.
+class LogoutView(jwt_views.TokenViewBase):
     """Blacklist a refresh token. Access tokens expire on their own (minutes)."""
 
-    authentication_classes = ()
-    permission_classes = (AllowAny,)
+    serializer_class = TokenBlacklistSerializer
 
+    @extend_schema(responses={status.HTTP_204_NO_CONTENT: None})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = TokenBlacklistSerializer(data=request.data)
-        try:
-            serializer.is_valid(raise_exception=True)
-        except TokenError as exc:
-            raise InvalidToken(exc.args[0]) from exc
+        super().post(request, *args, **kwargs)
         return Response(status=status.HTTP_204_NO_CONTENT)
