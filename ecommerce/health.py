@@ -20,6 +20,7 @@ from django.views.decorators.http import require_safe
 from kombu import Connection
 
 from ecommerce.api.exceptions import PROBLEM_CONTENT_TYPE, problem_body
+from ecommerce.resilience.breaker import registered as registered_breakers
 
 _shutting_down = threading.Event()
 _executor: ThreadPoolExecutor | None = None
@@ -108,18 +109,35 @@ def run_checks() -> dict[str, dict[str, Any]]:
     return results
 
 
+def breaker_states() -> dict[str, str]:
+    """Each known circuit breaker's state by name (shared state, read from Redis)."""
+    return {snapshot.name: snapshot.state.value for snapshot in registered_breakers()}
+
+
+def _breakers_member(future: Future[dict[str, str]], deadline: float) -> dict[str, Any]:
+    # An open breaker is a degraded dependency: reported, never a 503. Left out when no
+    # breaker is known yet, or when Redis did not answer (the cache check says so).
+    wait([future], timeout=max(0.0, deadline - time.monotonic()))
+    if not future.done() or future.exception() is not None or not future.result():
+        return {}
+    return {"circuit_breakers": future.result()}
+
+
 def _report(request: HttpRequest) -> JsonResponse:
+    deadline = time.monotonic() + settings.HEALTH_CHECK_TIMEOUT_SECONDS
+    breakers = _pool().submit(breaker_states)
     checks = run_checks()
+    breakers_member = _breakers_member(breakers, deadline)
     down = [name for name, result in checks.items() if result["status"] != "up"]
     if not down:
-        return JsonResponse({"status": "ok", "checks": checks})
+        return JsonResponse({"status": "ok", "checks": checks, **breakers_member})
     body = problem_body(
         request,
         503,
         code="unhealthy",
         title="Service Unavailable",
         detail="Unavailable: " + ", ".join(down) + ".",
-        extra={"checks": checks},
+        extra={"checks": checks, **breakers_member},
     )
     return JsonResponse(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
 

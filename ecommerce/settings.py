@@ -42,6 +42,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 INSTALLED_APPS = [
     "apps.users",
     "apps.catalog",
+    "apps.orders",
+    "apps.payments",
+    "ecommerce.outbox",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -15,5 +15,6 @@ urlpatterns = [
     re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/", include("apps.users.urls")),
     path("api/", include("apps.catalog.urls")),
+    path("api/", include("apps.orders.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Upper
 from rest_framework.renderers import JSONRenderer
 
 from apps.catalog import cache
@@ -112,3 +113,28 @@ def category_tree(*, include_inactive: bool = False) -> list[Category]:
     for node in nodes:
         node.tree_children = by_parent.get(node.pk, [])  # type: ignore[attr-defined]
     return by_parent.get(None, [])
+
+
+def products_for_order(*, lookups: Iterable[str]) -> dict[str, Product]:
+    """Active products keyed by the lookup each was asked for (SKU in any case, or id).
+
+    Unknown and inactive products are absent from the result. One query, served by the
+    primary key and the unique index on UPPER(sku).
+    """
+    wanted = list(dict.fromkeys(lookups))
+    ids = [int(value) for value in wanted if value.isdigit()]
+    skus = [value.upper() for value in wanted if not value.isdigit()]
+    rows = (
+        Product.objects.filter(is_active=True)
+        .annotate(sku_upper=Upper("sku"))
+        .filter(Q(pk__in=ids) | Q(sku_upper__in=skus))
+    )
+    found: dict[str, Product] = {}
+    for product in rows:
+        found[str(product.pk)] = product
+        found[product.sku.upper()] = product
+    return {
+        value: found[key]
+        for value in wanted
+        if (key := value if value.isdigit() else value.upper()) in found
+    }

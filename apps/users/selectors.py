@@ -16,3 +16,7 @@ def users_visible_to(user: Any) -> QuerySet[User]:
     if has_role(user, Role.SUPPORT):
         return queryset
     return queryset.filter(pk=user.pk)
+
+
+def active_user(*, user_id: int) -> User | None:
+    return User.objects.filter(pk=user_id, is_active=True).first()

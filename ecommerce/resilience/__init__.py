@@ -1,0 +1,1 @@
+"""Resilience helpers shared by every process: circuit breaker, distributed lock, retry policy."""
