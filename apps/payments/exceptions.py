@@ -1,0 +1,92 @@
+"""Typed errors of payments: what the gateway raises when the provider refuses or fails.
+
+Retryable (`ProviderUnavailable`) and terminal (the rest) are apart, so a task retries only
+what can recover (STYLE.md R5, R9).
+"""
+
+from __future__ import annotations
+
+from ecommerce.errors import InvalidInput, Unavailable, Unprocessable
+
+
+class ProviderUnavailable(Unavailable):
+    """The provider could not be reached or answered with a transient failure.
+
+    Connection errors, timeouts, 5xx, 408 and 429, and answers too garbled to read. After a
+    read timeout the charge may or may not have happened: retry with the same idempotency
+    key (which never charges twice) or look the charge up by that key first. `reason` is
+    short and low-cardinality (`read_timeout`, `connect_error`, `http_503`) so it can label
+    a metric or a breaker failure.
+    """
+
+    code = "payment_provider_unavailable"
+    title = "Payment provider unavailable"
+
+    def __init__(self, *, reason: str, detail: str | None = None) -> None:
+        super().__init__(
+            detail or f"The payment provider is unavailable ({reason}).", reason=reason
+        )
+        self.reason = reason
+
+
+class PaymentDeclined(InvalidInput):
+    """The provider refused the payment method: terminal for this token, never retried.
+
+    InvalidInput rather than Conflict: the remedy lies in what the client sent (another card
+    or token), not in waiting or in the state of one of our resources, which is what a 409
+    means here (illegal transition, stock, idempotency). An unknown token is a decline too
+    (`decline_code="invalid_token"`, no charge made), as the order cannot be paid with it.
+    `charge_id` names the provider's declined charge when one was recorded; it stays out
+    of `extra`, which reaches API clients.
+    """
+
+    code = "payment_declined"
+    title = "Payment declined"
+
+    def __init__(self, *, decline_code: str, charge_id: str | None) -> None:
+        super().__init__(f"The payment was declined ({decline_code}).", decline_code=decline_code)
+        self.decline_code = decline_code
+        self.charge_id = charge_id
+
+
+class IdempotencyConflict(Unprocessable):
+    """The provider already saw this idempotency key with a different request (its 409).
+
+    Unprocessable, as `ecommerce.errors` files reused keys: sending it again can never
+    succeed. It means our side derived one key for two different requests: a bug to fix,
+    not a state to wait out.
+    """
+
+    code = "payment_idempotency_conflict"
+    title = "Idempotency key reused with another request"
+
+    def __init__(self, *, idempotency_key: str) -> None:
+        super().__init__("The payment provider saw this idempotency key with another request.")
+        self.idempotency_key = idempotency_key
+
+
+class ProviderRejected(InvalidInput):
+    """The provider refused the request as sent (a 4xx other than the above); never retried."""
+
+    code = "payment_provider_rejected"
+    title = "Payment provider rejected the request"
+
+    def __init__(self, *, status_code: int, error: str, detail: str | None = None) -> None:
+        super().__init__(detail or f"The payment provider rejected the request ({error}).")
+        self.status_code = status_code
+        self.error = error
+
+
+class RefundRefused(ProviderRejected):
+    """The provider will not refund: unknown or declined charge, or more than is left."""
+
+    code = "refund_refused"
+    title = "Refund refused"
+
+    def __init__(self, *, charge_id: str, status_code: int, error: str) -> None:
+        super().__init__(
+            status_code=status_code,
+            error=error,
+            detail=f"The payment provider refused the refund ({error}).",
+        )
+        self.charge_id = charge_id

@@ -1,0 +1,29 @@
+"""`manage.py run_payment_sandbox [--host H] [--port P] [--db PATH]`: serve the payment sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from apps.payments.sandbox import serve
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve the payment provider sandbox (test tokens, idempotency keys, fault injection) "
+        "until SIGTERM; the same server as `python -m apps.payments.sandbox`."
+    )
+    # The sandbox uses nothing of Django's, so a project check never keeps it from starting.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Interface (default 127.0.0.1).")
+        parser.add_argument("--port", type=int, default=8090, help="Port (default 8090).")
+        parser.add_argument(
+            "--db", default=":memory:", help="SQLite file to keep data in (default: memory)."
+        )
+
+    def handle(self, *args: Any, host: str, port: int, db: str, **options: Any) -> None:
+        self.stdout.write(f"Payment sandbox on http://{host}:{port} (db {db}); SIGTERM stops it.")
+        serve(host, port, db)

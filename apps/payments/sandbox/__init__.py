@@ -1,0 +1,64 @@
+"""A payment provider's test mode as a small WSGI app: charges, refunds, idempotency, faults.
+
+Standard library only and no Django, so it runs as its own lightweight process:
+
+    python -m apps.payments.sandbox --port 8090 [--db PATH] [--host 127.0.0.1]
+    python manage.py run_payment_sandbox --port 8090      (the same `serve()`)
+    gunicorn -w 1 --threads 8 'apps.payments.sandbox:make_app("sandbox.sqlite3")'
+
+Endpoints (JSON in and out; `Idempotency-Key` header required on POSTs under `/v1/`):
+`POST /v1/charges` {amount, currency, token}; `GET /v1/charges/{id}`;
+`GET /v1/charges?idempotency_key=K` -> {"data": [...]}; `POST /v1/refunds` {charge, amount};
+`GET|POST /_sandbox/config`; `POST /_sandbox/reset`; `GET /_sandbox/stats`; `GET /health`.
+Amounts are decimal strings exact to the currency's places; a charge answers
+{id, object, status, amount, currency, decline_code, amount_refunded, idempotency_key,
+created}. Refunding a declined charge or more than is left is 400, an unknown charge 404.
+
+Test tokens: `tok_success` charges (201); `tok_card_declined` and `tok_insufficient_funds`
+record a declined charge (402 with its `decline_code`); `tok_processing_error` answers 500 and
+records nothing, so the key stays unused: retrying it with the same body fails again, and
+only a request with another token (a different body, allowed because nothing was stored)
+can succeed under that key. Any other token is 400 `invalid_token`.
+
+Idempotency follows Stripe: the first response to a key is stored with a fingerprint of the
+request (path and normalised body) under a UNIQUE key; the same key and body replay that
+status and body with `Idempotent-Replayed: true`, never charging twice; the same key with
+another body is 409 `idempotency_key_reused`. Requests refused by validation (400, 404) and
+the 500 above store nothing, as with Stripe.
+
+Fault injection (`POST /_sandbox/config`) is per process: run one process (gunicorn `-w 1`,
+with threads so one delayed answer does not hold up the rest) for predictable faults.
+`latency_ms` delays every `/v1/` request; `failure_rate` answers that fraction of charge
+requests 503 before anything else (`seed` makes it repeatable);
+`respond_after_commit_delay_ms` sleeps after a new charge is committed and before answering,
+which is how tests make "the provider charged but the response timed out". Replays are not
+delayed. `POST /_sandbox/reset` wipes all data, restores the default config and makes
+requests still sleeping in `latency_ms` answer 503 instead of acting after the reset.
+
+Persistence is one SQLite file (`--db`) or a private in-memory database (the default).
+"""
+
+from __future__ import annotations
+
+from apps.payments.sandbox.provider import (
+    DECLINE_CODES,
+    PROCESSING_ERROR_TOKEN,
+    SUCCESS_TOKEN,
+    FaultConfig,
+    SandboxProvider,
+    SandboxResponse,
+)
+from apps.payments.sandbox.server import SandboxApp, main, make_app, serve
+
+__all__ = [
+    "DECLINE_CODES",
+    "PROCESSING_ERROR_TOKEN",
+    "SUCCESS_TOKEN",
+    "FaultConfig",
+    "SandboxApp",
+    "SandboxProvider",
+    "SandboxResponse",
+    "main",
+    "make_app",
+    "serve",
+]

@@ -1,0 +1,154 @@
+"""The sandbox over HTTP: a threaded WSGI server routing JSON requests to the provider."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from socketserver import ThreadingMixIn
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from apps.payments.sandbox.provider import Refused, SandboxProvider, SandboxResponse
+
+logger = logging.getLogger("apps.payments.sandbox")
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class SandboxApp:
+    """The WSGI application: routes JSON requests to a SandboxProvider."""
+
+    def __init__(self, provider: SandboxProvider) -> None:
+        self.provider = provider
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        try:
+            response = self._dispatch(environ)
+        except Refused as refused:
+            response = refused.response
+        except Exception:
+            logger.exception("sandbox request failed")
+            response = Refused(500, "internal_error").response
+        payload = json.dumps(response.body).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        if response.replayed:
+            headers.append(("Idempotent-Replayed", "true"))
+        start_response(f"{response.status} {HTTPStatus(response.status).phrase}", headers)
+        return [payload]
+
+    def close(self) -> None:
+        self.provider.close()
+
+    def _dispatch(self, environ: dict[str, Any]) -> SandboxResponse:
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
+        provider = self.provider
+        key = environ.get("HTTP_IDEMPOTENCY_KEY")
+        routes: dict[str, dict[str, Callable[[], SandboxResponse]]] = {
+            "/health": {"GET": lambda: SandboxResponse(200, {"status": "ok"})},
+            "/v1/charges": {
+                "POST": lambda: provider.create_charge(body=_body(environ), idempotency_key=key),
+                "GET": lambda: provider.list_charges(
+                    idempotency_key=_query(environ).get("idempotency_key")
+                ),
+            },
+            "/v1/refunds": {
+                "POST": lambda: provider.create_refund(body=_body(environ), idempotency_key=key)
+            },
+            "/_sandbox/config": {
+                "GET": provider.get_config,
+                "POST": lambda: provider.update_config(body=_body(environ)),
+            },
+            "/_sandbox/reset": {"POST": provider.reset},
+            "/_sandbox/stats": {"GET": provider.stats},
+        }
+        prefix, _, charge_id = path.rpartition("/")
+        if prefix == "/v1/charges" and charge_id:
+            routes[path] = {"GET": lambda: provider.get_charge(charge_id=charge_id)}
+        if path not in routes:
+            raise Refused(404, "not_found", f"No route for {path}.")
+        handler = routes[path].get(method)
+        if handler is None:
+            raise Refused(405, "method_not_allowed", f"{method} is not allowed on {path}.")
+        return handler()
+
+
+def _body(environ: dict[str, Any]) -> Any:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise Refused(400, "invalid_request", "Bad Content-Length.") from None
+    if length > MAX_BODY_BYTES:
+        raise Refused(413, "body_too_large", f"At most {MAX_BODY_BYTES} bytes.")
+    raw = environ["wsgi.input"].read(length) if length else b""
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise Refused(400, "invalid_json", "The body is not JSON.") from None
+
+
+def _query(environ: dict[str, Any]) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+
+
+def make_app(db_path: str = ":memory:") -> SandboxApp:
+    """Build the WSGI app over a SQLite file, or a private in-memory database."""
+    return SandboxApp(SandboxProvider(db_path))
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    # Stopping does not wait for requests still sleeping in injected latency.
+    block_on_close = False
+    request_queue_size = 128
+
+
+class _LoggingHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.info("%s %s", self.address_string(), format % args)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8090, db_path: str = ":memory:") -> None:
+    """Serve the sandbox until SIGTERM or SIGINT, then close the socket and the database."""
+    app = make_app(db_path)
+    server = make_server(
+        host, port, app, server_class=_ThreadingWSGIServer, handler_class=_LoggingHandler
+    )
+
+    def stop(signum: int, _frame: Any) -> None:
+        logger.info("payment sandbox stopping on signal %d", signum)
+        # shutdown() waits for serve_forever() to return, which runs on this very thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    logger.info("payment sandbox on http://%s:%d (db %s)", host, server.server_port, db_path)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        app.close()
+        logger.info("payment sandbox stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m apps.payments.sandbox", description="Run the payment sandbox."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="Interface (default 127.0.0.1).")
+    parser.add_argument("--port", type=int, default=8090, help="Port (default 8090).")
+    parser.add_argument("--db", default=":memory:", help="SQLite file (default: in memory).")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    serve(args.host, args.port, args.db)
