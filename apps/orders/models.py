@@ -1,0 +1,138 @@
+"""Orders, their items and their history; the status transition table lives here."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from apps.orders.exceptions import IllegalTransition
+from ecommerce.models import TimeStampedModel
+
+
+class OrderStatus(models.TextChoices):
+    PENDING_PAYMENT = "pending_payment", "Pending payment"
+    PAID = "paid", "Paid"
+    FULFILLED = "fulfilled", "Fulfilled"
+    PAYMENT_FAILED = "payment_failed", "Payment failed"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+    REFUNDED = "refunded", "Refunded"
+
+
+S = OrderStatus
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING_PAYMENT: frozenset({S.PAID, S.PAYMENT_FAILED, S.CANCELLED, S.EXPIRED}),
+    S.PAID: frozenset({S.FULFILLED, S.REFUNDED}),
+    S.FULFILLED: frozenset(),
+    S.PAYMENT_FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.REFUNDED: frozenset(),
+}
+# Leaving pending_payment without payment, or refunding, returns the goods to stock.
+RELEASES_STOCK: frozenset[str] = frozenset({S.PAYMENT_FAILED, S.CANCELLED, S.EXPIRED, S.REFUNDED})
+
+
+class Order(TimeStampedModel):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT
+    )
+    currency = models.CharField(max_length=3)
+    subtotal = models.DecimalField(max_digits=12, decimal_places=2)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    fingerprint = models.CharField(max_length=64, blank=True)
+    # The first response, replayed verbatim to a retry with the same Idempotency-Key.
+    creation_response = models.JSONField(null=True, blank=True, editable=False)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Staff member who placed the order on the user's behalf.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="orders_order_user_idempotency_key",
+            ),
+            models.CheckConstraint(condition=models.Q(total__gte=0), name="orders_total_gte_0"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=OrderStatus.values), name="orders_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="orders_user_created_idx"),
+            models.Index(fields=["status", "created_at"], name="orders_status_created_idx"),
+            models.Index(fields=["-created_at"], name="orders_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.public_id)
+
+    def transition_to(self, new: str) -> str:
+        """Move to `new` if the table allows it; return the old status.
+
+        Raises IllegalTransition. Caller holds the row lock and writes the history.
+        """
+        if new not in TRANSITIONS[self.status]:
+            raise IllegalTransition(
+                order_id=str(self.public_id), from_status=self.status, to_status=new
+            )
+        old, self.status = self.status, new
+        return old
+
+
+class OrderItem(models.Model):
+    """A line as it was bought: SKU, name and price are copied from the catalog."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.PROTECT, related_name="order_items"
+    )
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    quantity = models.PositiveIntegerField()
+    line_total = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(quantity__gt=0), name="orders_item_qty_gt_0"),
+            models.UniqueConstraint(
+                fields=["order", "product"], name="orders_item_one_per_product"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"
+
+
+class OrderEvent(models.Model):
+    """Append-only history of an order's status."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("created_at", "pk")
+        indexes = [models.Index(fields=["order", "created_at"], name="orders_event_order_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '-'} -> {self.to_status}"

@@ -1,0 +1,310 @@
+"""Order placement and the order state machine.
+
+Every status change runs under the order's row lock, writes an OrderEvent, releases stock
+when the goods come back, and publishes `order.<status>` to the outbox, all in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from apps.catalog import selectors as catalog_selectors
+from apps.catalog import services as catalog_services
+from apps.catalog.exceptions import ProductUnavailable
+from apps.catalog.models import StockReason
+from apps.orders import events, locks
+from apps.orders.exceptions import (
+    IdempotencyKeyReused,
+    IdempotentRequestInProgress,
+    IllegalTransition,
+    InvalidOrder,
+    OrderNotFound,
+)
+from apps.orders.models import RELEASES_STOCK, Order, OrderEvent, OrderItem, OrderStatus
+from apps.orders.serializers import order_to_dict
+from apps.payments import services as payments_services
+from ecommerce import outbox
+from ecommerce.observability.logging import get_logger
+
+logger = get_logger(__name__)
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    product: str  # a SKU or a numeric product id, as the client sent it
+    quantity: int
+
+
+def _actor(user: Any) -> Any:
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def _merge(lines: Iterable[OrderLine]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for line in lines:
+        key = line.product.strip()
+        merged[key] = merged.get(key, 0) + line.quantity
+    return merged
+
+
+def _try_idempotency_lock(user_id: int, key: str) -> bool:
+    """Take a transaction-scoped advisory lock for (user, key) without waiting.
+
+    Only PostgreSQL has them; elsewhere (embedded SQLite) the unique constraint alone
+    decides, which is enough for one process.
+    """
+    if connection.vendor != "postgresql":
+        return True
+    digest = hashlib.blake2b(f"order:{user_id}:{key}".encode(), digest_size=8).digest()
+    lock_id = int.from_bytes(digest, "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_id])
+        return bool(cursor.fetchone()[0])
+
+
+def _replay(*, user: Any, key: str, fingerprint: str) -> Order | None:
+    existing = Order.objects.filter(user=user, idempotency_key=key).first()
+    if existing is not None and existing.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(key=key)
+    return existing
+
+
+def place_order(
+    *,
+    user: Any,
+    lines: Sequence[OrderLine],
+    payment_token: str,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    placed_by: Any = None,
+) -> tuple[Order, bool]:
+    """Create an order priced from the catalog, reserve its stock, and queue its charge.
+
+    Returns (order, created). With an idempotency key already used by this user for the
+    same body, returns the existing order and False.
+    Raises InvalidOrder, ProductUnavailable, OutOfStock, IdempotencyKeyReused (same key,
+    other body) and IdempotentRequestInProgress (same key, first request still running).
+    """
+    merged = _merge(lines)
+    if not merged:
+        raise InvalidOrder("An order needs at least one item.")
+    products = catalog_selectors.products_for_order(lookups=merged)
+    missing = [lookup for lookup in merged if lookup not in products]
+    if missing:
+        raise ProductUnavailable(lookups=missing)
+    # "prod1" and its numeric id are the same product: merge again by product.
+    quantities: dict[int, int] = {}
+    for lookup, quantity in merged.items():
+        product = products[lookup]
+        quantities[product.pk] = quantities.get(product.pk, 0) + quantity
+    by_id = {product.pk: product for product in products.values()}
+    if len(quantities) > settings.ORDER_MAX_LINES:
+        raise InvalidOrder(f"An order holds at most {settings.ORDER_MAX_LINES} different items.")
+    too_many = [
+        by_id[pk].sku for pk, qty in quantities.items() if qty > settings.ORDER_MAX_ITEM_QUANTITY
+    ]
+    if too_many:
+        raise InvalidOrder(
+            f"At most {settings.ORDER_MAX_ITEM_QUANTITY} units per item: {', '.join(too_many)}."
+        )
+    currencies = {product.currency for product in by_id.values()}
+    if len(currencies) != 1:
+        raise InvalidOrder("All items of an order must be priced in one currency.")
+
+    now = timezone.now()
+    order = Order(
+        user=user,
+        currency=currencies.pop(),
+        idempotency_key=idempotency_key or "",
+        fingerprint=fingerprint,
+        placed_by=_actor(placed_by) if placed_by is not None and placed_by != user else None,
+        created_at=now,
+        updated_at=now,
+    )
+    items = [
+        OrderItem(
+            order=order,
+            product=by_id[pk],
+            sku=by_id[pk].sku,
+            name=by_id[pk].name,
+            unit_price=by_id[pk].price,
+            quantity=qty,
+            line_total=(by_id[pk].price * qty).quantize(CENT),
+        )
+        for pk, qty in sorted(quantities.items())
+    ]
+    order.subtotal = sum((item.line_total for item in items), Decimal("0.00"))
+    order.total = order.subtotal
+
+    try:
+        with transaction.atomic():
+            if idempotency_key:
+                if not _try_idempotency_lock(user.pk, idempotency_key):
+                    raise IdempotentRequestInProgress(key=idempotency_key)
+                existing = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
+                if existing is not None:
+                    return existing, False
+            order.creation_response = None
+            order.save(force_insert=True)
+            OrderItem.objects.bulk_create(items)
+            order.creation_response = order_to_dict(order, items)
+            Order.objects.filter(pk=order.pk).update(creation_response=order.creation_response)
+            OrderEvent.objects.create(
+                order=order, from_status="", to_status=order.status, actor=_actor(placed_by or user)
+            )
+            payments_services.open_payment(order=order, token=payment_token)
+            outbox.publish(events.ORDER_PLACED, {"order_id": order.pk})
+            # Last: the stock row locks are held only until the commit right after.
+            catalog_services.reserve_stock(
+                lines=[catalog_services.StockLine(pk, qty) for pk, qty in quantities.items()],
+                reference=f"order:{order.public_id}",
+                actor=_actor(placed_by or user),
+            )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        # Another request with this key committed first (no advisory locks here).
+        existing = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
+        if existing is None:
+            raise
+        return existing, False
+    logger.info(
+        "order_placed",
+        order_id=str(order.public_id),
+        user_id=user.pk,
+        total=str(order.total),
+        currency=order.currency,
+        lines=len(items),
+    )
+    return order, True
+
+
+def _transition(order: Order, to: str, *, actor: Any, reason: str) -> None:
+    """Move a locked order to `to`: history row, stock back if due, outbox event.
+
+    Caller holds the row lock (locks.order_for_update) inside a transaction.
+    """
+    old = order.transition_to(to)
+    order.save(update_fields=["status", "updated_at"])
+    OrderEvent.objects.create(
+        order=order, from_status=old, to_status=to, actor=_actor(actor), reason=reason[:255]
+    )
+    if to in RELEASES_STOCK:
+        catalog_services.release_stock(
+            lines=[
+                catalog_services.StockLine(item.product_id, item.quantity)
+                for item in order.items.all()
+            ],
+            reason=StockReason.EXPIRY if to == OrderStatus.EXPIRED else StockReason.CANCEL,
+            reference=f"order:{order.public_id}",
+            actor=_actor(actor),
+        )
+    outbox.publish(events.status_topic(to), {"order_id": order.pk})
+    logger.info(
+        "order_transition",
+        order_id=str(order.public_id),
+        from_status=old,
+        to_status=to,
+        reason=reason,
+    )
+
+
+def mark_paid(*, order_id: int, charge_id: str) -> Order:
+    """Record a successful charge. An order that left pending_payment meanwhile (expired,
+    cancelled) stays as it is; the caller refunds the charge."""
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        if order.status == OrderStatus.PENDING_PAYMENT:
+            _transition(order, OrderStatus.PAID, actor=None, reason=f"charge {charge_id}")
+    return order
+
+
+def fail_payment(*, order_id: int, reason: str) -> Order:
+    """A definitive decline: the order fails and its stock comes back."""
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        if order.status == OrderStatus.PENDING_PAYMENT:
+            _transition(order, OrderStatus.PAYMENT_FAILED, actor=None, reason=reason)
+    return order
+
+
+def cancel_order(*, order_id: int, by: Any, reason: str = "") -> Order:
+    """Cancel before fulfilment: a pending order is cancelled, a paid one refunded.
+
+    Stock comes back exactly once. Raises IllegalTransition (fulfilled or already ended),
+    and ProviderUnavailable or CircuitOpen when a refund cannot reach the provider.
+    """
+    for _ in range(2):
+        status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
+        if status == OrderStatus.PAID:
+            return refund_order(
+                order_id=order_id, by=by, reason=reason or "cancelled after payment"
+            )
+        with transaction.atomic():
+            order = locks.order_for_update(order_id)
+            if order.status != OrderStatus.PAID:
+                _transition(order, OrderStatus.CANCELLED, actor=by, reason=reason or "cancelled")
+                return order
+        # Paid between the read and the lock: go round once more, to refund it.
+    raise IllegalTransition(order_id=str(order_id), from_status="paid", to_status="cancelled")
+
+
+def refund_order(*, order_id: int, by: Any, reason: str = "refunded") -> Order:
+    """Refund a paid order in full, then mark it refunded (stock comes back).
+
+    The provider is called first and outside the row lock; its refund idempotency key
+    makes a concurrent second refund a no-op there, and the second transition here fails
+    with IllegalTransition.
+    """
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise OrderNotFound(f"Order {order_id} does not exist.")
+    if order.status != OrderStatus.PAID:
+        raise IllegalTransition(
+            order_id=str(order.public_id), from_status=order.status, to_status=OrderStatus.REFUNDED
+        )
+    payments_services.refund_payment(order_id=order_id)
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        _transition(order, OrderStatus.REFUNDED, actor=by, reason=reason)
+    return order
+
+
+def fulfil_order(*, order_id: int, by: Any) -> Order:
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        _transition(order, OrderStatus.FULFILLED, actor=by, reason="fulfilled")
+    return order
+
+
+def expire_orders(*, now: Any = None) -> int:
+    """Expire orders left in pending_payment past ORDER_PAYMENT_TIMEOUT_SECONDS.
+
+    Each order is re-checked under its lock, so one racing with a payment stays paid.
+    """
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
+    candidates = list(
+        Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, created_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: settings.ORDER_EXPIRY_BATCH_SIZE]
+    )
+    expired = 0
+    for order_id in candidates:
+        with transaction.atomic():
+            order = locks.order_for_update(order_id)
+            if order.status == OrderStatus.PENDING_PAYMENT:
+                _transition(order, OrderStatus.EXPIRED, actor=None, reason="payment timeout")
+                expired += 1
+    return expired

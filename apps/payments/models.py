@@ -1,0 +1,38 @@
+"""Payments: one per order, with the key that makes every provider call idempotent."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from ecommerce.models import TimeStampedModel
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    DECLINED = "declined", "Declined"
+    REFUNDED = "refunded", "Refunded"
+
+
+class Payment(TimeStampedModel):
+    order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="payment")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+    )
+    # A single-use provider token (never a card number); never logged, never shown.
+    token = models.CharField(max_length=255)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    provider_charge_id = models.CharField(max_length=64, blank=True)
+    provider_refund_id = models.CharField(max_length=64, blank=True)
+    decline_code = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "updated_at"], name="payments_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} ({self.status})"
