@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TEST_WORKERS ?= 2
 ARGS ?=
 
-.PHONY: run test lint format migrate worker beat clean
+.PHONY: run test lint format migrate worker beat sandbox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +19,20 @@ $(VENV)/.dev-installed: requirements/dev.txt requirements/base.txt | $(BIN)/pyth
 	$(BIN)/pip install --quiet -r requirements/dev.txt
 	touch $@ $(VENV)/.base-installed
 
-## run: install, migrate, seed demo data and serve on 0.0.0.0:$$PORT (8080) with gunicorn
+## run: install, migrate, seed demo data and serve on 0.0.0.0:$$PORT (8080) with gunicorn;
+##      with a broker configured (.env) also the Celery worker, beat and the payment sandbox
 run: $(VENV)/.base-installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/gunicorn --config ecommerce/gunicorn.conf.py ecommerce.wsgi
+	@mkdir -p var
+	@if $(BIN)/python -c "import sys, ecommerce.settings as s; sys.exit(not s.CELERY_TASK_ALWAYS_EAGER)"; then \
+		echo "embedded mode: tasks run in-process"; \
+		exec $(BIN)/gunicorn --config ecommerce/gunicorn.conf.py ecommerce.wsgi; \
+	else \
+		echo "full mode: web, worker, beat and payment sandbox (Procfile)"; \
+		PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho start --procfile Procfile; \
+	fi
 
 ## test: the whole suite on real PostgreSQL and Redis (DATABASE_URL / REDIS_URL override)
 test: $(VENV)/.dev-installed
@@ -42,10 +50,13 @@ migrate: $(VENV)/.base-installed
 	$(BIN)/python manage.py migrate --noinput
 
 worker: $(VENV)/.base-installed
-	$(BIN)/celery -A ecommerce worker --loglevel INFO
+	$(BIN)/celery -A ecommerce worker -Q default,payments,notifications --loglevel INFO
 
 beat: $(VENV)/.base-installed
 	$(BIN)/celery -A ecommerce beat --loglevel INFO
 
+sandbox: $(VENV)/.base-installed
+	$(BIN)/python -m apps.payments.sandbox --host 127.0.0.1 --port 8090
+
 clean:
-	rm -rf $(VENV) staticfiles db.sqlite3
+	rm -rf $(VENV) staticfiles db.sqlite3 var
