@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from apps.catalog import services
+from apps.catalog.exceptions import InvalidCategory
 from apps.catalog.models import Category, Product, StockMovement
 
 
@@ -104,8 +105,25 @@ class ProductAdmin(admin.ModelAdmin):
         )
 
 
+class CategoryAdminForm(forms.ModelForm):
+    class Meta:
+        model = Category
+        fields = ("name", "slug", "parent", "is_active")
+
+    def clean_parent(self) -> Category | None:
+        """Refuse a descendant as parent here: raised later by the service, in save_model,
+        the same refusal would be a 500."""
+        parent: Category | None = self.cleaned_data["parent"]
+        try:
+            services.check_category_parent(self.instance, parent)
+        except InvalidCategory as exc:
+            raise forms.ValidationError(exc.detail) from None
+        return parent
+
+
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
+    form = CategoryAdminForm
     list_display = ("name", "slug", "parent", "is_active")
     list_filter = ("is_active",)
     search_fields = ("name", "slug")

@@ -49,6 +49,8 @@ class ProductViewSet(viewsets.GenericViewSet):
     ordering_fields = ("price", "name", "created_at")
     ordering = ("name", "pk")
     serializer_class = ProductDetailOutputSerializer
+    # Public pages are cached by these parameters; links carry nothing else.
+    link_query_params = selectors.LIST_PARAMS
 
     def get_permissions(self) -> list[BasePermission]:
         if self.action in ("list", "retrieve"):

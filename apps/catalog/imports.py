@@ -48,6 +48,17 @@ def _validated(serializer: serializers.Serializer) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
+def _row_of(header: list[str], values: list[str]) -> dict[str, str]:
+    """Values by column; missing trailing values are blank. Raises _RowError when a row
+    has more values than columns, which an unquoted comma causes: applying it would
+    silently drop part of the data."""
+    if any(value.strip() for value in values[len(header) :]):
+        raise _RowError(
+            f"{len(values)} values for {len(header)} columns (quote a value that holds a comma)"
+        )
+    return dict(zip(header, values, strict=False))
+
+
 def _import_row(row: dict[str, str], *, actor: Any) -> str:
     """Apply one row; returns "created", "updated" or "unchanged". Raises _RowError."""
     values = {key: (row.get(key) or "").strip() for key in COLUMNS}
@@ -71,13 +82,9 @@ def _import_row(row: dict[str, str], *, actor: Any) -> str:
             wanted = stock.run_validation(target_stock)
         except serializers.ValidationError as exc:
             raise _RowError(f"stock: {_messages(exc.detail)}") from exc
-        if wanted != product.stock:
-            services.adjust_stock(
-                product_id=product.pk,
-                delta=wanted - product.stock,
-                note="import_products",
-                actor=actor,
-            )
+        if services.set_stock_level(
+            product_id=product.pk, target=wanted, note="import_products", actor=actor
+        ):
             changed["stock"] = wanted
     return "updated" if changed else "unchanged"
 
@@ -87,22 +94,30 @@ def import_products(
 ) -> ImportReport:
     """Upsert products from CSV text lines (header row first).
 
-    A bad row is reported with its line number and rolled back alone; with `dry_run`
+    A bad row is reported with the line it starts on and rolled back alone; with `dry_run`
     everything is rolled back at the end. Raises ValueError when the header lacks `sku`.
     """
-    reader = csv.DictReader(lines)
-    if not reader.fieldnames or "sku" not in reader.fieldnames:
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if not header or "sku" not in header:
         raise ValueError("The header row must name a 'sku' column.")
-    unknown = sorted(set(reader.fieldnames) - set(COLUMNS))
+    unknown = sorted(set(header) - set(COLUMNS))
     if unknown:
         raise ValueError(f"Unknown columns: {', '.join(unknown)} (known: {', '.join(COLUMNS)}).")
     report = ImportReport()
     with transaction.atomic():
-        for row in reader:
-            line = reader.line_num
+        while True:
+            # Read before the record: a quoted value may span lines, and the report names
+            # the line a record starts on (csv's line_num is where it ends).
+            line = reader.line_num + 1
+            values = next(reader, None)
+            if values is None:
+                break
+            if not values:  # a blank line
+                continue
             try:
                 with transaction.atomic():
-                    outcome = _import_row(row, actor=actor)
+                    outcome = _import_row(_row_of(header, values), actor=actor)
             except (_RowError, DomainError) as exc:
                 report.errors.append((line, str(exc)))
                 continue

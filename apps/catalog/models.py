@@ -68,7 +68,11 @@ class Product(TimeStampedModel):
     class Meta:
         ordering = ("sku",)
         constraints = [
-            models.UniqueConstraint(Upper("sku"), name="catalog_product_sku_ci_unique"),
+            models.UniqueConstraint(
+                Upper("sku"),
+                name="catalog_product_sku_ci_unique",
+                violation_error_message="A product with this SKU exists (in some letter case).",
+            ),
             models.CheckConstraint(condition=models.Q(stock__gte=0), name="catalog_stock_gte_0"),
             models.CheckConstraint(condition=models.Q(price__gt=0), name="catalog_price_gt_0"),
             models.CheckConstraint(

@@ -204,7 +204,30 @@ def adjust_stock(
     )
 
 
-def _check_parent(category: Category | None, parent: Category | None) -> None:
+def set_stock_level(
+    *, product_id: int, target: int, note: str = "", actor: Any = None
+) -> StockMovement | None:
+    """Bring stock to `target` (a stock count) with one adjustment; None if already there.
+
+    The difference is computed under the row lock, so an order placed meanwhile is not
+    overwritten: the adjustment is relative to the stock at that moment.
+    """
+    if target < 0:
+        raise InvalidInput("A stock level cannot be negative.")
+    with transaction.atomic():
+        current = (
+            Product.objects.select_for_update()
+            .filter(pk=product_id)
+            .values_list("stock", flat=True)
+        ).first()
+        if current is None:
+            raise InvalidInput(f"Product {product_id} does not exist.")
+        if current == target:
+            return None
+        return adjust_stock(product_id=product_id, delta=target - current, note=note, actor=actor)
+
+
+def check_category_parent(category: Category | None, parent: Category | None) -> None:
     """Refuse a parent that is the category itself or one of its descendants."""
     node = parent
     while node is not None and category is not None and category.pk is not None:
@@ -229,7 +252,7 @@ def create_category(
 
 def update_category(*, category: Category, **fields: Any) -> Category:
     if "parent" in fields:
-        _check_parent(category, fields["parent"])
+        check_category_parent(category, fields["parent"])
     for name, value in fields.items():
         setattr(category, name, value)
     try:

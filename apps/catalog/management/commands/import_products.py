@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,12 @@ class Command(BaseCommand):
                 report = import_products(lines=handle, dry_run=dry_run)
         except FileNotFoundError:
             raise CommandError(f"No such file: {file}") from None
+        except OSError as exc:  # a directory, no permission, ...
+            raise CommandError(f"Cannot read {file}: {exc.strerror}") from None
         except UnicodeDecodeError as exc:
             raise CommandError(f"{file} is not UTF-8 text: {exc}") from None
+        except csv.Error as exc:  # for instance a value over csv's field size limit
+            raise CommandError(f"{file} is not readable CSV: {exc}") from None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         for line, reason in report.errors:
