@@ -14,6 +14,9 @@ app = Celery("ecommerce")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Task metrics, heartbeats and tracing hooks connect to Celery's signals on import.
+from ecommerce.observability import celery as _observability  # noqa: E402, F401
+
 
 @setup_logging.connect
 def _use_django_logging(**_kwargs: Any) -> None:

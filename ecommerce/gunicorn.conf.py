@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import environ
 
-from ecommerce.observability.logging import build_logging_config
-
 env = environ.Env()
-_dotenv = Path(__file__).resolve().parent.parent / ".env"
-if env.bool("DJANGO_READ_DOT_ENV_FILE", default=True) and _dotenv.is_file():
-    env.read_env(_dotenv)
+_root = Path(__file__).resolve().parent.parent
+if env.bool("DJANGO_READ_DOT_ENV_FILE", default=True) and (_root / ".env").is_file():
+    env.read_env(_root / ".env")
+
+# Metrics of all workers add up only in prometheus_client's multiprocess mode, which is
+# chosen when prometheus_client is first imported: set it up before importing the project.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecommerce.settings")
+os.environ.setdefault("METRICS_DIR", str(_root / "var" / "metrics"))
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ["METRICS_DIR"], "web"))
+
+from ecommerce.observability.logging import build_logging_config  # noqa: E402
 
 bind = f"{env.str('HOST', default='0.0.0.0')}:{env.int('PORT', default=8080)}"  # noqa: S104
 # Sync workers: on this kind of machine they beat threads for database-bound work.
@@ -33,3 +42,24 @@ logconfig_dict = build_logging_config(
     json_lines=env.bool("LOG_JSON", default=not _debug),
     level=env.str("LOG_LEVEL", default="INFO").upper(),
 )
+
+
+def on_starting(server: Any) -> None:
+    """Empty this server's metrics directory: files of a previous run would count twice."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A dead worker's live gauges stop counting; its counters stay in the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Tracing starts in each worker after the fork (exporter threads do not survive one)."""
+    from ecommerce.observability.tracing import configure_tracing
+
+    configure_tracing()

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "ecommerce.api.middleware.RequestIdMiddleware",
+    "ecommerce.observability.middleware.MetricsMiddleware",
     "ecommerce.api.middleware.ProblemDetailsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -236,6 +237,27 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
 }
+
+# --- Metrics and tracing ------------------------------------------------------------------
+# Bearer token that /metrics and /traces require when set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Root whose multiprocess files /metrics merges (gunicorn workers and Celery workers write
+# below it); defaults to this process's own PROMETHEUS_MULTIPROC_DIR.
+METRICS_DIR = env.str("METRICS_DIR", default=env.str("PROMETHEUS_MULTIPROC_DIR", default=""))
+OTEL_ENABLED = env.bool("OTEL_ENABLED", default=True)
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="ecommerce")
+OTEL_TRACES_SAMPLER_RATIO = env.float("OTEL_TRACES_SAMPLER_RATIO", default=1.0)
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+SERVICE_VERSION = env.str("SERVICE_VERSION", default="dev")
+DEPLOYMENT_ENVIRONMENT = env.str(
+    "DEPLOYMENT_ENVIRONMENT", default="embedded" if EMBEDDED else "production"
+)
+TRACES_MAX_TRACES = env.int("TRACES_MAX_TRACES", default=1000)
+TRACES_MAX_SPANS_PER_TRACE = env.int("TRACES_MAX_SPANS_PER_TRACE", default=256)
+TRACES_TTL_SECONDS = env.int("TRACES_TTL_SECONDS", default=3600)
+TRACES_KEY_PREFIX = env.str(
+    "TRACES_KEY_PREFIX", default=env.str("CACHE_KEY_PREFIX", default="ecommerce")
+)
 
 # --- Health -----------------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=1.0)

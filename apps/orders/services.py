@@ -35,6 +35,7 @@ from apps.orders.serializers import order_to_dict
 from apps.payments import services as payments_services
 from ecommerce import outbox
 from ecommerce.observability.logging import get_logger
+from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
 
 logger = get_logger(__name__)
 
@@ -180,6 +181,8 @@ def place_order(
         if existing is None:
             raise
         return existing, False
+    ORDERS_CREATED.labels(order.currency).inc()
+    ORDER_VALUE.labels(order.currency).inc(float(order.total))
     logger.info(
         "order_placed",
         order_id=str(order.public_id),

@@ -13,6 +13,8 @@ errors count against it (a decline is a successful call).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -28,8 +30,9 @@ from apps.payments.gateway import ChargeResult, get_gateway
 from apps.payments.models import Payment, PaymentStatus
 from ecommerce import outbox
 from ecommerce.observability.logging import get_logger
+from ecommerce.observability.metrics import PAYMENT_PROVIDER_LATENCY, PAYMENTS
 from ecommerce.resilience.breaker import breaker
-from ecommerce.resilience.exceptions import LockNotAcquired
+from ecommerce.resilience.exceptions import CircuitOpen, LockNotAcquired
 from ecommerce.resilience.locks import distributed_lock
 
 logger = get_logger(__name__)
@@ -51,6 +54,16 @@ def open_payment(*, order: Any, token: str) -> Payment:
 
 def _provider_guard() -> Any:
     return breaker(PROVIDER).guard(transient=(ProviderUnavailable,))
+
+
+@contextmanager
+def _provider_call(operation: str) -> Iterator[None]:
+    """Time a provider call (latency histogram), whatever its outcome."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        PAYMENT_PROVIDER_LATENCY.labels(operation).observe(time.perf_counter() - started)
 
 
 def _record_success(payment: Payment, result: ChargeResult) -> str:
@@ -126,7 +139,7 @@ def _charge_locked(order_id: int) -> str:
     started = time.perf_counter()
     declined: PaymentDeclined | None = None
     try:
-        with _provider_guard():
+        with _provider_guard(), _provider_call("charge"):
             try:
                 result = get_gateway().charge(
                     amount=payment.amount,
@@ -137,6 +150,7 @@ def _charge_locked(order_id: int) -> str:
             except PaymentDeclined as exc:  # the provider answered: not a breaker failure
                 declined = exc
     except Exception as exc:
+        PAYMENTS.labels("circuit_open" if isinstance(exc, CircuitOpen) else "provider_error").inc()
         Payment.objects.filter(pk=payment.pk).update(
             last_error=f"{type(exc).__name__}: {exc}"[:1000], updated_at=timezone.now()
         )
@@ -155,6 +169,7 @@ def _charge_locked(order_id: int) -> str:
         outcome="declined" if declined else "succeeded",
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
+    PAYMENTS.labels("declined" if declined else "succeeded").inc()
     if declined is not None:
         return _record_decline(payment, declined)
     return _record_success(payment, result)
@@ -170,7 +185,7 @@ def refund_payment(*, order_id: int) -> Payment:
         return payment
     if payment.status != PaymentStatus.SUCCEEDED:
         return payment
-    with _provider_guard():
+    with _provider_guard(), _provider_call("refund"):
         refund = get_gateway().refund(
             charge_id=payment.provider_charge_id,
             amount=payment.amount,
@@ -202,7 +217,7 @@ def reconcile_payments(*, now: Any = None) -> dict[str, int]:
     ).order_by("pk")[: settings.PAYMENT_RECONCILE_BATCH_SIZE]
     outcome = {"paid": 0, "declined": 0, "requeued": 0}
     for payment in stuck:
-        with _provider_guard():
+        with _provider_guard(), _provider_call("find_charge"):
             found = get_gateway().find_charge(idempotency_key=payment.idempotency_key)
         if found is None:
             with transaction.atomic():

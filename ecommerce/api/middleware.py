@@ -13,10 +13,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from ecommerce.api.exceptions import PROBLEM_CONTENT_TYPE, problem_body
 from ecommerce.observability.logging import get_logger
+from ecommerce.observability.tracing import current_trace_ids
 
 logger = get_logger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
+TRACE_ID_HEADER = "X-Trace-Id"
 # A caller's id is kept only when it is a short printable token, so it is safe in logs.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=@/-]{0,127}")
 # First path segments whose errors are problem+json; the admin keeps Django's HTML pages.
@@ -47,6 +49,9 @@ class RequestIdMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
+        ids = current_trace_ids()
+        if ids is not None:
+            response[TRACE_ID_HEADER] = ids[0]
         return response
 
 

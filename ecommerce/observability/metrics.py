@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+# `*_created` series double the exposition for nothing our alerts or dashboards use.
+disable_created_metrics()
 
 CACHE_REQUESTS = Counter(
     "ecommerce_cache_requests_total",
@@ -31,4 +34,52 @@ CIRCUIT_BREAKER_TRANSITIONS = Counter(
     "ecommerce_circuit_breaker_transitions_total",
     "Circuit breaker state changes by breaker name, from state and to state.",
     ["name", "from_state", "to_state"],
+)
+
+# --- Business ---------------------------------------------------------------------------
+ORDERS_CREATED = Counter(
+    "ecommerce_orders_created_total", "Orders placed, by currency.", ["currency"]
+)
+ORDER_VALUE = Counter(
+    "ecommerce_order_value_total", "Total value of orders placed, by currency.", ["currency"]
+)
+PAYMENTS = Counter(
+    "ecommerce_payments_total",
+    "Payment attempts by outcome (succeeded, declined, provider_error, circuit_open).",
+    ["outcome"],
+)
+PAYMENT_PROVIDER_LATENCY = Histogram(
+    "ecommerce_payment_provider_latency_seconds",
+    "Payment provider call latency by operation (charge, refund, find_charge).",
+    ["operation"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+NOTIFICATIONS = Counter(
+    "ecommerce_notifications_total",
+    "Notification deliveries by channel and outcome (sent, retry, failed).",
+    ["channel", "outcome"],
+)
+RATE_LIMITED = Counter(
+    "ecommerce_rate_limited_requests_total",
+    "Requests refused by a rate limit, by scope.",
+    ["scope"],
+)
+
+# --- Celery -----------------------------------------------------------------------------
+CELERY_TASK_RUNS = Counter(
+    "ecommerce_celery_task_runs_total",
+    "Celery task runs by task name and outcome (success, failure, retry).",
+    ["task", "outcome"],
+)
+CELERY_TASK_DURATION = Histogram(
+    "ecommerce_celery_task_duration_seconds",
+    "Celery task run time by task name.",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CELERY_WORKER_HEARTBEAT = Gauge(
+    "ecommerce_celery_worker_heartbeat_timestamp_seconds",
+    "Unix time of each live worker's latest heartbeat.",
+    ["worker"],
+    multiprocess_mode="max",
 )

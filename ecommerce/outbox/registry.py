@@ -112,6 +112,18 @@ def relay_pending(*, batch_size: int | None = None, min_age_seconds: float | Non
     return sent
 
 
+def backlog() -> tuple[int, Any]:
+    """How many messages wait to be dispatched, and when the oldest was written."""
+    from django.db.models import Count, Min
+
+    from ecommerce.outbox.models import OutboxMessage
+
+    row = OutboxMessage.objects.filter(dispatched_at__isnull=True).aggregate(
+        count=Count("pk"), oldest=Min("created_at")
+    )
+    return row["count"], row["oldest"]
+
+
 def pending_count() -> int:
     from ecommerce.outbox.models import OutboxMessage
 

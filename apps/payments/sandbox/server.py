@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
@@ -118,11 +119,41 @@ class _LoggingHandler(WSGIRequestHandler):
         logger.info("%s %s", self.address_string(), format % args)
 
 
+def traced(app: Any) -> Any:
+    """Continue callers' W3C trace context and record spans into the shared trace store.
+
+    On when REDIS_URL is set and OTEL_ENABLED is not false: the sandbox then shows up in
+    `/traces` as service `payment-sandbox`, inside the trace of the order it charges.
+    """
+    if os.environ.get("OTEL_ENABLED", "true").lower() in ("0", "false", "no"):
+        return app
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return app
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+    from ecommerce.observability.tracing import RedisSpanStore, build_provider
+
+    store = RedisSpanStore(
+        url=url,
+        prefix=os.environ.get("TRACES_KEY_PREFIX", os.environ.get("CACHE_KEY_PREFIX", "ecommerce")),
+        max_traces=int(os.environ.get("TRACES_MAX_TRACES", "1000")),
+        max_spans=int(os.environ.get("TRACES_MAX_SPANS_PER_TRACE", "256")),
+        ttl_seconds=int(os.environ.get("TRACES_TTL_SECONDS", "3600")),
+    )
+    ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_RATIO", "1.0"))
+    trace.set_tracer_provider(
+        build_provider(service_name="payment-sandbox", ratio=ratio, store=store)
+    )
+    return OpenTelemetryMiddleware(app)
+
+
 def serve(host: str = "127.0.0.1", port: int = 8090, db_path: str = ":memory:") -> None:
     """Serve the sandbox until SIGTERM or SIGINT, then close the socket and the database."""
     app = make_app(db_path)
     server = make_server(
-        host, port, app, server_class=_ThreadingWSGIServer, handler_class=_LoggingHandler
+        host, port, traced(app), server_class=_ThreadingWSGIServer, handler_class=_LoggingHandler
     )
 
     def stop(signum: int, _frame: Any) -> None:

@@ -1,0 +1,112 @@
+"""Celery's side of observability: task metrics, worker heartbeats, multiprocess files.
+
+Connected once by `ecommerce.celery`. Every task run is counted by name and outcome and
+timed. A live worker refreshes its heartbeat gauge every CELERY_HEARTBEAT_SECONDS, which
+the "no worker" alert watches. With PROMETHEUS_MULTIPROC_DIR set, pool processes write
+metric files there (the web merges them when it shares the directory root); with
+CELERY_METRICS_PORT set, the worker also serves them itself (one scrape target per worker,
+for hosts where the web cannot see the worker's files).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from celery import signals
+
+from ecommerce.observability.metrics import (
+    CELERY_TASK_DURATION,
+    CELERY_TASK_RUNS,
+    CELERY_WORKER_HEARTBEAT,
+)
+
+_started: dict[str, float] = {}
+HEARTBEAT_SECONDS = float(os.environ.get("CELERY_HEARTBEAT_SECONDS", "10"))
+
+
+def _name(task: Any) -> str:
+    return getattr(task, "name", None) or "unknown"
+
+
+@signals.task_prerun.connect
+def _task_started(task_id: str | None = None, **_: Any) -> None:
+    if task_id:
+        _started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _task_finished(
+    task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any
+) -> None:
+    started = _started.pop(task_id or "", None)
+    if started is not None:
+        CELERY_TASK_DURATION.labels(_name(task)).observe(time.perf_counter() - started)
+    outcome = {"SUCCESS": "success", "RETRY": "retry"}.get(state or "", "failure")
+    CELERY_TASK_RUNS.labels(_name(task), outcome).inc()
+
+
+def _beat(worker: str) -> None:
+    while True:
+        CELERY_WORKER_HEARTBEAT.labels(worker).set(time.time())
+        time.sleep(HEARTBEAT_SECONDS)
+
+
+@signals.worker_init.connect
+def _fresh_metrics_dir(**_: Any) -> None:
+    """Start with an empty directory: files of a previous run would count twice."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        Path(directory).mkdir(parents=True, exist_ok=True)
+
+
+@signals.worker_ready.connect
+def _worker_ready(sender: Any = None, **_: Any) -> None:
+    worker = getattr(sender, "hostname", None) or socket.gethostname()
+    threading.Thread(target=_beat, args=(worker,), name="metrics-heartbeat", daemon=True).start()
+    port = os.environ.get("CELERY_METRICS_PORT")
+    if port:
+        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            MultiProcessCollector(registry)
+            start_http_server(int(port), registry=registry)
+        else:
+            start_http_server(int(port))
+
+
+@signals.worker_process_shutdown.connect
+def _pool_process_gone(pid: int | None = None, **_: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
+
+
+@signals.worker_process_init.connect
+def _trace_pool_process(**_: Any) -> None:
+    """Each pool process is a fresh fork: its tracer provider and exporter start here."""
+    from ecommerce.observability.tracing import configure_tracing
+
+    configure_tracing(service_name=_service("worker"))
+
+
+@signals.beat_init.connect
+def _trace_beat(**_: Any) -> None:
+    from ecommerce.observability.tracing import configure_tracing
+
+    configure_tracing(service_name=_service("beat"))
+
+
+def _service(role: str) -> str:
+    from django.conf import settings
+
+    return f"{settings.OTEL_SERVICE_NAME}-{role}"

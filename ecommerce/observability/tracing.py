@@ -1,0 +1,329 @@
+"""OpenTelemetry for every process, and the shared span store behind `/traces`.
+
+`configure_tracing()` runs once per process, after any fork: gunicorn's `post_fork`,
+Celery's `worker_process_init` and `beat_init`, the payment sandbox's start. It sets the
+tracer provider (service name and resource from settings, a parent-based ratio sampler),
+instruments Django, psycopg2, Redis, Celery and httpx, and exports finished spans in
+batches to the span store (and over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set).
+
+W3C trace context travels in HTTP headers and in Celery message headers, so one order is
+one trace: the API request, its SQL, the payment task in a worker, and the provider call.
+
+The span store is shared by all processes: a Redis sorted set of recent trace ids and one
+capped list of spans per trace, all with a TTL (an in-process ring in embedded mode).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import SpanKind, StatusCode
+
+from ecommerce.observability.logging import get_logger
+
+logger = get_logger(__name__)
+
+# Attributes worth showing on /traces; everything else stays in OTLP exports only.
+KEY_ATTRIBUTES = (
+    "http.method",
+    "http.request.method",
+    "http.route",
+    "http.target",
+    "url.path",
+    "http.status_code",
+    "http.response.status_code",
+    "http.url",
+    "url.full",
+    "server.address",
+    "db.system",
+    "db.statement",
+    "db.name",
+    "celery.task_name",
+    "celery.action",
+    "messaging.destination",
+    "messaging.message.id",
+    "order.id",
+)
+MAX_ATTRIBUTE_CHARS = 300
+
+_configured_pid: int | None = None
+_lock = threading.Lock()
+
+
+class RootClientSpansDropped(Sampler):
+    """Sample like `delegate`, but never start a trace with a client span.
+
+    A database or Redis call outside any request or task (health probes, metrics scrapes,
+    the beat's heartbeat) would otherwise be a one-span trace of its own.
+    """
+
+    def __init__(self, delegate: Sampler) -> None:
+        self.delegate = delegate
+
+    def should_sample(
+        self,
+        parent_context: Any,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if kind == SpanKind.CLIENT and not parent.is_valid:
+            return SamplingResult(Decision.DROP)
+        return self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"RootClientSpansDropped({self.delegate.get_description()})"
+
+
+def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
+    context = span.get_span_context()
+    start, end = span.start_time or 0, span.end_time or span.start_time or 0
+    attributes = {
+        key: str(span.attributes[key])[:MAX_ATTRIBUTE_CHARS]
+        for key in KEY_ATTRIBUTES
+        if span.attributes and key in span.attributes
+    }
+    return {
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+        "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
+        "name": span.name,
+        "service": span.resource.attributes.get("service.name", "unknown"),
+        "kind": span.kind.name.lower(),
+        "start": start / 1e9,
+        "duration_ms": round((end - start) / 1e6, 3),
+        "status": span.status.status_code.name.lower()
+        if span.status.status_code != StatusCode.UNSET
+        else "ok",
+        "attributes": attributes,
+    }
+
+
+class SpanStore(Protocol):
+    def add(self, spans: Sequence[dict[str, Any]]) -> None: ...
+
+    def recent(self, *, limit: int) -> list[tuple[str, list[dict[str, Any]]]]: ...
+
+    def trace(self, trace_id: str) -> list[dict[str, Any]]: ...
+
+
+class RedisSpanStore:
+    """Recent traces in Redis: bounded by count, spans per trace and age."""
+
+    def __init__(
+        self, *, url: str, prefix: str, max_traces: int, max_spans: int, ttl_seconds: int
+    ) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self.index = f"{prefix}:traces:index"
+        self.prefix = f"{prefix}:traces:t:"
+        self.max_traces, self.max_spans, self.ttl = max_traces, max_spans, ttl_seconds
+
+    def add(self, spans: Sequence[dict[str, Any]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for span in spans:
+            key = self.prefix + span["trace_id"]
+            pipe.rpush(key, json.dumps(span, separators=(",", ":")))
+            pipe.ltrim(key, -self.max_spans, -1)
+            pipe.expire(key, self.ttl)
+            # LT keeps the earliest start seen for the trace: children often end first.
+            pipe.zadd(self.index, {span["trace_id"]: span["start"]}, lt=True)
+        pipe.zremrangebyrank(self.index, 0, -(self.max_traces + 1))
+        pipe.expire(self.index, self.ttl)
+        pipe.execute()
+
+    def recent(self, *, limit: int) -> list[tuple[str, list[dict[str, Any]]]]:
+        ids = [raw.decode() for raw in self.client.zrevrange(self.index, 0, limit - 1)]
+        pipe = self.client.pipeline(transaction=False)
+        for trace_id in ids:
+            pipe.lrange(self.prefix + trace_id, 0, -1)
+        return [
+            (trace_id, [json.loads(raw) for raw in rows])
+            for trace_id, rows in zip(ids, pipe.execute(), strict=True)
+            if rows
+        ]
+
+    def trace(self, trace_id: str) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in self.client.lrange(self.prefix + trace_id, 0, -1)]
+
+
+class MemorySpanStore:
+    """An in-process ring of recent traces (embedded mode: one process sees its own)."""
+
+    def __init__(self, *, max_traces: int, max_spans: int) -> None:
+        self.traces: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.max_traces, self.max_spans = max_traces, max_spans
+        self.lock = threading.Lock()
+
+    def add(self, spans: Sequence[dict[str, Any]]) -> None:
+        with self.lock:
+            for span in spans:
+                rows = self.traces.setdefault(span["trace_id"], [])
+                rows.append(span)
+                del rows[: -self.max_spans]
+            while len(self.traces) > self.max_traces:
+                self.traces.popitem(last=False)
+
+    def recent(self, *, limit: int) -> list[tuple[str, list[dict[str, Any]]]]:
+        with self.lock:
+            items = [(tid, list(rows)) for tid, rows in self.traces.items()]
+        items.sort(key=lambda item: min(s["start"] for s in item[1]), reverse=True)
+        return items[:limit]
+
+    def trace(self, trace_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.traces.get(trace_id, []))
+
+
+_store: SpanStore | None = None
+
+
+def span_store() -> SpanStore:
+    """The process's span store, built from Django settings on first use."""
+    global _store
+    if _store is None:
+        from django.conf import settings
+
+        if settings.REDIS_URL:
+            _store = RedisSpanStore(
+                url=settings.REDIS_URL,
+                prefix=settings.TRACES_KEY_PREFIX,
+                max_traces=settings.TRACES_MAX_TRACES,
+                max_spans=settings.TRACES_MAX_SPANS_PER_TRACE,
+                ttl_seconds=settings.TRACES_TTL_SECONDS,
+            )
+        else:
+            _store = MemorySpanStore(
+                max_traces=settings.TRACES_MAX_TRACES, max_spans=settings.TRACES_MAX_SPANS_PER_TRACE
+            )
+    return _store
+
+
+class SpanStoreExporter(SpanExporter):
+    def __init__(self, store: SpanStore) -> None:
+        self.store = store
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            self.store.add([span_to_dict(span) for span in spans])
+        except Exception as exc:  # a trace store outage must never hurt the service
+            logger.warning("trace_export_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def build_provider(
+    *, service_name: str, ratio: float, store: SpanStore, otlp_endpoint: str = "", **resource: str
+) -> TracerProvider:
+    attributes = {
+        "service.name": service_name,
+        "service.instance.id": f"{socket.gethostname()}:{os.getpid()}",
+        **resource,
+    }
+    provider = TracerProvider(
+        resource=Resource.create(attributes),
+        sampler=RootClientSpansDropped(ParentBased(TraceIdRatioBased(ratio))),
+    )
+    provider.add_span_processor(
+        BatchSpanProcessor(SpanStoreExporter(store), schedule_delay_millis=500)
+    )
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+def configure_tracing(*, service_name: str | None = None) -> bool:
+    """Set up tracing for this process (idempotent per PID). Returns True if enabled."""
+    global _configured_pid
+    from django.conf import settings
+
+    if not settings.OTEL_ENABLED:
+        return False
+    with _lock:
+        if _configured_pid == os.getpid():
+            return True
+        provider = build_provider(
+            service_name=service_name or settings.OTEL_SERVICE_NAME,
+            ratio=settings.OTEL_TRACES_SAMPLER_RATIO,
+            store=span_store(),
+            otlp_endpoint=settings.OTEL_EXPORTER_OTLP_ENDPOINT,
+            **{
+                "service.version": settings.SERVICE_VERSION,
+                "deployment.environment": settings.DEPLOYMENT_ENVIRONMENT,
+            },
+        )
+        trace.set_tracer_provider(provider)
+        _instrument()
+        _configured_pid = os.getpid()
+    logger.info("tracing_configured", service=service_name or settings.OTEL_SERVICE_NAME)
+    return True
+
+
+def _instrument() -> None:
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    DjangoInstrumentor().instrument(excluded_urls="health,metrics,traces,static")
+    Psycopg2Instrumentor().instrument(skip_dep_check=True)
+    RedisInstrumentor().instrument()
+    CeleryInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument()
+
+
+def current_trace_ids() -> tuple[str, str] | None:
+    """(trace_id, span_id) of the active span, as hex, or None outside any span."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def summarize(trace_id: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
+    spans = sorted(spans, key=lambda span: span["start"])
+    start = spans[0]["start"]
+    end = max(span["start"] + span["duration_ms"] / 1000 for span in spans)
+    ids = {span["span_id"] for span in spans}
+    root = next((span for span in spans if span["parent_id"] not in ids), spans[0])
+    return {
+        "trace_id": trace_id,
+        "root": root["name"],
+        "services": sorted({span["service"] for span in spans}),
+        "start": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start))
+        + f".{int(start % 1 * 1e6):06d}Z",
+        "duration_ms": round((end - start) * 1000, 3),
+        "span_count": len(spans),
+        "spans": spans,
+    }
