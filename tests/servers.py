@@ -89,3 +89,69 @@ def silent_tcp_server() -> Iterator[int]:
         server.bind(("127.0.0.1", 0))
         server.listen(64)
         yield int(server.getsockname()[1])
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """Environment for a project process that must share this test's database and Redis."""
+    import os
+
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env.update(
+        DJANGO_READ_DOT_ENV_FILE="0",
+        DATABASE_URL=(
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        REDIS_URL=settings.CACHES["default"]["LOCATION"],
+        CACHE_KEY_PREFIX=settings.CACHES["default"]["KEY_PREFIX"],
+        CELERY_BROKER_URL="",
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(extra)
+    return env
+
+
+class GunicornServer:
+    """The project under gunicorn on 127.0.0.1 with its real config; stopped by PID."""
+
+    def __init__(self, *, workers: int, env: dict[str, str], log_path: Any) -> None:
+        import sys
+        from pathlib import Path
+
+        import httpx
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        root = Path(__file__).resolve().parents[1]
+        command = [sys.executable, "-m", "gunicorn", "--config", "ecommerce/gunicorn.conf.py"]
+        command += ["--bind", f"127.0.0.1:{self.port}", "--workers", str(workers)]
+        command += ["ecommerce.wsgi"]
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health/live", timeout=0.5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"gunicorn did not start:\n{Path(log_path).read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        return self.process.returncode

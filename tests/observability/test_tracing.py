@@ -1,0 +1,153 @@
+"""Traces in the test process: ids on responses and log lines, /traces, no secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from rest_framework.test import APIClient
+
+from ecommerce.api.permissions import Role
+from ecommerce.observability import tracing
+from tests.catalog.factories import make_product
+from tests.ecommerce.helpers import project_log_handler
+from tests.users.factories import UserFactory
+
+PASSWORD = "Sup3r-secret-passphrase!"
+
+
+@pytest.fixture(scope="module")
+def traced() -> Iterator[None]:
+    """Tracing on for this module's requests (instrumentation removed afterwards)."""
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    assert tracing.configure_tracing()
+    yield
+    for instrumentor in (
+        DjangoInstrumentor,
+        Psycopg2Instrumentor,
+        RedisInstrumentor,
+        CeleryInstrumentor,
+        HTTPXClientInstrumentor,
+    ):
+        instrumentor().uninstrument()
+    tracing._configured_pid = None
+
+
+def flush() -> None:
+    trace.get_tracer_provider().force_flush()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_is_one_trace_with_its_sql_and_is_listed(traced):
+    make_product(sku="tr1", stock=1)
+    client = APIClient()
+
+    response = client.get("/api/products/tr1", HTTP_X_REQUEST_ID="trace-me-1")
+    trace_id = response["X-Trace-Id"]
+    flush()
+    listed = client.get(f"/traces?trace_id={trace_id}").json()
+    recent = client.get("/traces?limit=5").json()
+
+    assert response.status_code == 200
+    assert len(trace_id) == 32
+    (found,) = listed["traces"]
+    names = [span["name"] for span in found["spans"]]
+    assert found["trace_id"] == trace_id
+    assert found["root"].startswith("GET api/products/")
+    assert any(span["attributes"].get("db.system") == "postgresql" for span in found["spans"])
+    assert any(name.startswith("GET") for name in names)
+    root = next(span for span in found["spans"] if span["parent_id"] is None)
+    assert all(
+        span["parent_id"] in {s["span_id"] for s in found["spans"]}
+        for span in found["spans"]
+        if span is not root
+    )
+    assert trace_id in [t["trace_id"] for t in recent["traces"]]
+    starts = [t["start"] for t in recent["traces"]]
+    assert starts == sorted(starts, reverse=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_traces_filters_and_bad_parameters(traced, client):
+    client.get("/api/products")
+    flush()
+    slow_only = client.get("/traces?min_duration_ms=100000").json()
+    assert slow_only == {"count": 0, "traces": []}
+    assert client.get("/traces?limit=1").json()["count"] == 1
+    for query in ("limit=0", "limit=101", "limit=x", "min_duration_ms=-1", "trace_id=xyz"):
+        response = client.get(f"/traces?{query}")
+        assert response.status_code == 400, query
+        assert response["Content-Type"] == "application/problem+json"
+    assert client.get("/traces?trace_id=" + "0" * 32).json() == {"count": 0, "traces": []}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_secrets_never_reach_logs_or_spans(traced, capfd):
+    make_product(sku="sec1", stock=3)
+    handler, stream = project_log_handler(json_lines=True)
+    logging.getLogger().addHandler(handler)
+    try:
+        client = APIClient()
+        registered = client.post(
+            "/api/users",
+            {"name": "Secret Keeper", "email": "keeper@example.com", "password": PASSWORD},
+            format="json",
+        )
+        tokens = client.post(
+            "/api/auth/token", {"email": "keeper@example.com", "password": PASSWORD}, format="json"
+        ).json()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+        order = client.post(
+            "/api/orders",
+            {"items": [{"id": "sec1", "quantity": 1}], "payment_token": "tok_success"},
+            format="json",
+        )
+        client.post("/api/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json")
+        trace_ids = [registered["X-Trace-Id"], order["X-Trace-Id"]]
+    finally:
+        logging.getLogger().removeHandler(handler)
+    flush()
+    store = tracing.span_store()
+    spans = json.dumps([store.trace(trace_id) for trace_id in trace_ids])
+    captured = stream.getvalue() + "".join(capfd.readouterr())
+
+    assert registered.status_code == order.status_code == 201
+    assert "user_registered" in captured  # the logs were captured at all
+    assert "order_placed" in captured
+    assert spans.count('"trace_id"') >= 2
+    for secret in (PASSWORD, tokens["access"], tokens["refresh"], "tok_success"):
+        assert secret not in captured
+        assert secret not in spans
+
+
+@pytest.mark.django_db(transaction=True)
+def test_order_request_logs_share_its_trace_id(traced):
+    make_product(sku="lg1", stock=3)
+    handler, stream = project_log_handler(json_lines=True)
+    logging.getLogger().addHandler(handler)
+    try:
+        client = APIClient()
+        client.force_authenticate(UserFactory(roles=[Role.CUSTOMER]))
+        response = client.post(
+            "/api/orders",
+            {"items": [{"id": "lg1", "quantity": 1}], "payment_token": "tok_success"},
+            format="json",
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    placed = [line for line in lines if line.get("event") == "order_placed"]
+
+    assert response.status_code == 201
+    assert len(placed) == 1
+    assert placed[0]["trace_id"] == response["X-Trace-Id"]
+    assert placed[0]["request_id"] == response["X-Request-ID"]
+    assert len(placed[0]["span_id"]) == 16
