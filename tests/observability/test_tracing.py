@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from django.db import connections
 from opentelemetry import trace
 from rest_framework.test import APIClient
 
@@ -29,6 +30,8 @@ def traced() -> Iterator[None]:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     assert tracing.configure_tracing()
+    # Connections opened before psycopg2 was instrumented would not be traced.
+    connections.close_all()
     yield
     for instrumentor in (
         DjangoInstrumentor,
