@@ -10,7 +10,8 @@ W3C trace context travels in HTTP headers and in Celery message headers, so one 
 one trace: the API request, its SQL, the payment task in a worker, and the provider call.
 
 The span store is shared by all processes: a Redis sorted set of recent trace ids and one
-capped list of spans per trace, all with a TTL (an in-process ring in embedded mode).
+capped list of spans per trace, all with a TTL (a SQLite file under var/ in embedded mode,
+so the local gunicorn workers share it too).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import os
 import socket
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -153,9 +153,15 @@ class RedisSpanStore:
             pipe.expire(key, self.ttl)
             # LT keeps the earliest start seen for the trace: children often end first.
             pipe.zadd(self.index, {span["trace_id"]: span["start"]}, lt=True)
-        pipe.zremrangebyrank(self.index, 0, -(self.max_traces + 1))
         pipe.expire(self.index, self.ttl)
-        pipe.execute()
+        pipe.zrange(self.index, 0, -(self.max_traces + 1))
+        evicted = pipe.execute()[-1]
+        if evicted:
+            # Drop the oldest traces' spans with them, so memory stays bounded.
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(self.index, *evicted)
+            pipe.delete(*(self.prefix + raw.decode() for raw in evicted))
+            pipe.execute()
 
     def recent(self, *, limit: int) -> list[tuple[str, list[dict[str, Any]]]]:
         ids = [raw.decode() for raw in self.client.zrevrange(self.index, 0, limit - 1)]
@@ -172,32 +178,50 @@ class RedisSpanStore:
         return [json.loads(raw) for raw in self.client.lrange(self.prefix + trace_id, 0, -1)]
 
 
-class MemorySpanStore:
-    """An in-process ring of recent traces (embedded mode: one process sees its own)."""
+class SqliteSpanStore:
+    """Recent traces in a SQLite file, for embedded mode: every local process shares it."""
 
-    def __init__(self, *, max_traces: int, max_spans: int) -> None:
-        self.traces: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+    def __init__(self, *, path: str, max_traces: int, max_spans: int) -> None:
+        import sqlite3
+
         self.max_traces, self.max_spans = max_traces, max_spans
         self.lock = threading.Lock()
+        self.db = sqlite3.connect(path, timeout=2, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS spans (trace_id TEXT, start REAL, body TEXT)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id)")
 
     def add(self, spans: Sequence[dict[str, Any]]) -> None:
+        rows = [(s["trace_id"], s["start"], json.dumps(s)) for s in spans]
         with self.lock:
-            for span in spans:
-                rows = self.traces.setdefault(span["trace_id"], [])
-                rows.append(span)
-                del rows[: -self.max_spans]
-            while len(self.traces) > self.max_traces:
-                self.traces.popitem(last=False)
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("INSERT INTO spans VALUES (?, ?, ?)", rows)
+            # Keep the newest traces only.
+            self.db.execute(
+                "DELETE FROM spans WHERE trace_id NOT IN (SELECT trace_id FROM spans "
+                "GROUP BY trace_id ORDER BY MIN(start) DESC LIMIT ?)",
+                [self.max_traces],
+            )
+            self.db.execute("COMMIT")
 
     def recent(self, *, limit: int) -> list[tuple[str, list[dict[str, Any]]]]:
         with self.lock:
-            items = [(tid, list(rows)) for tid, rows in self.traces.items()]
-        items.sort(key=lambda item: min(s["start"] for s in item[1]), reverse=True)
-        return items[:limit]
+            ids = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT trace_id FROM spans GROUP BY trace_id ORDER BY MIN(start) DESC LIMIT ?",
+                    [limit],
+                )
+            ]
+        return [(trace_id, self.trace(trace_id)) for trace_id in ids]
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
         with self.lock:
-            return list(self.traces.get(trace_id, []))
+            rows = self.db.execute(
+                "SELECT body FROM spans WHERE trace_id = ? ORDER BY start LIMIT ?",
+                [trace_id, self.max_spans],
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
 
 
 _store: SpanStore | None = None
@@ -218,8 +242,12 @@ def span_store() -> SpanStore:
                 ttl_seconds=settings.TRACES_TTL_SECONDS,
             )
         else:
-            _store = MemorySpanStore(
-                max_traces=settings.TRACES_MAX_TRACES, max_spans=settings.TRACES_MAX_SPANS_PER_TRACE
+            path = settings.BASE_DIR / "var" / "traces.sqlite3"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _store = SqliteSpanStore(
+                path=str(path),
+                max_traces=settings.TRACES_MAX_TRACES,
+                max_spans=settings.TRACES_MAX_SPANS_PER_TRACE,
             )
     return _store
 
