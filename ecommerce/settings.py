@@ -259,6 +259,25 @@ TRACES_KEY_PREFIX = env.str(
     "TRACES_KEY_PREFIX", default=env.str("CACHE_KEY_PREFIX", default="ecommerce")
 )
 
+# HTTP latency buckets; 0.3 s is the latency objective the SLO alerts measure against.
+PROMETHEUS_LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.3,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    float("inf"),
+)
+# Mounts /bench/ baseline endpoints for bench/run.py. Never enable in production.
+BENCH_ENDPOINTS_ENABLED = env.bool("BENCH_ENDPOINTS_ENABLED", default=False)
+
 # --- Health -----------------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=1.0)
 

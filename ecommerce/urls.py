@@ -1,5 +1,6 @@
 """The URL map: operational endpoints at the root, the API under /api/, the admin."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -19,5 +20,9 @@ urlpatterns = [
     path("api/", include("apps.users.urls")),
     path("api/", include("apps.catalog.urls")),
     path("api/", include("apps.orders.urls")),
+    path("api/", include("apps.notifications.urls")),
     path("admin/", admin.site.urls),
 ]
+
+if settings.BENCH_ENDPOINTS_ENABLED:  # baselines for bench/run.py only; off by default
+    urlpatterns.append(path("bench/", include("bench.urls")))
