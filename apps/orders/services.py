@@ -157,11 +157,11 @@ def place_order(
                 existing = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
                 if existing is not None:
                     return existing, False
-            order.creation_response = None
             order.save(force_insert=True)
             OrderItem.objects.bulk_create(items)
             order.creation_response = order_to_dict(order, items)
-            Order.objects.filter(pk=order.pk).update(creation_response=order.creation_response)
+            if idempotency_key:  # only a keyed request can be replayed
+                Order.objects.filter(pk=order.pk).update(creation_response=order.creation_response)
             OrderEvent.objects.create(
                 order=order, from_status="", to_status=order.status, actor=_actor(placed_by or user)
             )
