@@ -34,8 +34,21 @@ run: $(VENV)/.base-installed
 		PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho start --procfile Procfile; \
 	fi
 
+# promtool (Debian package `prometheus`) runs the alert rule tests; installed when missing.
+.PHONY: promtool
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" -eq 0 ]; then \
+			echo "installing promtool (Debian package prometheus)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		else \
+			echo "promtool missing: run 'sudo apt-get install prometheus' (alert rule tests need it)"; \
+		fi; \
+	}
+
 ## test: the whole suite on real PostgreSQL and Redis (DATABASE_URL / REDIS_URL override)
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed promtool
 	$(BIN)/python -m pytest --create-db -n $(TEST_WORKERS) $(ARGS)
 
 lint: $(VENV)/.dev-installed

@@ -1,0 +1,158 @@
+"""docker/compose.yml: parses, every service checked, settings named as in .env.example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.helpers import ROOT, env_example_names, env_file_names
+
+COMPOSE_DIR = ROOT / "docker"
+APP_SERVICES = ("web", "worker", "beat")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((COMPOSE_DIR / "compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def env_files(service: dict[str, Any]) -> list[Path]:
+    entries = service.get("env_file", [])
+    entries = [entries] if isinstance(entries, str | dict) else entries
+    return [COMPOSE_DIR / (e["path"] if isinstance(e, dict) else e) for e in entries]
+
+
+def environment_names(service: dict[str, Any]) -> list[str]:
+    environment = service.get("environment", {})
+    if isinstance(environment, dict):
+        return list(environment)
+    return [item.split("=", 1)[0] for item in environment]
+
+
+def test_the_stack_has_every_process_and_backing_service(services: dict[str, Any]) -> None:
+    assert set(services) >= {
+        "web",
+        "worker",
+        "beat",
+        "payment-sandbox",
+        "postgres",
+        "redis",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "jaeger",
+    }
+    assert services["payment-sandbox"]["command"] == [
+        "python",
+        "-m",
+        "apps.payments.sandbox",
+        "--host",
+        "0.0.0.0",  # noqa: S104
+        "--port",
+        "8090",
+    ]
+
+
+def test_every_service_has_a_healthcheck_or_says_why_not(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        healthcheck = service.get("healthcheck", {})
+        if healthcheck.get("disable") or not healthcheck.get("test"):
+            reason = service.get("x-no-healthcheck-reason", "")
+            assert isinstance(reason, str), name
+            assert len(reason.split()) >= 5, f"{name}: no healthcheck and no reason"
+        else:
+            assert healthcheck["test"][0] in {"CMD", "CMD-SHELL"}, name
+            assert "interval" in healthcheck, name
+
+
+def test_depends_on_targets_exist_and_their_conditions_can_be_met(
+    services: dict[str, Any],
+) -> None:
+    conditions = 0
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        assert isinstance(depends_on, dict), f"{name}: use the long form with a condition"
+        for target, spec in depends_on.items():
+            assert target in services, f"{name} depends on unknown {target}"
+            condition = spec["condition"]
+            conditions += 1
+            if condition == "service_healthy":
+                assert services[target].get("healthcheck", {}).get("test"), f"{name}->{target}"
+            elif condition == "service_completed_successfully":
+                assert services[target]["restart"] == "no", f"{name}->{target}"
+            else:
+                assert condition == "service_started", f"{name}->{target}: {condition}"
+    assert conditions >= 10
+
+
+def test_app_settings_use_the_names_of_env_example(services: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        service = services[name]
+        names: list[str] = environment_names(service)
+        for path in env_files(service):
+            assert path.is_file(), path
+            names += env_file_names(path)
+        assert names, name
+        assert len(names) == len(set(names)), f"{name}: a setting is set twice"
+        unknown = set(names) - env_example_names()
+        assert not unknown, f"{name}: not in .env.example: {sorted(unknown)}"
+
+
+def test_app_containers_run_locked_down_like_on_kubernetes(services: dict[str, Any]) -> None:
+    for name in (*APP_SERVICES, "migrate", "payment-sandbox"):
+        service = services[name]
+        assert service["read_only"] is True, name
+        assert service["tmpfs"] == ["/tmp"], name  # noqa: S108
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+    # With the root filesystem read-only, what the processes write must land in /tmp.
+    assert services["web"]["environment"]["METRICS_DIR"].startswith("/tmp/")  # noqa: S108
+    worker_metrics = services["worker"]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+    assert worker_metrics.startswith("/tmp/")  # noqa: S108
+    beat = services["beat"]["command"]
+    assert beat[beat.index("--schedule") + 1].startswith("/tmp/")  # noqa: S108
+
+
+def test_web_stops_after_gunicorn_finishes_in_flight_requests(services: dict[str, Any]) -> None:
+    settings = dict(
+        line.split("=", 1)
+        for line in (COMPOSE_DIR / "compose.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    grace = services["web"]["stop_grace_period"]
+    assert grace.endswith("s")
+    assert int(grace[:-1]) > int(settings["GUNICORN_GRACEFUL_TIMEOUT_SECONDS"])
+    # The image's HEALTHCHECK and Prometheus reach web by these host names.
+    assert {"127.0.0.1", "web"} <= set(settings["ALLOWED_HOSTS"].split(","))
+
+
+def test_mounted_configuration_exists_and_prometheus_finds_its_targets(
+    services: dict[str, Any],
+) -> None:
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (COMPOSE_DIR / source).exists(), f"{name}: {source}"
+    prometheus = yaml.safe_load((COMPOSE_DIR / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        target
+        for job in prometheus["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    assert "web:8080" in targets
+    assert prometheus["rule_files"]
+    alertmanagers = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert [target.split(":")[0] for target in alertmanagers] == ["alertmanager"]
+    alertmanager = yaml.safe_load((COMPOSE_DIR / "alertmanager" / "alertmanager.yml").read_text())
+    receivers = {receiver["name"] for receiver in alertmanager["receivers"]}
+    assert alertmanager["route"]["receiver"] in receivers
