@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -123,14 +123,17 @@ def _breakers_member(future: Future[dict[str, str]], deadline: float) -> dict[st
     return {"circuit_breakers": future.result()}
 
 
-def _report(request: HttpRequest) -> JsonResponse:
+def _report(request: HttpRequest, *, required: Collection[str] | None = None) -> JsonResponse:
+    """503 when a `required` check (all of them by default) is down; others degrade."""
     deadline = time.monotonic() + settings.HEALTH_CHECK_TIMEOUT_SECONDS
     breakers = _pool().submit(breaker_states)
     checks = run_checks()
     breakers_member = _breakers_member(breakers, deadline)
-    down = [name for name, result in checks.items() if result["status"] != "up"]
+    failing = [name for name, result in checks.items() if result["status"] != "up"]
+    down = [name for name in failing if required is None or name in required]
     if not down:
-        return JsonResponse({"status": "ok", "checks": checks, **breakers_member})
+        status = "degraded" if failing else "ok"
+        return JsonResponse({"status": status, "checks": checks, **breakers_member})
     body = problem_body(
         request,
         503,
@@ -156,10 +159,15 @@ def live(request: HttpRequest) -> JsonResponse:
 
 @require_safe
 def ready(request: HttpRequest) -> JsonResponse:
-    """Dependencies are up and the process is not shutting down."""
+    """The dependencies it cannot work without are up and it is not shutting down.
+
+    HEALTH_READY_REQUIRES names them (the database by default): with Redis down, reads
+    fall back to the database and orders wait in the outbox, so taking every pod out of
+    the load balancer would turn a degraded shop into a closed one.
+    """
     if is_shutting_down():
         body = problem_body(
             request, 503, code="shutting_down", detail="The process is shutting down."
         )
         return JsonResponse(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
-    return _report(request)
+    return _report(request, required=settings.HEALTH_READY_REQUIRES)

@@ -36,7 +36,12 @@ def _required_outside_debug(name: str) -> None:
 _required_outside_debug("SECRET_KEY")
 _required_outside_debug("ALLOWED_HOSTS")
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-embedded-mode-only")
+# Previous keys, still accepted for signatures while a rotation settles.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# On Kubernetes the pod's own IP (downward API), so Prometheus can scrape it by address.
+if env.str("POD_IP", default=""):
+    ALLOWED_HOSTS.append(env.str("POD_IP"))
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -280,6 +285,8 @@ BENCH_ENDPOINTS_ENABLED = env.bool("BENCH_ENDPOINTS_ENABLED", default=False)
 
 # --- Health -----------------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=1.0)
+# Checks /health/ready requires; the others (cache, broker) only degrade it.
+HEALTH_READY_REQUIRES = env.list("HEALTH_READY_REQUIRES", default=["database"])
 
 # --- Resilience (ecommerce/resilience/; checked at start-up) ----------------------------
 CIRCUIT_BREAKER_FAILURE_THRESHOLD = env.int("CIRCUIT_BREAKER_FAILURE_THRESHOLD", default=5)

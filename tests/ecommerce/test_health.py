@@ -173,16 +173,35 @@ def test_ready_is_200_when_dependencies_are_up(client: Client, path: str) -> Non
 
 
 @pytest.mark.django_db
-def test_ready_is_503_when_a_dependency_is_down(
+def test_ready_is_503_when_a_required_dependency_is_down(
     client: Client, settings: Any, closed_port: int
 ) -> None:
     settings.CACHES = redis_cache_at(closed_port, timeout_seconds=0.25)
+    settings.HEALTH_READY_REQUIRES = ["database", "cache"]
 
     response = client.get("/health/ready")
 
     body = problem(response, 503)
     assert body["code"] == "unhealthy"
     assert body["detail"] == "Unavailable: cache."
+
+
+@pytest.mark.django_db
+def test_ready_stays_200_but_degraded_when_only_redis_is_down(
+    client: Client, settings: Any, closed_port: int
+) -> None:
+    """By default only the database is required: reads fall back, orders wait in the outbox."""
+    settings.CACHES = redis_cache_at(closed_port, timeout_seconds=0.25)
+
+    ready = client.get("/health/ready")
+    health = client.get("/health")
+
+    assert ready.status_code == 200
+    body = json.loads(ready.content)
+    assert body["status"] == "degraded"
+    assert body["checks"]["cache"]["status"] == "down"
+    assert body["checks"]["database"]["status"] == "up"
+    assert health.status_code == 503
 
 
 @pytest.mark.django_db
