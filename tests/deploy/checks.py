@@ -138,7 +138,11 @@ def assert_writes_go_to_tmp(objects: Objects) -> None:
 
     def env(name: str) -> dict[str, str]:
         container = main_container(workload(objects, name))
-        return {variable["name"]: variable["value"] for variable in container.get("env", [])}
+        return {
+            variable["name"]: variable["value"]
+            for variable in container.get("env", [])
+            if "value" in variable  # not valueFrom (POD_IP)
+        }
 
     assert env("web")["METRICS_DIR"].startswith(f"{WRITABLE_PATH}/")
     assert env("worker")["PROMETHEUS_MULTIPROC_DIR"].startswith(f"{WRITABLE_PATH}/")

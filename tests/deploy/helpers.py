@@ -32,7 +32,8 @@ _ENV_LINE = re.compile(r"^([A-Z][A-Z0-9_]*)=", re.MULTILINE)
 # prometheus_client's own variable, one directory per process group: the deployments set it
 # per container (like the Procfile does per process), and a shared .env must not, so
 # .env.example mentions it in a comment instead of a `NAME=` line.
-PER_PROCESS_VARIABLES = frozenset({"PROMETHEUS_MULTIPROC_DIR"})
+# POD_IP likewise: Kubernetes fills it in from the downward API.
+PER_PROCESS_VARIABLES = frozenset({"PROMETHEUS_MULTIPROC_DIR", "POD_IP"})
 
 
 @cache

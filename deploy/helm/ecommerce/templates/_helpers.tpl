@@ -77,13 +77,16 @@ envFrom:
 
 {{/* Settings of one process on top of the ConfigMap: (.Values.web.env etc.). */}}
 {{- define "ecommerce.containerEnv" -}}
-{{- if . -}}
 env:
+  # The pod's own address joins ALLOWED_HOSTS, so Prometheus can scrape it by IP.
+  - name: POD_IP
+    valueFrom:
+      fieldRef:
+        fieldPath: status.podIP
   {{- range $name, $value := . }}
   - name: {{ $name }}
     value: {{ $value | toString | quote }}
   {{- end }}
-{{- end }}
 {{- end }}
 
 {{/* Pod annotations: a settings change rolls the pods. */}}
