@@ -172,6 +172,7 @@ def place_order(
                 lines=[catalog_services.StockLine(pk, qty) for pk, qty in quantities.items()],
                 reference=f"order:{order.public_id}",
                 actor=_actor(placed_by or user),
+                savepoint=False,  # OutOfStock abandons the whole order anyway
             )
     except IntegrityError:
         if not idempotency_key:

@@ -41,7 +41,8 @@ def publish(topic: str, payload: dict[str, Any]) -> int:
     from ecommerce.outbox.models import OutboxMessage
 
     message = OutboxMessage.objects.create(topic=topic, payload=payload)
-    transaction.on_commit(lambda: dispatch_ids([message.pk]))
+    # The row is in hand: dispatching it after commit needs no second read.
+    transaction.on_commit(lambda: _dispatch([message]))
     return message.pk
 
 
