@@ -82,13 +82,6 @@ def _dispatch(messages: Iterable[Any]) -> int:
     return sent
 
 
-def dispatch_ids(ids: list[int]) -> int:
-    """Hand freshly committed messages to Celery (best effort: the relay is the guarantee)."""
-    from ecommerce.outbox.models import OutboxMessage
-
-    return _dispatch(OutboxMessage.objects.filter(pk__in=ids, dispatched_at__isnull=True))
-
-
 def relay_pending(*, batch_size: int | None = None, min_age_seconds: float | None = None) -> int:
     """Re-send messages not yet dispatched; rows being relayed elsewhere are skipped.
 
