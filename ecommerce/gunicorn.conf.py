@@ -5,6 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import sys
+import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +27,14 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ["METRI
 from ecommerce.observability.logging import build_logging_config  # noqa: E402
 
 bind = f"{env.str('HOST', default='0.0.0.0')}:{env.int('PORT', default=8080)}"  # noqa: S104
-# Sync workers: on this kind of machine they beat threads for database-bound work.
+# Sync workers: on this kind of machine they beat threads for database-bound work. This one
+# drains on SIGTERM: /health/ready fails at once, queued requests are still answered.
 workers = env.int("WEB_CONCURRENCY", default=min(4, multiprocessing.cpu_count() * 2))
-worker_class = "sync"
+worker_class = "ecommerce.gunicorn_worker.DrainingSyncWorker"
 timeout = env.int("GUNICORN_TIMEOUT_SECONDS", default=30)
+# After SIGTERM, how long workers may drain before the master kills them; keep it above the
+# slowest request, and below the orchestrator's own grace period (k8s
+# terminationGracePeriodSeconds, minus any preStop sleep).
 graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT_SECONDS", default=25)
 keepalive = env.int("GUNICORN_KEEPALIVE_SECONDS", default=5)
 max_requests = env.int("GUNICORN_MAX_REQUESTS", default=10000)
@@ -56,6 +63,22 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_int(worker: Any) -> None:
+    """SIGINT/SIGQUIT (quick shutdown): readiness fails, and the log says the worker quit."""
+    if hasattr(worker, "mark_shutting_down"):
+        worker.mark_shutting_down()
+    worker.log.warning("Worker quitting without draining (pid: %s)", worker.pid)
+
+
+def worker_abort(worker: Any) -> None:
+    """The master found the worker stuck past `timeout` (SIGABRT): log where it was stuck."""
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no stack)"
+    worker.log.error(
+        "Worker timed out after %ss (pid: %s); stack:\n%s", worker.cfg.timeout, worker.pid, stack
+    )
 
 
 def post_fork(server: Any, worker: Any) -> None:

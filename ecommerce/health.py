@@ -157,6 +157,29 @@ def live(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+# The longest /health/slow may sleep: well under any gunicorn timeout a test sets.
+SLOW_MAX_SECONDS = 30.0
+
+
+@require_safe
+def slow(request: HttpRequest) -> JsonResponse:
+    """Answer 200 after sleeping `seconds` (0 to 30): an in-flight request for shutdown tests.
+
+    Routed only when TEST_SLOW_ENDPOINT_ENABLED is on.
+    """
+    try:
+        seconds = float(request.GET.get("seconds", "1"))
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= SLOW_MAX_SECONDS:
+        body = problem_body(
+            request, 400, detail=f"seconds must be a number from 0 to {SLOW_MAX_SECONDS:g}."
+        )
+        return JsonResponse(body, status=400, content_type=PROBLEM_CONTENT_TYPE)
+    time.sleep(seconds)
+    return JsonResponse({"status": "ok", "slept_seconds": seconds})
+
+
 @require_safe
 def ready(request: HttpRequest) -> JsonResponse:
     """The dependencies it cannot work without are up and it is not shutting down.

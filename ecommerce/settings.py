@@ -7,6 +7,8 @@ PostgreSQL, Redis and real workers.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -49,6 +51,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.orders",
     "apps.payments",
+    "apps.notifications",
     "ecommerce.outbox",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -67,6 +70,7 @@ MIDDLEWARE = [
     "ecommerce.api.middleware.RequestIdMiddleware",
     "ecommerce.observability.middleware.MetricsMiddleware",
     "ecommerce.api.middleware.ProblemDetailsMiddleware",
+    "ecommerce.api.ratelimit.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -173,6 +177,36 @@ PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS = env.float(
 )
 PAYMENT_SANDBOX_SUCCESS_TOKEN = env.str("PAYMENT_SANDBOX_SUCCESS_TOKEN", default="tok_success")
 
+# --- Email and notifications (apps/notifications/) ----------------------------------------
+# consolemail:// prints mails (dev); smtp://user:pass@host:587 or smtp+tls://... sends them.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = EMAIL_CONFIG["EMAIL_BACKEND"]
+EMAIL_HOST = EMAIL_CONFIG.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = EMAIL_CONFIG.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = EMAIL_CONFIG.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = EMAIL_CONFIG.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(EMAIL_CONFIG.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(EMAIL_CONFIG.get("EMAIL_USE_SSL", False))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_SECONDS", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop <no-reply@localhost>")
+# Where the customer-facing site lives; links in emails point there.
+FRONTEND_URL = env.str("FRONTEND_URL", default="http://localhost:8080").rstrip("/")
+SET_PASSWORD_URL = env.str("SET_PASSWORD_URL", default=f"{FRONTEND_URL}/set-password")
+# How long a set-password link (Django's reset token) stays valid.
+PASSWORD_RESET_TIMEOUT = env.int("SET_PASSWORD_TOKEN_TIMEOUT_SECONDS", default=3 * 86400)
+NOTIFICATION_EMAIL_MAX_ATTEMPTS = env.int("NOTIFICATION_EMAIL_MAX_ATTEMPTS", default=5)
+NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", default=5.0)
+NOTIFICATION_RETRY_CAP_SECONDS = env.float("NOTIFICATION_RETRY_CAP_SECONDS", default=900.0)
+NOTIFICATION_LOCK_TTL_SECONDS = env.int("NOTIFICATION_LOCK_TTL_SECONDS", default=120)
+NOTIFICATION_REQUEUE_BATCH_SIZE = env.int("NOTIFICATION_REQUEUE_BATCH_SIZE", default=500)
+WEBHOOK_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=3.0)
+WEBHOOK_READ_TIMEOUT_SECONDS = env.float("WEBHOOK_READ_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=10)
+WEBHOOK_MAX_ENDPOINTS_PER_USER = env.int("WEBHOOK_MAX_ENDPOINTS_PER_USER", default=10)
+# Host names or CIDRs webhooks may reach although not public (private networks, tests).
+WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {
@@ -227,12 +261,50 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ecommerce.api.schema.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["ecommerce.api.ratelimit.RateLimitThrottle"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 PROBLEM_TYPE_BASE_URI = env.str("PROBLEM_TYPE_BASE_URI", default="urn:ecommerce:problem:")
+
+# --- Rate limits and login lockout (ecommerce/api/ratelimit.py) ---------------------------
+
+
+def _rate(name: str, default: str) -> str:
+    value = env.str(name, default=default)
+    if not re.fullmatch(r"\d+/([1-9]\d*)?[smhd]", value):
+        sys.exit(f"ImproperlyConfigured: {name}={value!r} is not a rate such as 10/m or 100/5m.")
+    return value
+
+
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+# Requests per window, per scope: "<count>/<period>", period s, m, h or d (5m: 5 minutes).
+RATE_LIMITS = {
+    "auth": _rate("RATE_LIMIT_AUTH", "10/m"),
+    "orders": _rate("RATE_LIMIT_ORDERS", "30/m"),
+    "writes": _rate("RATE_LIMIT_WRITES", "120/m"),
+    "reads": _rate("RATE_LIMIT_READS", "600/m"),
+}
+# Scopes answered 503 while Redis cannot count; the others are then not limited.
+RATE_LIMIT_FAIL_CLOSED_SCOPES = env.list("RATE_LIMIT_FAIL_CLOSED_SCOPES", default=["auth"])
+LOGIN_LOCKOUT_ACCOUNT_FAILURES = env.int("LOGIN_LOCKOUT_ACCOUNT_FAILURES", default=5)
+LOGIN_LOCKOUT_IP_FAILURES = env.int("LOGIN_LOCKOUT_IP_FAILURES", default=20)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+# Who may say, in X-Forwarded-For, which address a request came from: the proxies in these
+# networks, or else the last N hops (only when nothing reaches the app around them).
+TRUSTED_PROXY_CIDRS = env.list("TRUSTED_PROXY_CIDRS", default=[])
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_CIDRS and TRUSTED_PROXY_COUNT:
+    sys.exit("ImproperlyConfigured: set TRUSTED_PROXY_CIDRS or TRUSTED_PROXY_COUNT, not both.")
+for _cidr in TRUSTED_PROXY_CIDRS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as _exc:
+        sys.exit(f"ImproperlyConfigured: TRUSTED_PROXY_CIDRS: {_exc}.")
+# django-ratelimit's own `key="ip"` reads the address the same way.
+RATELIMIT_IP_META_KEY = "ecommerce.api.ratelimit.client_ip"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "E-commerce API",
@@ -241,6 +313,14 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # Separate request and response components, so read-only and write-only fields are
+    # each in the one they belong to.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"OrderStatusEnum": "apps.orders.models.OrderStatus"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ecommerce.api.schema.add_header_components",
+    ],
 }
 
 # --- Metrics and tracing ------------------------------------------------------------------
@@ -249,21 +329,6 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Root whose multiprocess files /metrics merges (gunicorn workers and Celery workers write
 # below it); defaults to this process's own PROMETHEUS_MULTIPROC_DIR.
 METRICS_DIR = env.str("METRICS_DIR", default=env.str("PROMETHEUS_MULTIPROC_DIR", default=""))
-OTEL_ENABLED = env.bool("OTEL_ENABLED", default=True)
-OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="ecommerce")
-OTEL_TRACES_SAMPLER_RATIO = env.float("OTEL_TRACES_SAMPLER_RATIO", default=1.0)
-OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
-SERVICE_VERSION = env.str("SERVICE_VERSION", default="dev")
-DEPLOYMENT_ENVIRONMENT = env.str(
-    "DEPLOYMENT_ENVIRONMENT", default="embedded" if EMBEDDED else "production"
-)
-TRACES_MAX_TRACES = env.int("TRACES_MAX_TRACES", default=1000)
-TRACES_MAX_SPANS_PER_TRACE = env.int("TRACES_MAX_SPANS_PER_TRACE", default=256)
-TRACES_TTL_SECONDS = env.int("TRACES_TTL_SECONDS", default=3600)
-TRACES_KEY_PREFIX = env.str(
-    "TRACES_KEY_PREFIX", default=env.str("CACHE_KEY_PREFIX", default="ecommerce")
-)
-
 # HTTP latency buckets; 0.3 s is the latency objective the SLO alerts measure against.
 PROMETHEUS_LATENCY_BUCKETS = (
     0.005,
@@ -280,6 +345,21 @@ PROMETHEUS_LATENCY_BUCKETS = (
     10.0,
     float("inf"),
 )
+OTEL_ENABLED = env.bool("OTEL_ENABLED", default=True)
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="ecommerce")
+OTEL_TRACES_SAMPLER_RATIO = env.float("OTEL_TRACES_SAMPLER_RATIO", default=1.0)
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+SERVICE_VERSION = env.str("SERVICE_VERSION", default="dev")
+DEPLOYMENT_ENVIRONMENT = env.str(
+    "DEPLOYMENT_ENVIRONMENT", default="embedded" if EMBEDDED else "production"
+)
+TRACES_MAX_TRACES = env.int("TRACES_MAX_TRACES", default=1000)
+TRACES_MAX_SPANS_PER_TRACE = env.int("TRACES_MAX_SPANS_PER_TRACE", default=256)
+TRACES_TTL_SECONDS = env.int("TRACES_TTL_SECONDS", default=3600)
+TRACES_KEY_PREFIX = env.str(
+    "TRACES_KEY_PREFIX", default=env.str("CACHE_KEY_PREFIX", default="ecommerce")
+)
+
 # Mounts /bench/ baseline endpoints for bench/run.py. Never enable in production.
 BENCH_ENDPOINTS_ENABLED = env.bool("BENCH_ENDPOINTS_ENABLED", default=False)
 
@@ -287,6 +367,9 @@ BENCH_ENDPOINTS_ENABLED = env.bool("BENCH_ENDPOINTS_ENABLED", default=False)
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=1.0)
 # Checks /health/ready requires; the others (cache, broker) only degrade it.
 HEALTH_READY_REQUIRES = env.list("HEALTH_READY_REQUIRES", default=["database"])
+# Mounts /health/slow?seconds=N (answers after sleeping) for the graceful-shutdown tests.
+# Never enable in production: it ties up a worker on demand.
+TEST_SLOW_ENDPOINT_ENABLED = env.bool("TEST_SLOW_ENDPOINT_ENABLED", default=False)
 
 # --- Resilience (ecommerce/resilience/; checked at start-up) ----------------------------
 CIRCUIT_BREAKER_FAILURE_THRESHOLD = env.int("CIRCUIT_BREAKER_FAILURE_THRESHOLD", default=5)
@@ -314,6 +397,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT_SECONDS", default=2)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis broker: a message delivered to a worker that died unacknowledged goes to another
+# worker after this long. Longer than any task and retry countdown, or tasks run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS", default=3600),
+}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -24,5 +24,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+if settings.TEST_SLOW_ENDPOINT_ENABLED:  # graceful-shutdown tests only; off by default
+    urlpatterns.append(re_path(r"^health/slow/?$", health.slow, name="health-slow"))
+
 if settings.BENCH_ENDPOINTS_ENABLED:  # baselines for bench/run.py only; off by default
     urlpatterns.append(path("bench/", include("bench.urls")))

@@ -117,7 +117,9 @@ def project_env(**extra: str) -> dict[str, str]:
 class GunicornServer:
     """The project under gunicorn on 127.0.0.1 with its real config; stopped by PID."""
 
-    def __init__(self, *, workers: int, env: dict[str, str], log_path: Any) -> None:
+    def __init__(
+        self, *, workers: int, env: dict[str, str], log_path: Any, ready_path: str = "/health/live"
+    ) -> None:
         import sys
         from pathlib import Path
 
@@ -137,7 +139,7 @@ class GunicornServer:
         deadline = time.monotonic() + 20
         while True:
             try:
-                if httpx.get(f"{self.url}/health/live", timeout=0.5).status_code == 200:
+                if httpx.get(f"{self.url}{ready_path}", timeout=2).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import SearchFilter
@@ -16,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.catalog import selectors, services
+from apps.catalog.exceptions import InvalidCategory, OutOfStock, SkuTaken
 from apps.catalog.filters import ProductFilter, ProductOrdering
 from apps.catalog.models import Category, Product, StockReason
 from apps.catalog.serializers import (
@@ -26,9 +28,12 @@ from apps.catalog.serializers import (
     ProductListOutputSerializer,
     ProductUpdateInputSerializer,
     StockChangeInputSerializer,
+    StockChangeOutputSerializer,
     StockMovementOutputSerializer,
 )
 from ecommerce.api.permissions import HasRole, Role, has_role
+from ecommerce.api.schema import problems
+from ecommerce.errors import InvalidInput
 
 JSON = "application/json"
 
@@ -69,6 +74,12 @@ class ProductViewSet(viewsets.GenericViewSet):
         data = ProductListOutputSerializer(page, many=True).data
         return self.get_paginated_response(data).data
 
+    @extend_schema(
+        summary="List products",
+        description="Active products for everyone (served from cache); catalog managers "
+        "also see inactive ones.",
+        responses=ProductListOutputSerializer(many=True),
+    )
     def list(self, request: Request) -> HttpResponse | Response:
         if _is_catalog_staff(request):
             return Response(self._list_page())
@@ -77,11 +88,22 @@ class ProductViewSet(viewsets.GenericViewSet):
         )
         return HttpResponse(body, content_type=JSON)
 
+    @extend_schema(
+        summary="Read a product by SKU or numeric id", responses=ProductDetailOutputSerializer
+    )
     def retrieve(self, request: Request, sku: str) -> HttpResponse | Response:
         if _is_catalog_staff(request):
             return Response(ProductDetailOutputSerializer(self._product(sku)).data)
         return HttpResponse(selectors.product_detail_json(lookup=sku), content_type=JSON)
 
+    @extend_schema(
+        summary="Create a product (catalog managers)",
+        request=ProductCreateInputSerializer,
+        responses={
+            status.HTTP_201_CREATED: ProductDetailOutputSerializer,
+            **problems(SkuTaken(sku="TEE-BLK-M")),
+        },
+    )
     def create(self, request: Request) -> Response:
         serializer = ProductCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -95,6 +117,11 @@ class ProductViewSet(viewsets.GenericViewSet):
             headers={"Location": f"/api/products/{product.sku}"},
         )
 
+    @extend_schema(
+        summary="Replace a product's fields (catalog managers)",
+        request=ProductUpdateInputSerializer,
+        responses=ProductDetailOutputSerializer,
+    )
     def update(self, request: Request, sku: str) -> Response:
         product = self._product(sku)
         serializer = ProductUpdateInputSerializer(
@@ -104,14 +131,31 @@ class ProductViewSet(viewsets.GenericViewSet):
         product = services.update_product(product=product, **serializer.validated_data)
         return Response(ProductDetailOutputSerializer(product).data)
 
+    @extend_schema(
+        summary="Change some of a product's fields (catalog managers)",
+        request=ProductUpdateInputSerializer,
+        responses=ProductDetailOutputSerializer,
+    )
     def partial_update(self, request: Request, sku: str) -> Response:
         return self.update(request, sku)
 
+    @extend_schema(summary="Deactivate a product (catalog managers)", responses={204: None})
     def destroy(self, request: Request, sku: str) -> Response:
         """Deactivate: products are never hard-deleted."""
         services.deactivate_product(product=self._product(sku))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(
+        summary="Restock or adjust a product's stock (catalog managers)",
+        request=StockChangeInputSerializer,
+        responses={
+            status.HTTP_200_OK: StockChangeOutputSerializer,
+            **problems(
+                OutOfStock(shortfalls={"TEE-BLK-M": {"requested": 5, "available": 2}}),
+                InvalidInput("A stock level cannot be negative."),
+            ),
+        },
+    )
     @action(detail=True, methods=["post"], url_path="stock")
     def stock(self, request: Request, sku: str) -> Response:
         product = self._product(sku)
@@ -140,6 +184,10 @@ class ProductViewSet(viewsets.GenericViewSet):
             }
         )
 
+    @extend_schema(
+        summary="A product's stock ledger, newest first (catalog managers)",
+        responses=StockMovementOutputSerializer(many=True),
+    )
     @action(detail=True, methods=["get"], url_path="stock/movements")
     def movements(self, request: Request, sku: str) -> Response:
         queryset = selectors.movements_of(product=self._product(sku))
@@ -163,16 +211,36 @@ class CategoryViewSet(viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[Category]:
         return Category.objects.all()
 
+    @extend_schema(
+        summary="The category tree",
+        responses=CategoryTreeSerializer(many=True),
+    )
     def list(self, request: Request) -> Response:
         roots = selectors.category_tree(include_inactive=_is_catalog_staff(request))
         return Response(CategoryTreeSerializer(roots, many=True).data)
 
+    @extend_schema(
+        summary="Create a category (catalog managers)",
+        request=CategoryInputSerializer,
+        responses={
+            status.HTTP_201_CREATED: CategoryTreeSerializer,
+            **problems(InvalidCategory("A category with slug tees already exists.")),
+        },
+    )
     def create(self, request: Request) -> Response:
         serializer = CategoryInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         category = services.create_category(**serializer.validated_data)
         return Response(_category_out(category), status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        summary="Rename, move or (de)activate a category (catalog managers)",
+        request=CategoryInputSerializer,
+        responses={
+            status.HTTP_200_OK: CategoryTreeSerializer,
+            **problems(InvalidCategory("A category cannot be its own ancestor.")),
+        },
+    )
     def partial_update(self, request: Request, slug: str) -> Response:
         category = self.get_object()
         serializer = CategoryInputSerializer(data=request.data, partial=True)

@@ -5,11 +5,46 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from apps.catalog.models import SKU_PATTERN, Category, Product, StockMovement, StockReason
 
 MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal("0.01")}
+# Examples for the OpenAPI schema.
+PRODUCT_EXAMPLE: dict[str, Any] = {
+    "id": 42,
+    "sku": "TEE-BLK-M",
+    "name": "Black tee, M",
+    "description": "Organic cotton.",
+    "price": "19.90",
+    "currency": "EUR",
+    "category": {"id": 3, "slug": "tees", "name": "Tees"},
+    "stock": 12,
+    "in_stock": True,
+    "is_active": True,
+    "created_at": "2026-11-24T10:15:00.123456Z",
+    "updated_at": "2026-11-24T10:15:00.123456Z",
+}
+MOVEMENT_EXAMPLE: dict[str, Any] = {
+    "id": 501,
+    "delta": 10,
+    "balance": 22,
+    "reason": "restock",
+    "reference": "",
+    "note": "Delivery 2026-11-24",
+    "actor": "manager@example.com",
+    "created_at": "2026-11-24T10:15:00.123456Z",
+}
+CATEGORY_EXAMPLE: dict[str, Any] = {
+    "id": 3,
+    "name": "Tees",
+    "slug": "tees",
+    "is_active": True,
+    "children": [
+        {"id": 4, "name": "Long sleeve", "slug": "long-sleeve", "is_active": True, "children": []}
+    ],
+}
 
 
 class CategoryRefSerializer(serializers.ModelSerializer):
@@ -19,6 +54,20 @@ class CategoryRefSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A product",
+            value={
+                **{key: PRODUCT_EXAMPLE[key] for key in ("id", "sku", "name", "price", "currency")},
+                "category": "tees",
+                "stock": 12,
+                "in_stock": True,
+            },
+            response_only=True,
+        )
+    ]
+)
 class ProductListOutputSerializer(serializers.ModelSerializer):
     """The lean list row."""
 
@@ -31,6 +80,9 @@ class ProductListOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(
+    examples=[OpenApiExample("A product", value=PRODUCT_EXAMPLE, response_only=True)]
+)
 class ProductDetailOutputSerializer(serializers.ModelSerializer):
     category = CategoryRefSerializer(read_only=True)
     in_stock = serializers.BooleanField(read_only=True)
@@ -54,6 +106,12 @@ class ProductDetailOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string", "description": "slug"}, {"type": "integer"}],
+        "nullable": True,
+    }
+)
 class CategoryLookupField(serializers.Field):
     """A category given by slug or numeric id."""
 
@@ -71,6 +129,21 @@ class CategoryLookupField(serializers.Field):
         return value.slug
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A new product",
+            value={
+                "sku": "TEE-BLK-M",
+                "name": "Black tee, M",
+                "price": "19.90",
+                "category": "tees",
+                "stock": 12,
+            },
+            request_only=True,
+        )
+    ]
+)
 class ProductCreateInputSerializer(serializers.Serializer):
     sku = serializers.RegexField(SKU_PATTERN, max_length=64)
     name = serializers.CharField(max_length=200)
@@ -81,6 +154,21 @@ class ProductCreateInputSerializer(serializers.Serializer):
     stock = serializers.IntegerField(required=False, min_value=0, default=0)
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Every field (PUT); PATCH takes any of them",
+            value={
+                "name": "Black tee, M",
+                "description": "Organic cotton.",
+                "price": "17.90",
+                "category": "tees",
+                "is_active": True,
+            },
+            request_only=True,
+        )
+    ]
+)
 class ProductUpdateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(allow_blank=True)
@@ -89,6 +177,20 @@ class ProductUpdateInputSerializer(serializers.Serializer):
     is_active = serializers.BooleanField()
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A delivery",
+            value={"delta": 10, "reason": "restock", "note": "Delivery 2026-11-24"},
+            request_only=True,
+        ),
+        OpenApiExample(
+            "A stock count",
+            value={"delta": -2, "reason": "adjustment", "note": "Damaged"},
+            request_only=True,
+        ),
+    ]
+)
 class StockChangeInputSerializer(serializers.Serializer):
     delta = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000)
     reason = serializers.ChoiceField(choices=[StockReason.RESTOCK, StockReason.ADJUSTMENT])
@@ -104,6 +206,9 @@ class StockChangeInputSerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_serializer(
+    examples=[OpenApiExample("A restock", value=MOVEMENT_EXAMPLE, response_only=True)]
+)
 class StockMovementOutputSerializer(serializers.ModelSerializer):
     actor = serializers.SlugRelatedField(slug_field="email", read_only=True)
 
@@ -113,6 +218,31 @@ class StockMovementOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# Describes, for the OpenAPI schema, the dict the stock action builds by hand.
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "After a restock",
+            value={"sku": "TEE-BLK-M", "stock": 22, "movement": MOVEMENT_EXAMPLE},
+            response_only=True,
+        )
+    ]
+)
+class StockChangeOutputSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    stock = serializers.IntegerField(help_text="Units on hand after the change.")
+    movement = StockMovementOutputSerializer()
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A sub-category",
+            value={"name": "Long sleeve", "slug": "long-sleeve", "parent": "tees"},
+            request_only=True,
+        )
+    ]
+)
 class CategoryInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     slug = serializers.SlugField(max_length=120)
@@ -120,6 +250,9 @@ class CategoryInputSerializer(serializers.Serializer):
     is_active = serializers.BooleanField(required=False, default=True)
 
 
+@extend_schema_serializer(
+    examples=[OpenApiExample("A category", value=CATEGORY_EXAMPLE, response_only=True)]
+)
 class CategoryTreeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -127,5 +260,6 @@ class CategoryTreeSerializer(serializers.Serializer):
     is_active = serializers.BooleanField()
     children = serializers.SerializerMethodField()
 
+    @extend_schema_field({"type": "array", "items": {"$ref": "#/components/schemas/CategoryTree"}})
     def get_children(self, node: Any) -> list[dict[str, Any]]:
         return CategoryTreeSerializer(node.tree_children, many=True).data

@@ -6,24 +6,41 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.catalog.exceptions import OutOfStock, ProductUnavailable
 from apps.orders import selectors, services
-from apps.orders.exceptions import OrderForbidden
+from apps.orders.exceptions import (
+    IdempotencyKeyReused,
+    IdempotentRequestInProgress,
+    IllegalTransition,
+    InvalidOrder,
+    OrderForbidden,
+)
 from apps.orders.filters import OrderFilter
 from apps.orders.models import Order
 from apps.orders.serializers import (
     OrderCancelInputSerializer,
     OrderCreateInputSerializer,
+    OrderDetailOutputSerializer,
+    OrderOutputSerializer,
     order_detail_to_dict,
     order_to_dict,
 )
 from apps.users import selectors as users_selectors
-from ecommerce.api.idempotency import REPLAYED_HEADER, fingerprint, idempotency_key_from
+from ecommerce.api import ratelimit
+from ecommerce.api.idempotency import (
+    HEADER,
+    REPLAYED_HEADER,
+    fingerprint,
+    idempotency_key_from,
+)
+from ecommerce.api.schema import problems
 
 
 class OrderViewSet(viewsets.GenericViewSet):
@@ -33,6 +50,10 @@ class OrderViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[0-9a-fA-F-]{32,36}"
     filterset_class = OrderFilter
     ordering_fields = ("created_at", "total")
+    rate_limit_scope = {"create": ratelimit.ORDERS}
+    # For the schema only: orders are rendered by hand, and get_queryset scopes by caller.
+    serializer_class = OrderOutputSerializer
+    queryset = Order.objects.none()
 
     def get_queryset(self) -> QuerySet[Order]:
         return selectors.orders_visible_to(self.request.user)
@@ -49,6 +70,44 @@ class OrderViewSet(viewsets.GenericViewSet):
             raise ValidationError({"user_id": f"No active user {user_id}."})
         return owner
 
+    @extend_schema(
+        summary="Place an order",
+        description=(
+            "Reserves stock and queues the payment. With an `Idempotency-Key`, a retry with "
+            "the same body returns the first order (`Idempotent-Replayed: true`)."
+        ),
+        request=OrderCreateInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                description="1 to 255 printable ASCII characters; a UUID is ideal.",
+            ),
+            OpenApiParameter(
+                "Location", str, OpenApiParameter.HEADER, response=[201], description="The order."
+            ),
+            OpenApiParameter(
+                REPLAYED_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                response=[201],
+                enum=["true"],
+                description="Present when this is the stored answer to an earlier request.",
+            ),
+        ],
+        responses={
+            status.HTTP_201_CREATED: OpenApiResponse(OrderOutputSerializer, "The order."),
+            **problems(
+                InvalidOrder("All items of an order must be priced in one currency."),
+                ProductUnavailable(lookups=["TEE-OLD"]),
+                OrderForbidden("You can only place orders for yourself."),
+                OutOfStock(shortfalls={"TEE-BLK-M": {"requested": 3, "available": 1}}),
+                IdempotentRequestInProgress(key="3f1c9e0a-order-1"),
+                IdempotencyKeyReused(key="3f1c9e0a-order-1"),
+            ),
+        },
+    )
     def create(self, request: Request) -> Response:
         key = idempotency_key_from(request)
         serializer = OrderCreateInputSerializer(data=request.data)
@@ -72,14 +131,31 @@ class OrderViewSet(viewsets.GenericViewSet):
             headers[REPLAYED_HEADER] = "true"
         return Response(order.creation_response, status=status.HTTP_201_CREATED, headers=headers)
 
+    @extend_schema(summary="List orders (own, or all for staff)")
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response([order_to_dict(o, o.items.all()) for o in page])
 
+    @extend_schema(summary="Read an order with its history", responses=OrderDetailOutputSerializer)
     def retrieve(self, request: Request, public_id: str) -> Response:
         order = selectors.get_order_for(user=request.user, public_id=public_id)
         return Response(order_detail_to_dict(order))
 
+    @extend_schema(
+        summary="Cancel an order",
+        description="Releases its stock; a paid order is refunded.",
+        request=OrderCancelInputSerializer,
+        responses={
+            status.HTTP_200_OK: OrderDetailOutputSerializer,
+            **problems(
+                IllegalTransition(
+                    order_id="7d4c1e9a-6b3d-4f2e-9c8b-0a1b2c3d4e5f",
+                    from_status="fulfilled",
+                    to_status="cancelled",
+                )
+            ),
+        },
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, public_id: str) -> Response:
         order = selectors.get_order_for(user=request.user, public_id=public_id)

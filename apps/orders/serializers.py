@@ -7,11 +7,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from apps.orders.models import Order, OrderEvent, OrderItem, OrderStatus
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "maxLength": 64}, {"type": "integer"}]})
 class ProductRefField(serializers.Field):
     """A product given as its SKU or numeric id (a JSON string or integer)."""
 
@@ -41,6 +43,18 @@ class OrderLineInputSerializer(serializers.Serializer):
         return value
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Two lines",
+            value={
+                "items": [{"id": "TEE-BLK-M", "quantity": 2}, {"id": 42, "quantity": 1}],
+                "payment_token": "tok_success",
+            },
+            request_only=True,
+        )
+    ]
+)
 class OrderCreateInputSerializer(serializers.Serializer):
     items = OrderLineInputSerializer(many=True, allow_empty=False)
     user_id = serializers.CharField(required=False, max_length=20)
@@ -59,8 +73,101 @@ class OrderCreateInputSerializer(serializers.Serializer):
         return int(value)
 
 
+@extend_schema_serializer(
+    examples=[OpenApiExample("With a reason", value={"reason": "Ordered twice"}, request_only=True)]
+)
 class OrderCancelInputSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+
+# The output shapes below describe, for the OpenAPI schema, the dicts that `order_to_dict`
+# and `order_detail_to_dict` build by hand; tests check that the two agree key for key.
+MONEY_STRING = {"help_text": "Decimal amount with two places, as a string: `19.90`."}
+ORDER_EXAMPLE: dict[str, Any] = {
+    "id": "7d4c1e9a-6b3d-4f2e-9c8b-0a1b2c3d4e5f",
+    "status": "pending_payment",
+    "user_id": 7,
+    "currency": "EUR",
+    "subtotal": "59.70",
+    "total": "59.70",
+    "items": [
+        {
+            "sku": "TEE-BLK-M",
+            "name": "Black tee, M",
+            "unit_price": "19.90",
+            "quantity": 3,
+            "line_total": "59.70",
+        }
+    ],
+    "created_at": "2026-11-24T10:15:00.123456Z",
+    "updated_at": "2026-11-24T10:15:00.123456Z",
+}
+
+
+class OrderItemOutputSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    unit_price = serializers.CharField(**MONEY_STRING)
+    quantity = serializers.IntegerField()
+    line_total = serializers.CharField(**MONEY_STRING)
+
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("An order", value=ORDER_EXAMPLE, response_only=True)]
+)
+class OrderOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The order's public id.")
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    user_id = serializers.IntegerField()
+    currency = serializers.CharField(help_text="ISO 4217 code, e.g. `EUR`.")
+    subtotal = serializers.CharField(**MONEY_STRING)
+    total = serializers.CharField(**MONEY_STRING)
+    items = OrderItemOutputSerializer(many=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class OrderEventOutputSerializer(serializers.Serializer):
+    # `from` is a Python keyword: declared through `fields` below.
+    to = serializers.ChoiceField(choices=OrderStatus.choices)
+    reason = serializers.CharField()
+    at = serializers.DateTimeField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "from": serializers.ChoiceField(choices=OrderStatus.choices, allow_null=True),
+            **super().get_fields(),
+        }
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A paid order",
+            value={
+                **ORDER_EXAMPLE,
+                "status": "paid",
+                "history": [
+                    {
+                        "from": None,
+                        "to": "pending_payment",
+                        "reason": "placed",
+                        "at": "2026-11-24T10:15:00.123456Z",
+                    },
+                    {
+                        "from": "pending_payment",
+                        "to": "paid",
+                        "reason": "payment succeeded",
+                        "at": "2026-11-24T10:15:02.654321Z",
+                    },
+                ],
+            },
+            response_only=True,
+        )
+    ]
+)
+class OrderDetailOutputSerializer(OrderOutputSerializer):
+    history = OrderEventOutputSerializer(many=True, help_text="Status changes, oldest first.")
 
 
 def money(value: Any) -> str:

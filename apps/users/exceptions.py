@@ -1,6 +1,6 @@
 """Typed errors of the users app."""
 
-from ecommerce.errors import Conflict
+from ecommerce.errors import Conflict, InvalidInput
 
 
 class EmailAlreadyRegistered(Conflict):
@@ -9,3 +9,21 @@ class EmailAlreadyRegistered(Conflict):
 
     def __init__(self, *, email: str) -> None:
         super().__init__(f"An account with the email {email} already exists.")
+
+
+class SetPasswordTokenInvalid(InvalidInput):
+    code = "set_password_token_invalid"
+    title = "Invalid set-password link"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This set-password link is not valid or was already used; request a new one."
+        )
+
+
+class SetPasswordTokenExpired(InvalidInput):
+    code = "set_password_token_expired"
+    title = "Expired set-password link"
+
+    def __init__(self) -> None:
+        super().__init__("This set-password link has expired; request a new one.")

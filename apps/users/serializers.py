@@ -71,3 +71,8 @@ class AccountOutputSerializer(serializers.ModelSerializer):
 
     def get_roles(self, user: User) -> list[str]:
         return sorted(roles_of(user))
+
+
+class SetPasswordInputSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=200, trim_whitespace=True)
+    password = serializers.CharField(write_only=True, trim_whitespace=False, max_length=128)

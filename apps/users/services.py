@@ -1,14 +1,24 @@
-"""Writes to user accounts: registration and profile changes."""
+"""Writes to user accounts: registration, profile changes, setting a password by token."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.encoding import force_bytes, force_str
+from django.utils.http import base36_to_int, urlsafe_base64_decode, urlsafe_base64_encode
 
-from apps.users.exceptions import EmailAlreadyRegistered
+from apps.users import events
+from apps.users.exceptions import (
+    EmailAlreadyRegistered,
+    SetPasswordTokenExpired,
+    SetPasswordTokenInvalid,
+)
 from apps.users.models import User, normalize_email
+from ecommerce import outbox
 from ecommerce.api.permissions import Role
 from ecommerce.observability.logging import get_logger
 
@@ -40,6 +50,7 @@ def register_user(*, email: str, name: str, password: str | None = None) -> User
             raise
         customer, _ = Group.objects.get_or_create(name=Role.CUSTOMER)
         user.groups.add(customer)
+        outbox.publish(events.USER_REGISTERED, {"user_id": user.pk})
     logger.info("user_registered", user_id=user.pk, has_password=bool(password))
     return user
 
@@ -53,4 +64,67 @@ def update_profile(*, user: User, name: str | None = None) -> User:
     if fields:
         user.save(update_fields=fields)
         logger.info("user_updated", user_id=user.pk, fields=fields)
+    return user
+
+
+class SetPasswordTokenGenerator(PasswordResetTokenGenerator):
+    """Django's reset token under its own salt: one-time, as its hash covers the password
+    hash and last_login, and valid for PASSWORD_RESET_TIMEOUT seconds."""
+
+    key_salt = "apps.users.services.SetPasswordTokenGenerator"
+
+    def is_expired(self, token: str) -> bool:
+        """True when the token's timestamp is past the timeout (its hash is not checked)."""
+        try:
+            issued = base36_to_int(token.split("-", 1)[0])
+        except ValueError:
+            return False
+        return self._num_seconds(self._now()) - issued > settings.PASSWORD_RESET_TIMEOUT
+
+
+set_password_tokens = SetPasswordTokenGenerator()
+
+
+def make_set_password_token(*, user: User) -> str:
+    """A token for `POST /api/users/set-password`: `<base64 user id>.<reset token>`."""
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    return f"{uid}.{set_password_tokens.make_token(user)}"
+
+
+def _token_user(token: str) -> tuple[User, str]:
+    uid, _, raw = token.partition(".")
+    try:
+        user_id = int(force_str(urlsafe_base64_decode(uid)))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise SetPasswordTokenInvalid() from None
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None or not raw:
+        raise SetPasswordTokenInvalid()
+    return user, raw
+
+
+def set_password_with_token(*, token: str, password: str) -> User:
+    """Set the password of the token's user; the token cannot be used again after this.
+
+    Raises SetPasswordTokenExpired, SetPasswordTokenInvalid (malformed, unknown or
+    inactive user, already used) and ValidationError (on `password`) when Django's
+    validators refuse the password; on a refusal nothing changes.
+    """
+    user, raw = _token_user(token)
+    if not set_password_tokens.check_token(user, raw):
+        if set_password_tokens.is_expired(raw):
+            raise SetPasswordTokenExpired()
+        raise SetPasswordTokenInvalid()
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    with transaction.atomic():
+        # Checked again under the row lock: of two requests with one token, one wins.
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if not set_password_tokens.check_token(user, raw):
+            raise SetPasswordTokenInvalid()
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    logger.info("user_password_set", user_id=user.pk)
     return user

@@ -36,7 +36,10 @@ def test_counters_add_up_across_three_gunicorn_workers(tmp_path):
         ACCESS_LOG="0",
         LOG_LEVEL="WARNING",
     )
-    server = GunicornServer(workers=3, env=env, log_path=tmp_path / "gunicorn.log")
+    # Polled on another view: a slow start-up poll must not land in the counted one.
+    server = GunicornServer(
+        workers=3, env=env, log_path=tmp_path / "gunicorn.log", ready_path="/api/categories"
+    )
     try:
         before = sample(
             httpx.get(f"{server.url}/metrics").text,

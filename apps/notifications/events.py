@@ -1,0 +1,39 @@
+"""The outbox topics the notifications app listens to and the one it publishes.
+
+Domain topics become notification events here; `notification.delivery_requested` (payload
+`{"notification_id": <pk>}`) queues one delivery, written in the transaction that created
+or reset the notification so a lost broker message is re-sent by the relay.
+"""
+
+from __future__ import annotations
+
+from apps.notifications.models import NotificationEvent
+from apps.orders import events as order_events
+from apps.orders.models import OrderStatus
+from apps.users import events as user_events
+
+DELIVERY_REQUESTED = "notification.delivery_requested"
+QUEUE = "notifications"
+
+E = NotificationEvent
+# Topic published by the orders app -> the event its notifications carry.
+ORDER_TOPIC_EVENTS: dict[str, NotificationEvent] = {
+    order_events.ORDER_PLACED: E.ORDER_PLACED,
+    order_events.status_topic(OrderStatus.PAID): E.ORDER_PAID,
+    order_events.status_topic(OrderStatus.PAYMENT_FAILED): E.PAYMENT_FAILED,
+    order_events.status_topic(OrderStatus.CANCELLED): E.ORDER_CANCELLED,
+    order_events.status_topic(OrderStatus.EXPIRED): E.ORDER_EXPIRED,
+    order_events.status_topic(OrderStatus.FULFILLED): E.ORDER_FULFILLED,
+    order_events.status_topic(OrderStatus.REFUNDED): E.ORDER_REFUNDED,
+}
+USER_TOPIC_EVENTS: dict[str, NotificationEvent] = {
+    user_events.USER_REGISTERED: E.USER_REGISTERED,
+}
+
+
+def notify_task_name(event: str) -> str:
+    """The Celery task that turns one domain event into notifications."""
+    return f"notifications.notify_{event}"
+
+
+DELIVER_TASK = "notifications.deliver"

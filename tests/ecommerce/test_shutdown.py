@@ -1,0 +1,254 @@
+"""Graceful shutdown of the web tier: SIGTERM fails readiness at once and drains every request.
+
+The end-to-end test runs gunicorn with the project's config (2 sync workers, the draining
+worker class) on a free port against this test database and Redis, keeps 20 slow requests
+in flight, sends SIGTERM to the master, and measures what each side saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from django.conf import settings
+from django.test import Client, RequestFactory
+
+from ecommerce import health
+from ecommerce.gunicorn_worker import DrainingSyncWorker
+from tests.ecommerce.helpers import problem
+from tests.servers import free_port
+
+WORKERS = 2
+IN_FLIGHT = 20
+SLOW_SECONDS = 1.0
+GRACEFUL_TIMEOUT_SECONDS = 20
+# Inherited from a shell, these would make gunicorn wipe or serve someone's metrics files.
+NOT_INHERITED = ("PROMETHEUS_MULTIPROC_DIR", "METRICS_DIR", "PYTEST_CURRENT_TEST")
+
+
+@pytest.fixture
+def not_shutting_down() -> Iterator[None]:
+    health._shutting_down.clear()
+    yield
+    health._shutting_down.clear()
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str, *args: Any) -> None:
+        self.lines.append(message % args)
+
+
+def bare_worker(*, booted: bool) -> DrainingSyncWorker:
+    """A worker object as gunicorn leaves it after start-up, without forking or sockets."""
+    worker = DrainingSyncWorker.__new__(DrainingSyncWorker)
+    worker.booted = booted
+    worker.alive = True
+    worker.pid = 4242
+    worker.log = _Log()
+    worker._mark_shutting_down = health.mark_shutting_down
+    return worker
+
+
+@pytest.mark.usefixtures("not_shutting_down")
+def test_sigterm_fails_readiness_at_once_and_drains_until_the_backlog_is_empty(
+    client: Client,
+) -> None:
+    worker = bare_worker(booted=True)
+
+    worker.handle_exit(signal.SIGTERM, None)
+
+    assert health.is_shutting_down() is True
+    assert (worker.draining, worker.alive) == (True, True)  # still accepting what is queued
+    assert worker.log.lines == ["Worker draining (pid: 4242)"]
+    body = problem(client.get("/health/ready"), 503)
+    assert (body["code"], body["detail"]) == ("shutting_down", "The process is shutting down.")
+    assert client.get("/health/live").status_code == 200
+    # accept() found nothing queued, so the loop waits: a draining worker stops instead.
+    assert worker.wait(5.0) is None
+    assert worker.alive is False
+
+
+@pytest.mark.usefixtures("not_shutting_down")
+def test_sigterm_while_loading_the_app_stops_at_once() -> None:
+    worker = bare_worker(booted=False)
+
+    worker.handle_exit(signal.SIGTERM, None)
+
+    assert (worker.draining, worker.alive) == (False, False)
+    assert health.is_shutting_down() is True
+
+
+def test_the_slow_endpoint_is_not_routed_unless_enabled(client: Client) -> None:
+    assert settings.TEST_SLOW_ENDPOINT_ENABLED is False
+    assert client.get("/health/slow?seconds=0").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("seconds", "status"), [("0", 200), ("0.01", 200), ("31", 400), ("-1", 400), ("x", 400)]
+)
+def test_the_slow_view_sleeps_a_bounded_time(seconds: str, status: int) -> None:
+    response = health.slow(RequestFactory().get("/health/slow", {"seconds": seconds}))
+
+    assert response.status_code == status
+    if status == 200:
+        assert json.loads(response.content) == {"status": "ok", "slept_seconds": float(seconds)}
+
+
+# --- gunicorn, for real ---------------------------------------------------------------------
+
+
+def database_url(db: dict[str, Any]) -> str:
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += f":{quote(db['PASSWORD'], safe='')}"
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{credentials}@{host}/{quote(db['NAME'], safe='')}"
+
+
+class Gunicorn:
+    """`gunicorn --config ecommerce/gunicorn.conf.py` in its own process group."""
+
+    def __init__(self, *, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / "gunicorn.log"
+        cache = settings.CACHES["default"]
+        env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+        env.update(
+            DJANGO_READ_DOT_ENV_FILE="0",
+            DEBUG="0",
+            LOG_JSON="1",
+            OTEL_ENABLED="0",
+            # The test database: settings.DATABASES is what pytest-django renamed.
+            DATABASE_URL=database_url(settings.DATABASES["default"]),
+            REDIS_URL=cache["LOCATION"],
+            CACHE_KEY_PREFIX=cache["KEY_PREFIX"],
+            CELERY_BROKER_URL="",
+            HOST="127.0.0.1",
+            PORT=str(self.port),
+            WEB_CONCURRENCY=str(WORKERS),
+            GUNICORN_GRACEFUL_TIMEOUT_SECONDS=str(GRACEFUL_TIMEOUT_SECONDS),
+            TEST_SLOW_ENDPOINT_ENABLED="1",
+            METRICS_DIR=str(tmp_path / "metrics"),
+            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics" / "web"),
+        )
+        command = [sys.executable, "-m", "gunicorn", "--config", "ecommerce/gunicorn.conf.py"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*command, "ecommerce.wsgi"],
+                cwd=settings.BASE_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_until_live()
+
+    def _wait_until_live(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health/live", timeout=0.5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"gunicorn did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL the master and its workers: the group this test started."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+    def log_events(self) -> list[str]:
+        events = []
+        for line in self.log_path.read_text().splitlines():
+            if line.startswith("{"):
+                events.append(str(json.loads(line).get("event", "")))
+        return events
+
+
+@pytest.fixture
+def gunicorn(django_db_setup: None, tmp_path: Path) -> Iterator[Gunicorn]:
+    server = Gunicorn(tmp_path=tmp_path)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def timed_get(url: str, since: float) -> tuple[Any, float, float]:
+    """(status or error, seconds from `since` to sending, to answer)."""
+    sent = time.monotonic() - since
+    try:
+        response = httpx.get(url, timeout=60)
+        outcome: Any = (response.status_code, response.json().get("code"))
+    except httpx.HTTPError as exc:
+        outcome = (type(exc).__name__, None)
+    return outcome, sent, time.monotonic() - since
+
+
+@pytest.mark.slow
+@pytest.mark.django_db  # so that the test database exists for gunicorn's readiness check
+def test_sigterm_drains_twenty_slow_requests_and_readiness_answers_503(
+    gunicorn: Gunicorn,
+) -> None:
+    ready = httpx.get(f"{gunicorn.url}/health/ready", timeout=5)
+    assert ready.status_code == 200, ready.text
+    pool = ThreadPoolExecutor(max_workers=IN_FLIGHT + 1)
+    started = time.monotonic()
+    slow: list[Future[tuple[Any, float, float]]] = [
+        pool.submit(timed_get, f"{gunicorn.url}/health/slow?seconds={SLOW_SECONDS}", started)
+        for _ in range(IN_FLIGHT)
+    ]
+    time.sleep(0.5)  # every request is connected: 2 being served, 18 queued on the socket
+
+    gunicorn.process.send_signal(signal.SIGTERM)
+    term = time.monotonic()
+    probe = pool.submit(timed_get, f"{gunicorn.url}/health/ready", term)
+    exit_code = gunicorn.process.wait(timeout=GRACEFUL_TIMEOUT_SECONDS + 10)
+    exited_after = time.monotonic() - term
+    results = [future.result() for future in slow]
+    probe_outcome, _, probe_answered_after = probe.result()
+    pool.shutdown()
+
+    answered_after = sorted(answered - (term - started) for _, _, answered in results)
+    print(
+        f"\ngunicorn drain: {WORKERS} sync workers, {IN_FLIGHT} requests of {SLOW_SECONDS:g}s, "
+        f"SIGTERM {term - started:.2f}s after the first was sent\n"
+        f"  statuses: {dict(Counter(str(outcome[0]) for outcome, _, _ in results))}\n"
+        f"  answered after SIGTERM: first {answered_after[0]:.2f}s, "
+        f"last {answered_after[-1]:.2f}s\n"
+        f"  /health/ready sent right after SIGTERM: {probe_outcome[0]} {probe_outcome[1]} "
+        f"after {probe_answered_after:.2f}s\n"
+        f"  master exit code {exit_code} after {exited_after:.2f}s "
+        f"(graceful_timeout {GRACEFUL_TIMEOUT_SECONDS}s)"
+    )
+    assert [outcome for outcome, _, _ in results] == [(200, None)] * IN_FLIGHT
+    assert probe_outcome == (503, "shutting_down")
+    assert probe_answered_after < exited_after
+    assert exit_code == 0
+    assert exited_after < GRACEFUL_TIMEOUT_SECONDS
+    events = gunicorn.log_events()
+    assert sum(event.startswith("Worker draining (pid: ") for event in events) == WORKERS
+    assert not any("timed out" in event for event in events)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{gunicorn.url}/health/live", timeout=1)
