@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from apps.payments import services
 from apps.payments.exceptions import ProviderUnavailable
@@ -25,9 +26,15 @@ logger = get_logger(__name__)
 )
 def charge_payment_task(self: Any, order_id: int) -> str:
     """Charge an order. Transient provider errors and an open breaker are retried with
-    backoff; after the last attempt the order stays pending_payment for reconciliation."""
+    backoff; after the last attempt the order stays pending_payment for reconciliation.
+
+    A run that finds the order's charge lock taken ("busy") looks again once that lock has
+    expired: its holder is a duplicate still charging (the next look finds nothing to do),
+    or a run whose process died holding it, whose message task_reject_on_worker_lost has
+    handed straight back, to this very run.
+    """
     try:
-        return services.charge_payment(order_id=order_id)
+        outcome = services.charge_payment(order_id=order_id)
     except (ProviderUnavailable, CircuitOpen) as exc:
         policy = payment_retry_policy()
         attempt = self.request.retries
@@ -38,6 +45,9 @@ def charge_payment_task(self: Any, order_id: int) -> str:
         if isinstance(exc, CircuitOpen):
             countdown = max(countdown, exc.retry_after_seconds)
         raise self.retry(exc=exc, countdown=countdown) from exc
+    if outcome == "busy" and not payment_retry_policy().exhausted(self.request.retries + 1):
+        raise self.retry(countdown=settings.PAYMENT_LOCK_TTL_SECONDS)
+    return outcome
 
 
 @shared_task(name="payments.reconcile_payments", acks_late=True, soft_time_limit=240)

@@ -1,0 +1,71 @@
+"""`manage.py expire_orders` as its own process, on orders this process committed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.catalog.models import Product, StockMovement
+from apps.orders.models import Order, OrderStatus
+from apps.payments.models import Payment, PaymentStatus
+from ecommerce.outbox.models import OutboxMessage
+from tests.catalog.factories import make_product
+from tests.catalog.helpers import assert_ledger_matches
+from tests.integration.helpers import history, place, placed_order
+from tests.integration.processes import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+TIMEOUT_SECONDS = 900
+
+
+def expire_orders(env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "expire_orders"],
+        cwd=ROOT,
+        env={**env, "ORDER_PAYMENT_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def created_ago(order: Order, seconds: int) -> None:
+    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_an_unpaid_order_past_the_timeout_expires_once_and_its_stock_returns_once(
+    process_env: dict[str, str], client: APIClient, no_charge_requests: None
+) -> None:
+    product = make_product(sku="p", stock=5)
+    stale = placed_order(place(client, "p", 2))
+    fresh = placed_order(place(client, "p", 1))
+    created_ago(stale, TIMEOUT_SECONDS + 1)
+    created_ago(fresh, TIMEOUT_SECONDS - 60)
+
+    first = expire_orders(process_env)
+    second = expire_orders(process_env)
+
+    assert (first, second) == ("expired 1 order(s)", "expired 0 order(s)")
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (stale.status, fresh.status) == (OrderStatus.EXPIRED, OrderStatus.PENDING_PAYMENT)
+    assert history(stale) == [("", "pending_payment"), ("pending_payment", "expired")]
+    assert list(
+        StockMovement.objects.filter(reference=f"order:{stale.public_id}")
+        .order_by("pk")
+        .values_list("delta", "reason")
+    ) == [(-2, "order"), (2, "expiry")]
+    assert Product.objects.get(pk=product.pk).stock == 4
+    assert_ledger_matches(product.pk)
+    payment = Payment.objects.get(order=stale)
+    assert (payment.status, payment.attempts) == (PaymentStatus.PENDING, 0)
+    assert OutboxMessage.objects.filter(topic="order.expired").count() == 1

@@ -1,0 +1,302 @@
+"""Checkout to payment across processes: the API here, a real Celery worker on the Redis
+broker, and the payment sandbox as its own HTTP server.
+
+Each test places orders through the API, lets the worker charge them, and asserts what
+every side recorded: the order and its payment in PostgreSQL, the charges at the sandbox
+(`GET /_sandbox/stats`), the breaker state in Redis, stock and its ledger.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.catalog.models import Product, StockMovement
+from apps.orders.models import OrderStatus
+from apps.payments.models import Payment, PaymentStatus
+from apps.payments.tasks import charge_payment_task
+from ecommerce.outbox import relay_pending
+from ecommerce.outbox.models import OutboxMessage
+from ecommerce.resilience.breaker import breaker
+from ecommerce.resilience.breaker_storage import CircuitState
+from tests.catalog.factories import make_product
+from tests.catalog.helpers import assert_ledger_matches
+from tests.integration.helpers import (
+    history,
+    logged,
+    place,
+    placed_order,
+    provider_calls,
+    publishing_to,
+    task_outcomes,
+    wait_for_status,
+    wait_until,
+)
+from tests.integration.processes import Broker, CeleryWorker, SandboxServer, Workers
+from tests.servers import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+ONE_SUCCEEDED = {"succeeded": 1, "declined": 0, "total": 1}
+# For the tests that kill workers. The sandbox records the charge at once and answers 2 s
+# later (the worker waits up to 5 s), so a worker killed meanwhile has charged without
+# knowing it. A dead pool process is noticed within the pool's 5 s maintenance interval
+# and its message goes straight back (task_reject_on_worker_lost) while the order's charge
+# lock (6 s) is still held. A dead worker's message comes back after the broker's
+# visibility timeout (7 s), when that lock has expired, as in production (60 s against
+# an hour).
+CRASH_SETTINGS = {
+    "PAYMENT_LOCK_TTL_SECONDS": "6",
+    "CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS": "7",
+    "PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS": "5",
+}
+ANSWER_DELAY_MS = 2000
+
+
+def test_an_order_is_charged_by_the_worker_and_ends_paid(
+    live_celery: CeleryWorker, sandbox: SandboxServer, client: APIClient
+) -> None:
+    product = make_product(sku="p", stock=5, price="12.50")
+
+    order = placed_order(place(client, "p", 2))
+
+    wait_for_status(order, OrderStatus.PAID, worker=live_celery)
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.attempts, payment.last_error) == ("succeeded", 1, "")
+    assert sandbox.charges() == ONE_SUCCEEDED
+    charge = sandbox.charge_for(payment.idempotency_key)
+    assert charge is not None
+    assert (charge["id"], charge["amount"], charge["currency"]) == (
+        payment.provider_charge_id,
+        "25.00",
+        "EUR",
+    )
+    assert history(order) == [("", "pending_payment"), ("pending_payment", "paid")]
+    placed = OutboxMessage.objects.get(topic="order.placed")
+    assert (placed.payload, placed.attempts) == ({"order_id": order.pk}, 1)
+    assert placed.dispatched_at is not None
+    assert Product.objects.get(pk=product.pk).stock == 3
+    assert_ledger_matches(product.pk)
+
+
+def test_a_declined_card_fails_the_order_and_returns_its_stock(
+    live_celery: CeleryWorker, sandbox: SandboxServer, client: APIClient
+) -> None:
+    product = make_product(sku="p", stock=5)
+
+    order = placed_order(place(client, "p", 2, token="tok_card_declined"))
+
+    wait_for_status(order, OrderStatus.PAYMENT_FAILED, worker=live_celery)
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.decline_code, payment.attempts) == (
+        PaymentStatus.DECLINED,
+        "card_declined",
+        1,
+    )
+    assert sandbox.charges() == {"succeeded": 0, "declined": 1, "total": 1}
+    assert Product.objects.get(pk=product.pk).stock == 5
+    assert list(
+        StockMovement.objects.filter(reference=f"order:{order.public_id}")
+        .order_by("pk")
+        .values_list("delta", "reason")
+    ) == [(-2, "order"), (2, "cancel")]
+    assert_ledger_matches(product.pk)
+    # A decline is an answer: it never counts against the breaker.
+    assert breaker("payment-provider").state().failures == 0
+
+
+def test_provider_down_opens_the_shared_breaker_and_one_half_open_trial_closes_it(
+    live_celery: CeleryWorker, sandbox: SandboxServer, client: APIClient
+) -> None:
+    provider = breaker("payment-provider")
+    product = make_product(sku="p", stock=5)
+    mark = len(live_celery.log())
+    sandbox.stop()
+
+    first = placed_order(place(client, "p"))
+
+    # Read here, in Redis, under the prefix the worker writes: the state is shared.
+    wait_until(
+        lambda: provider.state().state is CircuitState.OPEN,
+        what="the breaker opens",
+        worker=live_celery,
+    )
+    first_payment = Payment.objects.get(order=first)
+    refused = provider_calls(live_celery, first_payment.idempotency_key, since=mark)
+    assert [call["reason"] for call in refused] == ["connect_error"] * 3
+    assert first_payment.attempts >= 3
+    first.refresh_from_db()
+    assert first.status == OrderStatus.PENDING_PAYMENT
+
+    second = placed_order(place(client, "p"))
+
+    second_payment = wait_until(
+        lambda: Payment.objects.filter(order=second, attempts=1).exclude(last_error="").first(),
+        what="the second order's first attempt",
+        worker=live_celery,
+    )
+    assert second_payment.last_error.startswith("CircuitOpen:")
+    assert provider_calls(live_celery, second_payment.idempotency_key) == []
+
+    sandbox.start()  # on the same port, with no charges
+
+    wait_for_status(first, OrderStatus.PAID, worker=live_celery)
+    wait_for_status(second, OrderStatus.PAID, worker=live_celery)
+    assert provider.state().state is CircuitState.CLOSED
+    assert sandbox.charges() == {"succeeded": 2, "declined": 0, "total": 2}
+    transitions = [
+        (line["from"], line["to"])
+        for line in logged(live_celery, "circuit_breaker_transition", since=mark)
+    ]
+    assert transitions[0] == ("closed", "open")
+    assert transitions[-1] == ("half_open", "closed")
+    # Between them only trials that failed while the sandbox was still down.
+    assert set(transitions[1:-1]) <= {("open", "half_open"), ("half_open", "open")}
+    assert transitions[-2] == ("open", "half_open")
+    assert Product.objects.get(pk=product.pk).stock == 3
+    assert_ledger_matches(product.pk)
+
+
+def test_a_charge_whose_answer_times_out_is_found_by_its_key_on_retry(
+    live_celery: CeleryWorker, sandbox: SandboxServer, client: APIClient
+) -> None:
+    # The sandbox commits the charge, then answers after 1.5 s; the worker waits 0.5 s.
+    sandbox.configure(respond_after_commit_delay_ms=1500)
+    make_product(sku="p", stock=5)
+    mark = len(live_celery.log())
+
+    order = placed_order(place(client, "p"))
+
+    wait_for_status(order, OrderStatus.PAID, worker=live_celery)
+    payment = Payment.objects.get(order=order)
+    calls = provider_calls(live_celery, payment.idempotency_key, since=mark)
+    assert [(c["event"], c.get("reason"), c.get("replayed")) for c in calls] == [
+        ("payment_provider.unavailable", "read_timeout", None),
+        ("payment_provider.response", None, True),
+    ]
+    assert sandbox.charges() == ONE_SUCCEEDED
+    charge = sandbox.charge_for(payment.idempotency_key)
+    assert charge is not None
+    assert (payment.status, payment.attempts, payment.provider_charge_id) == (
+        PaymentStatus.SUCCEEDED,
+        2,
+        charge["id"],
+    )
+
+
+def test_the_same_charge_task_twice_at_once_charges_once(
+    live_celery: CeleryWorker,
+    sandbox: SandboxServer,
+    client: APIClient,
+    no_charge_requests: None,
+) -> None:
+    make_product(sku="p", stock=5)
+    order = placed_order(place(client, "p"))
+    # Long enough for the second task to start while the first holds the order's lock.
+    sandbox.configure(latency_ms=300)
+    mark = len(live_celery.log())
+
+    charge_payment_task.delay(order.pk)
+    charge_payment_task.delay(order.pk)
+
+    wait_for_status(order, OrderStatus.PAID, worker=live_celery)
+    assert sandbox.charges() == ONE_SUCCEEDED
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.attempts) == (PaymentStatus.SUCCEEDED, 1)
+    assert len(provider_calls(live_celery, payment.idempotency_key, since=mark)) == 1
+    assert logged(
+        live_celery, "payment_charge_skipped", since=mark, order_id=order.pk, reason="lock_busy"
+    )
+    # The run that found the lock taken looks again after the lock's TTL: nothing to do.
+    wait_until(
+        lambda: task_outcomes(live_celery, since=mark) == ["succeeded", "noop"],
+        what="the second run comes back to a paid order",
+        worker=live_celery,
+    )
+    assert sandbox.charges() == ONE_SUCCEEDED
+
+
+def test_an_order_committed_while_the_broker_is_down_is_paid_after_the_relay(
+    live_celery: CeleryWorker, sandbox: SandboxServer, client: APIClient
+) -> None:
+    make_product(sku="p", stock=5)
+
+    with publishing_to(f"redis://127.0.0.1:{free_port()}/0"):
+        response = place(client, "p")
+
+    order = placed_order(response)
+    assert order.status == OrderStatus.PENDING_PAYMENT
+    message = OutboxMessage.objects.get(topic="order.placed")
+    assert (message.dispatched_at, message.attempts) == (None, 1)
+    assert message.last_error.startswith("OperationalError:")
+    assert Payment.objects.get(order=order).attempts == 0
+
+    assert relay_pending(min_age_seconds=0) == 1
+
+    wait_for_status(order, OrderStatus.PAID, worker=live_celery)
+    assert sandbox.charges() == ONE_SUCCEEDED
+    message.refresh_from_db()
+    assert message.dispatched_at is not None
+    assert message.attempts == 2
+
+
+def test_a_pool_process_killed_mid_charge_has_its_task_run_again_and_charged_once(
+    workers: Workers, publishing: Broker, sandbox: SandboxServer, client: APIClient
+) -> None:
+    worker = workers.running(**CRASH_SETTINGS)
+    sandbox.configure(respond_after_commit_delay_ms=ANSWER_DELAY_MS)
+    make_product(sku="p", stock=5)
+    mark = len(worker.log())
+    order = placed_order(place(client, "p"))
+    key = Payment.objects.get(order=order).idempotency_key
+    wait_until(lambda: sandbox.charge_for(key), what="the provider charged", worker=worker)
+
+    assert len(worker.kill_pool()) == 2  # while the charging run waits for the answer
+
+    # task_reject_on_worker_lost hands the message back at once, while the dead run's lock
+    # is still held: that second run finds it taken and comes back after the lock's TTL.
+    wait_for_status(order, OrderStatus.PAID, worker=worker)
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.attempts) == (PaymentStatus.SUCCEEDED, 2)
+    assert sandbox.charges() == ONE_SUCCEEDED
+    assert logged(
+        worker, "payment_charge_skipped", since=mark, order_id=order.pk, reason="lock_busy"
+    )
+    calls = provider_calls(worker, key, since=mark)
+    assert [call.get("replayed") for call in calls] == [True]
+    wait_until(
+        lambda: task_outcomes(worker, since=mark) == ["succeeded"],
+        what="the run that charged is acknowledged",
+        worker=worker,
+    )
+
+
+def test_a_worker_killed_mid_charge_leaves_the_task_to_another_that_charges_once(
+    workers: Workers, publishing: Broker, sandbox: SandboxServer, client: APIClient
+) -> None:
+    doomed = workers.running(**CRASH_SETTINGS)
+    sandbox.configure(respond_after_commit_delay_ms=ANSWER_DELAY_MS)
+    make_product(sku="p", stock=5)
+    mark = len(doomed.log())
+    order = placed_order(place(client, "p"))
+    key = Payment.objects.get(order=order).idempotency_key
+    wait_until(lambda: sandbox.charge_for(key), what="the provider charged", worker=doomed)
+
+    doomed.kill()  # the main process and its pool, while the run waits for the answer
+
+    payment = Payment.objects.get(order=order)
+    assert (order.status, payment.attempts) == (OrderStatus.PENDING_PAYMENT, 1)
+    assert payment.last_attempt_at is not None
+    # Past the visibility timeout, counted from the delivery (just before the attempt).
+    time.sleep(max(0.0, payment.last_attempt_at.timestamp() + 7.2 - time.time()))
+    successor = workers.running(**CRASH_SETTINGS)
+
+    wait_for_status(order, OrderStatus.PAID, worker=successor)
+    payment.refresh_from_db()
+    assert (payment.status, payment.attempts) == (PaymentStatus.SUCCEEDED, 2)
+    assert sandbox.charges() == ONE_SUCCEEDED
+    assert logged(doomed, "payment_attempt", since=mark) == []
+    calls = provider_calls(successor, key)
+    assert [call.get("replayed") for call in calls] == [True]
