@@ -37,12 +37,21 @@ class StaticProductView(APIView):
 
 
 class BareOrderView(APIView):
+    """Orders products `bare1`..`bareN`, seeded apart: these writes skip the ledger."""
+
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    _ids: list[int] | None = None
 
     def post(self, request: Request) -> Response:
+        if BareOrderView._ids is None:
+            BareOrderView._ids = list(
+                Product.objects.filter(sku__startswith="bare")
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
         sku_count = int(request.query_params.get("skus", "1000"))
-        product_id = random.randint(1, sku_count)
+        product_id = random.choice(BareOrderView._ids[:sku_count])
         now = timezone.now()
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(

@@ -123,6 +123,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
         "DATABASE_CONNECT_TIMEOUT_SECONDS", default=3
     )
+    # The same backend, counting queries, errors and connections for /metrics.
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 
 # --- Cache (and, later, locks, breaker state and rate limits) -----------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

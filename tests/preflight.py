@@ -14,7 +14,7 @@ def service_problems() -> list[str]:
     """One line per missing service; empty when both answer within a couple of seconds."""
     problems: list[str] = []
     db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
+    if not db["ENGINE"].endswith(".postgresql"):
         problems.append(
             f"Tests run on PostgreSQL, but DATABASE_URL selects {db['ENGINE']}. "
             "Unset it or point it at PostgreSQL (make test does)."

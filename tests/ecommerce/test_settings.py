@@ -112,7 +112,7 @@ def test_service_urls_switch_to_postgres_redis_and_real_workers() -> None:
     )
 
     assert printed == {
-        "engine": "django.db.backends.postgresql",
+        "engine": "django_prometheus.db.backends.postgresql",
         "name": "ecommerce",
         "cache": "django_redis.cache.RedisCache",
         "eager": False,
