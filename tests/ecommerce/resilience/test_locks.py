@@ -128,10 +128,12 @@ def test_blocking_waiter_gets_the_lock_when_the_holders_ttl_runs_out(name: str) 
 @pytest.mark.usefixtures("storage")
 def test_locks_with_different_names_do_not_meet(name: str) -> None:
     with (
-        distributed_lock(f"{name}:a", ttl_seconds=10),
-        distributed_lock(f"{name}:b", ttl_seconds=10),
+        distributed_lock(f"{name}:a", ttl_seconds=10) as first,
+        distributed_lock(f"{name}:b", ttl_seconds=10) as second,
     ):
-        pass
+        assert first
+        assert second
+        assert first != second
 
 
 @pytest.mark.usefixtures("storage")
