@@ -9,7 +9,10 @@ from apps.orders.models import Order, OrderStatus
 
 class OrderFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=OrderStatus.choices)
-    user = django_filters.NumberFilter(field_name="user_id")
+    # Bounded like the column, so an absurd id is a 400, not a database overflow.
+    user = django_filters.NumberFilter(
+        field_name="user_id", min_value=1, max_value=2**63 - 1, decimal_places=0
+    )
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 

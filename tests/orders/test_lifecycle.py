@@ -181,6 +181,8 @@ def test_orders_list_is_own_for_customers_and_all_for_support(client, client_for
     assert {o["id"] for o in all_list["results"]} == mine | {theirs}
     assert {o["id"] for o in filtered["results"]} == mine
     assert support.get("/api/orders?status=bogus").status_code == 400
+    assert support.get(f"/api/orders?user={10**30}").status_code == 400
+    assert support.get("/api/orders?user=1.5").status_code == 400
 
 
 def test_expiry_expires_old_pending_orders_and_returns_stock_once(client, settings):
