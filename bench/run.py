@@ -199,6 +199,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--sampler-ratio", default="1.0", help="OTEL_TRACES_SAMPLER_RATIO of the traced runs"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install -y wrk")
@@ -213,7 +216,9 @@ def main() -> None:
     for tracing in ("1", "0"):
         label = "traced" if tracing == "1" else "untraced"
         metrics_dir = tempfile.mkdtemp(prefix="bench-metrics-")
-        server = Server(env_for(OTEL_ENABLED=tracing, OTEL_TRACES_SAMPLER_RATIO="1.0"), metrics_dir)
+        server = Server(
+            env_for(OTEL_ENABLED=tracing, OTEL_TRACES_SAMPLER_RATIO=args.sampler_ratio), metrics_dir
+        )
         try:
             httpx.get(f"http://127.0.0.1:{PORT}/api/products/prod1")
             httpx.get(f"http://127.0.0.1:{PORT}/api/products?page_size=20")
