@@ -22,6 +22,7 @@ $(VENV)/.dev-installed: requirements/dev.txt requirements/base.txt | $(BIN)/pyth
 ## run: install, migrate, seed demo data and serve on 0.0.0.0:$$PORT (8080) with gunicorn;
 ##      with a broker configured (.env) also the Celery worker, beat and the payment sandbox
 run: $(VENV)/.base-installed
+	$(BIN)/python manage.py ensure_database
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
