@@ -50,6 +50,8 @@ def charge_payment_task(self: Any, order_id: int) -> str:
     return outcome
 
 
-@shared_task(name="payments.reconcile_payments", acks_late=True, soft_time_limit=240)
+@shared_task(
+    name="payments.reconcile_payments", acks_late=True, soft_time_limit=240, time_limit=300
+)
 def reconcile_payments_task() -> dict[str, int]:
     return services.reconcile_payments()
