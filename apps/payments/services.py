@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from apps.orders import services as orders_services
 from apps.orders.models import OrderStatus
-from apps.payments.exceptions import PaymentDeclined, ProviderUnavailable
+from apps.payments.exceptions import PaymentDeclined, ProviderRejected, ProviderUnavailable
 from apps.payments.gateway import ChargeResult, get_gateway
 from apps.payments.models import Payment, PaymentStatus
 from ecommerce import outbox
@@ -149,6 +149,10 @@ def _charge_locked(order_id: int) -> str:
                 )
             except PaymentDeclined as exc:  # the provider answered: not a breaker failure
                 declined = exc
+            except ProviderRejected as exc:
+                # Refused as sent (a 4xx): retrying the same request can never succeed, so
+                # the order fails now rather than waiting pending until it expires.
+                declined = PaymentDeclined(decline_code=f"rejected:{exc.error}", charge_id=None)
     except Exception as exc:
         PAYMENTS.labels("circuit_open" if isinstance(exc, CircuitOpen) else "provider_error").inc()
         Payment.objects.filter(pk=payment.pk).update(

@@ -82,6 +82,23 @@ def test_a_declined_card_fails_the_order_and_returns_the_stock(
     assert_ledger_matches(product.pk)
 
 
+def test_a_charge_the_provider_refuses_as_sent_fails_the_order_at_once(
+    client, django_capture_on_commit_callbacks
+):
+    """Yen have no decimals: the provider refuses 100.50 JPY (a 400), which no retry fixes."""
+    product = make_product(sku="yen", stock=3, price="100.50")
+    Product.objects.filter(pk=product.pk).update(currency="JPY")
+
+    response = place(client, "yen", 1, capture=django_capture_on_commit_callbacks)
+
+    order_id = response.json()["id"]
+    payment = Payment.objects.get(order__public_id=order_id)
+    assert Order.objects.get(public_id=order_id).status == OrderStatus.PAYMENT_FAILED
+    assert (payment.status, payment.decline_code) == ("declined", "rejected:invalid_amount")
+    assert Product.objects.get(pk=product.pk).stock == 3
+    assert_ledger_matches(product.pk)
+
+
 def test_cancelling_a_pending_order_returns_stock_once(client):
     product = make_product(sku="p", stock=5)
     order_id = place(client, "p", 2).json()["id"]
