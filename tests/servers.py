@@ -91,6 +91,17 @@ def silent_tcp_server() -> Iterator[int]:
         yield int(server.getsockname()[1])
 
 
+def database_url(db: dict[str, Any]) -> str:
+    """A DATABASE_URL for a Django database settings dict (the test database, once set up)."""
+    from urllib.parse import quote
+
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += f":{quote(db['PASSWORD'], safe='')}"
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{credentials}@{host}/{quote(db['NAME'], safe='')}"
+
+
 def project_env(**extra: str) -> dict[str, str]:
     """Environment for a project process that must share this test's database and Redis."""
     import os
@@ -98,13 +109,10 @@ def project_env(**extra: str) -> dict[str, str]:
     from django.conf import settings
     from django.db import connection
 
-    db = connection.settings_dict
     env = dict(os.environ)
     env.update(
         DJANGO_READ_DOT_ENV_FILE="0",
-        DATABASE_URL=(
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
+        DATABASE_URL=database_url(connection.settings_dict),
         REDIS_URL=settings.CACHES["default"]["LOCATION"],
         CACHE_KEY_PREFIX=settings.CACHES["default"]["KEY_PREFIX"],
         CELERY_BROKER_URL="",

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -28,7 +27,7 @@ from django.test import Client, RequestFactory
 from ecommerce import health
 from ecommerce.gunicorn_worker import DrainingSyncWorker
 from tests.ecommerce.helpers import problem
-from tests.servers import free_port
+from tests.servers import database_url, free_port
 
 WORKERS = 2
 IN_FLIGHT = 20
@@ -110,14 +109,6 @@ def test_the_slow_view_sleeps_a_bounded_time(seconds: str, status: int) -> None:
 
 
 # --- gunicorn, for real ---------------------------------------------------------------------
-
-
-def database_url(db: dict[str, Any]) -> str:
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += f":{quote(db['PASSWORD'], safe='')}"
-    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-    return f"postgres://{credentials}@{host}/{quote(db['NAME'], safe='')}"
 
 
 class Gunicorn:

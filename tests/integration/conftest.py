@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
@@ -29,7 +28,7 @@ from ecommerce.outbox import registry
 from tests import servers
 from tests.integration.helpers import publishing_to
 from tests.integration.processes import Broker, CeleryWorker, SandboxServer, Workers
-from tests.servers import RedisServer
+from tests.servers import RedisServer, database_url
 from tests.users.factories import UserFactory
 
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -48,15 +47,6 @@ WORKER_SETTINGS = {
 }
 # Inherited from a shell, these would make a worker wipe or serve a metrics directory.
 NOT_INHERITED = ("PROMETHEUS_MULTIPROC_DIR", "CELERY_METRICS_PORT", "PYTEST_CURRENT_TEST")
-
-
-def database_url(db: dict[str, Any]) -> str:
-    """A DATABASE_URL for the database this process uses (the test database, once set up)."""
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += f":{quote(db['PASSWORD'], safe='')}"
-    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-    return f"postgres://{credentials}@{host}/{quote(db['NAME'], safe='')}"
 
 
 @pytest.fixture(scope="session")
