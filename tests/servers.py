@@ -165,3 +165,137 @@ class GunicornServer:
                 self.process.kill()
                 self.process.wait(timeout=5)
         return self.process.returncode
+
+
+def _postgres_bin(name: str) -> str:
+    """A binary of the newest local PostgreSQL (Debian keeps them off PATH)."""
+    import glob
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    assert found, f"PostgreSQL's {name} is not installed"
+    return found[-1]
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on 127.0.0.1:`port` (trust auth, user postgres).
+
+    initdb refuses to run as root, so when the suite runs as root the cluster belongs to
+    the `postgres` system user and its commands run through `runuser`. `stop()` is a clean
+    shutdown (the data stays, `start()` brings it back: a database outage); `kill()` is
+    SIGKILL of the postmaster by PID.
+    """
+
+    def __init__(self) -> None:
+        import os
+        import pwd
+        import tempfile
+
+        self.port = free_port()
+        self._as_root = os.geteuid() == 0
+        self.directory = tempfile.mkdtemp(prefix="pg-throwaway-")
+        self.data = f"{self.directory}/data"
+        if self._as_root:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+        self._run(
+            [_postgres_bin("initdb"), "-D", self.data, "-U", "postgres", "-A", "trust"],
+            timeout=60,
+        )
+        self.start()
+
+    def _command(self, command: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *command] if self._as_root else command
+
+    def _run(self, command: list[str], *, timeout: float) -> None:
+        subprocess.run(
+            self._command(command),
+            check=True,
+            timeout=timeout,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def url(self, name: str = "postgres") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    @property
+    def pid(self) -> int | None:
+        from pathlib import Path
+
+        pidfile = Path(self.data) / "postmaster.pid"
+        try:
+            return int(pidfile.read_text().split("\n", 1)[0])
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def start(self) -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories="
+            f"{self.directory} -c fsync=off -c synchronous_commit=off -c max_connections=100"
+        )
+        self._run(
+            [
+                _postgres_bin("pg_ctl"),
+                "-D",
+                self.data,
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "30",
+                "start",
+                "-l",
+                f"{self.directory}/server.log",
+            ],
+            timeout=40,
+        )
+
+    def stop(self) -> None:
+        """A fast shutdown: clients are disconnected, the cluster can start again."""
+        if self.pid is not None:
+            self._run(
+                [_postgres_bin("pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop"], timeout=40
+            )
+
+    def kill(self) -> None:
+        import os
+        import signal
+
+        pid = self.pid
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+
+    def create_database(self, name: str) -> str:
+        import psycopg2
+
+        connection = psycopg2.connect(self.url(), connect_timeout=5)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            connection.close()
+        return self.url(name)
+
+    def close(self) -> None:
+        self.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
