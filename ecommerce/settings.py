@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.payments",
     "apps.notifications",
     "ecommerce.outbox",
+    "ecommerce.invariants",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -166,6 +167,8 @@ PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", def
 PAYMENT_RECONCILE_BATCH_SIZE = env.int("PAYMENT_RECONCILE_BATCH_SIZE", default=100)
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=100)
 OUTBOX_RELAY_MIN_AGE_SECONDS = env.float("OUTBOX_RELAY_MIN_AGE_SECONDS", default=5.0)
+# check_invariants: how long past its deadline work may still be in flight, not broken.
+INVARIANTS_GRACE_SECONDS = env.float("INVARIANTS_GRACE_SECONDS", default=600.0)
 
 # --- Payments ---------------------------------------------------------------------------
 # The provider's base URL (the sandbox process: `manage.py run_payment_sandbox`); empty

@@ -1,0 +1,61 @@
+"""Order invariants: an order holds stock exactly while it is due (the payment window is
+checked by payments, which may read both orders and payments)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db.models import QuerySet, Sum
+
+from apps.catalog.models import StockMovement
+from apps.orders.models import RELEASES_STOCK, Order, OrderItem
+from ecommerce.invariants import CheckContext, Outcome, invariant
+
+
+def _orders(context: CheckContext) -> QuerySet[Order]:
+    orders = Order.objects.all()
+    if context.since is not None:
+        orders = orders.filter(created_at__gte=context.since)
+    return orders
+
+
+@invariant("orders.stock_held")
+def stock_held(context: CheckContext) -> Outcome:
+    """An order holds its items' stock while pending, paid or fulfilled, and none once released.
+
+    Read from the ledger rows that name the order (`order:<public id>`): taken once at
+    placement, given back exactly once when the order fails, expires, is cancelled or refunded.
+    """
+    orders = {
+        f"order:{o['public_id']}": o
+        for o in _orders(context)
+        .filter(created_at__lt=context.settled_before())
+        .values("pk", "public_id", "status")
+    }
+    held: dict[str, dict[int, int]] = defaultdict(dict)
+    for row in (
+        StockMovement.objects.filter(reference__in=list(orders))
+        .values("reference", "product_id")
+        .annotate(total=Sum("delta"))
+    ):
+        held[row["reference"]][row["product_id"]] = row["total"]
+    bought: dict[int, dict[int, int]] = defaultdict(dict)
+    for item in OrderItem.objects.filter(order_id__in=[o["pk"] for o in orders.values()]).values(
+        "order_id", "product_id", "quantity"
+    ):
+        bought[item["order_id"]][item["product_id"]] = item["quantity"]
+    outcome = Outcome(checked=len(orders))
+    for reference, order in orders.items():
+        released = order["status"] in RELEASES_STOCK
+        expected = {
+            product: (0 if released else -quantity)
+            for product, quantity in bought[order["pk"]].items()
+        }
+        actual = {product: held[reference].get(product, 0) for product in expected}
+        extra = {p: d for p, d in held[reference].items() if p not in expected and d}
+        if actual != expected or extra:
+            outcome.fail(
+                f"order {order['pk']} ({order['status']}): ledger per product {actual | extra}, "
+                f"expected {expected}"
+            )
+    return outcome

@@ -1,0 +1,142 @@
+"""Payment invariants: orders leave pending_payment in time, and the provider agrees with us.
+
+The provider is asked by idempotency key (`find_charge`, a read): one key per order means
+at most one charge per order there, so "found and succeeded" is "charged exactly once".
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from apps.orders.models import Order, OrderStatus
+from apps.payments.gateway import ChargeResult, ChargeStatus, get_gateway
+from apps.payments.models import Payment, PaymentStatus
+from ecommerce.invariants import CheckContext, Outcome, invariant
+
+# Parallel lookups: a provider answers each in milliseconds, thousands of orders add up.
+PROVIDER_LOOKUP_THREADS = 8
+PAID = frozenset({OrderStatus.PAID, OrderStatus.FULFILLED})
+UNPAID_AND_DONE = frozenset({OrderStatus.EXPIRED, OrderStatus.CANCELLED})
+
+
+def _orders(context: CheckContext) -> QuerySet[Order]:
+    orders = Order.objects.all()
+    if context.since is not None:
+        orders = orders.filter(created_at__gte=context.since)
+    return orders
+
+
+@invariant("payments.payment_window")
+def payment_window(context: CheckContext) -> Outcome:
+    """Every order older than its payment window (plus grace) has left pending_payment.
+
+    Explained, not broken: an overdue order whose payment was attempted within the grace
+    period and last failed to reach the provider (expiry waits for the provider's answer).
+    """
+    window = timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
+    cutoff = context.settled_before() - window
+    orders = _orders(context)
+    outcome = Outcome(checked=orders.filter(created_at__lt=cutoff).count())
+    overdue = orders.filter(status=OrderStatus.PENDING_PAYMENT, created_at__lt=cutoff)
+    payments = {
+        p["order_id"]: p
+        for p in Payment.objects.filter(order__in=overdue).values(
+            "order_id", "status", "attempts", "last_error", "last_attempt_at"
+        )
+    }
+    for order in overdue.order_by("pk").values("pk", "public_id", "created_at"):
+        payment = payments.get(order["pk"])
+        if (
+            payment is not None
+            and payment["last_error"]
+            and payment["last_attempt_at"] is not None
+            and payment["last_attempt_at"] >= context.settled_before()
+        ):
+            outcome.explained += 1
+            continue
+        detail = (
+            "no payment"
+            if payment is None
+            else f"payment {payment['status']}, {payment['attempts']} attempt(s)"
+            + (f", last error {payment['last_error'][:80]!r}" if payment["last_error"] else "")
+        )
+        outcome.fail(
+            f"order {order['pk']} ({order['public_id']}) placed {order['created_at'].isoformat()} "
+            f"still pending_payment: {detail}"
+        )
+    if outcome.explained:
+        outcome.notes.append(
+            f"{outcome.explained} overdue order(s) wait for a provider that failed recently"
+        )
+    return outcome
+
+
+def _verdict(row: dict[str, Any], charge: ChargeResult | None, context: CheckContext) -> str | None:
+    """What is wrong with this order's payment given the provider's charge, or None."""
+    status = row["order__status"]
+    succeeded = charge is not None and charge.status is ChargeStatus.SUCCEEDED
+    settled = row["order__updated_at"] < context.settled_before()
+    if status in PAID or status == OrderStatus.REFUNDED:
+        expected = (
+            PaymentStatus.REFUNDED if status == OrderStatus.REFUNDED else PaymentStatus.SUCCEEDED
+        )
+        if charge is None or not succeeded:
+            return f"order {status} but the provider has {charge.status if charge else 'no'} charge"
+        if row["status"] != expected:
+            return f"order {status} but its payment is {row['status']}"
+        if charge.charge_id != row["provider_charge_id"]:
+            return (
+                f"recorded charge {row['provider_charge_id']!r}, provider has {charge.charge_id!r}"
+            )
+        if charge.amount != row["amount"] or charge.currency != row["currency"]:
+            charged = f"{charge.amount} {charge.currency}"
+            return f"charged {charged}, payment is {row['amount']} {row['currency']}"
+        return None
+    if not succeeded:
+        return None
+    # The provider took the money for an order that is not paid.
+    if status in UNPAID_AND_DONE and row["status"] == PaymentStatus.REFUNDED:
+        return None
+    if not settled and status != OrderStatus.PAYMENT_FAILED:
+        return None  # recorded or refunded within the grace period
+    return f"order {status} but charge {charge.charge_id} succeeded and was not refunded"
+
+
+@invariant("payments.provider_agrees")
+def provider_agrees(context: CheckContext) -> Outcome:
+    """Every paid order has exactly one succeeded charge at the provider, of its amount, and
+    every succeeded charge of ours belongs to a paid or refunded order (asked by key)."""
+    rows = list(
+        Payment.objects.filter(order__in=_orders(context))
+        .order_by("pk")
+        .values(
+            "pk",
+            "order_id",
+            "status",
+            "amount",
+            "currency",
+            "idempotency_key",
+            "provider_charge_id",
+            "order__status",
+            "order__updated_at",
+        )
+    )
+    gateway = get_gateway()
+
+    def lookup(row: dict[str, Any]) -> ChargeResult | None:
+        return gateway.find_charge(idempotency_key=row["idempotency_key"])
+
+    with ThreadPoolExecutor(max_workers=PROVIDER_LOOKUP_THREADS) as pool:
+        charges = list(pool.map(lookup, rows))
+    outcome = Outcome(checked=len(rows))
+    for row, charge in zip(rows, charges, strict=True):
+        problem = _verdict(row, charge, context)
+        if problem:
+            outcome.fail(f"order {row['order_id']} key {row['idempotency_key']}: {problem}")
+    outcome.notes.append(f"asked the provider about {len(rows)} payment(s)")
+    return outcome

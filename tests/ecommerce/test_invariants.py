@@ -1,0 +1,290 @@
+"""`manage.py check_invariants` on a real database: each check passes on healthy data and
+names the break when one is constructed, with a non-zero exit."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db.models import F
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.catalog.models import Product
+from apps.notifications.models import Notification, NotificationStatus, WebhookEndpoint
+from apps.orders.models import Order, OrderStatus
+from apps.payments.gateway import get_gateway
+from apps.payments.models import Payment, PaymentStatus
+from ecommerce.api.permissions import Role
+from ecommerce.outbox.models import OutboxMessage
+from tests.catalog.factories import make_product
+from tests.users.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+ALL_CHECKS = (
+    "catalog.stock_matches_ledger",
+    "notifications.every_event_notified",
+    "notifications.none_stuck",
+    "orders.stock_held",
+    "outbox.nothing_stale",
+    "payments.payment_window",
+    "payments.provider_agrees",
+)
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Run the command with no grace period; its exit status and what it printed."""
+    out = io.StringIO()
+    try:
+        call_command("check_invariants", "--grace-seconds", "0", *args, stdout=out)
+    except SystemExit as exit_:
+        return int(exit_.code or 0), out.getvalue()
+    return 0, out.getvalue()
+
+
+def status_of(output: str, name: str) -> str:
+    lines = [
+        line
+        for line in output.splitlines()
+        if line.split()[:1] in (["ok"], ["FAIL"], ["ERROR"]) and line.split()[1] == name
+    ]
+    assert len(lines) == 1, output
+    return lines[0].split()[0]
+
+
+def age(queryset: Any, seconds: float) -> None:
+    """Move rows' timestamps `seconds` into the past (auto_now fields ignore assignment)."""
+    then = timezone.now() - timedelta(seconds=seconds)
+    fields = {"created_at": then}
+    if any(f.name == "updated_at" for f in queryset.model._meta.fields):
+        fields["updated_at"] = then
+    queryset.update(**fields)
+
+
+@pytest.fixture
+def buyer() -> Any:
+    return UserFactory(roles=[Role.CUSTOMER])
+
+
+@pytest.fixture
+def place(client_for: Any, buyer: Any, django_capture_on_commit_callbacks: Any) -> Any:
+    """Place an order through the API, its after-commit work (charge, notify) run eagerly."""
+    client: APIClient = client_for(buyer)
+
+    def place_order(sku: str, quantity: int = 1, token: str = "tok_success") -> Order:
+        body = {"items": [{"id": sku, "quantity": quantity}], "payment_token": token}
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/api/orders", body)
+        assert response.status_code == 201, response.content
+        return Order.objects.get(public_id=response.json()["id"])
+
+    return place_order
+
+
+@pytest.fixture
+def shop(place: Any) -> dict[str, Any]:
+    """Healthy history: a paid order, a declined one, two products."""
+    product = make_product(sku="inv-a", stock=10, price="12.50")
+    other = make_product(sku="inv-b", stock=5)
+    paid = place("inv-a", 2)
+    declined = place("inv-b", 1, token="tok_card_declined")
+    assert (paid.status, declined.status) == (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED)
+    return {"product": product, "other": other, "paid": paid, "declined": declined}
+
+
+def test_lists_every_registered_check() -> None:
+    out = io.StringIO()
+    call_command("check_invariants", "--list", stdout=out)
+    assert [line.split()[0] for line in out.getvalue().splitlines()] == list(ALL_CHECKS)
+
+
+def test_healthy_data_passes_every_check(shop: dict[str, Any]) -> None:
+    code, output = run()
+
+    assert code == 0, output
+    assert [status_of(output, name) for name in ALL_CHECKS] == ["ok"] * len(ALL_CHECKS)
+    assert "all invariants hold" in output
+
+
+def test_json_output_counts_what_each_check_looked_at(shop: dict[str, Any]) -> None:
+    code, output = run("--json")
+
+    document = json.loads(output)
+    checks = {check["name"]: check for check in document["checks"]}
+    assert (code, document["ok"]) == (0, True)
+    assert checks["payments.provider_agrees"]["checked"] == 2
+    assert checks["catalog.stock_matches_ledger"]["checked"] == 2
+    # placed + paid, placed + payment_failed: four events, each emailed to the buyer.
+    assert checks["notifications.every_event_notified"]["checked"] == 4
+    assert {c["status"] for c in checks.values()} == {"ok"}
+
+
+def test_stock_that_differs_from_its_ledger_is_a_break(shop: dict[str, Any]) -> None:
+    Product.objects.filter(pk=shop["product"].pk).update(stock=F("stock") + 1)
+
+    code, output = run()
+
+    assert code == 1
+    assert status_of(output, "catalog.stock_matches_ledger") == "FAIL"
+    assert f"product {shop['product'].pk} inv-a: stock 9, ledger sums to 8" in output
+    assert "broken: catalog.stock_matches_ledger (FAIL)" in output
+
+
+def test_an_order_left_pending_past_its_window_is_a_break(place: Any, settings: Any) -> None:
+    make_product(sku="inv-c", stock=3)
+    settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 60
+    order = place("inv-c", 1, token="tok_processing_error")
+    assert order.status == OrderStatus.PENDING_PAYMENT
+    age(Order.objects.filter(pk=order.pk), 61)
+    Payment.objects.filter(order=order).update(last_error="", last_attempt_at=None)
+
+    code, output = run("--check", "payments.payment_window")
+
+    assert code == 1
+    assert f"order {order.pk} ({order.public_id})" in output
+    assert "still pending_payment" in output
+
+
+def test_an_overdue_order_whose_provider_just_failed_is_explained(
+    place: Any, settings: Any
+) -> None:
+    make_product(sku="inv-d", stock=3)
+    settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 60
+    order = place("inv-d", 1, token="tok_processing_error")
+    age(Order.objects.filter(pk=order.pk), 100)  # past the window and the 30 s grace
+    Payment.objects.filter(order=order).update(
+        last_error="ProviderUnavailable: http_500", last_attempt_at=timezone.now()
+    )
+
+    code, output = run("--check", "payments.payment_window", "--grace-seconds", "30")
+
+    assert code == 0, output
+    assert "checked=1 broken=0 explained=1" in output
+
+
+def test_a_paid_order_without_a_charge_at_the_provider_is_a_break(place: Any) -> None:
+    make_product(sku="inv-e", stock=3)
+    order = place("inv-e", 1, token="tok_processing_error")
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.PAID)
+    Payment.objects.filter(order=order).update(status=PaymentStatus.SUCCEEDED)
+
+    code, output = run("--check", "payments.provider_agrees")
+
+    assert code == 1
+    assert (
+        f"order {order.pk} key order-{order.public_id}: order paid but the provider has no charge"
+        in output
+    )
+
+
+def test_a_charge_for_an_expired_unrefunded_order_is_a_break(place: Any) -> None:
+    make_product(sku="inv-f", stock=3)
+    order = place("inv-f", 1, token="tok_processing_error")
+    payment = Payment.objects.get(order=order)
+    # The provider charged (a late success) but the order expired and nobody refunded.
+    charge = get_gateway().charge(
+        amount=payment.amount,
+        currency=payment.currency,
+        token="tok_success",
+        idempotency_key=payment.idempotency_key,
+    )
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.EXPIRED)
+    age(Order.objects.filter(pk=order.pk), 5)
+
+    code, output = run("--check", "payments.provider_agrees")
+
+    assert code == 1
+    assert f"order expired but charge {charge.charge_id} succeeded and was not refunded" in output
+
+
+def test_a_released_order_still_holding_stock_is_a_break(shop: dict[str, Any]) -> None:
+    paid = shop["paid"]
+    # Expired without its stock coming back (the ledger still holds -2 for it).
+    Order.objects.filter(pk=paid.pk).update(status=OrderStatus.EXPIRED)
+
+    code, output = run("--check", "orders.stock_held")
+
+    assert code == 1
+    assert f"order {paid.pk} (expired): ledger per product {{{shop['product'].pk}: -2}}" in output
+
+
+def test_an_event_without_its_notification_is_a_break(shop: dict[str, Any]) -> None:
+    paid = shop["paid"]
+    Notification.objects.filter(subject=f"order:{paid.pk}", event="order_paid").delete()
+
+    code, output = run("--check", "notifications.every_event_notified")
+
+    assert code == 1
+    assert f"order_paid of order:{paid.pk} at " in output
+    assert ": no email" in output
+
+
+def test_a_subscribed_webhook_endpoint_must_get_the_event(shop: dict[str, Any], buyer: Any) -> None:
+    endpoint = WebhookEndpoint.objects.create(
+        owner=buyer, url="https://example.com/hook", secret="s", events=["order_paid"]
+    )
+    age(WebhookEndpoint.objects.filter(pk=endpoint.pk), 3600)  # subscribed before the orders
+
+    code, output = run("--check", "notifications.every_event_notified")
+
+    assert code == 1
+    assert f"order_paid of order:{shop['paid'].pk}" in output
+    assert f"no webhook to endpoint {endpoint.pk}" in output
+    # Events it does not subscribe to need no webhook.
+    assert "order_placed" not in output
+
+
+def test_a_notification_nobody_sends_is_a_break(shop: dict[str, Any], settings: Any) -> None:
+    settings.NOTIFICATION_RETRY_CAP_SECONDS = 60
+    waiting = Notification.objects.filter(subject=f"order:{shop['paid'].pk}")
+    never_tried = waiting.get(event="order_paid")
+    retrying = waiting.get(event="order_placed")
+    Notification.objects.filter(pk=never_tried.pk).update(
+        status=NotificationStatus.PENDING, attempts=0
+    )
+    Notification.objects.filter(pk=retrying.pk).update(
+        status=NotificationStatus.PENDING, attempts=2
+    )
+    age(Notification.objects.filter(pk__in=[never_tried.pk, retrying.pk]), 30)
+
+    code, output = run("--check", "notifications.none_stuck")
+
+    # Never tried for 30 s: stuck. Between retries for 30 s of a 60 s cap: waiting.
+    assert code == 1
+    assert f"notification {never_tried.pk} order_paid" in output
+    assert f"notification {retrying.pk} " not in output
+    assert "checked=2 broken=1" in output
+
+
+def test_an_outbox_message_not_done_is_a_break() -> None:
+    message = OutboxMessage.objects.create(topic="order.placed", payload={"order_id": 1})
+    age(OutboxMessage.objects.filter(pk=message.pk), 5)
+    fresh = OutboxMessage.objects.create(topic="order.placed", payload={"order_id": 2})
+
+    code, output = run("--check", "outbox.nothing_stale", "--grace-seconds", "2")
+
+    assert code == 1
+    assert f"outbox message {message.pk} order.placed" in output
+    assert f"outbox message {fresh.pk} " not in output
+
+
+def test_since_leaves_older_breaks_out(shop: dict[str, Any]) -> None:
+    Notification.objects.filter(subject=f"order:{shop['paid'].pk}").delete()
+    age(Order.objects.all(), 7200)
+    from apps.orders.models import OrderEvent
+
+    age(OrderEvent.objects.all(), 7200)
+
+    assert run("--check", "notifications.every_event_notified", "--since", "1h")[0] == 0
+    assert run("--check", "notifications.every_event_notified", "--since", "3h")[0] == 1
+
+
+def test_an_unknown_check_or_since_is_refused() -> None:
+    with pytest.raises(CommandError, match="Unknown check: nope"):
+        call_command("check_invariants", "--check", "nope")
+    with pytest.raises(CommandError, match="--since 'yesterday'"):
+        call_command("check_invariants", "--since", "yesterday")
