@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TEST_WORKERS ?= 2
 ARGS ?=
 
-.PHONY: run test lint format migrate worker beat sandbox clean
+.PHONY: run test lint format migrate worker worker-webhooks beat sandbox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(VENV)/.dev-installed: requirements/dev.txt requirements/base.txt | $(BIN)/pyth
 	touch $@ $(VENV)/.base-installed
 
 ## run: install, migrate, seed demo data and serve on 0.0.0.0:$$PORT (8080) with gunicorn;
-##      with a broker configured (.env) also the Celery worker, beat and the payment sandbox
+##      with a broker configured (.env) also the Celery workers, beat and the payment sandbox
 run: $(VENV)/.base-installed
 	$(BIN)/python manage.py ensure_database
 	$(BIN)/python manage.py migrate --noinput
@@ -63,8 +63,13 @@ format: $(VENV)/.dev-installed
 migrate: $(VENV)/.base-installed
 	$(BIN)/python manage.py migrate --noinput
 
+## worker: charges, emails and periodic jobs; worker-webhooks: webhook deliveries, apart so a
+##         slow receiver never delays a charge (both run under `make run` with a broker)
 worker: $(VENV)/.base-installed
-	$(BIN)/celery -A ecommerce worker -Q default,payments,notifications --loglevel INFO
+	$(BIN)/celery -A ecommerce worker -Q default,payments,notifications -n worker@%h --loglevel INFO
+
+worker-webhooks: $(VENV)/.base-installed
+	$(BIN)/celery -A ecommerce worker -Q webhooks -n webhooks@%h --loglevel INFO
 
 beat: $(VENV)/.base-installed
 	$(BIN)/celery -A ecommerce beat --loglevel INFO

@@ -204,9 +204,30 @@ NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", d
 NOTIFICATION_RETRY_CAP_SECONDS = env.float("NOTIFICATION_RETRY_CAP_SECONDS", default=900.0)
 NOTIFICATION_LOCK_TTL_SECONDS = env.int("NOTIFICATION_LOCK_TTL_SECONDS", default=120)
 NOTIFICATION_REQUEUE_BATCH_SIZE = env.int("NOTIFICATION_REQUEUE_BATCH_SIZE", default=500)
+# A pending notification whose queued delivery did not run for this long is queued again.
+NOTIFICATION_REQUEUE_AFTER_SECONDS = env.int("NOTIFICATION_REQUEUE_AFTER_SECONDS", default=120)
+# Retries due within this long wait in the broker (a countdown); longer ones wait in the
+# database (next_attempt_at) for the sweeper, so a killed worker cannot hide them.
+NOTIFICATION_BROKER_RETRY_MAX_SECONDS = env.float(
+    "NOTIFICATION_BROKER_RETRY_MAX_SECONDS", default=60.0
+)
+# The sweeper (beat): makes notifications events should have made, queues due ones.
+NOTIFICATION_SWEEP_INTERVAL_SECONDS = env.float("NOTIFICATION_SWEEP_INTERVAL_SECONDS", default=30.0)
+NOTIFICATION_SWEEP_LOOKBACK_SECONDS = env.int("NOTIFICATION_SWEEP_LOOKBACK_SECONDS", default=21600)
+NOTIFICATION_SWEEP_GRACE_SECONDS = env.int("NOTIFICATION_SWEEP_GRACE_SECONDS", default=60)
+NOTIFICATION_SWEEP_BATCH_SIZE = env.int("NOTIFICATION_SWEEP_BATCH_SIZE", default=200)
 WEBHOOK_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=3.0)
 WEBHOOK_READ_TIMEOUT_SECONDS = env.float("WEBHOOK_READ_TIMEOUT_SECONDS", default=10.0)
-WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+# A webhook delivery is retried (exponential backoff, full jitter, capped) until this long
+# after its first attempt; WEBHOOK_MAX_ATTEMPTS is only a safety cap on attempts made.
+WEBHOOK_RETRY_HORIZON_SECONDS = env.int("WEBHOOK_RETRY_HORIZON_SECONDS", default=86400)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
+WEBHOOK_RETRY_CAP_SECONDS = env.float("WEBHOOK_RETRY_CAP_SECONDS", default=3600.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=100)
+# After a secret rotation the old secret keeps signing (beside the new one) this long.
+WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = env.int(
+    "WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS", default=86400
+)
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=10)
 WEBHOOK_MAX_ENDPOINTS_PER_USER = env.int("WEBHOOK_MAX_ENDPOINTS_PER_USER", default=10)
 # Host names or CIDRs webhooks may reach although not public (private networks, tests).
@@ -416,6 +437,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "payments.*": {"queue": "payments"},
+    # Webhooks have their own queue and worker pool: a slow receiver holds only them.
+    "notifications.deliver_webhook": {"queue": "webhooks"},
     "notifications.*": {"queue": "notifications"},
 }
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT_SECONDS", default=120)
@@ -432,6 +455,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-payments": {
         "task": "payments.reconcile_payments",
         "schedule": env.float("PAYMENT_RECONCILE_INTERVAL_SECONDS", default=300.0),
+    },
+    "sweep-notifications": {
+        "task": "notifications.sweep",
+        "schedule": NOTIFICATION_SWEEP_INTERVAL_SECONDS,
     },
 }
 

@@ -21,4 +21,9 @@ class NotificationsConfig(AppConfig):
         for topic, event in {**events.USER_TOPIC_EVENTS, **events.ORDER_TOPIC_EVENTS}.items():
             outbox.register(topic, task=events.notify_task_name(event), queue=events.QUEUE)
         outbox.register(events.DELIVERY_REQUESTED, task=events.DELIVER_TASK, queue=events.QUEUE)
+        outbox.register(
+            events.WEBHOOK_DELIVERY_REQUESTED,
+            task=events.DELIVER_WEBHOOK_TASK,
+            queue=events.WEBHOOK_QUEUE,
+        )
         checks.register(check_notification_settings)

@@ -39,13 +39,29 @@ def check_notification_settings(
         "WEBHOOK_CONNECT_TIMEOUT_SECONDS",
         "WEBHOOK_READ_TIMEOUT_SECONDS",
         "NOTIFICATION_LOCK_TTL_SECONDS",
+        "NOTIFICATION_REQUEUE_AFTER_SECONDS",
+        "NOTIFICATION_BROKER_RETRY_MAX_SECONDS",
+        "NOTIFICATION_SWEEP_INTERVAL_SECONDS",
+        "NOTIFICATION_SWEEP_LOOKBACK_SECONDS",
+        "NOTIFICATION_SWEEP_BATCH_SIZE",
         "WEBHOOK_DISABLE_AFTER_FAILURES",
+        "WEBHOOK_RETRY_HORIZON_SECONDS",
     ):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             errors.append(
                 Error(
                     f"{name} must be a positive number, not {value!r}",
+                    hint=HINT,
+                    id="notifications.E003",
+                )
+            )
+    for name in ("NOTIFICATION_SWEEP_GRACE_SECONDS", "WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            errors.append(
+                Error(
+                    f"{name} must be a number of seconds >= 0, not {value!r}",
                     hint=HINT,
                     id="notifications.E003",
                 )

@@ -1,8 +1,11 @@
-"""The outbox topics the notifications app listens to and the one it publishes.
+"""The outbox topics the notifications app listens to and the ones it publishes.
 
-Domain topics become notification events here; `notification.delivery_requested` (payload
-`{"notification_id": <pk>}`) queues one delivery, written in the transaction that created
-or reset the notification so a lost broker message is re-sent by the relay.
+Domain topics become notification events here; `notification.delivery_requested` (email)
+and `notification.webhook_delivery_requested` (payload `{"notification_id": <pk>}`) queue
+one delivery, written in the transaction that created or reset the notification so a lost
+broker message is re-sent by the relay. Webhook deliveries have a queue of their own
+(`webhooks`, consumed by its own worker pool): a receiver that answers slowly holds only
+the webhook workers, never the charges and emails.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from apps.orders.models import OrderStatus
 from apps.users import events as user_events
 
 DELIVERY_REQUESTED = "notification.delivery_requested"
+WEBHOOK_DELIVERY_REQUESTED = "notification.webhook_delivery_requested"
 QUEUE = "notifications"
+WEBHOOK_QUEUE = "webhooks"
 
 E = NotificationEvent
 # Topic published by the orders app -> the event its notifications carry.
@@ -26,6 +31,13 @@ ORDER_TOPIC_EVENTS: dict[str, NotificationEvent] = {
     order_events.status_topic(OrderStatus.FULFILLED): E.ORDER_FULFILLED,
     order_events.status_topic(OrderStatus.REFUNDED): E.ORDER_REFUNDED,
 }
+# The status an order enters -> the event its notifications carry (placement, the entry
+# into the first status, is ORDER_PLACED: an order event with no `from_status`).
+STATUS_EVENTS: dict[str, NotificationEvent] = {
+    status: ORDER_TOPIC_EVENTS[order_events.status_topic(status)]
+    for status in OrderStatus
+    if order_events.status_topic(status) in ORDER_TOPIC_EVENTS
+}
 USER_TOPIC_EVENTS: dict[str, NotificationEvent] = {
     user_events.USER_REGISTERED: E.USER_REGISTERED,
 }
@@ -37,3 +49,5 @@ def notify_task_name(event: str) -> str:
 
 
 DELIVER_TASK = "notifications.deliver"
+DELIVER_WEBHOOK_TASK = "notifications.deliver_webhook"
+SWEEP_TASK = "notifications.sweep"

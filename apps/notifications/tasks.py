@@ -1,4 +1,5 @@
-"""Notification tasks (queue `notifications`): events in, notifications out; one delivery each.
+"""Notification tasks: events in, notifications out (queue `notifications`); one delivery
+each (emails on `notifications`, webhooks on `webhooks`); the periodic sweep.
 
 Every task is `acks_late`: a worker that dies mid-task leaves the message to be run again,
 which is safe because creation is idempotent (the dedup key) and delivery skips what is
@@ -42,18 +43,42 @@ ORDER_EVENT_TASKS: dict[NotificationEvent, Any] = {
 }
 
 
-@shared_task(
-    bind=True,
-    name=events.DELIVER_TASK,
-    acks_late=True,
-    ignore_result=True,
-    max_retries=None,  # the notification's attempts decide (retry_policy_for)
-    soft_time_limit=60,
-    time_limit=90,
-)
-def deliver_notification_task(self: Any, notification_id: int) -> str:
-    """One delivery attempt; a transient failure comes back after the policy's backoff."""
+DELIVER_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "ignore_result": True,
+    "max_retries": None,  # the notification's attempts and horizon decide (delivery.py)
+    "soft_time_limit": 60,
+    "time_limit": 90,
+}
+
+
+def _deliver(task: Any, notification_id: int) -> str:
+    """One delivery attempt. A retry due within NOTIFICATION_BROKER_RETRY_MAX_SECONDS comes
+    back as a broker countdown; a longer one waits in the database for the sweeper."""
     result = services.deliver_notification(notification_id=notification_id)
-    if result.retry_in_seconds is not None:
-        raise self.retry(countdown=result.retry_in_seconds)
+    if result.outcome == "retry" and result.retry_in_seconds is not None:
+        raise task.retry(countdown=result.retry_in_seconds)
     return result.outcome
+
+
+@shared_task(name=events.DELIVER_TASK, **DELIVER_OPTIONS)
+def deliver_notification_task(self: Any, notification_id: int) -> str:
+    """Deliver an email notification (queue `notifications`)."""
+    return _deliver(self, notification_id)
+
+
+@shared_task(name=events.DELIVER_WEBHOOK_TASK, **DELIVER_OPTIONS)
+def deliver_webhook_task(self: Any, notification_id: int) -> str:
+    """Deliver a webhook (queue `webhooks`, its own worker pool: a receiver that answers
+    slowly holds these workers only)."""
+    return _deliver(self, notification_id)
+
+
+@shared_task(
+    name=events.SWEEP_TASK, acks_late=True, ignore_result=True, soft_time_limit=120, time_limit=180
+)
+def sweep_notifications_task() -> dict[str, int]:
+    """Beat: notifications for events that missed them; queue due and lost deliveries."""
+    result = services.sweep_notifications()
+    return {"events_handled": result.events_handled, "requeued": result.requeued}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
 
 from apps.orders.exceptions import OrderNotFound
-from apps.orders.models import Order
+from apps.orders.models import Order, OrderEvent
 from ecommerce.api.permissions import Role, has_role
 
 
@@ -27,3 +28,11 @@ def get_order_for(*, user: Any, public_id: str) -> Order:
     if order is None:
         raise OrderNotFound(f"No order {public_id}.")
     return order
+
+
+def status_events_between(*, since: datetime, until: datetime) -> QuerySet[OrderEvent]:
+    """Status changes (placement included: `from_status` empty) recorded in [since, until),
+    oldest first: what consumers of order events check they have handled."""
+    return OrderEvent.objects.filter(created_at__gte=since, created_at__lt=until).order_by(
+        "created_at", "pk"
+    )

@@ -56,8 +56,15 @@ PAYMENT_PROVIDER_LATENCY = Histogram(
 )
 NOTIFICATIONS = Counter(
     "ecommerce_notifications_total",
-    "Notification deliveries by channel and outcome (sent, retry, failed).",
+    "Notification deliveries by channel and outcome (sent, retry, failed, deferred: refused "
+    "by an open breaker, not an attempt).",
     ["channel", "outcome"],
+)
+NOTIFICATION_SWEEP_ACTIONS = Counter(
+    "ecommerce_notification_sweep_actions_total",
+    "What the notification sweeper did: events_handled (events found without their "
+    "notifications), requeued (due deliveries queued).",
+    ["action"],
 )
 RATE_LIMITED = Counter(
     "ecommerce_rate_limited_requests_total",

@@ -36,6 +36,8 @@ def _fast_notifications(settings: Any) -> None:
     settings.NOTIFICATION_RETRY_CAP_SECONDS = 0.02
     settings.NOTIFICATION_EMAIL_MAX_ATTEMPTS = 3
     settings.WEBHOOK_MAX_ATTEMPTS = 3
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 0.01
+    settings.WEBHOOK_RETRY_CAP_SECONDS = 0.02
     settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS = 1.0
     settings.WEBHOOK_READ_TIMEOUT_SECONDS = 1.0
     settings.WEBHOOK_DISABLE_AFTER_FAILURES = 10

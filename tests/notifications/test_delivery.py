@@ -166,7 +166,7 @@ def test_a_sent_notification_is_never_sent_again_by_a_late_task(customer, on_com
 def test_a_transient_failure_asks_for_a_retry_after_the_destinations_retry_after(
     customer, allow_local, settings
 ):
-    settings.NOTIFICATION_RETRY_CAP_SECONDS = 60
+    settings.WEBHOOK_RETRY_CAP_SECONDS = 60
     with webhook_receiver(default=Answer(429, headers={"Retry-After": "7"})) as receiver:
         notification = ping_notification(make_endpoint(customer, receiver.url()))
         result = deliver_notification(notification_id=notification.pk)

@@ -54,7 +54,9 @@ def test_events_about_missing_subjects_make_no_notification():
 def test_the_start_up_check_reports_bad_settings(settings):
     settings.WEBHOOK_ALLOWED_HOSTS = ["hooks.internal", " "]
     settings.NOTIFICATION_RETRY_BASE_SECONDS = 0
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 0
     settings.WEBHOOK_READ_TIMEOUT_SECONDS = -1
+    settings.WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = -5
 
     ids = sorted(message.id for message in check_notification_settings())
 
@@ -62,6 +64,7 @@ def test_the_start_up_check_reports_bad_settings(settings):
         "notifications.E001",
         "notifications.E001",
         "notifications.E002",
+        "notifications.E003",
         "notifications.E003",
     ]
 

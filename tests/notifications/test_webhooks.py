@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from apps.notifications.models import Notification, NotificationStatus, WebhookEndpoint
-from apps.notifications.services import send_webhook_ping
+from apps.notifications.services import deliver_notification, send_webhook_ping
+from ecommerce.resilience.breaker import breaker
 from tests.notifications.conftest import make_endpoint, place_order
 from tests.notifications.receivers import Answer, webhook_receiver
 from tests.notifications.signatures import verify_webhook
@@ -185,18 +187,50 @@ def test_a_disabled_endpoint_receives_nothing(customer, client_for, on_commit):
 def test_the_breaker_of_a_failing_host_stops_calls_to_it_but_not_to_other_hosts(
     customer, on_commit, settings
 ):
-    settings.WEBHOOK_MAX_ATTEMPTS = 5
     settings.CIRCUIT_BREAKERS = {"webhook:127.0.0.1": {"failure_threshold": 2}}
     with webhook_receiver(default=503) as failing, webhook_receiver() as healthy:
         broken = ping(make_endpoint(customer, failing.url()), on_commit)
         fine = ping(make_endpoint(customer, healthy.url(host="localhost")), on_commit)
 
-    assert len(failing.requests) == 2  # then the open breaker refused the other 3 attempts
-    assert (broken.status, broken.attempts) == (NotificationStatus.FAILED, 5)
-    assert "circuit breaker 'webhook:127.0.0.1' is open" in broken.last_error
+    # Two calls failed and opened the breaker; the third was refused without a call: not
+    # an attempt, so the delivery waits for the breaker instead of failing.
+    assert len(failing.requests) == 2
+    assert (broken.status, broken.attempts) == (NotificationStatus.PENDING, 2)
+    assert broken.last_error.startswith(
+        "not attempted: The circuit breaker 'webhook:127.0.0.1' is open"
+    )
+    assert broken.next_attempt_at is not None
+    wait = (broken.next_attempt_at - timezone.now()).total_seconds()
+    assert 25 < wait <= settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT_SECONDS
     assert len(healthy.requests) == 1
     assert healthy.requests[0].headers["host"] == f"localhost:{healthy.port}"
     assert fine.status == NotificationStatus.SENT
+
+
+def test_refusals_by_an_open_breaker_never_use_up_a_deliverys_attempts(
+    customer, on_commit, settings
+):
+    """WEBHOOK_MAX_ATTEMPTS is 3: two failures, ten refusals, then the third attempt lands."""
+    settings.CIRCUIT_BREAKERS = {"webhook:127.0.0.1": {"failure_threshold": 2}}
+    with webhook_receiver([503, 503], default=200) as receiver:
+        notification = ping(make_endpoint(customer, receiver.url()), on_commit)
+        outcomes = []
+        for _ in range(10):  # each time the wait is over, the breaker is still open
+            Notification.objects.filter(pk=notification.pk).update(next_attempt_at=None)
+            outcomes.append(deliver_notification(notification_id=notification.pk).outcome)
+        notification.refresh_from_db()
+        assert (notification.status, notification.attempts) == (NotificationStatus.PENDING, 2)
+        assert len(receiver.requests) == 2
+
+        breaker("webhook:127.0.0.1").reset()
+        Notification.objects.filter(pk=notification.pk).update(next_attempt_at=None)
+        last = deliver_notification(notification_id=notification.pk).outcome
+
+    notification.refresh_from_db()
+    assert outcomes == ["retry"] * 10
+    assert last == "sent"
+    assert (notification.status, notification.attempts) == (NotificationStatus.SENT, 3)
+    assert len(receiver.requests) == 3
 
 
 def test_only_the_owners_endpoints_get_their_orders_events(

@@ -1,15 +1,24 @@
 """Webhooks: a signed JSON POST to the endpoint, sent to the very address the SSRF guard checked.
 
-The body is `{"id", "event", "created", "data"}`; `X-Webhook-Signature: v1=<hex>` is
-HMAC-SHA256 with the endpoint's secret over `<X-Webhook-Timestamp>.<body>` (docs/webhooks.md
-shows a receiver verifying it). The request goes to an address the guard resolved and
-approved, with the Host header and TLS SNI (and so certificate checks) naming the URL's
-host: no second DNS lookup happens. Redirects are never followed: a 3xx is a refusal.
-Each destination host has its own circuit breaker (`webhook:<host>`).
+The body is `{"id", "event", "created", "data"}`. Two signatures, one per convention
+(docs/webhooks.md shows receivers verifying each):
+- Standard Webhooks (https://www.standardwebhooks.com/): `webhook-id`, `webhook-timestamp`
+  and `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, keyed with the
+  base64-decoded part of the secret after `whsec_`; while a rotated-out secret still
+  overlaps, its signature follows, space-separated. The libraries verify it unchanged.
+- Ours, kept for existing receivers: `X-Webhook-Signature: v1=<hex>`, HMAC-SHA256 keyed
+  with the whole current secret (UTF-8) over `<X-Webhook-Timestamp>.<body>`.
+
+The request goes to an address the guard resolved and approved, with the Host header and
+TLS SNI (and so certificate checks) naming the URL's host: no second DNS lookup happens.
+Redirects are never followed: a 3xx is a refusal. Each destination host has its own
+circuit breaker (`webhook:<host>`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -20,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from django.conf import settings
+from django.utils import timezone
 
 from apps.notifications.exceptions import DeliveryRefused, DeliveryUnavailable
 from ecommerce.resilience.breaker import NAME_PATTERN, breaker
@@ -33,6 +43,10 @@ EVENT_HEADER = "X-Webhook-Event"
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 SIGNATURE_HEADER = "X-Webhook-Signature"
 SIGNATURE_VERSION = "v1"
+STANDARD_ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 USER_AGENT = "ecommerce-webhooks/1"
 # Enough of a refusal's body to explain it in last_error; the rest is never read.
 RESPONSE_PREFIX_BYTES = 512
@@ -54,6 +68,28 @@ def sign(*, secret: str, timestamp: int, body: bytes) -> str:
     """The signature header value: `v1=` and the hex HMAC-SHA256 of `timestamp.body`."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"{SIGNATURE_VERSION}={digest.hexdigest()}"
+
+
+def standard_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_<base64>` secret, decoded as the Standard Webhooks libraries
+    decode it. Secrets made before the standard format (URL-safe base64 without padding)
+    are decoded as URL-safe base64: verifying those needs the key re-encoded (rotating the
+    secret gives a standard one)."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    padded = encoded + "=" * (-len(encoded) % 4)
+    try:
+        return base64.b64decode(padded, validate=True)
+    except binascii.Error:
+        return base64.urlsafe_b64decode(padded)
+
+
+def standard_signature(*, secrets: list[str], message_id: str, timestamp: int, body: bytes) -> str:
+    """`webhook-signature`: `v1,<base64>` per secret, space-separated, current first."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return " ".join(
+        "v1," + base64.b64encode(hmac.digest(standard_key(secret), signed, "sha256")).decode()
+        for secret in secrets
+    )
 
 
 def breaker_name(host: str) -> str:
@@ -163,16 +199,28 @@ def _judge(response: httpx.Response) -> None:
     raise DeliveryRefused(reason=f"http_{status}", detail=detail)
 
 
-def signed_headers(notification: Notification, *, secret: str, body: bytes) -> dict[str, str]:
-    """Headers of one attempt; the timestamp is fresh, so a retry passes a replay window."""
+def signed_headers(
+    notification: Notification, *, secrets: list[str], body: bytes
+) -> dict[str, str]:
+    """Headers of one attempt; the timestamp is fresh, so a retry passes a replay window.
+
+    `secrets` are the endpoint's signing secrets, current first: all sign the standard
+    header, the current one alone signs ours (its receivers compare one signature).
+    """
     timestamp = int(time.time())
+    message_id = str(notification.public_id)
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        ID_HEADER: str(notification.public_id),
+        STANDARD_ID_HEADER: message_id,
+        STANDARD_TIMESTAMP_HEADER: str(timestamp),
+        STANDARD_SIGNATURE_HEADER: standard_signature(
+            secrets=secrets, message_id=message_id, timestamp=timestamp, body=body
+        ),
+        ID_HEADER: message_id,
         EVENT_HEADER: notification.event,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: sign(secret=secret, timestamp=timestamp, body=body),
+        SIGNATURE_HEADER: sign(secret=secrets[0], timestamp=timestamp, body=body),
     }
 
 
@@ -193,6 +241,8 @@ def send_webhook(notification: Notification) -> None:
     except UnresolvableHost as exc:
         raise DeliveryUnavailable(reason="dns_error", detail=exc.detail) from exc
     body = webhook_body(notification)
-    headers = signed_headers(notification, secret=endpoint.secret, body=body)
+    headers = signed_headers(
+        notification, secrets=endpoint.signing_secrets(timezone.now()), body=body
+    )
     with breaker(breaker_name(destination.host)).guard(transient=(DeliveryUnavailable,)):
         _post(destination, endpoint.url, body, headers)

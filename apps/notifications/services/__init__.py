@@ -14,6 +14,7 @@ from apps.notifications.services.delivery import (
     deliver_notification,
     requeue_notifications,
     resend_notification,
+    retry_horizon_for,
     retry_policy_for,
 )
 from apps.notifications.services.endpoints import (
@@ -24,10 +25,17 @@ from apps.notifications.services.endpoints import (
     send_webhook_ping,
     update_webhook_endpoint,
 )
+from apps.notifications.services.sweeping import (
+    SweepResult,
+    create_missing_notifications,
+    sweep_notifications,
+)
 
 __all__ = [
     "DeliveryResult",
+    "SweepResult",
     "check_webhook_url",
+    "create_missing_notifications",
     "create_once",
     "create_webhook_endpoint",
     "delete_webhook_endpoint",
@@ -37,8 +45,10 @@ __all__ = [
     "queue_delivery",
     "requeue_notifications",
     "resend_notification",
+    "retry_horizon_for",
     "retry_policy_for",
     "rotate_webhook_secret",
     "send_webhook_ping",
+    "sweep_notifications",
     "update_webhook_endpoint",
 ]

@@ -22,8 +22,14 @@ logger = get_logger(__name__)
 
 
 def queue_delivery(notification: Notification) -> None:
-    """Ask for one delivery through the outbox; caller is inside the writing transaction."""
-    outbox.publish(events.DELIVERY_REQUESTED, {"notification_id": notification.pk})
+    """Ask for one delivery through the outbox, on the channel's queue (webhooks apart);
+    caller is inside the writing transaction."""
+    topic = (
+        events.WEBHOOK_DELIVERY_REQUESTED
+        if notification.channel == NotificationChannel.WEBHOOK
+        else events.DELIVERY_REQUESTED
+    )
+    outbox.publish(topic, {"notification_id": notification.pk})
 
 
 def create_once(

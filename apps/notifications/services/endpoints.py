@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.notifications import locks
+from apps.notifications.channels import webhook as webhook_channel
 from apps.notifications.exceptions import (
     TooManyWebhookEndpoints,
     WebhookEndpointInactive,
@@ -31,12 +34,17 @@ from ecommerce.ssrf import UnresolvableHost, UnsafeDestination, resolve_destinat
 
 logger = get_logger(__name__)
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+SECRET_PREFIX = webhook_channel.SECRET_PREFIX
+
+
+SECRET_BYTES = 32
 
 
 def new_secret() -> str:
-    """A signing secret: 256 random bits, URL-safe, prefixed so it is recognisable in a leak."""
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
+    """A signing secret in the Standard Webhooks form: `whsec_` and 256 random bits in
+    standard base64 (the prefix makes it recognisable in a leak; the libraries decode the
+    rest into the HMAC key)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
 
 
 def _normalized_events(events: Sequence[str] | None) -> list[str]:
@@ -138,16 +146,37 @@ def delete_webhook_endpoint(*, owner: Any, endpoint_id: int) -> None:
 
 
 def rotate_webhook_secret(*, owner: Any, endpoint_id: int) -> WebhookEndpoint:
-    """Replace the secret; the old one stops signing at once (the caller shows the new
-    one once). Attempts after this, retries included, are signed with the new secret.
+    """Replace the secret (the caller shows the new one once). For
+    WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS the replaced secret keeps signing too (a second
+    signature in `webhook-signature`), so a receiver can switch secrets without refusing a
+    delivery; a second rotation within that window drops the oldest secret at once.
+    Attempts after this, retries included, are signed with the new secret.
 
     Raises WebhookEndpointNotFound (also for another's).
     """
+    overlap = settings.WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS
     with transaction.atomic():
         endpoint = _owned_for_update(owner=owner, endpoint_id=endpoint_id)
+        if overlap > 0:
+            endpoint.previous_secret = endpoint.secret
+            endpoint.previous_secret_expires_at = timezone.now() + timedelta(seconds=overlap)
+        else:
+            endpoint.previous_secret = ""
+            endpoint.previous_secret_expires_at = None
         endpoint.secret = new_secret()
-        endpoint.save(update_fields=["secret", "updated_at"])
-    logger.info("webhook_secret_rotated", endpoint_id=endpoint.pk)
+        endpoint.save(
+            update_fields=[
+                "secret",
+                "previous_secret",
+                "previous_secret_expires_at",
+                "updated_at",
+            ]
+        )
+    logger.info(
+        "webhook_secret_rotated",
+        endpoint_id=endpoint.pk,
+        previous_expires_at=endpoint.previous_secret_expires_at,
+    )
     return endpoint
 
 
@@ -179,12 +208,49 @@ def record_delivery_success(endpoint: WebhookEndpoint) -> None:
         endpoint.save(update_fields=["consecutive_failures", "updated_at"])
 
 
-def record_delivery_failure(endpoint: WebhookEndpoint) -> None:
-    """A delivery failed for good: count it; at WEBHOOK_DISABLE_AFTER_FAILURES in a row,
-    disable the endpoint and email its owner (once per disabling).
+def record_delivery_failure(endpoint: WebhookEndpoint, notification: Notification) -> None:
+    """A delivery failed for good: count it and tell the owner. At
+    WEBHOOK_DISABLE_AFTER_FAILURES in a row, disable the endpoint and email its owner that
+    (once per disabling); otherwise email the owner that the delivery failed, at most once
+    per endpoint and UTC day (a receiver down for a day fails every event of that day).
+    A failed `ping` is a test the owner is watching: it sends no email.
 
     Caller holds the endpoint's lock inside a transaction.
     """
+    _count_failure(endpoint)
+    if endpoint.active and notification.event != NotificationEvent.PING:
+        _notify_failed_delivery(endpoint, notification)
+
+
+def _notify_failed_delivery(endpoint: WebhookEndpoint, notification: Notification) -> None:
+    now = timezone.now()
+    first = notification.first_attempt_at
+    notice, created = create_once(
+        recipient_id=endpoint.owner_id,
+        channel=NotificationChannel.EMAIL,
+        event=NotificationEvent.WEBHOOK_FAILED,
+        subject=f"webhook:{endpoint.pk}:failed:{now.date().isoformat()}",
+        context={
+            "endpoint": {"id": endpoint.pk, "url": endpoint.url},
+            "delivery": {
+                "id": str(notification.public_id),
+                "event": notification.event,
+                "attempts": notification.attempts,
+                "first_attempt_at": first.isoformat() if first else "",
+                "last_error": notification.last_error[:500],
+            },
+        },
+    )
+    if created:
+        queue_delivery(notice)
+        logger.warning(
+            "webhook_delivery_failed_notice",
+            endpoint_id=endpoint.pk,
+            notification_id=notification.pk,
+        )
+
+
+def _count_failure(endpoint: WebhookEndpoint) -> None:
     endpoint.consecutive_failures += 1
     fields = ["consecutive_failures", "updated_at"]
     limit = settings.WEBHOOK_DISABLE_AFTER_FAILURES
