@@ -1,0 +1,763 @@
+"""The harness of the fault tests: the whole shop as real processes, a steady order load,
+faults injected by signal, and the settled outcome read back from the database and the
+provider.
+
+One `FaultDatabase` (a throwaway PostgreSQL cluster, migrated by `manage.py migrate` in a
+subprocess) and one payment sandbox serve every scenario; each scenario gets a fresh
+`Stack`: a throwaway redis-server (cache on db 0, broker on db 1), gunicorn, one Celery
+worker per worker process of the Procfile (the `webhooks` pool too, once the Procfile has
+it) and beat with short intervals. Every process leads its own process group and is stopped
+through its PID; nothing is found by name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg2
+import redis
+
+from tests.integration.processes import ROOT, CeleryWorker, SandboxServer, _stop
+from tests.servers import GunicornServer, PostgresServer, RedisServer, free_port
+
+# Inherited from a shell or pytest, these would point a process at someone else's state.
+NOT_INHERITED = ("PROMETHEUS_MULTIPROC_DIR", "CELERY_METRICS_PORT", "PYTEST_CURRENT_TEST")
+# Short intervals so that every recovery path runs within a scenario's settle time. The
+# payment window is long enough that no order may expire during a fault: every accepted
+# order must end paid (or declined by its card), never expired.
+TIMINGS = {
+    "ORDER_PAYMENT_TIMEOUT_SECONDS": "120",
+    "ORDER_EXPIRY_INTERVAL_SECONDS": "5",
+    "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
+    "OUTBOX_RELAY_MIN_AGE_SECONDS": "2",
+    "OUTBOX_LEASE_SECONDS": "10",
+    "PAYMENT_RECONCILE_INTERVAL_SECONDS": "2",
+    "PAYMENT_RECONCILE_AFTER_SECONDS": "5",
+    "PAYMENT_UNATTEMPTED_AFTER_SECONDS": "5",
+    "PAYMENT_LOCK_TTL_SECONDS": "10",
+    "PAYMENT_RETRY_BASE_SECONDS": "0.5",
+    "PAYMENT_RETRY_CAP_SECONDS": "3",
+    "PAYMENT_RETRY_MAX_ATTEMPTS": "30",
+    "PAYMENT_MAX_ATTEMPTS_PER_PAYMENT": "40",
+    "PAYMENT_PROVIDER_CONNECT_TIMEOUT_SECONDS": "1",
+    "PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS": "5",
+    "CIRCUIT_BREAKER_RECOVERY_TIMEOUT_SECONDS": "1",
+    "CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS": "30",
+    "NOTIFICATION_SWEEP_INTERVAL_SECONDS": "2",
+    "NOTIFICATION_SWEEP_GRACE_SECONDS": "5",
+    "NOTIFICATION_REQUEUE_AFTER_SECONDS": "10",
+    "NOTIFICATION_LOCK_TTL_SECONDS": "15",
+    "NOTIFICATION_RETRY_BASE_SECONDS": "0.5",
+    "NOTIFICATION_RETRY_CAP_SECONDS": "3",
+    "NOTIFICATION_EMAIL_MAX_ATTEMPTS": "30",
+    "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+    "WEBHOOK_RETRY_CAP_SECONDS": "3",
+    "WEBHOOK_READ_TIMEOUT_SECONDS": "40",
+    "WEBHOOK_DISABLE_AFTER_FAILURES": "1000",
+    "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+    "JWT_ACCESS_TOKEN_LIFETIME_SECONDS": "3600",
+    # No request may be refused by a limit: each scope gets a huge one.
+    "RATE_LIMIT_AUTH": "100000/m",
+    "RATE_LIMIT_ORDERS": "100000/m",
+    "RATE_LIMIT_WRITES": "100000/m",
+    "RATE_LIMIT_READS": "100000/m",
+    "EMAIL_URL": "memorymail://",
+    "INVARIANTS_GRACE_SECONDS": "0",
+}
+PASSWORD = "fault-password-0123"
+SKUS = ("fault-a", "fault-b", "fault-c")
+DECLINE_TOKEN = "tok_card_declined"
+FINAL = ("paid", "payment_failed")
+# Thousands of provider look-ups would otherwise each log a line in the test's output.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def procfile_workers() -> list[tuple[str, tuple[str, ...]]]:
+    """The Procfile's Celery worker processes and the queues each consumes."""
+    workers = []
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if "celery" in command and " worker" in command:
+            match = re.search(r"-Q\s+(\S+)", command)
+            queues = tuple(match[1].split(",")) if match else ("celery",)
+            workers.append((name.strip(), queues))
+    return workers
+
+
+class QueueWorker(CeleryWorker):
+    """`celery -A ecommerce worker -Q <queues>`, as CeleryWorker but for any queues."""
+
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        nodename: str,
+        log_path: Path,
+        queues: tuple[str, ...],
+        concurrency: int = 2,
+    ) -> None:
+        self.env = env
+        self.nodename = nodename
+        self.log_path = log_path
+        self.queues = queues
+        command = [sys.executable, "-m", "celery", "-A", "ecommerce", "worker"]
+        command += ["-Q", ",".join(queues), "-n", nodename, "--pool", "prefork"]
+        command += ["--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
+        command += ["--without-heartbeat", "-l", "INFO"]
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_until_ready()
+
+
+class Beat:
+    """`celery -A ecommerce beat` with its schedule file in a scratch directory."""
+
+    def __init__(self, *, env: dict[str, str], directory: Path) -> None:
+        command = [sys.executable, "-m", "celery", "-A", "ecommerce", "beat", "-l", "INFO"]
+        command += ["--schedule", str(directory / "celerybeat-schedule")]
+        with (directory / "beat.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        _stop(self.process, grace_seconds=5)
+
+
+class SamePortRedis(RedisServer):
+    """A redis-server that can be SIGKILLed and started again, empty, on the same port,
+    or frozen (SIGSTOP) and thawed (SIGCONT)."""
+
+    def restart_empty(self) -> None:
+        self.kill()
+        executable = shutil.which("redis-server")
+        assert executable
+        self.process = subprocess.Popen(
+            [
+                executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_timeout=0.2).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def freeze(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)  # a frozen process dies only awake
+        super().kill()
+
+
+class FaultDatabase:
+    """A throwaway PostgreSQL cluster with the project's schema, read back with psycopg2."""
+
+    def __init__(self, server: PostgresServer, *, env: dict[str, str]) -> None:
+        self.server = server
+        self.name = "shop"
+        self.url = server.create_database(self.name)
+        result = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+            cwd=ROOT,
+            env={**env, "DATABASE_URL": self.url},
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        connection = psycopg2.connect(self.url, connect_timeout=5)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return list(cursor.fetchall())
+        finally:
+            connection.close()
+
+
+def base_env(*, sandbox_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+    env.update(
+        DJANGO_READ_DOT_ENV_FILE="0",
+        DEBUG="0",
+        LOG_JSON="1",
+        LOG_LEVEL="INFO",
+        PAYMENT_PROVIDER_URL=sandbox_url,
+        ALLOW_IN_PROCESS_PAYMENT_SANDBOX="0",
+        **TIMINGS,
+    )
+    return env
+
+
+class Stack:
+    """One run of the shop: Redis, gunicorn (2 workers), the Procfile's workers, beat."""
+
+    def __init__(
+        self,
+        *,
+        database: FaultDatabase,
+        sandbox: SandboxServer,
+        directory: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.database = database
+        self.sandbox = sandbox
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.redis = SamePortRedis()
+        prefix = f"fault-{uuid.uuid4().hex[:8]}"
+        self.env = base_env(sandbox_url=sandbox.url)
+        self.env.update(
+            DATABASE_URL=database.url,
+            REDIS_URL=f"redis://127.0.0.1:{self.redis.port}/0",
+            CACHE_KEY_PREFIX=prefix,
+            TRACES_KEY_PREFIX=prefix,
+            CELERY_BROKER_URL=f"redis://127.0.0.1:{self.redis.port}/1",
+            METRICS_DIR=str(directory / "metrics"),
+            **(extra_env or {}),
+        )
+        self.workers: dict[str, QueueWorker] = {}
+        self._restarts = 0
+        self.web: GunicornServer | None = None
+        self.beat: Beat | None = None
+        try:
+            for name, queues in procfile_workers():
+                self.start_worker(name, queues)
+            self.web = GunicornServer(
+                workers=2,
+                env={**self.env, "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics" / "web")},
+                log_path=directory / "web.log",
+            )
+            self.beat = Beat(env=self.env, directory=directory)
+        except BaseException:
+            self.close()
+            raise
+        self.url = self.web.url
+
+    def start_worker(self, name: str, queues: tuple[str, ...]) -> QueueWorker:
+        self._restarts += 1
+        worker = QueueWorker(
+            env={
+                **self.env,
+                "PROMETHEUS_MULTIPROC_DIR": str(self.directory / "metrics" / name),
+            },
+            nodename=f"{name}-{self._restarts}-{uuid.uuid4().hex[:4]}@127.0.0.1",
+            log_path=self.directory / f"{name}-{self._restarts}.log",
+            queues=queues,
+        )
+        self.workers[name] = worker
+        return worker
+
+    @property
+    def main_worker(self) -> tuple[str, QueueWorker]:
+        for name, worker in self.workers.items():
+            if "payments" in worker.queues:
+                return name, worker
+        raise AssertionError("no worker consumes the payments queue")
+
+    def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def close(self) -> None:
+        if self.beat is not None:
+            self.beat.stop()
+        if self.web is not None:
+            self.web.stop()
+        for worker in self.workers.values():
+            worker.stop()
+        self.redis.kill()
+
+
+SETUP = """
+import json, sys
+from decimal import Decimal
+from apps.catalog import services as catalog
+from apps.catalog.models import Product
+from apps.notifications.models import WebhookEndpoint
+from apps.users import services as users
+from rest_framework_simplejwt.tokens import RefreshToken
+spec = json.loads(sys.argv[-1])
+for sku in spec["skus"]:
+    if not Product.objects.filter(sku=sku).exists():
+        catalog.create_product(sku=sku, name=sku, price=Decimal("9.50"), initial_stock=1000000)
+tokens = []
+for email in spec["emails"]:
+    user = users.register_user(email=email, name=email.split("@")[0], password=spec["password"])
+    tokens.append(str(RefreshToken.for_user(user).access_token))
+    if email in spec["webhooks"]:
+        WebhookEndpoint.objects.create(
+            owner=user, url=spec["webhooks"][email], secret="whsec-fault-test",
+            events=spec["events"],
+        )
+print(json.dumps(tokens))
+"""
+
+
+def create_customers(
+    stack: Stack, *, count: int, webhooks: dict[int, str] | None = None
+) -> list[str]:
+    """Register `count` customers (their welcome emails are events too) and return their
+    access tokens; customer i gets a webhook endpoint to `webhooks[i]` when given."""
+    run = uuid.uuid4().hex[:6]
+    emails = [f"fault-{run}-{i}@example.com" for i in range(count)]
+    spec = {
+        "skus": SKUS,
+        "emails": emails,
+        "password": PASSWORD,
+        "webhooks": {emails[i]: url for i, url in (webhooks or {}).items()},
+        "events": ["order_placed", "order_paid", "payment_failed"],
+    }
+    script = ROOT / "var" / f"fault-setup-{run}.py"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(SETUP)
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import django, os, runpy, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE',"
+                " 'ecommerce.settings'); django.setup(); runpy.run_path(sys.argv[1])",
+                str(script),
+                json.dumps(spec),
+            ],
+            cwd=ROOT,
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        script.unlink(missing_ok=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return list(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+# --- The load ---------------------------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    """One HTTP request: when it left (monotonic), how long it took, what it got."""
+
+    started: float
+    seconds: float
+    status: int | None  # None: no answer (timeout, refused)
+    error: str = ""
+
+
+@dataclass
+class Placement:
+    """One order a customer wanted, under one Idempotency-Key, retried until answered."""
+
+    key: str
+    customer: int
+    token: str
+    attempts: list[Attempt] = field(default_factory=list)
+    order_id: str | None = None  # public id, from the 201
+
+    @property
+    def final_status(self) -> int | None:
+        return self.attempts[-1].status if self.attempts else None
+
+
+class LoadGenerator:
+    """Threads placing orders at a steady total rate through the HTTP API.
+
+    Each order carries an Idempotency-Key; an answer that says nothing definite (a 5xx, a
+    transport error) is retried with the same key, as a careful client does, for up to
+    `retry_for_seconds`. Every 10th order pays with a card that is declined.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        tokens: list[str],
+        rate_per_second: float,
+        threads: int = 6,
+        timeout_seconds: float = 40.0,
+        retry_for_seconds: float = 90.0,
+        customers: list[int] | None = None,
+    ) -> None:
+        self.url = url
+        self.tokens = tokens
+        self.customers = customers if customers is not None else list(range(len(tokens)))
+        self.interval = threads / rate_per_second
+        self.threads_count = threads
+        self.timeout = timeout_seconds
+        self.retry_for = retry_for_seconds
+        self.placements: list[Placement] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._counter = 0
+
+    def start(self) -> None:
+        for index in range(self.threads_count):
+            thread = threading.Thread(target=self._run, args=(index,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, *, wait_seconds: float = 120.0) -> None:
+        """Stop placing new orders; wait for those in flight to get a definite answer."""
+        self._stopping.set()
+        deadline = time.monotonic() + wait_seconds
+        for thread in self._threads:
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
+
+    def _next(self) -> Placement:
+        with self._lock:
+            self._counter += 1
+            number = self._counter
+            customer = self.customers[number % len(self.customers)]
+            token = DECLINE_TOKEN if number % 10 == 0 else "tok_success"
+            placement = Placement(key=f"fault-{uuid.uuid4()}", customer=customer, token=token)
+            self.placements.append(placement)
+            return placement
+
+    def _run(self, index: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=self.timeout, trust_env=False) as client:
+            next_at = time.monotonic() + index * self.interval / self.threads_count
+            while not self._stopping.is_set():
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                next_at = max(next_at + self.interval, time.monotonic())
+                self._place(client, self._next())
+
+    def _place(self, client: httpx.Client, placement: Placement) -> None:
+        body = {
+            "items": [{"id": SKUS[hash(placement.key) % len(SKUS)], "quantity": 1}],
+            "payment_token": placement.token,
+        }
+        headers = {
+            "Authorization": f"Bearer {self.tokens[placement.customer]}",
+            "Idempotency-Key": placement.key,
+        }
+        give_up = time.monotonic() + self.retry_for
+        while True:
+            started = time.monotonic()
+            try:
+                response = client.post("/api/orders", json=body, headers=headers)
+                attempt = Attempt(started, time.monotonic() - started, response.status_code)
+                if response.status_code in (200, 201):
+                    placement.order_id = response.json()["id"]
+            except httpx.HTTPError as exc:
+                attempt = Attempt(started, time.monotonic() - started, None, type(exc).__name__)
+                response = None
+            placement.attempts.append(attempt)
+            definite = attempt.status is not None and attempt.status < 500
+            if definite or time.monotonic() > give_up:
+                return
+            time.sleep(0.5)
+
+    # Figures
+
+    def attempts(self) -> list[Attempt]:
+        return [a for p in self.placements for a in p.attempts]
+
+    def accepted(self) -> list[Placement]:
+        return [p for p in self.placements if p.final_status in (200, 201)]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# --- A slow webhook receiver ----------------------------------------------------------------
+
+
+class Receiver:
+    """A customer's webhook endpoint on 127.0.0.1 that answers 200 after `delay_seconds`."""
+
+    def __init__(self) -> None:
+        self.delay_seconds = 0.0
+        self.received: list[float] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                time.sleep(receiver.delay_seconds)
+                receiver.received.append(time.monotonic())
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+# --- Reading the outcome back -------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What became of a scenario's accepted orders, and what is still wrong."""
+
+    problems: list[str]
+    paid_seconds: list[float]
+
+
+def _done_column(database: FaultDatabase) -> str:
+    columns = {
+        name
+        for (name,) in database.rows(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'outbox_outboxmessage'"
+        )
+    }
+    return "completed_at" if "completed_at" in columns else "dispatched_at"
+
+
+def outcome_of(
+    stack: Stack, load: LoadGenerator, *, since: datetime, ask_provider: bool = True
+) -> Outcome:
+    """Every accepted order final (paid, or declined by its card), charged once at the
+    provider, with its notifications; nothing left waiting in the outbox or to be sent."""
+    database = stack.database
+    accepted = load.accepted()
+    problems: list[str] = []
+    keys = [p.key for p in load.placements]
+    rows = database.rows(
+        "SELECT o.idempotency_key, o.public_id::text, o.status, o.id, p.status"
+        " FROM orders_order o JOIN payments_payment p ON p.order_id = o.id"
+        " WHERE o.idempotency_key = ANY(%s)",
+        (keys,),
+    )
+    by_key = {row[0]: row for row in rows}
+    unanswered = [p for p in load.placements if p.final_status not in (200, 201)]
+    for placement in unanswered:
+        if placement.key in by_key:
+            problems.append(f"order {placement.key} exists but the client never got its 201")
+    for placement in accepted:
+        row = by_key.get(placement.key)
+        if row is None:
+            problems.append(f"201 for {placement.key} but no order")
+            continue
+        expected = "payment_failed" if placement.token == DECLINE_TOKEN else "paid"
+        if row[1] != placement.order_id:
+            problems.append(f"{placement.key}: 201 named {placement.order_id}, order is {row[1]}")
+        if row[2] != expected:
+            problems.append(f"order {row[3]} ({placement.key}) is {row[2]}, expected {expected}")
+    order_ids = [row[3] for row in rows]
+    events = database.rows(
+        "SELECT subject, event FROM notifications_notification WHERE channel = 'email'"
+        " AND subject = ANY(%s)",
+        ([f"order:{pk}" for pk in order_ids],),
+    )
+    notified = set(events)
+    for _key, _public, status, pk, _payment in rows:
+        wanted = ["order_placed"] + (
+            ["order_paid"] if status == "paid" else ["payment_failed"] if status in FINAL else []
+        )
+        missing = [event for event in wanted if (f"order:{pk}", event) not in notified]
+        if missing:
+            problems.append(f"order {pk} ({status}) has no {', '.join(missing)} email")
+    waiting = database.rows(
+        "SELECT count(*) FROM notifications_notification WHERE status IN ('pending', 'sending')"
+    )[0][0]
+    if waiting:
+        problems.append(f"{waiting} notification(s) still pending or sending")
+    done = _done_column(database)
+    stale = database.rows(f"SELECT count(*) FROM outbox_outboxmessage WHERE {done} IS NULL")[0][0]  # noqa: S608
+    if stale:
+        problems.append(f"{stale} outbox message(s) not done ({done} empty)")
+    if ask_provider and not problems:
+        for _key, public, status, pk, _payment in rows:
+            charge = stack.sandbox.charge_for(f"order-{public}")
+            want = {"paid": "succeeded", "payment_failed": "declined"}.get(status)
+            got = charge["status"] if charge else None
+            if want and got != want:
+                problems.append(f"order {pk} is {status}, provider charge {got}")
+        paid = database.rows(
+            "SELECT count(*) FROM payments_payment WHERE status IN ('succeeded', 'refunded')"
+        )[0][0]
+        charged = stack.sandbox.charges()["succeeded"]
+        if charged != paid:
+            problems.append(f"the provider holds {charged} succeeded charges, we {paid} payments")
+    paid_seconds = [
+        float(seconds)
+        for (seconds,) in database.rows(
+            "SELECT extract(epoch FROM e.created_at - o.created_at) FROM orders_orderevent e"
+            " JOIN orders_order o ON o.id = e.order_id"
+            " WHERE e.to_status = 'paid' AND o.idempotency_key = ANY(%s)",
+            (keys,),
+        )
+    ]
+    return Outcome(problems=problems, paid_seconds=paid_seconds)
+
+
+def settle(
+    stack: Stack, load: LoadGenerator, *, since: datetime, timeout_seconds: float
+) -> tuple[float, Outcome]:
+    """Wait until the outcome has no problem; the seconds it took and the last outcome."""
+    started = time.monotonic()
+    while True:
+        outcome = outcome_of(stack, load, since=since, ask_provider=False)
+        if not outcome.problems:
+            outcome = outcome_of(stack, load, since=since)
+        if not outcome.problems or time.monotonic() - started > timeout_seconds:
+            return time.monotonic() - started, outcome
+        time.sleep(1.0)
+
+
+def check_invariants(stack: Stack, *, since: datetime) -> dict[str, Any]:
+    """`manage.py check_invariants --json` as an operator runs it; its exit status and report."""
+    result = stack.manage(
+        "check_invariants", "--json", "--grace-seconds", "0", "--since", since.isoformat()
+    )
+    try:
+        report = json.loads(result.stdout)
+    except ValueError:
+        report = {"ok": False, "raw": result.stdout[-3000:] + result.stderr[-3000:]}
+    report["exit_code"] = result.returncode
+    return report
+
+
+def broken_checks(report: dict[str, Any]) -> list[str]:
+    if "checks" not in report:
+        return [str(report.get("raw"))]
+    return [
+        f"{c['name']} {c['status']} broken={c['broken']}: {c['examples'][:3]}"
+        for c in report["checks"]
+        if c["status"] != "ok"
+    ]
+
+
+@dataclass
+class Figures:
+    """What a scenario measured, printed for the record."""
+
+    scenario: str
+    orders: int
+    accepted: int
+    statuses: dict[str, int]
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    settle_seconds: float
+    paid_p50_ms: float
+    paid_p99_ms: float
+
+    def line(self) -> str:
+        return (
+            f"[fault {self.scenario}] orders={self.orders} accepted={self.accepted} "
+            f"statuses={self.statuses} latency p50={self.p50_ms:.0f}ms p99={self.p99_ms:.0f}ms "
+            f"max={self.max_ms:.0f}ms settle={self.settle_seconds:.1f}s "
+            f"time-to-paid p50={self.paid_p50_ms:.0f}ms p99={self.paid_p99_ms:.0f}ms"
+        )
+
+
+def figures(scenario: str, load: LoadGenerator, outcome: Outcome, settle_seconds: float) -> Figures:
+    attempts = load.attempts()
+    seconds = [a.seconds for a in attempts]
+    statuses: dict[str, int] = {}
+    for attempt in attempts:
+        name = str(attempt.status) if attempt.status is not None else attempt.error or "none"
+        statuses[name] = statuses.get(name, 0) + 1
+    return Figures(
+        scenario=scenario,
+        orders=len(load.placements),
+        accepted=len(load.accepted()),
+        statuses=statuses,
+        p50_ms=percentile(seconds, 0.5) * 1000,
+        p99_ms=percentile(seconds, 0.99) * 1000,
+        max_ms=max(seconds, default=0.0) * 1000,
+        settle_seconds=settle_seconds,
+        paid_p50_ms=percentile(outcome.paid_seconds, 0.5) * 1000,
+        paid_p99_ms=percentile(outcome.paid_seconds, 0.99) * 1000,
+    )
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
