@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from ecommerce import health
+from ecommerce.api.ratelimit import throttled_login
 from ecommerce.observability import views as observability
 
 urlpatterns = [
@@ -21,6 +22,9 @@ urlpatterns = [
     path("api/", include("apps.catalog.urls")),
     path("api/", include("apps.orders.urls")),
     path("api/", include("apps.notifications.urls")),
+    # Same rate limit and lockout as /api/auth/token (ecommerce/api/ratelimit.py); listed
+    # before the admin's own URLs so that it answers /admin/login/.
+    path("admin/login/", throttled_login(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
 ]
 

@@ -3,10 +3,12 @@
 Every DRF view is limited by `RateLimitThrottle` (REST_FRAMEWORK's default throttle) in
 one of four scopes, each with a rate in `RATE_LIMITS`:
 
-- `auth`: login, registration, set-password; counted per client address and, when the
-  body names an account (`email`, or the user model's USERNAME_FIELD), per account as
-  well; the first counter over its limit refuses. Token refresh is not in it: a refresh
-  token is a signed one-time credential, nothing to guess, so it counts as a write.
+- `auth`: login (the API's token view and the admin's login form), registration,
+  set-password; counted per client address only. A per-account counter would let anyone
+  keep a victim out by naming their email a few times a minute; guessing one account from
+  many addresses is bounded by the lockout below and the password rules. Token refresh is
+  not in it: a refresh token is a signed one-time credential, nothing to guess, so it
+  counts as a write.
 - `orders`: order creation, per user.
 - `writes`: any other POST/PUT/PATCH/DELETE, per user (per address when anonymous).
 - `reads`: GET/HEAD/OPTIONS, per user (per address when anonymous), generous.
@@ -19,11 +21,15 @@ HTTP method. Windows are fixed (django-ratelimit's, with a per-key offset). A re
 `RateLimit-Policy` headers of the counter nearest to its limit
 (draft-ietf-httpapi-ratelimit-headers-06), added by `RateLimitHeadersMiddleware`.
 
-Login lockout (`LoginLockoutMixin`, on the token view): LOGIN_LOCKOUT_ACCOUNT_FAILURES
-failed logins for one account, or LOGIN_LOCKOUT_IP_FAILURES from one address, each less
-than LOGIN_LOCKOUT_SECONDS after the previous, lock that account (or address) out for
-LOGIN_LOCKOUT_SECONDS after the last failure: 429 problem+json `login_locked`, even with
-the right password. A successful login clears the account's failures.
+Login lockout (`LoginLockoutMixin` on the token view, `throttled_login` on the admin's
+login view), aimed at the attacker, never at the victim: LOGIN_LOCKOUT_ACCOUNT_FAILURES
+failed logins for one account *from one address*, or LOGIN_LOCKOUT_IP_FAILURES from one
+address on any accounts (the higher ceiling), each less than LOGIN_LOCKOUT_SECONDS after the
+previous, lock that (account, address) pair, or that address, out for LOGIN_LOCKOUT_SECONDS
+after the last failure: 429 problem+json `login_locked`, even with the right password. The
+same account from any other address is not affected, so failures from one address can
+never lock its owner out. A successful login clears that pair's failures (not the
+address's: an attacker's own account must not reset its guessing budget).
 
 When Redis cannot count (down, or slower than CACHE_SOCKET_TIMEOUT_SECONDS), scopes in
 RATE_LIMIT_FAIL_CLOSED_SCOPES (`auth` by default) answer 503 problem+json
@@ -43,7 +49,10 @@ by scope; lockouts count under the scope `login`.
 
 The client address comes from `client_ip`: REMOTE_ADDR, or X-Forwarded-For read through
 TRUSTED_PROXY_CIDRS or TRUSTED_PROXY_COUNT, so that a header the client wrote itself is
-never believed.
+never believed. Behind a proxy with neither set, every client would share the proxy's
+address (and its lockout): start-up refuses BEHIND_PROXY without them (ecommerce/checks.py),
+and a request carrying X-Forwarded-For while neither is set logs `forwarded_for_ignored`
+once per process.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import json
 import math
 import threading
 import time
@@ -61,7 +71,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django_ratelimit import ALL
 from django_ratelimit.core import EXPIRATION_FUDGE, get_usage
 from django_ratelimit.core import _get_window as get_window
@@ -96,6 +106,9 @@ HEADERS_ATTRIBUTE = "rate_limit_headers"
 ACCOUNT_FIELDS = ("email", "username")
 # Errors meaning "the cache did not answer", as opposed to bugs.
 CACHE_ERRORS = (RedisError, ConnectionInterrupted, OSError)
+
+# Whether this process already warned about an X-Forwarded-For header it could not believe.
+_forwarded_for_warned = False
 
 # Until when (monotonic) Redis is not tried, by cache location: a failure of one Redis
 # says nothing about another (tests point the cache at throwaway servers).
@@ -151,6 +164,8 @@ def client_ip(request: HttpRequest) -> str:
     cidrs = tuple(settings.TRUSTED_PROXY_CIDRS)
     count = settings.TRUSTED_PROXY_COUNT
     if not cidrs and count <= 0:
+        if "HTTP_X_FORWARDED_FOR" in request.META:
+            _warn_forwarded_for_ignored(peer)
         return peer
     hops = [hop for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
     if cidrs:
@@ -171,6 +186,24 @@ def client_ip(request: HttpRequest) -> str:
         if address is not None:
             return str(address)
     return peer
+
+
+def _warn_forwarded_for_ignored(peer: str) -> None:
+    """Say once per process that a proxy seems to stand in front with no trust configured.
+
+    Either a client wrote the header itself (harmless: it is ignored), or the app runs
+    behind a proxy and every client has the proxy's address, sharing one lockout.
+    """
+    global _forwarded_for_warned
+    if _forwarded_for_warned:
+        return
+    _forwarded_for_warned = True
+    logger.warning(
+        "forwarded_for_ignored",
+        peer=peer,
+        hint="Behind a proxy, set TRUSTED_PROXY_CIDRS (or TRUSTED_PROXY_COUNT) and "
+        "BEHIND_PROXY=true; otherwise every client shares the proxy's address and lockout.",
+    )
 
 
 def _address_key(address: str) -> str:
@@ -380,11 +413,7 @@ def counter_keys(scope: str, request: Request) -> list[tuple[str, str]]:
     """The (kind, value) pairs `request` is counted under in `scope`."""
     address = _address_key(client_ip(request._request))
     if scope == AUTH:
-        keys = [("ip", address)]
-        account = account_of(request.data)
-        if account:
-            keys.append(("account", _digest(account)))
-        return keys
+        return [("ip", address)]
     user = request.user
     if user is not None and user.is_authenticated:
         return [("user", str(user.pk))]
@@ -454,18 +483,17 @@ class RateLimitHeadersMiddleware:
 # --- Login lockout -------------------------------------------------------------------------
 
 
-def _lockout_counters(request: Request) -> list[tuple[str, int]]:
-    """(cache key, failures that lock) for the account named in the body and the address."""
-    counters = [
-        (
-            f"login-failures:ip:{_address_key(client_ip(request._request))}",
-            settings.LOGIN_LOCKOUT_IP_FAILURES,
-        )
-    ]
-    account = account_of(request.data)
+def _lockout_counters(request: HttpRequest, account: str | None) -> list[tuple[str, int]]:
+    """(cache key, failures that lock) for the address and, when one is named, the pair of
+    the account and the address."""
+    address = _address_key(client_ip(request))
+    counters = [(f"login-failures:ip:{address}", settings.LOGIN_LOCKOUT_IP_FAILURES)]
     if account:
         counters.append(
-            (f"login-failures:account:{_digest(account)}", settings.LOGIN_LOCKOUT_ACCOUNT_FAILURES)
+            (
+                f"login-failures:account-ip:{_digest(f'{account}|{address}')}",
+                settings.LOGIN_LOCKOUT_ACCOUNT_FAILURES,
+            )
         )
     return counters
 
@@ -476,13 +504,13 @@ def _seconds_left(key: str) -> int:
     return int(left) if isinstance(left, int) and left > 0 else settings.LOGIN_LOCKOUT_SECONDS
 
 
-def check_login_allowed(request: Request) -> None:
-    """Refuse a login while its account or address is locked out.
+def check_login_allowed(request: HttpRequest, account: str | None) -> None:
+    """Refuse a login while its address, or its account from this address, is locked out.
 
     Raises LoginLocked (429), or RateLimitUnavailable (503) when the counters cannot be
     read and the auth scope fails closed.
     """
-    counters = _lockout_counters(request)
+    counters = _lockout_counters(request, account)
 
     def locked_for() -> int:
         failures = cache.get_many([key for key, _ in counters])
@@ -499,13 +527,13 @@ def check_login_allowed(request: Request) -> None:
         _refuse(LOGIN, LoginLocked(wait_seconds=wait))
 
 
-def record_login_failure(request: Request) -> None:
-    """Count a failed login against its account and address; each failure restarts the
-    LOGIN_LOCKOUT_SECONDS period. A cache failure is logged, not raised."""
+def record_login_failure(request: HttpRequest, account: str | None) -> None:
+    """Count a failed login against its address and its (account, address) pair; each
+    failure restarts the LOGIN_LOCKOUT_SECONDS period. A cache failure is logged, not raised."""
     seconds = settings.LOGIN_LOCKOUT_SECONDS
 
     def record() -> None:
-        for key, _limit in _lockout_counters(request):
+        for key, _limit in _lockout_counters(request, account):
             if not cache.add(key, 1, timeout=seconds):
                 cache.incr(key)
                 cache.touch(key, timeout=seconds)
@@ -516,28 +544,103 @@ def record_login_failure(request: Request) -> None:
         logger.warning("login_failure_not_counted")
 
 
-def clear_login_failures(request: Request) -> None:
-    """Forget the failures of the account that just logged in (not of its address)."""
-    account = account_of(request.data)
-    if account:
-        try:
-            _guarded(lambda: cache.delete(f"login-failures:account:{_digest(account)}"))
-        except CacheUnavailable:
-            logger.warning("login_failures_not_cleared")
+def clear_login_failures(request: HttpRequest, account: str | None) -> None:
+    """Forget the failures of the account that just logged in from this address (not the
+    address's own count)."""
+    if not account:
+        return
+    key = _lockout_counters(request, account)[-1][0]
+    try:
+        _guarded(lambda: cache.delete(key))
+    except CacheUnavailable:
+        logger.warning("login_failures_not_cleared")
 
 
 class LoginLockoutMixin:
     """For a SimpleJWT token view: refuse locked-out logins, count failures, clear on success."""
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        account = account_of(request.data)
         if settings.RATE_LIMIT_ENABLED:
-            check_login_allowed(request)
+            check_login_allowed(request._request, account)
         try:
             response: Response = super().post(request, *args, **kwargs)  # type: ignore[misc]
         except AuthenticationFailed:
             if settings.RATE_LIMIT_ENABLED:
-                record_login_failure(request)
+                record_login_failure(request._request, account)
             raise
         if settings.RATE_LIMIT_ENABLED:
-            clear_login_failures(request)
+            clear_login_failures(request._request, account)
         return response
+
+
+# --- The admin's login form ----------------------------------------------------------------
+
+
+def _refusal_response(request: HttpRequest, exc: APIException) -> HttpResponse:
+    """problem+json for a refusal raised outside DRF (the admin's login view)."""
+    # Imported here: ecommerce.api.exceptions imports DRF's views, which import this module
+    # (DEFAULT_THROTTLE_CLASSES) while it loads.
+    from ecommerce.api.exceptions import PROBLEM_CONTENT_TYPE, problem_body
+
+    codes = exc.get_codes()
+    body = problem_body(
+        request,
+        exc.status_code,
+        code=codes if isinstance(codes, str) else None,
+        detail=str(exc.detail),
+    )
+    response = HttpResponse(
+        json.dumps(body), status=exc.status_code, content_type=PROBLEM_CONTENT_TYPE
+    )
+    wait = getattr(exc, "wait", None)
+    if wait:
+        response["Retry-After"] = str(math.ceil(wait))
+    return response
+
+
+def _admin_login_guard(request: HttpRequest, account: str | None) -> None:
+    """The checks the token view gets from RateLimitThrottle and LoginLockoutMixin: the auth
+    scope's per-address counter (shared with the API, so one budget per address), then the
+    lockout. Raises the same refusals."""
+    address = _address_key(client_ip(request))
+    try:
+        usage = _count(request, group=f"{AUTH}:ip", value=address, rate=settings.RATE_LIMITS[AUTH])
+    except CacheUnavailable:
+        if AUTH in settings.RATE_LIMIT_FAIL_CLOSED_SCOPES:
+            _refuse(AUTH, RateLimitUnavailable(scope=AUTH))
+    else:
+        if usage.exceeded:
+            _refuse(AUTH, RateLimited(scope=AUTH, usage=usage))
+    check_login_allowed(request, account)
+
+
+def throttled_login(
+    login_view: Callable[..., HttpResponseBase],
+) -> Callable[..., HttpResponseBase]:
+    """Wrap the admin's login view with the token view's rate limit and lockout.
+
+    Without it `/admin/login/` allowed unlimited password guesses against the most
+    privileged accounts. A POST that does not leave the user signed in (the form shown
+    again, for a wrong password or a non-staff account) counts as a failed login of the
+    account named in `username`.
+    """
+
+    @functools.wraps(login_view)
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method != "POST" or not settings.RATE_LIMIT_ENABLED:
+            return login_view(request, *args, **kwargs)
+        account = account_of(request.POST)
+        try:
+            _admin_login_guard(request, account)
+        except (RateLimited, LoginLocked, RateLimitUnavailable) as exc:
+            return _refusal_response(request, exc)
+        response = login_view(request, *args, **kwargs)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and user.is_staff:
+            clear_login_failures(request, account)
+        else:
+            record_login_failure(request, account)
+        return response
+
+    return view

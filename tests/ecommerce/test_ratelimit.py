@@ -221,18 +221,21 @@ def test_logins_are_limited_per_address_whatever_account_they_name(settings: Any
     assert refused("auth") == before + 1
 
 
-def test_logins_are_limited_per_account_whatever_address_they_come_from(settings: Any) -> None:
+def test_the_login_limit_is_per_address_so_naming_an_account_cannot_block_its_owner(
+    settings: Any,
+) -> None:
+    """A per-account counter would let anyone keep a victim out by naming their email."""
     settings.RATE_LIMITS["auth"] = "2/d"
-    user = UserFactory(email="amy@example.com")
+    UserFactory(email="amy@example.com")
+    attacker = client_at("198.51.100.66")
 
-    statuses = [
-        login(client_at(f"198.51.100.{i}"), email).status_code
-        for i, email in enumerate(["amy@example.com"] * 3 + [" AMY@Example.com"])
-    ]
+    attempts = [login(attacker, "amy@example.com", "wrong").status_code for _ in range(3)]
+    owner = [login(client_at("198.51.100.7"), email) for email in ["amy@example.com"] * 2]
 
-    assert statuses == [200, 200, 429, 429]
-    assert login(client_at("198.51.100.50"), "other@example.com").status_code == 401
-    assert user.email == "amy@example.com"
+    assert attempts == [401, 401, 429]
+    assert [response.status_code for response in owner] == [200, 200]
+    # Other addresses naming the account are counted apart from each other too.
+    assert login(client_at("198.51.100.8"), " AMY@Example.com").status_code == 200
 
 
 def test_a_spoofed_forwarded_for_header_does_not_bypass_the_limit(settings: Any) -> None:
@@ -314,21 +317,112 @@ def assert_locked(response: Any) -> None:
 
 
 @pytest.mark.usefixtures("lockout")
-def test_an_account_is_locked_after_repeated_failures_even_for_the_right_password() -> None:
+def test_an_account_is_locked_from_the_failing_address_only_even_for_the_right_password() -> None:
     UserFactory(email="amy@example.com")
+    attacker = client_at("198.51.100.66")
     before = refused("login")
 
-    failures = [
-        login(client_at(f"198.51.100.{i}"), "amy@example.com", "wrong").status_code
-        for i in range(3)
-    ]
-    locked = login(client_at("198.51.100.9"), "amy@example.com")
+    failures = [login(attacker, "amy@example.com", "wrong").status_code for _ in range(3)]
+    locked = login(attacker, "AMY@example.com")
 
     assert failures == [401, 401, 401]
     assert_locked(locked)
     assert "access" not in json.loads(locked.content)
     assert refused("login") == before + 1
-    assert login(client_at("198.51.100.9"), "bob@example.com", "wrong").status_code == 401
+    # The owner, elsewhere, is not locked out; the attacker's other guesses are not either,
+    # until the address's own ceiling.
+    assert login(client_at("198.51.100.7"), "amy@example.com").status_code == 200
+    assert login(attacker, "bob@example.com", "wrong").status_code == 401
+
+
+def test_twenty_failures_from_one_address_lock_that_address_never_the_victim_elsewhere(
+    settings: Any,
+) -> None:
+    """The shipped thresholds: 5 per (account, address), 20 per address."""
+    settings.LOGIN_LOCKOUT_ACCOUNT_FAILURES = 5
+    settings.LOGIN_LOCKOUT_IP_FAILURES = 20
+    settings.LOGIN_LOCKOUT_SECONDS = 900
+    UserFactory(email="victim@example.com")
+    UserFactory(email="attacker@example.com")
+    attacker = client_at("203.0.113.66")
+
+    on_victim = [login(attacker, "victim@example.com", "wrong").status_code for _ in range(20)]
+    victim_elsewhere = login(client_at("198.51.100.7"), "victim@example.com")
+    on_others = [login(attacker, f"n{i}@example.com", "wrong").status_code for i in range(15)]
+    own_account = login(attacker, "attacker@example.com")
+
+    # Refused attempts are not failures: the pair stops counting once locked.
+    assert on_victim == [401] * 5 + [429] * 15
+    assert victim_elsewhere.status_code == 200
+    assert "access" in victim_elsewhere.json()
+    # 5 + 15 failures: the address reaches its ceiling, whatever account it names next.
+    assert on_others == [401] * 15
+    assert problem(own_account, 429)["code"] == "login_locked"
+    assert login(client_at("198.51.100.7"), "victim@example.com").status_code == 200
+
+
+@pytest.mark.usefixtures("lockout")
+def test_behind_trusted_proxies_the_lockout_follows_the_forwarded_client(settings: Any) -> None:
+    """Every request reaches the app from the ingress: its peer address is no client's."""
+    settings.TRUSTED_PROXY_CIDRS = ["10.0.0.0/8"]
+    UserFactory(email="amy@example.com")
+    ingress = client_at("10.0.0.2")
+
+    def via_ingress(forwarded_for: str, password: str) -> int:
+        return int(
+            ingress.post(
+                "/api/auth/token",
+                {"email": "amy@example.com", "password": password},
+                HTTP_X_FORWARDED_FOR=forwarded_for,
+            ).status_code
+        )
+
+    # The attacker prepends a made-up address; the ingress appends the real one.
+    attacker = [via_ingress(f"198.51.100.{i}, 203.0.113.66", "wrong") for i in range(4)]
+    owner = via_ingress("198.51.100.7", DEFAULT_PASSWORD)
+
+    assert attacker == [401, 401, 401, 429]
+    assert owner == 200
+
+
+@pytest.mark.usefixtures("lockout")
+def test_a_forwarded_for_header_from_an_untrusted_peer_changes_nothing(settings: Any) -> None:
+    settings.TRUSTED_PROXY_CIDRS = ["10.0.0.0/8"]
+    UserFactory(email="amy@example.com")
+    direct = client_at("203.0.113.66")
+
+    statuses = [
+        direct.post(
+            "/api/auth/token",
+            {"email": "amy@example.com", "password": "wrong" if i < 3 else DEFAULT_PASSWORD},
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{i}",
+        ).status_code
+        for i in range(5)
+    ]
+
+    # Each spoofed address is ignored: all count against the peer, which is locked.
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+def test_a_forwarded_for_header_without_trusted_proxies_is_reported_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ratelimit._forwarded_for_warned = False
+    factory = RequestFactory()
+    try:
+        addresses = [
+            ratelimit.client_ip(
+                factory.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}")
+            )
+            for i in range(3)
+        ]
+    finally:
+        ratelimit._forwarded_for_warned = False
+
+    assert addresses == ["10.0.0.2"] * 3
+    warnings = [r for r in caplog.records if "forwarded_for_ignored" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "TRUSTED_PROXY_CIDRS" in warnings[0].getMessage()
 
 
 @pytest.mark.usefixtures("lockout")

@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 import pytest
 from django.conf import settings
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -525,3 +526,118 @@ def test_refresh_token_of_a_deleted_user_is_a_401(api_client):
     # then
     problem = assert_token_refused(response, "no_active_account")
     assert problem["detail"] == "No active account found for the given token."
+
+
+# --- The admin's login form: the same rate limit and lockout as the token view ---------------
+
+ADMIN_LOGIN = "/admin/login/"
+
+
+@pytest.fixture
+def admin_limits(settings: Any) -> None:
+    settings.RATE_LIMIT_ENABLED = True
+    settings.RATE_LIMITS = dict.fromkeys(("auth", "orders", "writes", "reads"), "1000/d")
+    settings.LOGIN_LOCKOUT_ACCOUNT_FAILURES = 3
+    settings.LOGIN_LOCKOUT_IP_FAILURES = 5
+    settings.LOGIN_LOCKOUT_SECONDS = 600
+    settings.TRUSTED_PROXY_CIDRS = []
+    settings.TRUSTED_PROXY_COUNT = 0
+
+
+def admin_login(address: str, email: str, password: str = DEFAULT_PASSWORD, **extra: Any) -> Any:
+    return Client(REMOTE_ADDR=address).post(
+        ADMIN_LOGIN, {"username": email, "password": password, "next": "/admin/"}, **extra
+    )
+
+
+def staff(email: str = "ops@example.com") -> User:
+    return UserFactory(email=email, is_staff=True, is_superuser=True)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("admin_limits")
+def test_admin_login_locks_the_account_from_the_failing_address_only() -> None:
+    staff()
+    failures = [
+        admin_login("203.0.113.66", "ops@example.com", "wrong").status_code for _ in range(3)
+    ]
+    locked = admin_login("203.0.113.66", "ops@example.com")
+    elsewhere = admin_login("198.51.100.7", "ops@example.com")
+
+    assert failures == [200, 200, 200]  # the form again, with its error
+    problem = assert_problem(locked, 429, "login_locked")
+    assert 590 <= int(locked["Retry-After"]) <= 600
+    assert problem["instance"] == ADMIN_LOGIN
+    assert "sessionid" not in locked.cookies
+    assert elsewhere.status_code == 302
+    assert elsewhere["Location"] == "/admin/"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("admin_limits")
+def test_admin_and_api_failures_share_one_ceiling_per_address() -> None:
+    staff()
+    api = APIClient(REMOTE_ADDR="203.0.113.66")
+    failures = [obtain_tokens(api, f"n{i}@example.com", "wrong").status_code for i in range(3)] + [
+        admin_login("203.0.113.66", f"m{i}@example.com", "wrong").status_code for i in range(2)
+    ]
+
+    assert failures == [401, 401, 401, 200, 200]
+    assert_problem(admin_login("203.0.113.66", "ops@example.com"), 429, "login_locked")
+    assert_problem(obtain_tokens(api, "ops@example.com", DEFAULT_PASSWORD), 429, "login_locked")
+    assert admin_login("198.51.100.7", "ops@example.com").status_code == 302
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("admin_limits")
+def test_admin_login_counts_in_the_auth_rate_limit(settings: Any) -> None:
+    settings.RATE_LIMITS["auth"] = "2/d"
+    staff()
+    api = APIClient(REMOTE_ADDR="203.0.113.66")
+
+    first = obtain_tokens(api, "ops@example.com", DEFAULT_PASSWORD)
+    second = admin_login("203.0.113.66", "ops@example.com")
+    third = admin_login("203.0.113.66", "ops@example.com")
+
+    assert (first.status_code, second.status_code) == (200, 302)
+    assert assert_problem(third, 429, "rate_limited")["detail"].startswith(
+        "Too many requests: the auth limit is 2 per 86400 seconds."
+    )
+    assert int(third["Retry-After"]) >= 1
+    # Showing the form is not a login attempt.
+    assert Client(REMOTE_ADDR="203.0.113.66").get(ADMIN_LOGIN).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("admin_limits")
+def test_a_customer_password_on_the_admin_form_counts_as_a_failure() -> None:
+    """The admin refuses non-staff accounts with the same form error: a failed login."""
+    UserFactory(email="amy@example.com")
+    answers = [admin_login("203.0.113.66", "amy@example.com").status_code for _ in range(4)]
+
+    assert answers == [200, 200, 200, 429]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("admin_limits")
+def test_admin_login_behind_trusted_proxies_follows_the_forwarded_client(settings: Any) -> None:
+    settings.TRUSTED_PROXY_CIDRS = ["10.0.0.0/8"]
+    staff()
+
+    attacker = [
+        admin_login(
+            "10.0.0.2", "ops@example.com", "wrong", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.66"
+        ).status_code
+        for _ in range(4)
+    ]
+    owner = admin_login("10.0.0.2", "ops@example.com", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    spoofer = [
+        admin_login(
+            "203.0.113.99", "ops@example.com", "wrong", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}"
+        ).status_code
+        for i in range(4)
+    ]
+
+    assert attacker == [200, 200, 200, 429]
+    assert owner.status_code == 302
+    assert spoofer == [200, 200, 200, 429]
