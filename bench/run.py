@@ -67,6 +67,9 @@ def env_for(**extra: str) -> dict[str, str]:
         WEB_CONCURRENCY="4",
         JWT_ACCESS_TOKEN_LIFETIME_SECONDS="7200",
         RATE_LIMIT_ENABLED="0",
+        # Orders pay through the in-process sandbox; /metrics is read without a token.
+        ALLOW_IN_PROCESS_PAYMENT_SANDBOX="1",
+        METRICS_PUBLIC="1",
     )
     env.update(extra)
     return env

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import environ
 
+from ecommerce.checks import StartupSettings
+from ecommerce.checks import refusals as startup_refusals
 from ecommerce.observability.logging import build_logging_config, configure_structlog
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -68,6 +70,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: it sees the final response, problem+json rewrites included.
+    "ecommerce.security.ContentSecurityPolicyMiddleware",
     "ecommerce.api.middleware.RequestIdMiddleware",
     "ecommerce.observability.middleware.MetricsMiddleware",
     "ecommerce.api.middleware.ProblemDetailsMiddleware",
@@ -129,6 +133,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 # --- Cache (and, later, locks, breaker state and rate limits) -----------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Outside DEBUG an unset REDIS_URL stops start-up unless this says per-process state is meant.
+ALLOW_LOCAL_STATE = env.bool("ALLOW_LOCAL_STATE", default=False)
 CACHE_SOCKET_TIMEOUT_SECONDS = env.float("CACHE_SOCKET_TIMEOUT_SECONDS", default=0.25)
 if REDIS_URL:
     CACHES = {
@@ -174,6 +180,9 @@ INVARIANTS_GRACE_SECONDS = env.float("INVARIANTS_GRACE_SECONDS", default=600.0)
 # The provider's base URL (the sandbox process: `manage.py run_payment_sandbox`); empty
 # calls the sandbox in-process (embedded mode).
 PAYMENT_PROVIDER_URL = env.str("PAYMENT_PROVIDER_URL", default="")
+# Outside DEBUG an unset PAYMENT_PROVIDER_URL stops start-up unless this says the in-process
+# sandbox (no money moves) is meant.
+ALLOW_IN_PROCESS_PAYMENT_SANDBOX = env.bool("ALLOW_IN_PROCESS_PAYMENT_SANDBOX", default=False)
 PAYMENT_PROVIDER_CONNECT_TIMEOUT_SECONDS = env.float(
     "PAYMENT_PROVIDER_CONNECT_TIMEOUT_SECONDS", default=1.0
 )
@@ -320,6 +329,8 @@ LOGIN_LOCKOUT_IP_FAILURES = env.int("LOGIN_LOCKOUT_IP_FAILURES", default=20)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 # Who may say, in X-Forwarded-For, which address a request came from: the proxies in these
 # networks, or else the last N hops (only when nothing reaches the app around them).
+# BEHIND_PROXY says a proxy stands in front: start-up then requires one of the two.
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
 TRUSTED_PROXY_CIDRS = env.list("TRUSTED_PROXY_CIDRS", default=[])
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 if TRUSTED_PROXY_CIDRS and TRUSTED_PROXY_COUNT:
@@ -350,8 +361,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Metrics and tracing ------------------------------------------------------------------
-# Bearer token that /metrics and /traces require when set.
+# Bearer token that /metrics and /traces require. Outside DEBUG an empty one stops start-up,
+# unless METRICS_PUBLIC says they are meant to be open (a network that keeps them private).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=False)
 # Root whose multiprocess files /metrics merges (gunicorn workers and Celery workers write
 # below it); defaults to this process's own PROMETHEUS_MULTIPROC_DIR.
 METRICS_DIR = env.str("METRICS_DIR", default=env.str("PROMETHEUS_MULTIPROC_DIR", default=""))
@@ -469,10 +482,37 @@ SECURE_PROXY_SSL_HEADER = (
     else None
 )
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Probes and scrapes reach the pod over plain HTTP, by its IP, without X-Forwarded-Proto:
+# a redirect would make the kubelet's probes pass blindly and Prometheus scrape nothing.
+SECURE_REDIRECT_EXEMPT = [r"^(health|metrics|traces)(/|$)"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
+
+# --- Start-up refusals outside DEBUG (ecommerce/checks.py) -------------------------------
+_refusals = startup_refusals(
+    StartupSettings(
+        debug=DEBUG,
+        secret_key=SECRET_KEY,
+        secret_key_fallbacks=SECRET_KEY_FALLBACKS,
+        jwt_signing_key=SIMPLE_JWT["SIGNING_KEY"],
+        metrics_token=METRICS_TOKEN,
+        metrics_public=METRICS_PUBLIC,
+        payment_provider_url=PAYMENT_PROVIDER_URL,
+        allow_in_process_payment_sandbox=ALLOW_IN_PROCESS_PAYMENT_SANDBOX,
+        redis_url=REDIS_URL,
+        allow_local_state=ALLOW_LOCAL_STATE,
+        behind_proxy=BEHIND_PROXY,
+        trust_x_forwarded_proto=SECURE_PROXY_SSL_HEADER is not None,
+        trusted_proxy_cidrs=TRUSTED_PROXY_CIDRS,
+        trusted_proxy_count=TRUSTED_PROXY_COUNT,
+    )
+)
+if _refusals:
+    sys.exit("\n".join(f"ImproperlyConfigured: {problem}" for problem in _refusals))
 
 # --- Logging ----------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

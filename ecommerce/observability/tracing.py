@@ -63,6 +63,11 @@ KEY_ATTRIBUTES = (
     "order.id",
 )
 MAX_ATTRIBUTE_CHARS = 300
+# Attributes that may hold a URL's query string: search terms, set-password and other tokens
+# travel there. Their query part is cut off in the process (request hooks) and again when a
+# span is written to the store, so neither /traces nor an OTLP backend ever holds one.
+URL_ATTRIBUTES = ("http.url", "url.full", "http.target")
+QUERY_ATTRIBUTES = ("url.query",)
 
 _configured_pid: int | None = None
 _lock = threading.Lock()
@@ -99,13 +104,33 @@ class RootClientSpansDropped(Sampler):
         return f"RootClientSpansDropped({self.delegate.get_description()})"
 
 
+def without_query(value: str) -> str:
+    """`value` (a URL or a request target) without its query string and fragment."""
+    return value.split("?", 1)[0].split("#", 1)[0]
+
+
+def strip_query_attributes(span: Any, *_args: Any) -> None:
+    """A request hook: replace the URL attributes of a live span by their query-less form."""
+    attributes = getattr(span, "attributes", None)
+    if not attributes or not span.is_recording():
+        return
+    for key in URL_ATTRIBUTES:
+        if key in attributes:
+            span.set_attribute(key, without_query(str(attributes[key])))
+    for key in QUERY_ATTRIBUTES:
+        if key in attributes:
+            span.set_attribute(key, "")
+
+
 def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
     context = span.get_span_context()
     start, end = span.start_time or 0, span.end_time or span.start_time or 0
     attributes = {
-        key: str(span.attributes[key])[:MAX_ATTRIBUTE_CHARS]
+        key: (without_query(str(value)) if key in URL_ATTRIBUTES else str(value))[
+            :MAX_ATTRIBUTE_CHARS
+        ]
         for key in KEY_ATTRIBUTES
-        if span.attributes and key in span.attributes
+        if span.attributes and (value := span.attributes.get(key)) is not None
     }
     return {
         "trace_id": format(context.trace_id, "032x"),
@@ -324,11 +349,13 @@ def _instrument() -> None:
     from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    DjangoInstrumentor().instrument(excluded_urls="health,metrics,traces,static")
+    DjangoInstrumentor().instrument(
+        excluded_urls="health,metrics,traces,static", request_hook=strip_query_attributes
+    )
     Psycopg2Instrumentor().instrument(skip_dep_check=True)
     RedisInstrumentor().instrument()
     CeleryInstrumentor().instrument()
-    HTTPXClientInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument(request_hook=strip_query_attributes)
 
 
 def current_trace_ids() -> tuple[str, str] | None:

@@ -1,4 +1,10 @@
-"""Operational endpoints `/metrics` and `/traces`, behind METRICS_TOKEN when it is set."""
+"""Operational endpoints `/metrics` and `/traces`, private by default.
+
+They need the bearer METRICS_TOKEN when it is set. Without one they are open only with
+DEBUG on or METRICS_PUBLIC (a network that keeps them private); otherwise every request is
+refused, although start-up already refuses that configuration (ecommerce/checks.py): a
+settings override must not open them by accident.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ MAX_TRACES_PER_PAGE = 100
 def _authorized(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     if not token:
-        return True
+        return bool(settings.DEBUG or settings.METRICS_PUBLIC)
     scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 

@@ -80,17 +80,152 @@ def test_database_url_without_debug_means_production_and_requires_a_secret_key()
     )
 
 
+# Everything production needs besides SECRET_KEY and ALLOWED_HOSTS.
+PRODUCTION = {
+    "DEBUG": "0",
+    "DATABASE_URL": POSTGRES_URL,
+    "SECRET_KEY": "k" * 50,
+    "ALLOWED_HOSTS": "shop.example",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "PAYMENT_PROVIDER_URL": "https://payments.example.com",
+    "METRICS_TOKEN": "m" * 40,
+}
+REFUSED = {
+    "METRICS_TOKEN": (
+        "ImproperlyConfigured: METRICS_TOKEN must be set when DEBUG is off: /metrics and "
+        "/traces would be open to anyone (set METRICS_PUBLIC=true only if the network keeps "
+        "them private)."
+    ),
+    "PAYMENT_PROVIDER_URL": (
+        "ImproperlyConfigured: PAYMENT_PROVIDER_URL must be set when DEBUG is off: without it "
+        "payments go to the in-process sandbox and no money moves (set "
+        "ALLOW_IN_PROCESS_PAYMENT_SANDBOX=true if that is meant)."
+    ),
+    "REDIS_URL": (
+        "ImproperlyConfigured: REDIS_URL must be set when DEBUG is off: without it locks, "
+        "circuit breakers and rate limits are per process (set ALLOW_LOCAL_STATE=true if "
+        "that is meant)."
+    ),
+}
+OPT_INS = {
+    "METRICS_TOKEN": "METRICS_PUBLIC",
+    "PAYMENT_PROVIDER_URL": "ALLOW_IN_PROCESS_PAYMENT_SANDBOX",
+    "REDIS_URL": "ALLOW_LOCAL_STATE",
+}
+CLEAN = "System check identified no issues (0 silenced).\n"
+
+
+def without(*names: str, **extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in PRODUCTION.items() if k not in names}, **extra}
+
+
+def env_example_value(name: str) -> str:
+    (line,) = [
+        line
+        for line in (settings.BASE_DIR / ".env.example").read_text().splitlines()
+        if line.startswith(f"{name}=")
+    ]
+    return line.split("=", 1)[1]
+
+
 def test_complete_production_environment_starts() -> None:
+    result = run_python(CHECK, **PRODUCTION)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == CLEAN
+
+
+def test_production_refuses_every_embedded_stand_in_at_once() -> None:
+    """No Redis, no provider, no metrics token: each one line, and nothing starts."""
+    result = run_python(CHECK, **without(*REFUSED))
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        REFUSED["METRICS_TOKEN"],
+        REFUSED["PAYMENT_PROVIDER_URL"],
+        REFUSED["REDIS_URL"],
+    ]
+
+
+@pytest.mark.parametrize("missing", list(REFUSED))
+def test_each_stand_in_is_refused_unless_a_setting_says_it_is_meant(missing: str) -> None:
+    refused = run_python(CHECK, **without(missing))
+    meant = run_python(CHECK, **without(missing, **{OPT_INS[missing]: "true"}))
+
+    assert refused.returncode == 1
+    assert refused.stderr == REFUSED[missing] + "\n"
+    assert meant.returncode == 0, meant.stderr
+    assert meant.stdout == CLEAN
+
+
+def test_gunicorn_refuses_to_boot_a_stand_in_too() -> None:
+    """The refusal is in the settings, so every process refuses, not only manage.py check."""
+    result = run_python(
+        ["-m", "gunicorn", "--check-config", "ecommerce.wsgi"], **without("REDIS_URL")
+    )
+
+    assert result.returncode != 0
+    assert REFUSED["REDIS_URL"] in result.stderr
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SIGNING_KEY"])
+def test_the_placeholder_secrets_of_env_example_are_refused(name: str) -> None:
+    placeholder = env_example_value(name)
+    assert "replace-me" in placeholder
+
+    result = run_python(CHECK, **without(**{name: placeholder}))
+    debug = run_python(CHECK, **without(DEBUG="1", **{name: placeholder}))
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"ImproperlyConfigured: {name} is the placeholder from the examples; generate a real one"
+    )
+    assert debug.returncode == 0, debug.stderr
+
+
+def test_the_placeholders_of_the_kubernetes_secret_example_are_refused() -> None:
     result = run_python(
         CHECK,
-        DEBUG="0",
+        **without(
+            SECRET_KEY="PLACEHOLDER-replace-with-50-random-characters",
+            METRICS_TOKEN="PLACEHOLDER-replace-with-a-random-token",
+        ),
+    )
+
+    assert result.returncode == 1
+    assert [line.split(" is ")[0] for line in result.stderr.splitlines()] == [
+        "ImproperlyConfigured: SECRET_KEY",
+        "ImproperlyConfigured: METRICS_TOKEN",
+    ]
+
+
+@pytest.mark.parametrize("flag", ["BEHIND_PROXY", "TRUST_X_FORWARDED_PROTO"])
+def test_behind_a_proxy_start_up_requires_trusted_proxies(flag: str) -> None:
+    refused = run_python(CHECK, **without(**{flag: "true"}))
+    trusted = run_python(CHECK, **without(**{flag: "true", "TRUSTED_PROXY_CIDRS": "10.0.0.0/8"}))
+    counted = run_python(CHECK, **without(**{flag: "true", "TRUSTED_PROXY_COUNT": "1"}))
+
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"ImproperlyConfigured: {flag} says a proxy stands in front, but neither "
+        "TRUSTED_PROXY_CIDRS nor TRUSTED_PROXY_COUNT is set: every client would have the "
+        "proxy's address, and one client's failed logins would lock everyone out.\n"
+    )
+    assert (trusted.returncode, trusted.stdout) == (0, CLEAN), trusted.stderr
+    assert (counted.returncode, counted.stdout) == (0, CLEAN), counted.stderr
+
+
+def test_debug_refuses_nothing() -> None:
+    result = run_python(
+        CHECK,
+        DEBUG="1",
         DATABASE_URL=POSTGRES_URL,
-        SECRET_KEY="k" * 50,
-        ALLOWED_HOSTS="shop.example",
+        SECRET_KEY=env_example_value("SECRET_KEY"),
+        BEHIND_PROXY="true",
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "System check identified no issues (0 silenced).\n"
 
 
 def test_no_environment_at_all_runs_embedded() -> None:

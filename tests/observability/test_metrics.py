@@ -83,7 +83,25 @@ def test_metrics_and_traces_refuse_a_wrong_token(client, settings):
 
 
 @pytest.mark.django_db
-def test_metrics_are_open_without_a_token(client):
+@pytest.mark.parametrize(("debug", "public", "status"), [(False, False, 401), (True, False, 200)])
+def test_without_a_token_they_are_private_unless_debug_or_declared_public(
+    client, settings, debug, public, status
+):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_PUBLIC = public
+    settings.DEBUG = debug
+    for path in ("/metrics", "/traces"):
+        response = client.get(path)
+        assert response.status_code == status, path
+        if status == 401:
+            assert response["Content-Type"] == "application/problem+json"
+            assert response["WWW-Authenticate"] == 'Bearer realm="operations"'
+
+
+@pytest.mark.django_db
+def test_metrics_are_open_without_a_token_when_declared_public(client, settings):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_PUBLIC = True
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")

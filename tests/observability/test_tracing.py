@@ -154,3 +154,36 @@ def test_order_request_logs_share_its_trace_id(traced):
     assert placed[0]["trace_id"] == response["X-Trace-Id"]
     assert placed[0]["request_id"] == response["X-Request-ID"]
     assert len(placed[0]["span_id"]) == 16
+
+
+@pytest.mark.django_db(transaction=True)
+def test_spans_carry_no_query_string_values(traced):
+    """Search terms and tokens travel in query strings: neither /traces nor OTLP gets them."""
+    make_product(sku="q1", stock=1)
+    client = APIClient()
+
+    response = client.get("/api/products?search=hush-hush-term&page_size=5")
+    flush()
+    spans = tracing.span_store().trace(response["X-Trace-Id"])
+    (server,) = [span for span in spans if span["kind"] == "server"]
+
+    assert response.status_code == 200, response.content
+    assert "hush-hush-term" not in json.dumps(spans)
+    assert "page_size" not in json.dumps(spans)
+    urls = {
+        key: value for key, value in server["attributes"].items() if key in tracing.URL_ATTRIBUTES
+    }
+    assert urls  # the server span names its URL, without the query
+    assert set(urls.values()) <= {"http://testserver/api/products", "/api/products"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://shop.example/api/products?search=x&token=y", "https://shop.example/api/products"),
+        ("/api/users/set-password?token=abc#top", "/api/users/set-password"),
+        ("/api/products", "/api/products"),
+    ],
+)
+def test_without_query_cuts_the_query_and_fragment(value, expected):
+    assert tracing.without_query(value) == expected
