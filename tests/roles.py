@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, Permission
 _users = import_module("apps.users.migrations.0002_roles")
 _catalog = import_module("apps.catalog.migrations.0003_role_permissions")
 _orders = import_module("apps.orders.migrations.0002_role_permissions")
+_order_actions = import_module("apps.orders.migrations.0003_role_action_permissions")
 _notifications = import_module("apps.notifications.migrations.0002_role_permissions")
 
 
@@ -23,6 +24,8 @@ def restore_role_groups() -> None:
     for role, codenames in _catalog.GRANTS.items():
         grants[role].extend(("catalog", codename) for codename in codenames)
     for role, perms in _orders.GRANTS.items():
+        grants[role].extend(perms)
+    for role, perms in _order_actions.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in _notifications.GRANTS.items():
         grants[role].extend(perms)

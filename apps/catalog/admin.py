@@ -1,4 +1,9 @@
-"""Catalog admin: stock changes only through the services, the ledger read-only."""
+"""Catalog admin: stock changes only through the services, the ledger read-only.
+
+The product actions need `catalog.change_product`, the right the API's catalog-manager rule
+maps to (catalog managers and admins hold it), so support, who may view the catalog, cannot
+activate, deactivate or restock here. Each change leaves a LogEntry for the History page.
+"""
 
 from __future__ import annotations
 
@@ -64,29 +69,30 @@ class ProductAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # products are deactivated, never deleted
 
-    @admin.action(description="Activate selected products")
+    @admin.action(description="Activate selected products", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
         for product in queryset:
             services.update_product(product=product, is_active=True)
+            self.log_change(request, product, "Activated")
         self.message_user(request, f"Activated {queryset.count()} product(s).")
 
-    @admin.action(description="Deactivate selected products")
+    @admin.action(description="Deactivate selected products", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
         for product in queryset:
             services.deactivate_product(product=product)
+            self.log_change(request, product, "Deactivated")
         self.message_user(request, f"Deactivated {queryset.count()} product(s).")
 
-    @admin.action(description="Restock selected products")
+    @admin.action(description="Restock selected products", permissions=["change"])
     def restock(self, request: HttpRequest, queryset: QuerySet[Product]) -> HttpResponse | None:
         form = RestockForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
+            quantity, note = form.cleaned_data["quantity"], form.cleaned_data["note"]
             for product in queryset:
                 services.restock(
-                    product_id=product.pk,
-                    quantity=form.cleaned_data["quantity"],
-                    note=form.cleaned_data["note"],
-                    actor=request.user,
+                    product_id=product.pk, quantity=quantity, note=note, actor=request.user
                 )
+                self.log_change(request, product, f"Restocked {quantity}: {note}")
             self.message_user(
                 request, f"Restocked {queryset.count()} product(s).", level=messages.SUCCESS
             )

@@ -1,4 +1,8 @@
-"""Notifications admin (read-only, with a resend action) and webhook endpoints (no secrets)."""
+"""Notifications admin (read-only, with a resend action) and webhook endpoints (no secrets).
+
+The actions need the model's change permission (admins hold it; support only views), and
+each one leaves a LogEntry for the object's History page.
+"""
 
 from __future__ import annotations
 
@@ -50,9 +54,11 @@ class NotificationAdmin(admin.ModelAdmin):
         for notification in queryset:
             try:
                 services.resend_notification(notification_id=notification.pk, by=request.user)
-                resent += 1
             except DomainError as exc:
                 failed.append(f"#{notification.pk}: {exc.detail}")
+                continue
+            resent += 1
+            self.log_change(request, notification, "Queued again")
         if resent:
             self.message_user(request, f"Queued {resent} notification(s) again.", messages.SUCCESS)
         for failure in failed:
@@ -91,6 +97,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             services.update_webhook_endpoint(
                 owner=endpoint.owner, endpoint_id=endpoint.pk, active=active
             )
+            self.log_change(request, endpoint, "Enabled" if active else "Disabled")
         state = "Enabled" if active else "Disabled"
         self.message_user(request, f"{state} {queryset.count()} endpoint(s).", messages.SUCCESS)
 

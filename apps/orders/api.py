@@ -42,6 +42,8 @@ from ecommerce.api.idempotency import (
 )
 from ecommerce.api.schema import problems
 
+PLACE_FOR_CUSTOMER = "orders.place_order_for_customer"
+
 
 class OrderViewSet(viewsets.GenericViewSet):
     """Orders by their public id. Customers see their own; support and admin see all."""
@@ -59,11 +61,15 @@ class OrderViewSet(viewsets.GenericViewSet):
         return selectors.orders_visible_to(self.request.user)
 
     def _owner(self, user_id: int | None) -> Any:
-        """Whose order this is: the caller, or (staff only) the user named by user_id."""
+        """Whose order this is: the caller, or the user named by user_id.
+
+        Ordering for someone else takes the explicit `orders.place_order_for_customer`
+        permission (admins hold it); seeing every order, as support does, is not enough.
+        """
         caller = self.request.user
         if user_id is None or user_id == caller.pk:
             return caller
-        if not selectors.can_see_all_orders(caller):
+        if not caller.has_perm(PLACE_FOR_CUSTOMER):
             raise OrderForbidden("You can only place orders for yourself.")
         owner = users_selectors.active_user(user_id=user_id)
         if owner is None:

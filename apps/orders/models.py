@@ -76,6 +76,15 @@ class Order(TimeStampedModel):
             models.Index(fields=["status", "created_at"], name="orders_status_created_idx"),
             models.Index(fields=["-created_at"], name="orders_created_idx"),
         ]
+        # Precise rights for what staff do to orders (granted to roles by migration
+        # orders.0003); "change_order" alone is too coarse to tell a refund from a fulfilment.
+        permissions = [
+            ("place_order_for_customer", "Can place an order on a customer's behalf"),
+            ("cancel_order", "Can cancel any order in the admin"),
+            ("refund_order", "Can refund a paid order in the admin"),
+            ("fulfil_order", "Can mark a paid order fulfilled in the admin"),
+            ("retry_order_payment", "Can request a pending order's payment again in the admin"),
+        ]
 
     def __str__(self) -> str:
         return str(self.public_id)

@@ -179,7 +179,7 @@ def test_orders_cannot_be_added_or_deleted_in_the_admin(admin, place, ann):
         403,
     )
     actions = [name for name, _label in changelist.context["action_form"].fields["action"].choices]
-    assert actions == ["", "mark_fulfilled", "refund", "retry_payment"]
+    assert actions == ["", "mark_fulfilled", "refund", "cancel", "retry_payment"]
     assert Order.objects.filter(pk=order.pk).exists()
 
 
