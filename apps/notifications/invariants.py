@@ -112,41 +112,42 @@ def _registrations(context: CheckContext) -> list[tuple[str, str, int, Any, bool
     )
     if context.since is not None:
         messages = messages.filter(created_at__gte=context.since)
-    found = []
-    for message in messages.values("payload", "created_at"):
+    found: dict[int, tuple[str, str, int, Any, bool]] = {}
+    # One row per handler of the topic: the first one dates the registration.
+    for message in messages.order_by("created_at").values("payload", "created_at"):
         user_id = (
             message["payload"].get("user_id") if isinstance(message["payload"], dict) else None
         )
-        if isinstance(user_id, int):
+        if isinstance(user_id, int) and user_id not in found:
             event = str(NotificationEvent.USER_REGISTERED)
-            found.append((event, f"user:{user_id}", user_id, message["created_at"], False))
-    return found
+            found[user_id] = (event, f"user:{user_id}", user_id, message["created_at"], False)
+    return list(found.values())
 
 
 @invariant("notifications.none_stuck")
 def none_stuck(context: CheckContext) -> Outcome:
-    """No notification waits, untouched, past the grace period (past the retry cap too
-    when it is waiting between attempts)."""
+    """No notification waits past the grace period: a pending one is due no later than
+    then (its `next_attempt_at`, or when it was last touched), a sending one is not
+    abandoned (untouched past NOTIFICATION_LOCK_TTL_SECONDS, when it may be reclaimed)."""
     waiting = Notification.objects.filter(
         status__in=[NotificationStatus.PENDING, NotificationStatus.SENDING]
     )
     if context.since is not None:
         waiting = waiting.filter(created_at__gte=context.since)
-    cap = timedelta(seconds=settings.NOTIFICATION_RETRY_CAP_SECONDS)
+    settled = context.settled_before()
+    abandoned = settled - timedelta(seconds=settings.NOTIFICATION_LOCK_TTL_SECONDS)
     stuck = waiting.filter(
-        Q(updated_at__lt=context.settled_before() - cap)
-        | (
-            Q(updated_at__lt=context.settled_before())
-            & (Q(status=NotificationStatus.SENDING) | Q(attempts=0))
-        )
+        Q(status=NotificationStatus.SENDING, updated_at__lt=abandoned)
+        | Q(status=NotificationStatus.PENDING, next_attempt_at__lt=settled)
+        | Q(status=NotificationStatus.PENDING, next_attempt_at__isnull=True, updated_at__lt=settled)
     )
     outcome = Outcome(checked=waiting.count())
     for row in stuck.order_by("pk").values(
-        "pk", "event", "subject", "channel", "status", "attempts", "updated_at"
+        "pk", "event", "subject", "channel", "status", "attempts", "updated_at", "next_attempt_at"
     ):
+        due = row["next_attempt_at"] or row["updated_at"]
         outcome.fail(
             f"notification {row['pk']} {row['event']} of {row['subject']} by {row['channel']} "
-            f"{row['status']} after {row['attempts']} attempt(s), untouched since "
-            f"{row['updated_at'].isoformat()}"
+            f"{row['status']} after {row['attempts']} attempt(s), due since {due.isoformat()}"
         )
     return outcome

@@ -238,32 +238,61 @@ def test_a_subscribed_webhook_endpoint_must_get_the_event(shop: dict[str, Any], 
     assert "order_placed" not in output
 
 
-def test_a_notification_nobody_sends_is_a_break(shop: dict[str, Any], settings: Any) -> None:
-    settings.NOTIFICATION_RETRY_CAP_SECONDS = 60
+def test_a_notification_nobody_sends_is_a_break(shop: dict[str, Any]) -> None:
     waiting = Notification.objects.filter(subject=f"order:{shop['paid'].pk}")
-    never_tried = waiting.get(event="order_paid")
+    lost = waiting.get(event="order_paid")
     retrying = waiting.get(event="order_placed")
-    Notification.objects.filter(pk=never_tried.pk).update(
-        status=NotificationStatus.PENDING, attempts=0
+    Notification.objects.filter(pk=lost.pk).update(
+        status=NotificationStatus.PENDING, attempts=0, next_attempt_at=None
     )
     Notification.objects.filter(pk=retrying.pk).update(
-        status=NotificationStatus.PENDING, attempts=2
+        status=NotificationStatus.PENDING,
+        attempts=2,
+        next_attempt_at=timezone.now() + timedelta(seconds=60),
     )
-    age(Notification.objects.filter(pk__in=[never_tried.pk, retrying.pk]), 30)
+    age(Notification.objects.filter(pk__in=[lost.pk, retrying.pk]), 30)
 
     code, output = run("--check", "notifications.none_stuck")
 
-    # Never tried for 30 s: stuck. Between retries for 30 s of a 60 s cap: waiting.
+    # Untouched for 30 s with nothing scheduled: stuck. Its retry due in a minute: waiting.
     assert code == 1
-    assert f"notification {never_tried.pk} order_paid" in output
+    assert f"notification {lost.pk} order_paid" in output
     assert f"notification {retrying.pk} " not in output
     assert "checked=2 broken=1" in output
 
 
+def test_an_abandoned_send_is_a_break(shop: dict[str, Any], settings: Any) -> None:
+    settings.NOTIFICATION_LOCK_TTL_SECONDS = 10
+    sending = Notification.objects.filter(subject=f"order:{shop['paid'].pk}")
+    abandoned, in_flight = sending.get(event="order_paid"), sending.get(event="order_placed")
+    sending.update(status=NotificationStatus.SENDING)
+    age(Notification.objects.filter(pk=abandoned.pk), 11)
+    age(Notification.objects.filter(pk=in_flight.pk), 9)
+
+    code, output = run("--check", "notifications.none_stuck")
+
+    assert code == 1
+    assert f"notification {abandoned.pk} order_paid" in output
+    assert f"notification {in_flight.pk} " not in output
+
+
+def outbox_row(order_id: int) -> OutboxMessage:
+    """A row as the outbox writes it, whatever columns this schema adds (a lease, a task)."""
+    fields = {f.name for f in OutboxMessage._meta.fields}
+    extra: dict[str, Any] = {}
+    if "lease_until" in fields:
+        extra["lease_until"] = timezone.now()
+    if "task_name" in fields:
+        extra["task_name"] = "payments.charge_payment"
+    return OutboxMessage.objects.create(
+        topic="order.placed", payload={"order_id": order_id}, **extra
+    )
+
+
 def test_an_outbox_message_not_done_is_a_break() -> None:
-    message = OutboxMessage.objects.create(topic="order.placed", payload={"order_id": 1})
+    message = outbox_row(1)
     age(OutboxMessage.objects.filter(pk=message.pk), 5)
-    fresh = OutboxMessage.objects.create(topic="order.placed", payload={"order_id": 2})
+    fresh = outbox_row(2)
 
     code, output = run("--check", "outbox.nothing_stale", "--grace-seconds", "2")
 
