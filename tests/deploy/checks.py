@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.conf import settings
@@ -94,11 +95,46 @@ def assert_web_probes_and_shutdown(objects: Objects) -> None:
     assert grace > int(command[1]) + int(data["GUNICORN_GRACEFUL_TIMEOUT_SECONDS"])
 
 
+WORKERS = ("worker", "worker-webhooks")
+
+
 def assert_worker_outlives_its_longest_task(objects: Objects) -> None:
-    worker = workload(objects, "worker")
-    grace = pod_spec(worker)["terminationGracePeriodSeconds"]
-    assert grace > settings.CELERY_TASK_TIME_LIMIT
-    assert main_container(worker)["livenessProbe"]["exec"]["command"]
+    for name in WORKERS:
+        worker = workload(objects, name)
+        grace = pod_spec(worker)["terminationGracePeriodSeconds"]
+        assert grace > settings.CELERY_TASK_TIME_LIMIT, name
+        assert main_container(worker)["livenessProbe"]["exec"]["command"], name
+
+
+def queues(objects: Objects, name: str) -> list[str]:
+    command = main_container(workload(objects, name))["command"]
+    return str(command[command.index("-Q") + 1]).split(",")
+
+
+def assert_webhooks_have_their_own_workers(objects: Objects) -> None:
+    """Webhook deliveries run in their own pool, scaled and drained like the main workers,
+    so that a slow receiver cannot hold up a charge."""
+    assert queues(objects, "worker") == ["default", "payments", "notifications"]
+    assert queues(objects, "worker-webhooks") == ["webhooks"]
+    main, webhooks = workload(objects, "worker"), workload(objects, "worker-webhooks")
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"):
+        components = {component(obj) for obj in by_kind(objects, kind)}
+        assert ("worker" in components) == ("worker-webhooks" in components), kind
+    assert main_container(webhooks)["envFrom"] == main_container(main)["envFrom"]
+    assert pod_spec(webhooks).get("initContainers") == pod_spec(main).get("initContainers")
+
+
+def assert_client_addresses_are_believed_from_the_ingress(objects: Objects) -> None:
+    """Behind the ingress the pods see its address: trusted proxies must be configured, and
+    the proxy flags must agree (start-up refuses BEHIND_PROXY without them)."""
+    data = config_map(objects)["data"]
+    assert data["BEHIND_PROXY"] == "true"
+    cidrs = data["TRUSTED_PROXY_CIDRS"].split(",")
+    assert cidrs
+    for cidr in cidrs:
+        network = ipaddress.ip_network(cidr)
+        assert network.is_private, cidr  # the cluster's networks, never the internet
+    assert "TRUSTED_PROXY_COUNT" not in data
 
 
 def assert_locked_down(objects: Objects) -> None:
@@ -108,6 +144,7 @@ def assert_locked_down(objects: Objects) -> None:
     assert {obj["metadata"]["labels"]["app.kubernetes.io/component"] for obj in workloads} == {
         "web",
         "worker",
+        "worker-webhooks",
         "beat",
         "migrate",
     }
@@ -145,7 +182,8 @@ def assert_writes_go_to_tmp(objects: Objects) -> None:
         }
 
     assert env("web")["METRICS_DIR"].startswith(f"{WRITABLE_PATH}/")
-    assert env("worker")["PROMETHEUS_MULTIPROC_DIR"].startswith(f"{WRITABLE_PATH}/")
+    for name in WORKERS:
+        assert env(name)["PROMETHEUS_MULTIPROC_DIR"].startswith(f"{WRITABLE_PATH}/")
     command = main_container(workload(objects, "beat"))["command"]
     assert command[command.index("--schedule") + 1].startswith(f"{WRITABLE_PATH}/")
 
@@ -157,7 +195,7 @@ def assert_references_resolve(objects: Objects) -> None:
         hpa["spec"]["scaleTargetRef"]["name"] for hpa in by_kind(objects, "HorizontalPodAutoscaler")
     }
     assert scaled <= set(deployments)
-    assert {component(deployments[name]) for name in scaled} <= {"web", "worker"}
+    assert {component(deployments[name]) for name in scaled} <= {"web", *WORKERS}
     for name in scaled:
         # An apply must not reset what the autoscaler decided.
         assert "replicas" not in deployments[name]["spec"], name

@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from tests.deploy.helpers import ROOT, env_example_names, env_file_names
+from tests.ecommerce.test_settings import CHECK, run_python
 
 COMPOSE_DIR = ROOT / "docker"
-APP_SERVICES = ("web", "worker", "beat")
+APP_SERVICES = ("web", "worker", "worker-webhooks", "beat")
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,7 @@ def test_the_stack_has_every_process_and_backing_service(services: dict[str, Any
     assert set(services) >= {
         "web",
         "worker",
+        "worker-webhooks",
         "beat",
         "payment-sandbox",
         "postgres",
@@ -121,12 +123,51 @@ def test_app_containers_run_locked_down_like_on_kubernetes(services: dict[str, A
     assert beat[beat.index("--schedule") + 1].startswith("/tmp/")  # noqa: S108
 
 
-def test_web_stops_after_gunicorn_finishes_in_flight_requests(services: dict[str, Any]) -> None:
-    settings = dict(
+def compose_settings() -> dict[str, str]:
+    return dict(
         line.split("=", 1)
         for line in (COMPOSE_DIR / "compose.env").read_text().splitlines()
         if line and not line.startswith("#")
     )
+
+
+def worker_queues(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return str(command[command.index("-Q") + 1]).split(",")
+
+
+def test_webhook_deliveries_have_their_own_worker(services: dict[str, Any]) -> None:
+    assert worker_queues(services["worker"]) == ["default", "payments", "notifications"]
+    assert worker_queues(services["worker-webhooks"]) == ["webhooks"]
+    webhooks = services["worker-webhooks"]
+    assert webhooks["stop_grace_period"] == services["worker"]["stop_grace_period"]
+    assert webhooks["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.slow
+def test_the_compose_settings_pass_the_production_start_up_checks() -> None:
+    """DEBUG is off in compose: its settings must not be refused (metrics token, provider,
+    Redis, no proxy in front)."""
+    result = run_python(CHECK, **compose_settings())
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "System check identified no issues (0 silenced).\n"
+
+
+def test_prometheus_sends_the_metrics_token_of_the_app() -> None:
+    prometheus = yaml.safe_load((COMPOSE_DIR / "prometheus" / "prometheus.yml").read_text())
+    (web,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "web"]
+    authorization = web["authorization"]
+    mounted = authorization["credentials_file"].removeprefix("/etc/prometheus/")
+    token = (COMPOSE_DIR / "prometheus" / mounted).read_text().strip()
+
+    assert authorization["type"] == "Bearer"
+    assert token == compose_settings()["METRICS_TOKEN"]
+    assert len(token) >= 32
+
+
+def test_web_stops_after_gunicorn_finishes_in_flight_requests(services: dict[str, Any]) -> None:
+    settings = compose_settings()
     grace = services["web"]["stop_grace_period"]
     assert grace.endswith("s")
     assert int(grace[:-1]) > int(settings["GUNICORN_GRACEFUL_TIMEOUT_SECONDS"])

@@ -32,12 +32,14 @@ CREATED_SECRET = {
             "REDIS_URL": "redis://redis:6379/0",
             "CELERY_BROKER_URL": "redis://redis:6379/1",
             "EMAIL_URL": "smtp+tls://shop:test@smtp.example.com:587",
+            "METRICS_TOKEN": "test-only-metrics-token",
         },
     }
 }
 FIXED_REPLICAS = {
     "web": {"autoscaling": {"enabled": False}, "replicas": 3, "pdb": {"enabled": False}},
     "worker": {"autoscaling": {"enabled": False}, "replicas": 4},
+    "workerWebhooks": {"autoscaling": {"enabled": False}, "replicas": 3},
     "ingress": {"enabled": False},
     "migrations": {"enabled": False},
 }
@@ -117,9 +119,13 @@ def test_fixed_replicas_are_rendered_when_autoscaling_is_off(render: Render) -> 
     objects = render(FIXED_REPLICAS)
     assert workload(objects, "web")["spec"]["replicas"] == 3
     assert workload(objects, "worker")["spec"]["replicas"] == 4
+    assert workload(objects, "worker-webhooks")["spec"]["replicas"] == 3
     assert by_kind(objects, "HorizontalPodAutoscaler") == []
     assert by_kind(objects, "Ingress") == []
-    assert [component(pdb) for pdb in by_kind(objects, "PodDisruptionBudget")] == ["worker"]
+    assert [component(pdb) for pdb in by_kind(objects, "PodDisruptionBudget")] == [
+        "worker",
+        "worker-webhooks",
+    ]
     assert "initContainers" not in workload(objects, "web")["spec"]["template"]["spec"]
 
 
@@ -128,7 +134,7 @@ def test_migration_job_is_named_per_revision_and_pods_wait_for_it(render: Render
     assert first["metadata"]["name"] == "shop-ecommerce-migrate-1"
     assert second["metadata"]["name"] == "shop-ecommerce-migrate-2"
     assert main_container(first)["command"] == ["python", "manage.py", "migrate", "--noinput"]
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "worker-webhooks"):
         (init,) = workload(render(), name)["spec"]["template"]["spec"]["initContainers"]
         assert "migrate --check" in init["command"][-1]
 
@@ -147,6 +153,28 @@ def test_image_defaults_to_the_app_version_and_follows_values(chart: Any, render
 def test_a_created_secret_requires_its_keys(helm: ModuleType, chart: Any) -> None:
     with pytest.raises(helm.HelmError, match="SECRET_KEY is required"):
         chart.render({"secrets": {"existingSecret": ""}}, name="shop", namespace="shop")
+    values = CREATED_SECRET["secrets"]["values"]
+    without_token = {k: v for k, v in values.items() if k != "METRICS_TOKEN"}
+    unset = {"secrets": {"existingSecret": "", "values": without_token}}
+    with pytest.raises(helm.HelmError, match="METRICS_TOKEN is required"):
+        chart.render(unset, name="shop", namespace="shop")
+    public = chart.render({**unset, "env": {"METRICS_PUBLIC": "true"}}, name="s", namespace="s")
+    assert "ecommerce/templates/secret.yaml" in public
+
+
+def test_webhook_deliveries_have_their_own_workers(render: Render) -> None:
+    checks.assert_webhooks_have_their_own_workers(render())
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"):
+        assert "worker-webhooks" in {component(obj) for obj in by_kind(render(), kind)}
+    checks.assert_webhooks_have_their_own_workers(render(FIXED_REPLICAS))
+    # Off: no webhook workers, nothing scaling or budgeting them.
+    off = render({"workerWebhooks": {"enabled": False}})
+    assert "worker-webhooks" not in {component(obj) for obj in off}
+    assert checks.queues(off, "worker") == ["default", "payments", "notifications"]
+
+
+def test_client_addresses_are_believed_from_the_ingress_only(render: Render) -> None:
+    checks.assert_client_addresses_are_believed_from_the_ingress(render())
 
 
 def test_notes_name_the_migration_job_and_the_rollout(chart: Any) -> None:

@@ -58,8 +58,9 @@ def test_secret_example_is_marked_and_holds_only_placeholders() -> None:
         "REDIS_URL",
         "CELERY_BROKER_URL",
         "EMAIL_URL",
+        "METRICS_TOKEN",
     }
-    for key in ("SECRET_KEY", "JWT_SIGNING_KEY", "DATABASE_URL", "EMAIL_URL"):
+    for key in ("SECRET_KEY", "JWT_SIGNING_KEY", "DATABASE_URL", "EMAIL_URL", "METRICS_TOKEN"):
         assert "PLACEHOLDER" in secret["stringData"][key]
 
 
@@ -76,6 +77,18 @@ def test_beat_runs_exactly_one_replica(objects: list[dict[str, Any]]) -> None:
 def test_web_probes_point_at_health_and_shutdown_drains(objects: list[dict[str, Any]]) -> None:
     checks.assert_web_probes_and_shutdown(objects)
     checks.assert_worker_outlives_its_longest_task(objects)
+
+
+def test_webhook_deliveries_have_their_own_workers(objects: list[dict[str, Any]]) -> None:
+    checks.assert_webhooks_have_their_own_workers(objects)
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"):
+        assert "worker-webhooks" in {checks.component(obj) for obj in by_kind(objects, kind)}
+
+
+def test_client_addresses_are_believed_from_the_ingress_only(
+    objects: list[dict[str, Any]],
+) -> None:
+    checks.assert_client_addresses_are_believed_from_the_ingress(objects)
 
 
 def test_containers_run_non_root_on_a_read_only_filesystem(
@@ -96,4 +109,4 @@ def test_references_between_objects_resolve(objects: list[dict[str, Any]]) -> No
         "PodDisruptionBudget",
         "Job",
     }
-    assert len(by_kind(objects, "HorizontalPodAutoscaler")) == 2
+    assert len(by_kind(objects, "HorizontalPodAutoscaler")) == 3
