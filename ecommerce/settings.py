@@ -171,6 +171,15 @@ ORDER_EXPIRY_BATCH_SIZE = env.int("ORDER_EXPIRY_BATCH_SIZE", default=200)
 PAYMENT_LOCK_TTL_SECONDS = env.int("PAYMENT_LOCK_TTL_SECONDS", default=60)
 PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", default=300)
 PAYMENT_RECONCILE_BATCH_SIZE = env.int("PAYMENT_RECONCILE_BATCH_SIZE", default=100)
+# A payment never attempted this long after its order was placed (its charge message was
+# lost) is charged by the reconcile sweep, after asking the provider by its key.
+PAYMENT_UNATTEMPTED_AFTER_SECONDS = env.int("PAYMENT_UNATTEMPTED_AFTER_SECONDS", default=60)
+# Calls to the provider one payment may make, across task retries and sweeps; then the
+# order fails (payment_failed, stock back). Refusals by the open breaker do not count.
+PAYMENT_MAX_ATTEMPTS_PER_PAYMENT = env.int("PAYMENT_MAX_ATTEMPTS_PER_PAYMENT", default=10)
+# One sweep (reconcile or expiry) stops starting provider calls after this long; the rest
+# waits for the next run, so a slow provider cannot push a run past its time limit.
+PAYMENT_SWEEP_BUDGET_SECONDS = env.float("PAYMENT_SWEEP_BUDGET_SECONDS", default=120.0)
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=100)
 OUTBOX_RELAY_MIN_AGE_SECONDS = env.float("OUTBOX_RELAY_MIN_AGE_SECONDS", default=5.0)
 # check_invariants: how long past its deadline work may still be in flight, not broken.
@@ -461,13 +470,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outbox.relay",
         "schedule": env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=10.0),
     },
+    # Expiry asks the provider about each order first, so it runs with the payments.
     "expire-orders": {
-        "task": "orders.expire_orders",
+        "task": "payments.expire_orders",
         "schedule": env.float("ORDER_EXPIRY_INTERVAL_SECONDS", default=60.0),
     },
+    # Charges lost payments and settles ones in doubt: a lost charge message is charged
+    # within PAYMENT_UNATTEMPTED_AFTER_SECONDS plus this interval.
     "reconcile-payments": {
         "task": "payments.reconcile_payments",
-        "schedule": env.float("PAYMENT_RECONCILE_INTERVAL_SECONDS", default=300.0),
+        "schedule": env.float("PAYMENT_RECONCILE_INTERVAL_SECONDS", default=30.0),
     },
     "sweep-notifications": {
         "task": "notifications.sweep",

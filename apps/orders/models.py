@@ -18,13 +18,18 @@ class OrderStatus(models.TextChoices):
     PAYMENT_FAILED = "payment_failed", "Payment failed"
     CANCELLED = "cancelled", "Cancelled"
     EXPIRED = "expired", "Expired"
+    # A refund claimed under the row lock, not yet confirmed by the provider: fulfilment is
+    # refused meanwhile, so money and goods never both leave.
+    REFUNDING = "refunding", "Refunding"
     REFUNDED = "refunded", "Refunded"
 
 
 S = OrderStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING_PAYMENT: frozenset({S.PAID, S.PAYMENT_FAILED, S.CANCELLED, S.EXPIRED}),
-    S.PAID: frozenset({S.FULFILLED, S.REFUNDED}),
+    S.PAID: frozenset({S.FULFILLED, S.REFUNDING}),
+    # Confirmed by the provider, or back to paid when it refuses the refund for good.
+    S.REFUNDING: frozenset({S.REFUNDED, S.PAID}),
     S.FULFILLED: frozenset(),
     S.PAYMENT_FAILED: frozenset(),
     S.CANCELLED: frozenset(),

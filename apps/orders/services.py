@@ -28,11 +28,11 @@ from apps.orders.exceptions import (
     IdempotentRequestInProgress,
     IllegalTransition,
     InvalidOrder,
-    OrderNotFound,
 )
 from apps.orders.models import RELEASES_STOCK, Order, OrderEvent, OrderItem, OrderStatus
 from apps.orders.serializers import order_to_dict
 from apps.payments import services as payments_services
+from apps.payments.exceptions import RefundRefused
 from ecommerce import outbox
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
@@ -236,7 +236,10 @@ def mark_paid(*, order_id: int, charge_id: str) -> Order:
 
 
 def fail_payment(*, order_id: int, reason: str) -> Order:
-    """A definitive decline: the order fails and its stock comes back."""
+    """A definitive decline (or a charge given up): the order fails and its stock comes back.
+
+    An order that left pending_payment meanwhile stays as it is.
+    """
     with transaction.atomic():
         order = locks.order_for_update(order_id)
         if order.status == OrderStatus.PENDING_PAYMENT:
@@ -244,11 +247,37 @@ def fail_payment(*, order_id: int, reason: str) -> Order:
     return order
 
 
+def expire_order(*, order_id: int, reason: str = "payment timeout") -> bool:
+    """Expire one order still pending payment (stock comes back); False when it was not.
+
+    The caller has asked the provider first: an order is never expired blind (see
+    `payments.services.expire_overdue_orders`). Under the row lock the status is checked
+    again, so two expiry runs at once expire it once and a payment recorded meanwhile wins.
+    """
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        if order.status != OrderStatus.PENDING_PAYMENT:
+            return False
+        _transition(order, OrderStatus.EXPIRED, actor=None, reason=reason)
+    return True
+
+
+def overdue_order_ids(*, now: Any = None, limit: int | None = None) -> list[int]:
+    """Orders still pending payment past ORDER_PAYMENT_TIMEOUT_SECONDS, oldest first."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
+    return list(
+        Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, created_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: limit or settings.ORDER_EXPIRY_BATCH_SIZE]
+    )
+
+
 def cancel_order(*, order_id: int, by: Any, reason: str = "") -> Order:
     """Cancel before fulfilment: a pending order is cancelled, a paid one refunded.
 
-    Stock comes back exactly once. Raises IllegalTransition (fulfilled or already ended),
-    and ProviderUnavailable or CircuitOpen when a refund cannot reach the provider.
+    Stock comes back exactly once. Raises IllegalTransition (fulfilled, refunding or already
+    ended), and ProviderUnavailable or CircuitOpen when a refund cannot reach the provider
+    (the order then stays refunding and the payment sweep finishes the refund).
     """
     for _ in range(2):
         status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
@@ -268,47 +297,54 @@ def cancel_order(*, order_id: int, by: Any, reason: str = "") -> Order:
 def refund_order(*, order_id: int, by: Any, reason: str = "refunded") -> Order:
     """Refund a paid order in full, then mark it refunded (stock comes back).
 
-    The provider is called first and outside the row lock; its refund idempotency key
-    makes a concurrent second refund a no-op there, and the second transition here fails
-    with IllegalTransition.
+    Three steps, so no row lock is held during the provider call and no fulfilment can
+    slip in while it runs: claim the refund under the row lock (paid -> refunding, which
+    `fulfil_order` refuses), call the provider outside the lock, then finish
+    (refunding -> refunded). Two refunds at once: one claims, the other gets
+    IllegalTransition. When the provider cannot be reached (ProviderUnavailable,
+    CircuitOpen, raised here) the order stays refunding and the payment sweep finishes it
+    with the same refund idempotency key; a refund the provider refuses for good
+    (RefundRefused, raised here) puts the order back to paid.
     """
-    order = Order.objects.filter(pk=order_id).first()
-    if order is None:
-        raise OrderNotFound(f"Order {order_id} does not exist.")
-    if order.status != OrderStatus.PAID:
-        raise IllegalTransition(
-            order_id=str(order.public_id), from_status=order.status, to_status=OrderStatus.REFUNDED
-        )
-    payments_services.refund_payment(order_id=order_id)
     with transaction.atomic():
         order = locks.order_for_update(order_id)
-        _transition(order, OrderStatus.REFUNDED, actor=by, reason=reason)
+        if order.status != OrderStatus.PAID:
+            raise IllegalTransition(
+                order_id=str(order.public_id),
+                from_status=order.status,
+                to_status=OrderStatus.REFUNDED,
+            )
+        _transition(order, OrderStatus.REFUNDING, actor=by, reason=reason)
+    try:
+        payments_services.refund_payment(order_id=order_id)
+    except RefundRefused as exc:
+        abort_refund(order_id=order_id, reason=f"refund refused: {exc.error}")
+        raise
+    return complete_refund(order_id=order_id, by=by, reason=reason)
+
+
+def complete_refund(*, order_id: int, by: Any = None, reason: str = "refunded") -> Order:
+    """The provider refunded: refunding -> refunded, stock back. A no-op in any other status."""
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        if order.status == OrderStatus.REFUNDING:
+            _transition(order, OrderStatus.REFUNDED, actor=by, reason=reason)
+    return order
+
+
+def abort_refund(*, order_id: int, reason: str) -> Order:
+    """The provider will never refund this charge: refunding -> paid (the money stays)."""
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        if order.status == OrderStatus.REFUNDING:
+            _transition(order, OrderStatus.PAID, actor=None, reason=reason)
+    logger.error("order_refund_refused", order_id=str(order.public_id), reason=reason)
     return order
 
 
 def fulfil_order(*, order_id: int, by: Any) -> Order:
+    """Paid -> fulfilled. Raises IllegalTransition in any other status (refunding included)."""
     with transaction.atomic():
         order = locks.order_for_update(order_id)
         _transition(order, OrderStatus.FULFILLED, actor=by, reason="fulfilled")
     return order
-
-
-def expire_orders(*, now: Any = None) -> int:
-    """Expire orders left in pending_payment past ORDER_PAYMENT_TIMEOUT_SECONDS.
-
-    Each order is re-checked under its lock, so one racing with a payment stays paid.
-    """
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
-    candidates = list(
-        Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, created_at__lt=cutoff)
-        .order_by("pk")
-        .values_list("pk", flat=True)[: settings.ORDER_EXPIRY_BATCH_SIZE]
-    )
-    expired = 0
-    for order_id in candidates:
-        with transaction.atomic():
-            order = locks.order_for_update(order_id)
-            if order.status == OrderStatus.PENDING_PAYMENT:
-                _transition(order, OrderStatus.EXPIRED, actor=None, reason="payment timeout")
-                expired += 1
-    return expired

@@ -1,12 +1,2 @@
-"""Periodic order jobs."""
-
-from __future__ import annotations
-
-from celery import shared_task
-
-from apps.orders import services
-
-
-@shared_task(name="orders.expire_orders", acks_late=True, soft_time_limit=240, time_limit=300)
-def expire_orders_task() -> int:
-    return services.expire_orders()
+"""Periodic order jobs: none here. Expiring an unpaid order needs the payment provider's
+word first, so the expiry job lives in apps.payments.tasks (`payments.expire_orders`)."""

@@ -11,6 +11,9 @@ class PaymentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SUCCEEDED = "succeeded", "Succeeded"
     DECLINED = "declined", "Declined"
+    # Given up without a charge: the provider kept failing (PAYMENT_MAX_ATTEMPTS_PER_PAYMENT
+    # calls, or the charge task's retries ran out) and has no charge under the key.
+    FAILED = "failed", "Failed"
     REFUNDED = "refunded", "Refunded"
 
 

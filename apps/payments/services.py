@@ -1,4 +1,5 @@
-"""Charging and refunding orders through the payment provider.
+"""Charging and refunding orders through the payment provider, and the sweeps that make
+sure every order ends: paid, declined, failed, or expired only after asking the provider.
 
 A charge is safe to run any number of times, from any number of workers:
 - a Redis lock per order keeps two workers from calling the provider at once;
@@ -7,7 +8,10 @@ A charge is safe to run any number of times, from any number of workers:
   the first charge instead of making a second one;
 - the result and the order's transition are written in one transaction.
 Provider calls go through the shared "payment-provider" circuit breaker; only transient
-errors count against it (a decline is a successful call).
+errors count against it (a decline is a successful call). A call the open breaker refuses
+is not an attempt of the payment: PAYMENT_MAX_ATTEMPTS_PER_PAYMENT counts calls that left
+for the provider, across task retries and sweeps, so one card the provider always fails on
+ends payment_failed instead of retrying for ever, while a provider-wide outage fails nobody.
 """
 
 from __future__ import annotations
@@ -20,17 +24,21 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.orders import services as orders_services
-from apps.orders.models import OrderStatus
-from apps.payments.exceptions import PaymentDeclined, ProviderRejected, ProviderUnavailable
-from apps.payments.gateway import ChargeResult, get_gateway
+from apps.orders.models import Order, OrderStatus
+from apps.payments.exceptions import (
+    PaymentDeclined,
+    ProviderRejected,
+    ProviderUnavailable,
+    RefundRefused,
+)
+from apps.payments.gateway import ChargeResult, ChargeStatus, get_gateway
 from apps.payments.models import Payment, PaymentStatus
-from ecommerce import outbox
 from ecommerce.observability.logging import get_logger
-from ecommerce.observability.metrics import PAYMENT_PROVIDER_LATENCY, PAYMENTS
+from ecommerce.observability.metrics import PAYMENT_PROVIDER_LATENCY, PAYMENT_SWEEPS, PAYMENTS
 from ecommerce.resilience.breaker import breaker
 from ecommerce.resilience.exceptions import CircuitOpen, LockNotAcquired
 from ecommerce.resilience.locks import distributed_lock
@@ -39,6 +47,9 @@ logger = get_logger(__name__)
 
 PROVIDER = "payment-provider"
 CHARGE_REQUESTED = "payment.charge_requested"
+# A charge's money came back to an order that is not paid (expired, cancelled, failed).
+UNPAID_ENDS = (OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.PAYMENT_FAILED)
+PROVIDER_DOWN = (ProviderUnavailable, CircuitOpen)
 
 
 def open_payment(*, order: Any, token: str) -> Payment:
@@ -67,7 +78,11 @@ def _provider_call(operation: str) -> Iterator[None]:
 
 
 def _record_success(payment: Payment, result: ChargeResult) -> str:
-    """Store the charge and pay the order; refund a charge that came too late."""
+    """Store the charge and pay the order; refund a charge that came too late.
+
+    A late charge whose refund cannot reach the provider stays succeeded on an unpaid
+    order; `reconcile_payments` refunds it.
+    """
     with transaction.atomic():
         Payment.objects.filter(pk=payment.pk).update(
             status=PaymentStatus.SUCCEEDED,
@@ -107,64 +122,136 @@ def _record_decline(payment: Payment, declined: PaymentDeclined) -> str:
     return "declined"
 
 
-def charge_payment(*, order_id: int) -> str:
+def _record_failure(payment: Payment, reason: str) -> str:
+    """Give up without a charge (the provider has none under the key): the order fails."""
+    with transaction.atomic():
+        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+            status=PaymentStatus.FAILED, last_error=reason[:1000], updated_at=timezone.now()
+        )
+        orders_services.fail_payment(order_id=payment.order_id, reason=reason)
+    PAYMENTS.labels("failed").inc()
+    logger.warning("payment_failed", order_id=payment.order_id, reason=reason)
+    return "failed"
+
+
+def _record_found(payment: Payment, found: ChargeResult | None) -> str | None:
+    """Record a charge the provider made under the payment's key; None when it made none."""
+    if found is None:
+        return None
+    if found.status is ChargeStatus.SUCCEEDED:
+        return _record_success(payment, found)
+    return _record_decline(
+        payment,
+        PaymentDeclined(decline_code=found.decline_code or "declined", charge_id=found.charge_id),
+    )
+
+
+def _find_charge(payment: Payment) -> ChargeResult | None:
+    """The provider's charge under this payment's key. Raises ProviderUnavailable, CircuitOpen."""
+    with _provider_guard(), _provider_call("find_charge"):
+        return get_gateway().find_charge(idempotency_key=payment.idempotency_key)
+
+
+def _settle(payment: Payment, *, reason: str) -> str:
+    """End a payment without charging: record what the provider made, else fail the order.
+
+    Raises ProviderUnavailable or CircuitOpen when the provider cannot be asked (nothing
+    changes: a charge may have happened, so the order is never failed blind).
+    """
+    return _record_found(payment, _find_charge(payment)) or _record_failure(payment, reason)
+
+
+def _max_attempts() -> int:
+    return int(settings.PAYMENT_MAX_ATTEMPTS_PER_PAYMENT)
+
+
+def charge_payment(*, order_id: int, ask_first: bool = False) -> str:
     """Charge a pending order once; returns what happened.
 
-    "succeeded", "declined", "refunded_late", "noop" (nothing to do) or "busy" (another
-    worker holds the order's lock). Raises ProviderUnavailable or CircuitOpen when the
-    provider cannot be reached: the order stays pending and the caller retries later.
+    "succeeded", "declined", "refunded_late", "failed" (given up: the payment reached
+    PAYMENT_MAX_ATTEMPTS_PER_PAYMENT and the provider has no charge under its key), "noop"
+    (nothing to do) or "busy" (another worker holds the order's lock). With `ask_first`
+    (the sweeps) the provider is asked by key before charging, so a charge already made is
+    recorded, not repeated. Raises ProviderUnavailable or CircuitOpen when the provider
+    cannot be reached: the order stays pending and the caller retries later.
     """
     try:
         with distributed_lock(
             f"order:{order_id}:charge", ttl_seconds=settings.PAYMENT_LOCK_TTL_SECONDS
         ):
-            return _charge_locked(order_id)
+            return _charge_locked(order_id, ask_first=ask_first)
     except LockNotAcquired:
         logger.info("payment_charge_skipped", order_id=order_id, reason="lock_busy")
         return "busy"
 
 
-def _charge_locked(order_id: int) -> str:
+def _pending_payment(order_id: int) -> Payment | None:
     payment = Payment.objects.select_related("order").filter(order_id=order_id).first()
     if (
         payment is None
         or payment.status != PaymentStatus.PENDING
         or payment.order.status != OrderStatus.PENDING_PAYMENT
     ):
+        return None
+    return payment
+
+
+def _charge_locked(order_id: int, *, ask_first: bool) -> str:
+    payment = _pending_payment(order_id)
+    if payment is None:
         return "noop"
+    if payment.attempts >= _max_attempts():
+        return _settle(payment, reason=f"gave up after {payment.attempts} provider attempts")
+    if ask_first:
+        recorded = _record_found(payment, _find_charge(payment))
+        if recorded is not None:
+            return recorded
+    return _attempt(payment)
+
+
+def _attempt(payment: Payment) -> str:
+    """One call to the provider for this payment; the caller holds the order's charge lock."""
+    order_id = payment.order_id
     attempt = payment.attempts + 1
-    Payment.objects.filter(pk=payment.pk).update(
-        attempts=F("attempts") + 1, last_attempt_at=timezone.now()
-    )
     started = time.perf_counter()
     declined: PaymentDeclined | None = None
     try:
-        with _provider_guard(), _provider_call("charge"):
-            try:
-                result = get_gateway().charge(
-                    amount=payment.amount,
-                    currency=payment.currency,
-                    token=payment.token,
-                    idempotency_key=payment.idempotency_key,
-                )
-            except PaymentDeclined as exc:  # the provider answered: not a breaker failure
-                declined = exc
-            except ProviderRejected as exc:
-                # Refused as sent (a 4xx): retrying the same request can never succeed, so
-                # the order fails now rather than waiting pending until it expires.
-                declined = PaymentDeclined(decline_code=f"rejected:{exc.error}", charge_id=None)
+        with _provider_guard():
+            # Counted once the breaker lets the call go: its refusals use up no attempt.
+            now = timezone.now()
+            Payment.objects.filter(pk=payment.pk).update(
+                attempts=F("attempts") + 1, last_attempt_at=now, updated_at=now
+            )
+            with _provider_call("charge"):
+                try:
+                    result = get_gateway().charge(
+                        amount=payment.amount,
+                        currency=payment.currency,
+                        token=payment.token,
+                        idempotency_key=payment.idempotency_key,
+                    )
+                except PaymentDeclined as exc:  # the provider answered: not a breaker failure
+                    declined = exc
+                except ProviderRejected as exc:
+                    # Refused as sent (a 4xx): retrying the same request can never succeed,
+                    # so the order fails now rather than waiting pending until it expires.
+                    declined = PaymentDeclined(decline_code=f"rejected:{exc.error}", charge_id=None)
     except Exception as exc:
-        PAYMENTS.labels("circuit_open" if isinstance(exc, CircuitOpen) else "provider_error").inc()
+        refused = isinstance(exc, CircuitOpen)
+        PAYMENTS.labels("circuit_open" if refused else "provider_error").inc()
         Payment.objects.filter(pk=payment.pk).update(
             last_error=f"{type(exc).__name__}: {exc}"[:1000], updated_at=timezone.now()
         )
         logger.warning(
-            "payment_attempt_failed",
+            "payment_attempt_refused" if refused else "payment_attempt_failed",
             order_id=order_id,
-            attempt=attempt,
+            attempt=payment.attempts if refused else attempt,
             error=type(exc).__name__,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
+        if isinstance(exc, ProviderUnavailable) and attempt >= _max_attempts():
+            # The last attempt this payment gets: end it now if the provider can say.
+            return _settle(payment, reason=f"gave up after {attempt} provider attempts")
         raise
     logger.info(
         "payment_attempt",
@@ -179,16 +266,35 @@ def _charge_locked(order_id: int) -> str:
     return _record_success(payment, result)
 
 
+def give_up_charge(*, order_id: int, attempts: int) -> str:
+    """End a pending order whose charge task ran out of retries, without charging again.
+
+    The provider is asked by key: a charge it made is recorded (paid or declined), none
+    fails the order (payment_failed, stock back). Returns the outcome as charge_payment
+    does. Raises ProviderUnavailable or CircuitOpen when the provider cannot be asked: the
+    order stays pending and `reconcile_payments` settles it later.
+    """
+    try:
+        with distributed_lock(
+            f"order:{order_id}:charge", ttl_seconds=settings.PAYMENT_LOCK_TTL_SECONDS
+        ):
+            payment = _pending_payment(order_id)
+            if payment is None:
+                return "noop"
+            return _settle(payment, reason=f"charge retries exhausted after {attempts} runs")
+    except LockNotAcquired:
+        return "busy"
+
+
 def refund_payment(*, order_id: int) -> Payment:
     """Refund a succeeded payment in full (idempotent: the refund has its own key).
 
-    Raises ProviderUnavailable or CircuitOpen when the provider cannot be reached.
+    Raises ProviderUnavailable or CircuitOpen when the provider cannot be reached, and
+    RefundRefused when it will never refund this charge.
     """
     payment = Payment.objects.get(order_id=order_id)
-    if payment.status == PaymentStatus.REFUNDED:
-        return payment
     if payment.status != PaymentStatus.SUCCEEDED:
-        return payment
+        return payment  # refunded already, or no money was taken
     with _provider_guard(), _provider_call("refund"):
         refund = get_gateway().refund(
             charge_id=payment.provider_charge_id,
@@ -205,39 +311,141 @@ def refund_payment(*, order_id: int) -> Payment:
     return payment
 
 
-def reconcile_payments(*, now: Any = None) -> dict[str, int]:
-    """Settle payments stuck in doubt: ask the provider by idempotency key first.
+class _Sweep:
+    """Counts what one sweep did, and stops it starting work past its time budget."""
 
-    A pending payment of a pending order whose last attempt is older than
-    PAYMENT_RECONCILE_AFTER_SECONDS is looked up: a charge found is recorded (paid or
-    declined); none found means no charge happened, so the charge is requested again.
+    def __init__(self, name: str, outcomes: tuple[str, ...]) -> None:
+        self.name = name
+        self.counts = dict.fromkeys(outcomes, 0)
+        self.deadline = time.monotonic() + settings.PAYMENT_SWEEP_BUDGET_SECONDS
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def count(self, outcome: str) -> None:
+        if outcome in self.counts:
+            self.counts[outcome] += 1
+            PAYMENT_SWEEPS.labels(self.name, outcome).inc()
+
+    def deferred(self, order_id: int, exc: BaseException | None) -> None:
+        self.count("deferred")
+        logger.warning(
+            f"{self.name}_deferred",
+            order_id=order_id,
+            reason="lock_busy" if exc is None else type(exc).__name__,
+        )
+
+    def done(self) -> dict[str, int]:
+        if any(self.counts.values()):
+            logger.info(f"{self.name}_done", **self.counts)
+        return self.counts
+
+
+CHARGE_OUTCOMES = {"succeeded": "paid", "refunded_late": "refunded"}
+
+
+def reconcile_payments(*, now: Any = None) -> dict[str, int]:
+    """Make sure no payment falls between two jobs; the periodic sweep (beat).
+
+    - A pending payment of a pending order never attempted PAYMENT_UNATTEMPTED_AFTER_SECONDS
+      after the order was placed (its charge message was lost), or whose last attempt is
+      older than PAYMENT_RECONCILE_AFTER_SECONDS (its outcome in doubt), is charged through
+      `charge_payment(ask_first=True)`: the provider is asked by key first, so a charge made
+      is recorded, not repeated; a payment at its attempt cap ends payment_failed.
+    - A succeeded charge of an order that ended unpaid (expired, cancelled) is refunded.
+    - A refund claimed but not finished (order refunding) is finished.
+    Each step leaves what the provider cannot answer now for the next run.
     """
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.PAYMENT_RECONCILE_AFTER_SECONDS)
-    stuck = Payment.objects.filter(
+    now = now or timezone.now()
+    sweep = _Sweep("payments_reconcile", ("paid", "declined", "failed", "refunded", "deferred"))
+    in_doubt = now - timedelta(seconds=settings.PAYMENT_RECONCILE_AFTER_SECONDS)
+    unattempted = now - timedelta(seconds=settings.PAYMENT_UNATTEMPTED_AFTER_SECONDS)
+    batch = settings.PAYMENT_RECONCILE_BATCH_SIZE
+    due = Payment.objects.filter(
+        Q(attempts__gt=0, last_attempt_at__lt=in_doubt)
+        | Q(
+            last_attempt_at__isnull=True,
+            order__created_at__lt=unattempted,
+            updated_at__lt=unattempted,  # not refused by the breaker just now
+        ),
         status=PaymentStatus.PENDING,
         order__status=OrderStatus.PENDING_PAYMENT,
-        attempts__gt=0,
-        last_attempt_at__lt=cutoff,
-    ).order_by("pk")[: settings.PAYMENT_RECONCILE_BATCH_SIZE]
-    outcome = {"paid": 0, "declined": 0, "requeued": 0}
-    for payment in stuck:
-        with _provider_guard(), _provider_call("find_charge"):
-            found = get_gateway().find_charge(idempotency_key=payment.idempotency_key)
-        if found is None:
-            with transaction.atomic():
-                outbox.publish(CHARGE_REQUESTED, {"order_id": payment.order_id})
-            outcome["requeued"] += 1
-        elif found.status == "succeeded":
-            _record_success(payment, found)
-            outcome["paid"] += 1
-        else:
-            _record_decline(
-                payment,
-                PaymentDeclined(
-                    decline_code=found.decline_code or "declined", charge_id=found.charge_id
-                ),
-            )
-            outcome["declined"] += 1
-    if any(outcome.values()):
-        logger.info("payments_reconciled", **outcome)
-    return outcome
+    ).order_by("pk")
+    for order_id in list(due.values_list("order_id", flat=True)[:batch]):
+        if sweep.out_of_time():
+            break
+        try:
+            outcome = charge_payment(order_id=order_id, ask_first=True)
+        except PROVIDER_DOWN as exc:
+            sweep.deferred(order_id, exc)
+            continue
+        if outcome == "busy":
+            sweep.deferred(order_id, None)
+        sweep.count(CHARGE_OUTCOMES.get(outcome, outcome))
+    late = Payment.objects.filter(
+        status=PaymentStatus.SUCCEEDED, order__status__in=UNPAID_ENDS, updated_at__lt=in_doubt
+    ).order_by("pk")
+    for order_id in list(late.values_list("order_id", flat=True)[:batch]):
+        if sweep.out_of_time():
+            break
+        try:
+            refund_payment(order_id=order_id)
+        except PROVIDER_DOWN as exc:
+            sweep.deferred(order_id, exc)
+            continue
+        except RefundRefused as exc:
+            logger.error("payment_late_refund_refused", order_id=order_id, error=exc.error)
+            continue
+        sweep.count("refunded")
+    claimed = Order.objects.filter(status=OrderStatus.REFUNDING, updated_at__lt=in_doubt)
+    for order_id in list(claimed.order_by("pk").values_list("pk", flat=True)[:batch]):
+        if sweep.out_of_time():
+            break
+        try:
+            refund_payment(order_id=order_id)
+        except PROVIDER_DOWN as exc:
+            sweep.deferred(order_id, exc)
+            continue
+        except RefundRefused as exc:
+            orders_services.abort_refund(order_id=order_id, reason=f"refund refused: {exc.error}")
+            continue
+        orders_services.complete_refund(order_id=order_id, reason="refund finished by sweep")
+        sweep.count("refunded")
+    return sweep.done()
+
+
+def expire_overdue_orders(*, now: Any = None) -> dict[str, int]:
+    """Expire orders pending past ORDER_PAYMENT_TIMEOUT_SECONDS, each after asking the provider.
+
+    Under the order's charge lock (so no charge of ours starts meanwhile) the provider is
+    asked by the payment's key: a succeeded charge pays the order, a declined one fails it,
+    none expires it (stock back). An order whose lock is taken (a charge in flight) or whose
+    provider cannot be asked is left for the next run, logged and counted as deferred:
+    never expired blind. Returns {"expired", "paid", "declined", "deferred"}.
+    """
+    sweep = _Sweep("orders_expiry", ("expired", "paid", "declined", "deferred"))
+    for order_id in orders_services.overdue_order_ids(now=now):
+        if sweep.out_of_time():
+            break
+        try:
+            with distributed_lock(
+                f"order:{order_id}:charge", ttl_seconds=settings.PAYMENT_LOCK_TTL_SECONDS
+            ):
+                outcome = _expire_locked(order_id)
+        except LockNotAcquired:
+            sweep.deferred(order_id, None)
+            continue
+        except PROVIDER_DOWN as exc:
+            sweep.deferred(order_id, exc)
+            continue
+        sweep.count(CHARGE_OUTCOMES.get(outcome, outcome))
+    return sweep.done()
+
+
+def _expire_locked(order_id: int) -> str:
+    payment = _pending_payment(order_id)
+    if payment is not None:
+        recorded = _record_found(payment, _find_charge(payment))
+        if recorded is not None:
+            return recorded
+    return "expired" if orders_services.expire_order(order_id=order_id) else "noop"

@@ -26,7 +26,9 @@ logger = get_logger(__name__)
 )
 def charge_payment_task(self: Any, order_id: int) -> str:
     """Charge an order. Transient provider errors and an open breaker are retried with
-    backoff; after the last attempt the order stays pending_payment for reconciliation.
+    backoff. After the last retry the order is ended cleanly: the provider is asked by key,
+    a charge it made is recorded, none fails the order (stock back); only when it cannot
+    even be asked does the order stay pending, for `reconcile_payments`.
 
     A run that finds the order's charge lock taken ("busy") looks again once that lock has
     expired: its holder is a duplicate still charging (the next look finds nothing to do),
@@ -40,7 +42,10 @@ def charge_payment_task(self: Any, order_id: int) -> str:
         attempt = self.request.retries
         if policy.exhausted(attempt + 1):
             logger.error("payment_retries_exhausted", order_id=order_id, attempts=attempt + 1)
-            return "gave_up"
+            try:
+                return services.give_up_charge(order_id=order_id, attempts=attempt + 1)
+            except (ProviderUnavailable, CircuitOpen):
+                return "gave_up"
         countdown = policy.countdown(attempt)
         if isinstance(exc, CircuitOpen):
             countdown = max(countdown, exc.retry_after_seconds)
@@ -55,3 +60,21 @@ def charge_payment_task(self: Any, order_id: int) -> str:
 )
 def reconcile_payments_task() -> dict[str, int]:
     return services.reconcile_payments()
+
+
+@shared_task(name="payments.expire_orders", acks_late=True, soft_time_limit=240, time_limit=300)
+def expire_orders_task() -> dict[str, int]:
+    """Expire overdue unpaid orders, each after asking the provider (so it runs here)."""
+    return services.expire_overdue_orders()
+
+
+@shared_task(
+    name="orders.expire_orders",
+    queue="payments",
+    acks_late=True,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def legacy_expire_orders_task() -> dict[str, int]:
+    """The name a beat of an earlier release still sends during a rolling deploy."""
+    return services.expire_overdue_orders()

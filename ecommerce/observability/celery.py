@@ -72,15 +72,11 @@ def _worker_ready(sender: Any = None, **_: Any) -> None:
     threading.Thread(target=_beat, args=(worker,), name="metrics-heartbeat", daemon=True).start()
     port = os.environ.get("CELERY_METRICS_PORT")
     if port:
-        from prometheus_client import CollectorRegistry, start_http_server
-        from prometheus_client.multiprocess import MultiProcessCollector
+        from prometheus_client import start_http_server
 
-        registry = CollectorRegistry()
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            MultiProcessCollector(registry)
-            start_http_server(int(port), registry=registry)
-        else:
-            start_http_server(int(port))
+        from ecommerce.observability.exposition import worker_registry
+
+        start_http_server(int(port), registry=worker_registry())
 
 
 @signals.worker_process_shutdown.connect

@@ -7,7 +7,9 @@ Where workers run elsewhere (Kubernetes pods), each worker serves its own files 
 CELERY_METRICS_PORT instead (see ecommerce/observability/celery.py).
 
 Gauges that describe shared state (outbox backlog, queue lengths, dependencies) are
-computed at scrape time by the web, once, not per process.
+computed at scrape time by the web, once, not per process. Circuit breaker states are read
+from their shared store at scrape time by the web and by each worker's own endpoint alike
+(`worker_registry`), so a reset made by any process shows everywhere at the next scrape.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ecommerce.observability.logging import get_logger
+from ecommerce.resilience.breaker import BreakerStateCollector
 
 logger = get_logger(__name__)
 
@@ -116,6 +119,19 @@ def registry_for_scrape() -> CollectorRegistry:
     else:
         registry.register(_DefaultRegistryCollector())
     registry.register(ScrapeTimeCollector())
+    registry.register(BreakerStateCollector())
+    return registry
+
+
+def worker_registry() -> CollectorRegistry:
+    """What a worker serves on CELERY_METRICS_PORT: its processes' files, or this process's
+    own metrics, plus the breaker states read at scrape time."""
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess_enabled():
+        registry.register(MultiProcessCollector(None))
+    else:
+        registry.register(_DefaultRegistryCollector())
+    registry.register(BreakerStateCollector())
     return registry
 
 

@@ -22,14 +22,8 @@ CACHE_INVALIDATION_ERRORS = Counter(
     "Invalidations that could not reach the cache.",
     ["cache"],
 )
-# The state lives in Redis and is shared; each process sets the gauge when it sees a
-# transition or reads the state, so across processes the most recent write is the truth.
-CIRCUIT_BREAKER_STATE = Gauge(
-    "ecommerce_circuit_breaker_state",
-    "Circuit breaker state by breaker name: 0 closed, 1 half_open, 2 open.",
-    ["name"],
-    multiprocess_mode="mostrecent",
-)
+# ecommerce_circuit_breaker_state is read from the shared store at scrape time
+# (ecommerce.resilience.breaker.BreakerStateCollector), not set here by each process.
 CIRCUIT_BREAKER_TRANSITIONS = Counter(
     "ecommerce_circuit_breaker_transitions_total",
     "Circuit breaker state changes by breaker name, from state and to state.",
@@ -47,6 +41,12 @@ PAYMENTS = Counter(
     "ecommerce_payments_total",
     "Payment attempts by outcome (succeeded, declined, provider_error, circuit_open).",
     ["outcome"],
+)
+PAYMENT_SWEEPS = Counter(
+    "ecommerce_payment_sweep_total",
+    "What the payment sweeps did, by sweep (payments_reconcile, orders_expiry) and outcome;"
+    " deferred: left for the next run because the provider could not be asked.",
+    ["sweep", "outcome"],
 )
 PAYMENT_PROVIDER_LATENCY = Histogram(
     "ecommerce_payment_provider_latency_seconds",

@@ -29,20 +29,18 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from django.conf import settings
+from prometheus_client.core import GaugeMetricFamily, Metric
 from redis.exceptions import RedisError
 
 from ecommerce.observability.logging import get_logger
-from ecommerce.observability.metrics import (
-    CIRCUIT_BREAKER_STATE,
-    CIRCUIT_BREAKER_TRANSITIONS,
-)
+from ecommerce.observability.metrics import CIRCUIT_BREAKER_TRANSITIONS
 from ecommerce.resilience.breaker_storage import (
     Admission,
     BreakerStorage,
@@ -215,12 +213,11 @@ class CircuitBreaker:
             return fn(*args, **kwargs)
 
     def state(self) -> BreakerSnapshot:
-        """Read the shared state (and refresh this process's gauge with it).
+        """Read the shared state.
 
         Raises RedisError when Redis is unreachable.
         """
         stored = current_storage().read(self.name)
-        CIRCUIT_BREAKER_STATE.labels(self.name).set(GAUGE_VALUE[stored.state])
         opened_at = (
             datetime.fromtimestamp(stored.opened_at_ms / 1000, tz=UTC)
             if stored.opened_at_ms is not None and stored.state is not CircuitState.CLOSED
@@ -289,7 +286,6 @@ class CircuitBreaker:
         if transition is None:
             return
         from_state, to_state = transition
-        CIRCUIT_BREAKER_STATE.labels(self.name).set(GAUGE_VALUE[to_state])
         CIRCUIT_BREAKER_TRANSITIONS.labels(self.name, from_state.value, to_state.value).inc()
         log = logger.warning if to_state is CircuitState.OPEN else logger.info
         log(
@@ -337,9 +333,44 @@ def registered() -> list[BreakerSnapshot]:
     return [breaker(name).state() for name in sorted(names)]
 
 
+class BreakerStateCollector:
+    """`ecommerce_circuit_breaker_state`, read from the shared store when /metrics is scraped.
+
+    A gauge each process set on the transitions it saw went stale as soon as another
+    process (a reset from the command line, a trial in another worker) changed the state:
+    the web and every worker would keep exporting "open" after a reset, and the alert would
+    not clear when the runbook says it does. Read at scrape time, every exporter shows the
+    state every process acts on. When the store cannot be read the metric is left out (a
+    missing series, not a wrong one); `ecommerce_dependency_up` reports the store.
+    """
+
+    def __init__(self, read: Callable[[], Iterable[BreakerSnapshot]] | None = None) -> None:
+        self._read = read or registered
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # no samples when registered: the store is read only at collect
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            snapshots = list(self._read())
+        except RedisError as exc:
+            logger.warning("metrics_breaker_state_unavailable", error=type(exc).__name__)
+            return
+        gauge = GaugeMetricFamily(
+            "ecommerce_circuit_breaker_state",
+            "Circuit breaker state by breaker name: 0 closed, 1 half_open, 2 open"
+            " (read from the shared store at scrape time).",
+            labels=["name"],
+        )
+        for snapshot in snapshots:
+            gauge.add_metric([snapshot.name], float(GAUGE_VALUE[snapshot.state]))
+        yield gauge
+
+
 __all__ = [
     "BreakerPolicy",
     "BreakerSnapshot",
+    "BreakerStateCollector",
     "CircuitBreaker",
     "CircuitOpen",
     "CircuitState",

@@ -54,7 +54,10 @@ def test_an_unpaid_order_past_the_timeout_expires_once_and_its_stock_returns_onc
     first = expire_orders(process_env)
     second = expire_orders(process_env)
 
-    assert (first, second) == ("expired 1 order(s)", "expired 0 order(s)")
+    assert (first, second) == (
+        "expired 1 order(s), 0 paid, 0 declined, 0 deferred",
+        "expired 0 order(s), 0 paid, 0 declined, 0 deferred",
+    )
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert (stale.status, fresh.status) == (OrderStatus.EXPIRED, OrderStatus.PENDING_PAYMENT)

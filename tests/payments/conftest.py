@@ -92,3 +92,9 @@ def sandbox(sandbox_process: SandboxProcess) -> Iterator[SandboxProcess]:
 @pytest.fixture
 def gateway(sandbox: SandboxProcess) -> HttpPaymentGateway:
     return HttpPaymentGateway(sandbox.url, connect_timeout_seconds=0.5, read_timeout_seconds=2.0)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens: a provider there refuses connections."""
+    return free_port()

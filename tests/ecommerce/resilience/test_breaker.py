@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from django.core import checks
 from django.test import Client
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from ecommerce.errors import Unavailable
+from ecommerce.observability.exposition import registry_for_scrape, worker_registry
 from ecommerce.resilience.breaker import (
     BreakerPolicy,
     BreakerSnapshot,
+    BreakerStateCollector,
     CircuitBreaker,
     CircuitOpen,
     CircuitState,
@@ -97,7 +99,19 @@ def transitions(name: str, from_state: str, to_state: str) -> float:
 
 
 def gauge(name: str) -> float | None:
-    return REGISTRY.get_sample_value("ecommerce_circuit_breaker_state", {"name": name})
+    """The state this process's /metrics would export now (read from the shared store)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BreakerStateCollector())
+    return registry.get_sample_value("ecommerce_circuit_breaker_state", {"name": name})
+
+
+def exported(registry: CollectorRegistry, name: str) -> list[str]:
+    """The breaker state lines of `name` in the text a scrape of `registry` returns."""
+    return [
+        line
+        for line in generate_latest(registry).decode().splitlines()
+        if line.startswith("ecommerce_circuit_breaker_state") and f'name="{name}"' in line
+    ]
 
 
 @pytest.mark.usefixtures("storage")
@@ -248,6 +262,48 @@ def test_another_process_sees_the_breaker_opened_here(settings: Any, name: str) 
     assert verdict == "refused"
     assert 0 < float(retry_after) <= 30
     assert found.state().state is CircuitState.OPEN
+
+
+# Resets the named breaker from another process, as `manage.py reset_circuit_breaker` does.
+RESET_ELSEWHERE = """
+import sys, django
+django.setup()
+from ecommerce.resilience.breaker import breaker
+print(breaker(sys.argv[1]).reset().state)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_metrics_of_web_and_worker_follow_a_reset_done_by_another_process(
+    settings: Any, name: str
+) -> None:
+    # given: opened here, so this process saw (and once recorded) the transition to open
+    opened(settings, name, recovery_timeout_seconds=30)
+    line = f'ecommerce_circuit_breaker_state{{name="{name}"}}'
+    assert exported(registry_for_scrape(), name) == [f"{line} 2.0"]
+    assert exported(worker_registry(), name) == [f"{line} 2.0"]
+
+    # when
+    child = run_child(["-c", RESET_ELSEWHERE, name])
+
+    # then: the next scrape of either says closed, without this process seeing a transition
+    assert (child.returncode, child.stdout.strip()) == (0, "closed"), child.stderr
+    assert exported(registry_for_scrape(), name) == [f"{line} 0.0"]
+    assert exported(worker_registry(), name) == [f"{line} 0.0"]
+
+
+def test_breaker_state_is_left_out_not_wrong_when_redis_is_unreachable(
+    settings: Any, closed_port: int, log_lines: LogLines
+) -> None:
+    settings.CACHES = redis_cache_at(closed_port, timeout_seconds=0.25)
+
+    assert gauge("payment-provider") is None
+    assert [
+        line["error"]
+        for line in log_lines()
+        if line["event"] == "metrics_breaker_state_unavailable"
+    ] == ["ConnectionError"]
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""`manage.py reconcile_payments`: settle payments whose outcome is in doubt."""
+"""`manage.py reconcile_payments`: run the payment sweep now (beat runs it periodically)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from apps.payments.services import reconcile_payments
 
 class Command(BaseCommand):
     help = (
-        "Look up stuck pending payments at the provider by idempotency key: record what it "
-        "charged, request a new charge where it charged nothing."
+        "Charge payments never attempted (their message was lost) and settle ones in doubt, "
+        "asking the provider by idempotency key first; refund charges of unpaid orders and "
+        "finish refunds left half-done."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:

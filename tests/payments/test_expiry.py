@@ -1,0 +1,163 @@
+"""Expiry asks the provider first: an overdue order is expired only when the provider has no
+charge under its payment's key; a charge it made pays or fails the order instead, and an
+order the provider cannot be asked about (or whose charge is in flight) is left for later."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.utils import timezone
+from prometheus_client import REGISTRY
+
+from apps.catalog.models import Product, StockMovement
+from apps.orders import services as orders_services
+from apps.orders.models import Order, OrderEvent, OrderStatus
+from apps.payments.exceptions import PaymentDeclined
+from apps.payments.gateway import get_gateway
+from apps.payments.models import Payment, PaymentStatus
+from apps.payments.services import expire_overdue_orders
+from ecommerce.resilience.locks import distributed_lock
+from tests.catalog.factories import make_product
+from tests.catalog.helpers import assert_ledger_matches
+from tests.users.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+NOTHING = {"expired": 0, "paid": 0, "declined": 0, "deferred": 0}
+
+
+@pytest.fixture
+def lamp() -> Product:
+    return make_product(sku="lamp", stock=10, price="12.50")
+
+
+@pytest.fixture
+def place(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
+    """Place an order whose charge never runs, `placed_ago` seconds ago."""
+
+    def make(*, placed_ago: float, token: str = "tok_success") -> Payment:
+        with django_capture_on_commit_callbacks(execute=False):
+            order, _ = orders_services.place_order(
+                user=UserFactory(),
+                lines=[orders_services.OrderLine("lamp", 2)],
+                payment_token=token,
+            )
+        when = timezone.now() - timedelta(seconds=placed_ago)
+        Order.objects.filter(pk=order.pk).update(created_at=when)
+        return Payment.objects.get(order=order)
+
+    return make
+
+
+def overdue() -> float:
+    return settings.ORDER_PAYMENT_TIMEOUT_SECONDS + 1
+
+
+def charge_at_provider(payment: Payment) -> Any:
+    return get_gateway().charge(
+        amount=payment.amount,
+        currency=payment.currency,
+        token=payment.token,
+        idempotency_key=payment.idempotency_key,
+    )
+
+
+def order_of(payment: Payment) -> Order:
+    return Order.objects.get(pk=payment.order_id)
+
+
+def deferred_count() -> float:
+    labels = {"sweep": "orders_expiry", "outcome": "deferred"}
+    return REGISTRY.get_sample_value("ecommerce_payment_sweep_total", labels) or 0.0
+
+
+def test_an_overdue_order_without_a_charge_expires_once_and_its_stock_returns(place, lamp):
+    stale = place(placed_ago=overdue())
+    fresh = place(placed_ago=overdue() - 120)
+
+    assert expire_overdue_orders() == {**NOTHING, "expired": 1}
+    assert expire_overdue_orders() == NOTHING
+
+    assert order_of(stale).status == OrderStatus.EXPIRED
+    assert order_of(fresh).status == OrderStatus.PENDING_PAYMENT
+    assert list(
+        StockMovement.objects.filter(reference=f"order:{order_of(stale).public_id}")
+        .order_by("pk")
+        .values_list("delta", "reason")
+    ) == [(-2, "order"), (2, "expiry")]
+    assert Product.objects.get(pk=lamp.pk).stock == 8
+    assert_ledger_matches(lamp.pk)
+
+
+def test_an_overdue_order_the_provider_charged_is_paid_not_expired(place, lamp):
+    payment = place(placed_ago=overdue())
+    charge = charge_at_provider(payment)
+
+    assert expire_overdue_orders() == {**NOTHING, "paid": 1}
+
+    assert order_of(payment).status == OrderStatus.PAID
+    payment.refresh_from_db()
+    assert (payment.status, payment.provider_charge_id) == (
+        PaymentStatus.SUCCEEDED,
+        charge.charge_id,
+    )
+    assert Product.objects.get(pk=lamp.pk).stock == 8
+    assert not OrderEvent.objects.filter(order_id=payment.order_id, to_status="expired").exists()
+
+
+def test_an_overdue_order_whose_charge_was_declined_fails(place, lamp):
+    payment = place(placed_ago=overdue(), token="tok_insufficient_funds")
+    with pytest.raises(PaymentDeclined):
+        charge_at_provider(payment)
+
+    assert expire_overdue_orders() == {**NOTHING, "declined": 1}
+
+    assert order_of(payment).status == OrderStatus.PAYMENT_FAILED
+    payment.refresh_from_db()
+    assert (payment.status, payment.decline_code) == (PaymentStatus.DECLINED, "insufficient_funds")
+    assert Product.objects.get(pk=lamp.pk).stock == 10
+
+
+def test_an_unreachable_provider_leaves_the_order_for_the_next_run(
+    place, lamp, settings, closed_port
+):
+    settings.PAYMENT_PROVIDER_URL = f"http://127.0.0.1:{closed_port}"
+    settings.PAYMENT_PROVIDER_CONNECT_TIMEOUT_SECONDS = 0.2
+    payment = place(placed_ago=overdue())
+    before = deferred_count()
+
+    assert expire_overdue_orders() == {**NOTHING, "deferred": 1}
+
+    assert deferred_count() == before + 1
+    assert order_of(payment).status == OrderStatus.PENDING_PAYMENT
+    assert Product.objects.get(pk=lamp.pk).stock == 8
+    settings.PAYMENT_PROVIDER_URL = ""  # back: the next run expires it
+    assert expire_overdue_orders() == {**NOTHING, "expired": 1}
+    assert order_of(payment).status == OrderStatus.EXPIRED
+
+
+def test_an_order_whose_charge_is_in_flight_is_left_to_that_charge(place):
+    payment = place(placed_ago=overdue())
+
+    with distributed_lock(f"order:{payment.order_id}:charge", ttl_seconds=10):
+        assert expire_overdue_orders() == {**NOTHING, "deferred": 1}
+
+    assert order_of(payment).status == OrderStatus.PENDING_PAYMENT
+
+
+def test_the_command_expires_every_batch_and_prints_the_counts(place, lamp, settings):
+    settings.ORDER_EXPIRY_BATCH_SIZE = 2
+    for _ in range(3):
+        place(placed_ago=overdue())
+    charge_at_provider(place(placed_ago=overdue()))
+    out = StringIO()
+
+    call_command("expire_orders", stdout=out)
+
+    assert out.getvalue() == "expired 3 order(s), 1 paid, 0 declined, 0 deferred\n"
+    assert Product.objects.get(pk=lamp.pk).stock == 8
