@@ -8,6 +8,11 @@
 - When the cache errors or is slow (short socket timeouts), reads go to the database, a
   warning is logged and counted, and the cache is bypassed for CACHE_BYPASS_SECONDS so a
   hung Redis costs one timeout per process, not one per request.
+- An invalidation that cannot reach Redis is kept (in this process, the newest
+  MISSED_INVALIDATIONS_MAX) and replayed before this process next uses the cache, so a
+  value cached before an outage is not served after it; replaying is idempotent (one more
+  generation bump, one more delete). A process that dies first loses them: the TTLs bound
+  that staleness.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,6 +54,13 @@ return 0
 
 _bypass_until = 0.0
 _bypass_lock = threading.Lock()
+
+# Invalidations that failed, oldest first: (cache name, generation keys, keys).
+MISSED_INVALIDATIONS_MAX = 1000
+_missed: deque[tuple[str, tuple[str, ...], tuple[str, ...]]] = deque(
+    maxlen=MISSED_INVALIDATIONS_MAX
+)
+_missed_lock = threading.Lock()
 
 
 class _CacheDown(Exception):
@@ -135,11 +148,15 @@ def _bypassing() -> bool:
     return time.monotonic() < _bypass_until
 
 
-def _cache_failed(name: str, exc: BaseException) -> None:
+def _start_bypass() -> None:
     global _bypass_until
-    CACHE_REQUESTS.labels(name, "error").inc()
     with _bypass_lock:
         _bypass_until = time.monotonic() + settings.CACHE_BYPASS_SECONDS
+
+
+def _cache_failed(name: str, exc: BaseException) -> None:
+    CACHE_REQUESTS.labels(name, "error").inc()
+    _start_bypass()
     logger.warning(
         "cache_unavailable",
         cache=name,
@@ -149,9 +166,36 @@ def _cache_failed(name: str, exc: BaseException) -> None:
 
 
 def reset_bypass() -> None:
-    """Forget a previous cache failure (tests, and after an operator fixed Redis)."""
+    """Forget previous cache failures, missed invalidations included (tests)."""
     global _bypass_until
     _bypass_until = 0.0
+    with _missed_lock:
+        _missed.clear()
+
+
+def _replay_missed(store: _Store) -> None:
+    """Apply the invalidations that failed earlier, before anything is read. Raises
+    RedisError (they stay kept) when the cache still fails."""
+    with _missed_lock:
+        missed = list(_missed)
+        _missed.clear()
+    try:
+        store.invalidate(
+            [key for _, generation_keys, _ in missed for key in generation_keys],
+            [key for _, _, keys in missed for key in keys],
+        )
+    except BaseException:
+        with _missed_lock:
+            _missed.extendleft(reversed(missed))
+        raise
+    logger.info("cache_invalidations_replayed", count=len(missed))
+
+
+def _ready_store() -> _Store:
+    store = _store()
+    if _missed:
+        _replay_missed(store)
+    return store
 
 
 def current_generation(name: str, generation_key: str) -> bytes | None:
@@ -159,7 +203,7 @@ def current_generation(name: str, generation_key: str) -> bytes | None:
     if _bypassing():
         return None
     try:
-        return _store().generation(generation_key)
+        return _ready_store().generation(generation_key)
     except (RedisError, _CacheDown) as exc:
         _cache_failed(name, exc)
         return None
@@ -183,7 +227,7 @@ def read_through(
         CACHE_REQUESTS.labels(name, "bypass").inc()
         return compute()
     try:
-        store = _store()
+        store = _ready_store()
         cached = store.get(key)
     except (RedisError, _CacheDown) as exc:
         _cache_failed(name, exc)
@@ -241,11 +285,27 @@ def _fill_single_flight(
 
 
 def invalidate(*, name: str, generation_keys: Iterable[str], keys: Iterable[str]) -> None:
-    """Bump generations and delete keys; call it on commit of the change it reflects."""
+    """Bump generations and delete keys; call it on commit of the change it reflects.
+
+    A failure, or Redis being bypassed after one, keeps it for replay before this process
+    next uses the cache.
+    """
+    entry = (name, tuple(generation_keys), tuple(keys))
+    if _bypassing():  # Redis just failed here: keep it without paying another timeout
+        with _missed_lock:
+            _missed.append(entry)
+        CACHE_INVALIDATION_ERRORS.labels(name).inc()
+        return
     try:
-        _store().invalidate(list(generation_keys), list(keys))
+        _ready_store().invalidate(list(entry[1]), list(entry[2]))
     except (RedisError, _CacheDown) as exc:
+        _start_bypass()
+        with _missed_lock:
+            _missed.append(entry)
         CACHE_INVALIDATION_ERRORS.labels(name).inc()
         logger.error(
-            "cache_invalidation_failed", cache=name, error=f"{type(exc).__name__}: {exc}"[:200]
+            "cache_invalidation_failed",
+            cache=name,
+            error=f"{type(exc).__name__}: {exc}"[:200],
+            kept_for_replay=len(_missed),
         )

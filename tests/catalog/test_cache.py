@@ -8,6 +8,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from apps.catalog.services import StockLine
 from ecommerce import caching
 from ecommerce.api.permissions import Role
 from tests.catalog.factories import make_product
-from tests.servers import redis_server, silent_tcp_server
+from tests.servers import free_port, redis_server, silent_tcp_server
 from tests.users.factories import UserFactory
 
 
@@ -214,3 +215,71 @@ def test_stray_query_parameters_never_reach_links_served_from_the_cache(api_clie
 
     assert first.json()["next"] == "/api/products/?page=2&page_size=1"
     assert second.content == first.content  # one cache entry: the stray parameters are not keyed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_invalidation_redis_missed_is_replayed_before_the_next_read(api_client, settings):
+    """Redis unreachable while a price changes, then back with the old value still cached:
+    the process replays the missed invalidation before it reads, so the old price is gone."""
+    product = make_product(sku="kettle", price="20.00")
+    with redis_server() as server:
+        settings.CACHES = server.cache_settings(timeout_seconds=0.25)
+        assert api_client.get("/api/products/kettle").json()["price"] == "20.00"  # cached
+        reachable = settings.CACHES
+        settings.CACHES = {"default": {**reachable["default"], "LOCATION": dead_redis_url()}}
+        errors_before = counter("ecommerce_cache_invalidation_errors_total", cache="product_detail")
+
+        services.update_product(product=product, price=Decimal("25.00"))
+
+        assert counter("ecommerce_cache_invalidation_errors_total", cache="product_detail") == (
+            errors_before + 1
+        )
+        settings.CACHES = reachable  # Redis is back, holding the 20.00 page
+        assert server_holds_price(server, "kettle", "20.00")
+        settings.CACHE_BYPASS_SECONDS = 0.0
+        caching._bypass_until = 0.0  # the outage is over
+
+        detail = api_client.get("/api/products/kettle")
+        listing = api_client.get("/api/products")
+
+    assert detail.json()["price"] == "25.00"
+    assert listing.json()["results"][0]["price"] == "25.00"
+    assert not caching._missed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_invalidations_are_kept_in_order_while_redis_stays_down(api_client, settings):
+    product = make_product(sku="teapot", price="30.00")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": dead_redis_url(),
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+
+    started = time.monotonic()
+    services.update_product(product=product, price=Decimal("31.00"))
+    services.update_product(product=product, name="Teapot II")
+    elapsed = time.monotonic() - started
+
+    # The second invalidation finds Redis bypassed and is kept without another timeout.
+    assert elapsed < 0.2 * 2
+    assert [name for name, _, _ in caching._missed] == [catalog_cache.DETAIL] * 2
+    assert caching._missed[0][1] == (
+        catalog_cache.LIST_GENERATION_KEY,
+        f"catalog:product:id:{product.pk}:gen",
+        "catalog:product:sku:teapot:gen",
+    )
+
+
+def dead_redis_url() -> str:
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def server_holds_price(server: Any, sku: str, price: str) -> bool:
+    import redis
+
+    client = redis.Redis(port=server.port)
+    [key] = client.keys(f"*catalog:product:sku:{sku}")
+    return json.loads(client.get(key))["price"] == price
