@@ -142,7 +142,14 @@ def _report(request: HttpRequest, *, required: Collection[str] | None = None) ->
         detail="Unavailable: " + ", ".join(down) + ".",
         extra={"checks": checks, **breakers_member},
     )
-    return JsonResponse(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
+    return _unavailable(body)
+
+
+def _unavailable(body: dict[str, Any]) -> JsonResponse:
+    """A 503 problem+json that says, like every 503 here, when to ask again."""
+    response = JsonResponse(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
+    response["Retry-After"] = str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS)
+    return response
 
 
 @require_safe
@@ -192,5 +199,5 @@ def ready(request: HttpRequest) -> JsonResponse:
         body = problem_body(
             request, 503, code="shutting_down", detail="The process is shutting down."
         )
-        return JsonResponse(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
+        return _unavailable(body)
     return _report(request, required=settings.HEALTH_READY_REQUIRES)

@@ -3,6 +3,10 @@
 `problem_exception_handler` covers everything raised inside DRF views;
 `ecommerce.api.middleware.ProblemDetailsMiddleware` covers the rest (unknown paths, errors
 raised outside DRF, unhandled exceptions). Both build bodies with `problem_body`.
+
+A database that cannot be reached is an outage, not a bug: wherever it surfaces (a view,
+authentication, a middleware), the answer is 503 `database_unavailable` with Retry-After,
+so clients and load balancers back off and retry instead of reporting a server error.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -20,8 +25,16 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.views import set_rollback
 
 from ecommerce import errors
+from ecommerce.observability.logging import get_logger
+
+logger = get_logger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# What Django raises when PostgreSQL cannot serve a request now: connection refused, lost
+# or timed out, the server shutting down, a cancelled statement, a deadlock victim. All of
+# them may succeed on a retry. IntegrityError, DataError, ProgrammingError stay 500 (bugs).
+DATABASE_OUTAGE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 # Domain error kinds to status codes: the only HTTP knowledge about domain errors.
 DOMAIN_ERROR_STATUS: tuple[tuple[type[errors.DomainError], int], ...] = (
@@ -90,6 +103,31 @@ def problem_body(
     return body
 
 
+def is_database_outage(exc: BaseException | None) -> bool:
+    return isinstance(exc, DATABASE_OUTAGE_ERRORS)
+
+
+def database_outage_problem(
+    request: HttpRequest | None, exc: BaseException
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The 503 body and headers for a request the database could not serve, logged as a
+    warning (an outage, not a bug: no traceback)."""
+    retry_after = settings.DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS
+    logger.warning(
+        "database_unavailable",
+        path=getattr(request, "path_info", None),
+        error=f"{type(exc).__name__}: {exc}".strip()[:200],
+    )
+    body = problem_body(
+        request,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        code="database_unavailable",
+        title="Service Unavailable",
+        detail=f"The database is unavailable. Try again in {retry_after} seconds.",
+    )
+    return body, {"Retry-After": str(retry_after)}
+
+
 def _pointer(path: list[str]) -> str:
     # RFC 6901 §3: "~" and "/" inside a key are escaped, "~" first.
     return "#" + "".join(f"/{part.replace('~', '~0').replace('/', '~1')}" for part in path)
@@ -143,7 +181,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     """DRF's EXCEPTION_HANDLER: every handled error becomes application/problem+json.
 
     Returns None for unexpected exceptions so they propagate to the middleware, which logs
-    them and answers 500.
+    them and answers 500. A database outage (DATABASE_OUTAGE_ERRORS) is a 503.
     """
     request = context.get("request")
     django_request = getattr(request, "_request", request)
@@ -188,6 +226,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
         code = code if code not in (None, "error") else STATUS_CODES.get(status_code)
         body = problem_body(django_request, status_code, code=code, detail=detail)
+    elif is_database_outage(exc):
+        status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        body, headers = database_outage_problem(django_request, exc)
     else:
         return None
 

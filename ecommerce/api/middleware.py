@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from django.conf import settings
+from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from ecommerce.api.exceptions import PROBLEM_CONTENT_TYPE, problem_body
+from ecommerce.api.exceptions import (
+    PROBLEM_CONTENT_TYPE,
+    database_outage_problem,
+    is_database_outage,
+    problem_body,
+)
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.tracing import current_trace_ids
 
@@ -26,6 +34,9 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=@/-]{0,127}")
 PROBLEM_PATH_ROOTS = frozenset({"api", "health", "metrics", "traces"})
 # Headers of the original response that still mean something on the problem response.
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
+# Set on a request whose 500 came from a database outage inside a middleware (the signal
+# receiver below), so ProblemDetailsMiddleware can answer 503 instead.
+_DATABASE_OUTAGE_ATTRIBUTE = "_database_outage"
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
 
@@ -66,28 +77,61 @@ def problem_response(
     return HttpResponse(json.dumps(body), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
 
 
+def database_outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    body, headers = database_outage_problem(request, exc)
+    response = HttpResponse(json.dumps(body), status=503, content_type=PROBLEM_CONTENT_TYPE)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _note_database_outage(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+    """got_request_exception receiver: remember that this request's 500 is a database outage.
+
+    Django turns an exception raised inside a middleware into a 500 response right at that
+    middleware's boundary (convert_exception_to_response), so the middlewares around it
+    only ever see the response. This signal is sent there, with the exception current.
+    """
+    exc = sys.exc_info()[1]
+    if request is not None and is_database_outage(exc):
+        setattr(request, _DATABASE_OUTAGE_ATTRIBUTE, exc)
+
+
 class ProblemDetailsMiddleware:
     """Rewrite error responses produced outside DRF into problem+json.
 
     Covers unknown paths (404), Django-level 400/403/405 and unhandled exceptions (500,
     logged here with the traceback; the client gets the request id, never the traceback
     unless DEBUG is on).
+
+    A database outage is a 503 `database_unavailable` with Retry-After on every path (the
+    admin's too), whether the view raised it (process_exception) or a middleware inside
+    this one did (sessions, authentication, messages: see `_note_database_outage`). Keep
+    this middleware outside every middleware that may touch the database.
     """
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
+        got_request_exception.connect(
+            _note_database_outage, dispatch_uid="ecommerce.api.middleware.database_outage"
+        )
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
-        if (
-            response.status_code >= 400
-            and is_problem_path(request.path_info)
-            and not response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE)
+        if response.status_code < 400:
+            return response
+        outage = getattr(request, _DATABASE_OUTAGE_ATTRIBUTE, None)
+        if outage is not None and response.status_code == 500:
+            return database_outage_response(request, outage)
+        if is_problem_path(request.path_info) and not response.get("Content-Type", "").startswith(
+            PROBLEM_CONTENT_TYPE
         ):
             return self._as_problem(request, response)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if is_database_outage(exception):
+            return database_outage_response(request, exception)
         if not is_problem_path(request.path_info):
             return None
         logger.exception(

@@ -78,6 +78,7 @@ def test_health_with_redis_refusing_is_503_naming_the_cache(
     assert_up(checks["database"])
     assert_up(checks["broker"], note=EMBEDDED_BROKER)
     assert elapsed < settings.HEALTH_CHECK_TIMEOUT_SECONDS + MARGIN_SECONDS
+    assert response["Retry-After"] == "5"  # DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS
 
 
 @pytest.mark.slow
@@ -207,8 +208,12 @@ def test_ready_stays_200_but_degraded_when_only_redis_is_down(
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/health/ready", "/health/ready/"])
 @pytest.mark.usefixtures("shutting_down")
-def test_ready_is_503_once_shutting_down(client: Client, path: str) -> None:
+def test_ready_is_503_once_shutting_down(client: Client, path: str, settings: Any) -> None:
+    settings.DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = 3
+
     response = client.get(path)
+
+    assert response["Retry-After"] == "3"
 
     assert problem(response, 503) == {
         "type": "urn:ecommerce:problem:shutting-down",

@@ -449,3 +449,104 @@ def test_unhandled_exception_outside_the_api_keeps_djangos_500_page() -> None:
     assert response["Content-Type"] == "text/html; charset=utf-8"
     assert b"<h1>Server Error (500)</h1>" in response.content
     assert re.fullmatch(HEX_ID, response["X-Request-ID"])
+
+
+# --- 503: the database is down ------------------------------------------------------------
+
+OUTAGE_URLS = "tests.ecommerce.outage_urls"
+DATABASE_DOWN = "The database is unavailable. Try again in 5 seconds."
+
+
+def database_down(response: Any) -> dict[str, Any]:
+    return expected(
+        response,
+        status=503,
+        code="database_unavailable",
+        title="Service Unavailable",
+        detail=DATABASE_DOWN,
+    )
+
+
+@pytest.fixture
+def inner_middleware_reads_the_database(settings: Any) -> None:
+    """A middleware inside the gateway's, where sessions and authentication sit."""
+    middleware = list(settings.MIDDLEWARE)
+    middleware.insert(
+        middleware.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "tests.ecommerce.outage_urls.DatabaseDownMiddleware",
+    )
+    settings.MIDDLEWARE = middleware
+
+
+@pytest.mark.urls(OUTAGE_URLS)
+@pytest.mark.parametrize("method", ["get", "post"])  # OperationalError, InterfaceError
+def test_database_unreachable_in_a_view_is_503_with_retry_after(
+    client: Client, method: str, log_lines: LogLines
+) -> None:
+    response = getattr(client, method)("/api/test/outage", HTTP_X_REQUEST_ID=f"db-{method}")
+
+    assert problem(response, 503) == database_down(response)
+    assert response["Retry-After"] == "5"
+    [line] = [line for line in log_lines() if line["event"] == "database_unavailable"]
+    assert (line["level"], line["path"], line["request_id"]) == (
+        "warning",
+        "/api/test/outage",
+        f"db-{method}",
+    )
+    assert line["error"] == (
+        'OperationalError: connection to server at "127.0.0.1", port 5432 failed: '
+        "Connection refused\n\tIs the server running on that host and accepting TCP/IP "
+        "connections?"
+        if method == "get"
+        else "InterfaceError: connection already closed"
+    )
+    assert not [line for line in log_lines() if line["event"] == "unhandled_exception"]
+
+
+@pytest.mark.urls(OUTAGE_URLS)
+def test_retry_after_of_a_database_outage_is_the_setting(client: Client, settings: Any) -> None:
+    settings.DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = 12
+
+    response = client.get("/api/test/outage")
+
+    assert response["Retry-After"] == "12"
+    assert problem(response, 503)["detail"] == (
+        "The database is unavailable. Try again in 12 seconds."
+    )
+
+
+@pytest.mark.urls(OUTAGE_URLS)
+def test_other_database_errors_stay_500(client: Client) -> None:
+    """An IntegrityError reaching the gateway is a bug, not an outage."""
+    client = Client(raise_request_exception=False)
+
+    response = client.get("/api/test/integrity")
+
+    assert problem(response, 500)["code"] == "server_error"
+    assert "Retry-After" not in response
+
+
+@pytest.mark.urls(OUTAGE_URLS)
+def test_database_unreachable_in_a_page_outside_the_api_is_503_too(client: Client) -> None:
+    response = client.get("/outage-page")
+
+    assert problem(response, 503) == database_down(response)
+    assert response["Retry-After"] == "5"
+
+
+@pytest.mark.urls(OUTAGE_URLS)
+@pytest.mark.usefixtures("inner_middleware_reads_the_database")
+@pytest.mark.parametrize(
+    "path", ["/api/test/fine/down-before", "/api/test/fine/down-after", "/admin-like/down-before"]
+)
+@pytest.mark.parametrize("debug", [False, True])
+def test_database_unreachable_in_a_middleware_is_503_not_500(
+    settings: Any, path: str, debug: bool
+) -> None:
+    settings.DEBUG = debug
+    client = Client(raise_request_exception=False)
+
+    response = client.get(path)
+
+    assert problem(response, 503) == database_down(response)
+    assert response["Retry-After"] == "5"
