@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core import mail
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from apps.notifications.models import (
     Notification,
@@ -27,6 +28,13 @@ from tests.users.factories import UserFactory
 
 S = NotificationStatus
 pytestmark = pytest.mark.django_db
+
+
+def sweep_count(action: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "ecommerce_notification_sweep_actions_total", {"action": action}
+    )
+    return value or 0.0
 
 
 def aged(seconds: float) -> Any:
@@ -74,6 +82,7 @@ def test_an_order_event_whose_handler_never_ran_gets_its_notifications(
         endpoint = make_endpoint(customer, receiver.url(), events=["order_placed"])
         order = lost_order(client_for(customer))
         assert not Notification.objects.exists()
+        handled_before = sweep_count("events_handled")
 
         with on_commit():
             first = sweep_notifications()
@@ -81,6 +90,7 @@ def test_an_order_event_whose_handler_never_ran_gets_its_notifications(
             second = sweep_notifications()
 
     assert (first.events_handled, second.events_handled) == (1, 0)
+    assert sweep_count("events_handled") - handled_before == 1
     rows = Notification.objects.order_by("channel")
     assert [(n.event, n.subject, n.channel, n.status) for n in rows] == [
         ("order_placed", f"order:{order.pk}", "email", S.SENT),

@@ -1,4 +1,8 @@
-"""`manage.py retry_notifications [--failed] [--since ISO]`: queue lost or failed deliveries."""
+"""`manage.py retry_notifications [--failed] [--since ISO]`: queue due, lost or failed deliveries.
+
+The beat sweeper (`notifications.sweep`) does the same without --failed every
+NOTIFICATION_SWEEP_INTERVAL_SECONDS; this is the operator's way to do it now.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +34,10 @@ def parse_since(value: str) -> datetime:
 
 class Command(BaseCommand):
     help = (
-        "Queue again notifications whose delivery was lost (pending or sending and quiet for "
-        "NOTIFICATION_LOCK_TTL_SECONDS); with --failed also the failed ones, attempts reset."
+        "Queue now what the notification sweeper would: deliveries due and not on their way "
+        "(a retry whose wait is over, a queued one quiet for NOTIFICATION_REQUEUE_AFTER_SECONDS, "
+        "a send abandoned for NOTIFICATION_LOCK_TTL_SECONDS); with --failed also the failed "
+        "ones, attempts and retry horizon reset."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
