@@ -16,6 +16,7 @@ from apps.notifications import events
 from apps.notifications.exceptions import NotificationNotFound, WebhookEndpointNotFound
 from apps.notifications.models import (
     Notification,
+    NotificationChannel,
     NotificationEvent,
     NotificationStatus,
     WebhookEndpoint,
@@ -113,8 +114,17 @@ class UnhandledEvent:
     user_id: int | None = None
 
 
-def _handled(event: Any, subject: Any) -> Exists:
-    return Exists(Notification.objects.filter(event=event, subject=subject))
+def _emailed(event: Any, subject: Any) -> Exists:
+    """The event's email exists (made in one transaction with its webhooks). Asked with
+    `endpoint IS NULL` so that the partial unique index of emails answers it."""
+    return Exists(
+        Notification.objects.filter(
+            event=event,
+            subject=subject,
+            channel=NotificationChannel.EMAIL,
+            endpoint__isnull=True,
+        )
+    )
 
 
 def unhandled_events(*, since: datetime, until: datetime, limit: int) -> list[UnhandledEvent]:
@@ -122,8 +132,8 @@ def unhandled_events(*, since: datetime, until: datetime, limit: int) -> list[Un
     oldest first, at most `limit` of each kind.
 
     An order event should have when its owner is active with an email address (the email
-    is always made with the webhooks, in one transaction: no notification at all with the
-    event's (event, subject) means the handler never ran). A registration (an active
+    is always made with the webhooks, in one transaction: no email of the event's
+    (event, subject) means the handler never ran). A registration (an active
     customer account with an email joined in the window) should have its welcome email.
     """
     whens = [When(from_status="", then=Value(NotificationEvent.ORDER_PLACED.value))]
@@ -142,7 +152,7 @@ def unhandled_events(*, since: datetime, until: datetime, limit: int) -> list[Un
             ),
         )
         .exclude(notification_event="")
-        .filter(~_handled(OuterRef("notification_event"), OuterRef("notification_subject")))
+        .filter(~_emailed(OuterRef("notification_event"), OuterRef("notification_subject")))
         .values_list("notification_event", "order_id")[:limit]
     )
     found = [UnhandledEvent(event=event, order_id=order_id) for event, order_id in order_rows]
@@ -161,7 +171,7 @@ def unhandled_events(*, since: datetime, until: datetime, limit: int) -> list[Un
             )
         )
         .filter(
-            ~_handled(NotificationEvent.USER_REGISTERED.value, OuterRef("notification_subject"))
+            ~_emailed(NotificationEvent.USER_REGISTERED.value, OuterRef("notification_subject"))
         )
         .order_by("date_joined", "pk")
         .values_list("pk", flat=True)[:limit]
