@@ -13,6 +13,11 @@ Acquire is `SET key token NX PX ttl`; release deletes the key only if it still h
 token (a Lua compare-and-delete), so a holder whose TTL expired never frees its successor's
 lock. A Redis failure while acquiring propagates (a lock we cannot confirm is not held);
 a failure while releasing is logged and the TTL frees the key.
+
+Calls go through the cache's Redis connection pool, so each gives up after
+CACHE_SOCKET_TIMEOUT_SECONDS (connect and read): a frozen Redis fails an acquire or a
+release after that long, not after `blocking_timeout_seconds` (a failed call is not
+retried), so a request is never held up by a lock's Redis.
 """
 
 from __future__ import annotations

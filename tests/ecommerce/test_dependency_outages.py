@@ -26,8 +26,10 @@ import httpx
 import pytest
 import redis as redis_py
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
+from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.users import services as users_services
+from apps.users.models import User
 from tests.catalog.factories import make_product
 from tests.servers import (
     GunicornServer,
@@ -36,6 +38,7 @@ from tests.servers import (
     postgres_server,
     project_env,
     redis_server,
+    silent_tcp_server,
 )
 
 pytestmark = [pytest.mark.slow]
@@ -407,3 +410,41 @@ def test_a_stopped_database_is_a_503_and_service_returns_when_it_starts(postgres
     assert_no_worker_timeout(log_path)
     print_figures("database stopped", during)
     print(f"normal service {recovered_in:.2f}s after the database started")
+
+
+def test_a_database_host_that_never_answers_fails_requests_within_the_connect_timeout(
+    tmp_path: Path,
+) -> None:
+    """A black-holed database (the handshake completes, nothing answers): each request that
+    needs it waits DATABASE_CONNECT_TIMEOUT_SECONDS at most, then gets its 503."""
+    with silent_tcp_server() as port, redis_server() as redis:
+        env = {
+            **os.environ,
+            "DJANGO_READ_DOT_ENV_FILE": "0",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/shop",
+            "DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
+            "REDIS_URL": redis.url,
+            "CACHE_KEY_PREFIX": "silent-db",
+            "CELERY_BROKER_URL": "",
+            **ENV,
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        web = GunicornServer(workers=1, env=env, log_path=tmp_path / "web.log")
+        try:
+            # An access token needs no database to mint (a refresh token would be recorded).
+            token = AccessToken.for_user(User(pk=1, email="nobody@example.com", password="x"))
+            shop = Shop(url=web.url, email="nobody@example.com", token=str(token))
+            round_ = shop.round()
+        finally:
+            web.stop()
+
+    for name in ("product", "products", "order", "login"):
+        reply = round_[name]
+        assert (reply.status, reply.code) == (503, "database_unavailable"), str(reply)
+        assert 2.0 <= reply.elapsed < BOUND_SECONDS, str(reply)
+    ready = round_["ready"]
+    assert (ready.status, ready.code) == (503, "unhealthy")
+    assert ready.body["checks"]["database"] == {"status": "down", "error": "no answer within 1s"}
+    assert round_["live"].status == 200
+    assert_bounded(shop.replies)
+    print_figures("database host silent", shop.replies)

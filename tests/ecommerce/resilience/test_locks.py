@@ -3,12 +3,18 @@ TTL expiry, blocking waits."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from django.core.cache import cache
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ecommerce.errors import Conflict
 from ecommerce.resilience.locks import (
@@ -18,6 +24,7 @@ from ecommerce.resilience.locks import (
     release_lock,
 )
 from tests.ecommerce.helpers import LogLines
+from tests.servers import RedisServer, redis_server
 
 SLACK_SECONDS = 0.05
 
@@ -154,3 +161,64 @@ def test_the_redis_key_carries_the_cache_prefix(name: str) -> None:
     assert key.startswith(f"{cache.key_prefix}:")
     assert client.get(key) == token.encode()
     assert 9000 < client.pttl(key) <= 10000
+
+
+# --- Redis frozen or gone: every call gives up after CACHE_SOCKET_TIMEOUT_SECONDS ----------
+
+TIMEOUT_SECONDS = 0.25
+
+
+@pytest.fixture
+def frozen_redis(settings: Any) -> Iterator[RedisServer]:
+    """The locks' Redis is a throwaway server, resumed (SIGCONT) at the end whatever happens."""
+    with redis_server() as server:
+        settings.CACHES = server.cache_settings(timeout_seconds=TIMEOUT_SECONDS)
+        try:
+            yield server
+        finally:
+            if server.process.poll() is None:
+                os.kill(server.process.pid, signal.SIGCONT)
+
+
+def test_acquiring_on_a_frozen_redis_fails_after_the_socket_timeout_not_the_wait(
+    name: str, frozen_redis: RedisServer
+) -> None:
+    os.kill(frozen_redis.process.pid, signal.SIGSTOP)
+
+    started = time.monotonic()
+    with pytest.raises(RedisTimeoutError):
+        acquire_lock(name, ttl_seconds=10, blocking_timeout_seconds=5)
+    elapsed = time.monotonic() - started
+
+    assert TIMEOUT_SECONDS <= elapsed < TIMEOUT_SECONDS + 0.2
+
+
+def test_acquiring_on_a_killed_redis_fails_at_once(name: str, frozen_redis: RedisServer) -> None:
+    frozen_redis.kill()
+
+    started = time.monotonic()
+    with pytest.raises(RedisConnectionError):
+        acquire_lock(name, ttl_seconds=10, blocking_timeout_seconds=5)
+
+    assert time.monotonic() - started < TIMEOUT_SECONDS
+
+
+def test_a_release_that_redis_cannot_take_is_logged_and_the_ttl_frees_the_lock(
+    name: str, frozen_redis: RedisServer, log_lines: LogLines
+) -> None:
+    ran = []
+    started = time.monotonic()
+    with distributed_lock(name, ttl_seconds=1):
+        ran.append(True)
+        os.kill(frozen_redis.process.pid, signal.SIGSTOP)
+    elapsed = time.monotonic() - started
+    os.kill(frozen_redis.process.pid, signal.SIGCONT)
+
+    assert ran == [True]
+    assert elapsed < TIMEOUT_SECONDS + 0.2
+    [line] = [line for line in log_lines() if line["event"] == "lock_release_failed"]
+    assert (line["lock"], line["error"]) == (name, "TimeoutError: Timeout reading from socket")
+    # Nobody freed it: the next owner gets in once its TTL has run out, not before.
+    with pytest.raises(LockNotAcquired):
+        acquire_lock(name, ttl_seconds=1)
+    assert acquire_lock(name, ttl_seconds=1, blocking_timeout_seconds=2)
