@@ -9,13 +9,17 @@ every side recorded: the order and its payment in PostgreSQL, the charges at the
 from __future__ import annotations
 
 import time
+from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.catalog.models import Product, StockMovement
 from apps.orders.models import OrderStatus
 from apps.payments.models import Payment, PaymentStatus
+from apps.payments.services import reconcile_payments
 from apps.payments.tasks import charge_payment_task
 from ecommerce.outbox import relay_pending
 from ecommerce.outbox.models import OutboxMessage
@@ -74,9 +78,14 @@ def test_an_order_is_charged_by_the_worker_and_ends_paid(
         "EUR",
     )
     assert history(order) == [("", "pending_payment"), ("pending_payment", "paid")]
-    placed = OutboxMessage.objects.get(topic="order.placed")
-    assert (placed.payload, placed.attempts) == ({"order_id": order.pk}, 1)
-    assert placed.dispatched_at is not None
+    placed = OutboxMessage.objects.get(topic="order.placed", task_name="payments.charge_payment")
+    assert (placed.payload, placed.attempts, placed.retries) == ({"order_id": order.pk}, 1, 0)
+    # Completed by the worker once the task has returned (just after the order turned paid).
+    wait_until(
+        lambda: OutboxMessage.objects.filter(pk=placed.pk, completed_at__isnull=False).exists(),
+        what="the charge message completed",
+        worker=live_celery,
+    )
     assert Product.objects.get(pk=product.pk).stock == 3
     assert_ledger_matches(product.pk)
 
@@ -133,12 +142,12 @@ def test_provider_down_opens_the_shared_breaker_and_one_half_open_trial_closes_i
     second = placed_order(place(client, "p"))
 
     second_payment = wait_until(
-        lambda: Payment.objects.filter(order=second, attempts=1).exclude(last_error="").first(),
-        what="the second order's first attempt",
+        lambda: Payment.objects.filter(order=second, last_error__startswith="CircuitOpen:").first(),
+        what="the open breaker refuses the second order's charge",
         worker=live_celery,
     )
-    assert second_payment.last_error.startswith("CircuitOpen:")
-    assert provider_calls(live_celery, second_payment.idempotency_key) == []
+    # A refusal never reached the provider, so it used up none of the payment's attempts.
+    assert (second_payment.attempts, second_payment.last_attempt_at) == (0, None)
 
     sandbox.start()  # on the same port, with no charges
 
@@ -228,18 +237,25 @@ def test_an_order_committed_while_the_broker_is_down_is_paid_after_the_relay(
 
     order = placed_order(response)
     assert order.status == OrderStatus.PENDING_PAYMENT
-    message = OutboxMessage.objects.get(topic="order.placed")
-    assert (message.dispatched_at, message.attempts) == (None, 1)
-    assert message.last_error.startswith("OperationalError:")
+    # One row per handler; the first refused publish left both due for the relay at once.
+    messages = OutboxMessage.objects.filter(topic="order.placed")
+    assert sorted(messages.values_list("task_name", "completed_at", "attempts")) == [
+        ("notifications.notify_order_placed", None, 1),
+        ("payments.charge_payment", None, 1),
+    ]
+    assert all(m.last_error.startswith("OperationalError:") for m in messages)
     assert Payment.objects.get(order=order).attempts == 0
 
-    assert relay_pending(min_age_seconds=0) == 1
+    assert relay_pending() == 2
 
     wait_for_status(order, OrderStatus.PAID, worker=live_celery)
     assert sandbox.charges() == ONE_SUCCEEDED
-    message.refresh_from_db()
-    assert message.dispatched_at is not None
-    assert message.attempts == 2
+    wait_until(
+        lambda: not messages.filter(completed_at__isnull=True).exists(),
+        what="both messages completed",
+        worker=live_celery,
+    )
+    assert list(messages.values_list("attempts", flat=True)) == [2, 2]
 
 
 def test_a_pool_process_killed_mid_charge_has_its_task_run_again_and_charged_once(
@@ -300,3 +316,73 @@ def test_a_worker_killed_mid_charge_leaves_the_task_to_another_that_charges_once
     assert logged(doomed, "payment_attempt", since=mark) == []
     calls = provider_calls(successor, key)
     assert [call.get("replayed") for call in calls] == [True]
+
+
+def charge_calls(worker: CeleryWorker, key: str, *, since: int = 0) -> list[Any]:
+    """The worker's charge requests (POSTs) under `key`, as its HTTP gateway logged them."""
+    return [c for c in provider_calls(worker, key, since=since) if c.get("method") == "POST"]
+
+
+def test_one_card_the_provider_always_fails_ends_failed_and_others_still_get_paid(
+    workers: Workers, publishing: Broker, sandbox: SandboxServer, client: APIClient
+) -> None:
+    # A card the provider answers 500 every time (tok_processing_error) trips the shared
+    # breaker (threshold 3 here) again and again; it gets 4 calls in all, then ends.
+    worker = workers.running(PAYMENT_MAX_ATTEMPTS_PER_PAYMENT="4")
+    product = make_product(sku="p", stock=10)
+    mark = len(worker.log())
+
+    bad = placed_order(place(client, "p", 2, token="tok_processing_error"))
+
+    wait_for_status(bad, OrderStatus.PAYMENT_FAILED, worker=worker, timeout_seconds=30)
+    payment = Payment.objects.get(order=bad)
+    assert (payment.status, payment.attempts) == (PaymentStatus.FAILED, 4)
+    assert payment.last_error == "gave up after 4 provider attempts"
+    assert [c.get("status") for c in charge_calls(worker, payment.idempotency_key)] == [500] * 4
+    assert sandbox.charge_for(payment.idempotency_key) is None
+    assert history(bad) == [("", "pending_payment"), ("pending_payment", "payment_failed")]
+    assert Product.objects.get(pk=product.pk).stock == 10
+    assert_ledger_matches(product.pk)
+
+    others = [placed_order(place(client, "p")) for _ in range(3)]
+
+    for order in others:
+        wait_for_status(order, OrderStatus.PAID, worker=worker, timeout_seconds=30)
+    assert sandbox.charges() == {"succeeded": 3, "declined": 0, "total": 3}
+    assert breaker("payment-provider").state().state is CircuitState.CLOSED
+    assert Product.objects.get(pk=product.pk).stock == 7
+    assert_ledger_matches(product.pk)
+    # No sweep gives the failed payment a fresh count.
+    swept = reconcile_payments(now=timezone.now() + timedelta(hours=1))
+    assert swept == {"paid": 0, "declined": 0, "failed": 0, "refunded": 0, "deferred": 0}
+    assert Payment.objects.get(pk=payment.pk).attempts == 4
+    assert logged(worker, "payment_failed", since=mark, order_id=bad.pk)
+
+
+def test_a_charge_task_out_of_retries_ends_its_order_cleanly(
+    workers: Workers, publishing: Broker, sandbox: SandboxServer, client: APIClient
+) -> None:
+    # Three runs of the task, far below the per-payment cap, and a breaker that stays shut.
+    worker = workers.running(
+        PAYMENT_RETRY_MAX_ATTEMPTS="3",
+        PAYMENT_MAX_ATTEMPTS_PER_PAYMENT="50",
+        CIRCUIT_BREAKER_FAILURE_THRESHOLD="50",
+    )
+    product = make_product(sku="p", stock=5)
+    mark = len(worker.log())
+
+    order = placed_order(place(client, "p", 3, token="tok_processing_error"))
+
+    wait_for_status(order, OrderStatus.PAYMENT_FAILED, worker=worker, timeout_seconds=30)
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.attempts) == (PaymentStatus.FAILED, 3)
+    assert payment.last_error == "charge retries exhausted after 3 runs"
+    assert logged(worker, "payment_retries_exhausted", since=mark, order_id=order.pk)
+    wait_until(
+        lambda: task_outcomes(worker, since=mark) == ["failed"],
+        what="the last run reports the order failed",
+        worker=worker,
+    )
+    assert sandbox.charges()["total"] == 0
+    assert Product.objects.get(pk=product.pk).stock == 5
+    assert_ledger_matches(product.pk)
