@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,15 @@ def settled(notification: Notification) -> Notification | None:
     return notification if notification.status in (S.SENT, S.FAILED) else None
 
 
+def waited(
+    check: Callable[[], Notification | None], *, what: str, worker: CeleryWorker
+) -> Notification:
+    """wait_until for a notification: the one `check` returned once it returned one."""
+    found = wait_until(check, what=what, worker=worker)
+    assert found is not None
+    return found
+
+
 def test_order_emails_are_delivered_by_the_worker_over_smtp(
     email_worker: CeleryWorker, smtp: tuple[SmtpSink, int], client: APIClient, buyer: Any
 ) -> None:
@@ -180,7 +189,7 @@ def test_a_receiver_failing_twice_gets_exactly_one_successful_delivery(
         endpoint = endpoint_for(buyer, receiver.url(), ["order_paid"])
         notification = send_webhook_ping(owner=buyer, endpoint_id=endpoint.pk)
 
-        done = wait_until(lambda: settled(notification), what="ping settled", worker=webhook_worker)
+        done = waited(lambda: settled(notification), what="ping settled", worker=webhook_worker)
 
     assert (done.status, done.attempts) == (S.SENT, 3)
     assert [r.headers["x-webhook-id"] for r in receiver.requests] == [str(done.public_id)] * 3
@@ -209,7 +218,7 @@ def test_an_open_breaker_does_not_use_up_a_deliverys_attempts(
             waiting = notification.last_error.startswith("not attempted")
             return notification if waiting and notification.status == S.PENDING else None
 
-        waiting = wait_until(refused, what="refused by the open breaker", worker=worker)
+        waiting = waited(refused, what="refused by the open breaker", worker=worker)
         assert waiting.attempts == 2
         assert waiting.next_attempt_at is not None
         assert broker.redis.llen("webhooks") == 0
@@ -218,7 +227,7 @@ def test_an_open_breaker_does_not_use_up_a_deliverys_attempts(
             sweep_notifications()
             return settled(notification)
 
-        done = wait_until(swept_and_settled, what="delivered after a sweep", worker=worker)
+        done = waited(swept_and_settled, what="delivered after a sweep", worker=worker)
 
     assert (done.status, done.attempts) == (S.SENT, 3)
     assert len(receiver.requests) == 3

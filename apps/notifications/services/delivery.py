@@ -218,7 +218,8 @@ def _conclude(
             return
         if not counted:
             notification.attempts -= 1
-        outcome = {S.SENT: "sent", S.FAILED: "failed"}.get(status, "retry")
+        outcomes: dict[str, str] = {S.SENT: "sent", S.FAILED: "failed"}
+        outcome = outcomes.get(status, "retry")
         NOTIFICATIONS.labels(notification.channel, outcome if counted else "deferred").inc()
         if endpoint is None:
             return
