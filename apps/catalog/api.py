@@ -11,15 +11,15 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.filters import SearchFilter
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.catalog import selectors, services
-from apps.catalog.exceptions import InvalidCategory, OutOfStock, SkuTaken
+from apps.catalog.exceptions import InvalidCategory, OutOfStock, ProductNotFound, SkuTaken
 from apps.catalog.filters import ProductFilter, ProductOrdering
 from apps.catalog.models import Category, Product, StockReason
+from apps.catalog.search import ProductSearchFilter
 from apps.catalog.serializers import (
     CategoryInputSerializer,
     CategoryTreeSerializer,
@@ -31,6 +31,7 @@ from apps.catalog.serializers import (
     StockChangeOutputSerializer,
     StockMovementOutputSerializer,
 )
+from ecommerce.api import identifiers
 from ecommerce.api.permissions import HasRole, Role, has_role
 from ecommerce.api.schema import problems
 from ecommerce.errors import InvalidInput
@@ -42,13 +43,20 @@ def _is_catalog_staff(request: Request) -> bool:
     return has_role(request.user, Role.CATALOG_MANAGER)
 
 
+def _checked(lookup: str) -> str:
+    """A SKU, or a numeric id the id column can hold (else no product has it: 404)."""
+    if lookup.isdigit() and not identifiers.is_id(lookup):  # ASCII: the route's pattern
+        raise ProductNotFound(lookups=[lookup])
+    return lookup
+
+
 class ProductViewSet(viewsets.GenericViewSet):
     """Products by SKU (or numeric id). Anyone reads active products; catalog managers and
     admins also see inactive ones, and write."""
 
     lookup_field = "sku"
-    lookup_value_regex = r"[A-Za-z0-9._-]+"
-    filter_backends = (DjangoFilterBackend, SearchFilter, ProductOrdering)
+    lookup_value_regex = r"[A-Za-z0-9._-]{1,64}"
+    filter_backends = (DjangoFilterBackend, ProductSearchFilter, ProductOrdering)
     filterset_class = ProductFilter
     search_fields = ("name", "sku")
     ordering_fields = ("price", "name", "created_at")
@@ -66,7 +74,7 @@ class ProductViewSet(viewsets.GenericViewSet):
         return selectors.products(include_inactive=_is_catalog_staff(self.request))
 
     def _product(self, lookup: str) -> Product:
-        return selectors.get_product(lookup=lookup, include_inactive=True)
+        return selectors.get_product(lookup=_checked(lookup), include_inactive=True)
 
     def _list_page(self) -> dict[str, Any]:
         queryset = self.filter_queryset(self.get_queryset())
@@ -94,7 +102,8 @@ class ProductViewSet(viewsets.GenericViewSet):
     def retrieve(self, request: Request, sku: str) -> HttpResponse | Response:
         if _is_catalog_staff(request):
             return Response(ProductDetailOutputSerializer(self._product(sku)).data)
-        return HttpResponse(selectors.product_detail_json(lookup=sku), content_type=JSON)
+        body = selectors.product_detail_json(lookup=_checked(sku))
+        return HttpResponse(body, content_type=JSON)
 
     @extend_schema(
         summary="Create a product (catalog managers)",
@@ -199,8 +208,9 @@ class CategoryViewSet(viewsets.GenericViewSet):
     """The category tree (public); catalog managers create and edit categories."""
 
     lookup_field = "slug"
-    lookup_value_regex = r"[-a-zA-Z0-9_]+"
+    lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
     pagination_class = None
+    filter_backends = ()  # the tree is listed whole
     serializer_class = CategoryTreeSerializer
 
     def get_permissions(self) -> list[BasePermission]:

@@ -2,44 +2,63 @@
 
 from __future__ import annotations
 
+import re
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import django_filters
 from django import forms
-from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from rest_framework.filters import OrderingFilter
+from drf_spectacular.utils import extend_schema_field
 
 from apps.catalog.models import Product
+from ecommerce.api import identifiers
+from ecommerce.api.filters import FilterSet, OrderingFilter, StrictBooleanFilter
+
+CATEGORY_PATTERN = r"^[-a-zA-Z0-9_]{1,120}$"
+# The same, anchored at the very end: Python's `$` also matches before a final newline.
+_CATEGORY = re.compile(r"\A[-a-zA-Z0-9_]{1,120}\Z")
 
 
-class StrictBooleanField(forms.Field):
-    """`true` or `false` (any case; `1`/`0` too). Anything else is invalid.
+@extend_schema_field(
+    {"type": "string", "pattern": CATEGORY_PATTERN, "description": "A category slug or id."}
+)
+class CategoryFilter(django_filters.Filter):
+    """A category by slug or numeric id; anything else is a 400 (not an empty page)."""
 
-    django-filter's BooleanFilter reads the value through NullBooleanSelect, which turns
-    every unknown value into "no filter", so `?in_stock=yes` would list everything.
+    field_class = forms.RegexField
+
+
+# The price column: numeric(12, 2), positive.
+PRICE_MAX = Decimal("9999999999.99")
+CENT = Decimal("0.01")
+
+
+@extend_schema_field({"type": "number", "minimum": 0, "maximum": 1e50})
+class PriceFilter(django_filters.NumberFilter):
+    """A price bound, rounded to the column's cents the way that keeps its meaning.
+
+    PostgreSQL refuses numerics past its range (`1e-999999` is a 500 there), so the value
+    is brought to the column's scale first: a lower bound rounds up, an upper bound down.
     """
 
-    default_error_messages = {"invalid": "Use true or false."}
-    VALUES = {"true": True, "1": True, "false": False, "0": False}
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, **kwargs)
 
-    def to_python(self, value: Any) -> bool | None:
-        if value in self.empty_values:
-            return None
-        try:
-            return self.VALUES[str(value).strip().lower()]
-        except KeyError:
-            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
-
-
-class StrictBooleanFilter(django_filters.Filter):
-    field_class = StrictBooleanField
+    def filter(self, qs: QuerySet[Product], value: Decimal | None) -> QuerySet[Product]:
+        if value is None:
+            return qs
+        lower = self.lookup_expr == "gte"
+        if value > PRICE_MAX:
+            return qs.none() if lower else qs
+        value = value.quantize(CENT, rounding=ROUND_CEILING if lower else ROUND_FLOOR)
+        return super().filter(qs, value)
 
 
-class ProductFilter(django_filters.FilterSet):
-    category = django_filters.CharFilter(method="filter_category")
-    min_price = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
-    max_price = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+class ProductFilter(FilterSet):
+    category = CategoryFilter(method="filter_category", regex=_CATEGORY, strip=False)
+    min_price = PriceFilter(field_name="price", lookup_expr="gte")
+    max_price = PriceFilter(field_name="price", lookup_expr="lte")
     in_stock = StrictBooleanFilter(method="filter_in_stock")
 
     class Meta:
@@ -49,8 +68,10 @@ class ProductFilter(django_filters.FilterSet):
     def filter_category(
         self, queryset: QuerySet[Product], name: str, value: str
     ) -> QuerySet[Product]:
-        if value.isdigit():
-            return queryset.filter(category_id=int(value))
+        if value.isdigit():  # ASCII: the pattern let nothing else through
+            if not identifiers.is_id(value):
+                return queryset.none()  # no category has this id
+            return queryset.filter(category_id=identifiers.parse_id(value))
         return queryset.filter(category__slug=value)
 
     def filter_in_stock(
@@ -64,10 +85,4 @@ class ProductFilter(django_filters.FilterSet):
 class ProductOrdering(OrderingFilter):
     """`?ordering=price|-price|name|-name|newest|oldest` (and the raw field names)."""
 
-    ALIASES = {"newest": "-created_at", "oldest": "created_at"}
-
-    def remove_invalid_fields(
-        self, queryset: QuerySet[Product], fields: list[str], view: Any, request: Any
-    ) -> list[str]:
-        fields = [self.ALIASES.get(field, field) for field in fields]
-        return super().remove_invalid_fields(queryset, fields, view, request)
+    aliases = {"newest": "-created_at", "oldest": "created_at"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -9,8 +10,26 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from apps.catalog.models import SKU_PATTERN, Category, Product, StockMovement, StockReason
+from ecommerce.api import fields, identifiers
 
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,120}", re.ASCII)
+# Units one product may hold, and one stock change may move: the column is a 32-bit integer.
+MAX_STOCK_CHANGE = 1_000_000
 MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal("0.01")}
+# What a price accepts, as the schema states it: 0.01 up to 10 digits before the point.
+MONEY_PATTERN = r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,9}(\.[0-9]{1,2})?)$"
+
+
+@extend_schema_field(
+    {"type": "string", "format": "decimal", "pattern": MONEY_PATTERN, "example": "19.90"}
+)
+class MoneyField(serializers.DecimalField):
+    """A positive amount with at most two decimal places, as a string: `19.90`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**MONEY, **kwargs})
+
+
 # Examples for the OpenAPI schema.
 PRODUCT_EXAMPLE: dict[str, Any] = {
     "id": 42,
@@ -71,7 +90,7 @@ class CategoryRefSerializer(serializers.ModelSerializer):
 class ProductListOutputSerializer(serializers.ModelSerializer):
     """The lean list row."""
 
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     in_stock = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -84,7 +103,7 @@ class ProductListOutputSerializer(serializers.ModelSerializer):
     examples=[OpenApiExample("A product", value=PRODUCT_EXAMPLE, response_only=True)]
 )
 class ProductDetailOutputSerializer(serializers.ModelSerializer):
-    category = CategoryRefSerializer(read_only=True)
+    category = CategoryRefSerializer(read_only=True, allow_null=True)
     in_stock = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -108,21 +127,32 @@ class ProductDetailOutputSerializer(serializers.ModelSerializer):
 
 @extend_schema_field(
     {
-        "oneOf": [{"type": "string", "description": "slug"}, {"type": "integer"}],
-        "nullable": True,
+        "oneOf": [
+            {"type": "string", "pattern": r"^[-a-zA-Z0-9_]+$", "maxLength": 120},
+            identifiers.ID_SCHEMA,
+        ],
+        "description": "A category slug or id.",
     }
 )
 class CategoryLookupField(serializers.Field):
     """A category given by slug or numeric id."""
 
-    default_error_messages = {"unknown": "Unknown category: {value}."}
+    default_error_messages = {
+        "invalid": "Give a category slug or numeric id.",
+        "unknown": "Unknown category: {value}.",
+    }
 
     def to_internal_value(self, data: Any) -> Category:
-        value = str(data).strip()
-        lookup = {"pk": int(value)} if value.isdigit() else {"slug": value}
+        lookup: dict[str, Any]
+        if identifiers.is_id(data):
+            lookup = {"pk": identifiers.parse_id(data)}
+        elif isinstance(data, str) and SLUG.fullmatch(data):
+            lookup = {"slug": data}
+        else:
+            self.fail("invalid")
         category = Category.objects.filter(**lookup).first()
         if category is None:
-            self.fail("unknown", value=value)
+            self.fail("unknown", value=data)
         return category
 
     def to_representation(self, value: Category) -> str:
@@ -145,13 +175,15 @@ class CategoryLookupField(serializers.Field):
     ]
 )
 class ProductCreateInputSerializer(serializers.Serializer):
-    sku = serializers.RegexField(SKU_PATTERN, max_length=64)
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    price = serializers.DecimalField(**MONEY)
+    sku = fields.RegexField(SKU_PATTERN, max_length=64)
+    name = fields.CharField(max_length=200)
+    description = fields.CharField(required=False, allow_blank=True, default="")
+    price = MoneyField()
     category = CategoryLookupField(required=False, allow_null=True, default=None)
     is_active = serializers.BooleanField(required=False, default=True)
-    stock = serializers.IntegerField(required=False, min_value=0, default=0)
+    stock = identifiers.IntegerField(
+        required=False, min_value=0, max_value=MAX_STOCK_CHANGE, default=0
+    )
 
 
 @extend_schema_serializer(
@@ -170,9 +202,9 @@ class ProductCreateInputSerializer(serializers.Serializer):
     ]
 )
 class ProductUpdateInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(allow_blank=True)
-    price = serializers.DecimalField(**MONEY)
+    name = fields.CharField(max_length=200)
+    description = fields.CharField(allow_blank=True)
+    price = MoneyField()
     category = CategoryLookupField(allow_null=True)
     is_active = serializers.BooleanField()
 
@@ -192,9 +224,9 @@ class ProductUpdateInputSerializer(serializers.Serializer):
     ]
 )
 class StockChangeInputSerializer(serializers.Serializer):
-    delta = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000)
-    reason = serializers.ChoiceField(choices=[StockReason.RESTOCK, StockReason.ADJUSTMENT])
-    note = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    delta = identifiers.IntegerField(min_value=-MAX_STOCK_CHANGE, max_value=MAX_STOCK_CHANGE)
+    reason = fields.ChoiceField(choices=[StockReason.RESTOCK, StockReason.ADJUSTMENT])
+    note = fields.CharField(required=False, allow_blank=True, max_length=255, default="")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["delta"] == 0:
@@ -210,7 +242,9 @@ class StockChangeInputSerializer(serializers.Serializer):
     examples=[OpenApiExample("A restock", value=MOVEMENT_EXAMPLE, response_only=True)]
 )
 class StockMovementOutputSerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    actor = serializers.SlugRelatedField(
+        slug_field="email", read_only=True, allow_null=True, help_text="Null for the system."
+    )
 
     class Meta:
         model = StockMovement
@@ -244,8 +278,8 @@ class StockChangeOutputSerializer(serializers.Serializer):
     ]
 )
 class CategoryInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=120)
-    slug = serializers.SlugField(max_length=120)
+    name = fields.CharField(max_length=120)
+    slug = fields.SlugField(max_length=120)
     parent = CategoryLookupField(required=False, allow_null=True, default=None)
     is_active = serializers.BooleanField(required=False, default=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -11,6 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.notifications import selectors, services
+from apps.notifications.exceptions import NotificationNotFound, WebhookEndpointNotFound
+from apps.notifications.filters import NotificationFilter
 from apps.notifications.models import Notification, WebhookEndpoint
 from apps.notifications.serializers import (
     NotificationOutputSerializer,
@@ -18,6 +21,8 @@ from apps.notifications.serializers import (
     WebhookEndpointOutputSerializer,
     WebhookEndpointWithSecretOutputSerializer,
 )
+from ecommerce.api import identifiers
+from ecommerce.api.filters import OrderingFilter
 from ecommerce.api.permissions import HasRole, Role
 
 NOTIFICATION_EXAMPLE = OpenApiExample(
@@ -66,13 +71,30 @@ ENDPOINT_INPUT_EXAMPLE = OpenApiExample(
 )
 
 
+def _notification_id(pk: str) -> int:
+    """The id in the URL; one no column can hold names no notification (404)."""
+    try:
+        return identifiers.parse_id(pk)
+    except identifiers.InvalidNumber:
+        raise NotificationNotFound(f"No notification {pk}.") from None
+
+
+def _endpoint_id(pk: str) -> int:
+    """The id in the URL; one no column can hold names no endpoint (404)."""
+    try:
+        return identifiers.parse_id(pk)
+    except identifiers.InvalidNumber:
+        raise WebhookEndpointNotFound(f"No webhook endpoint {pk}.") from None
+
+
 class NotificationViewSet(viewsets.GenericViewSet):
     """Notifications by id. A customer sees their own; support and admin see all."""
 
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_regex = identifiers.ID_PATTERN
     # For the schema only: get_queryset scopes by caller.
     queryset = Notification.objects.none()
-    filterset_fields = ("status", "channel", "event")
+    filter_backends = (DjangoFilterBackend, OrderingFilter)
+    filterset_class = NotificationFilter
     ordering_fields = ("created_at", "sent_at", "id")
     serializer_class = NotificationOutputSerializer
 
@@ -91,7 +113,9 @@ class NotificationViewSet(viewsets.GenericViewSet):
 
     @extend_schema(examples=[NOTIFICATION_EXAMPLE])
     def retrieve(self, request: Request, pk: str) -> Response:
-        notification = selectors.get_notification_for(user=request.user, notification_id=int(pk))
+        notification = selectors.get_notification_for(
+            user=request.user, notification_id=_notification_id(pk)
+        )
         return Response(NotificationOutputSerializer(notification).data)
 
     @extend_schema(
@@ -101,7 +125,9 @@ class NotificationViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: str) -> Response:
-        notification = selectors.get_notification_for(user=request.user, notification_id=int(pk))
+        notification = selectors.get_notification_for(
+            user=request.user, notification_id=_notification_id(pk)
+        )
         notification = services.resend_notification(
             notification_id=notification.pk, by=request.user
         )
@@ -113,7 +139,7 @@ class NotificationViewSet(viewsets.GenericViewSet):
 class WebhookEndpointViewSet(viewsets.GenericViewSet):
     """The caller's own webhook endpoints; another's are 404 to everyone."""
 
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_regex = identifiers.ID_PATTERN
     queryset = WebhookEndpoint.objects.none()  # for the schema only: scoped by caller
     serializer_class = WebhookEndpointOutputSerializer
     filter_backends = ()
@@ -145,14 +171,16 @@ class WebhookEndpointViewSet(viewsets.GenericViewSet):
 
     @extend_schema(examples=[ENDPOINT_EXAMPLE])
     def retrieve(self, request: Request, pk: str) -> Response:
-        endpoint = selectors.get_webhook_endpoint_for(owner=request.user, endpoint_id=int(pk))
+        endpoint = selectors.get_webhook_endpoint_for(
+            owner=request.user, endpoint_id=_endpoint_id(pk)
+        )
         return Response(WebhookEndpointOutputSerializer(endpoint).data)
 
     def _change(self, request: Request, pk: str, *, partial: bool) -> Response:
         serializer = WebhookEndpointInputSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         endpoint = services.update_webhook_endpoint(
-            owner=request.user, endpoint_id=int(pk), **serializer.validated_data
+            owner=request.user, endpoint_id=_endpoint_id(pk), **serializer.validated_data
         )
         return Response(WebhookEndpointOutputSerializer(endpoint).data)
 
@@ -174,7 +202,7 @@ class WebhookEndpointViewSet(viewsets.GenericViewSet):
         return self._change(request, pk, partial=True)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        services.delete_webhook_endpoint(owner=request.user, endpoint_id=int(pk))
+        services.delete_webhook_endpoint(owner=request.user, endpoint_id=_endpoint_id(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -184,7 +212,7 @@ class WebhookEndpointViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str) -> Response:
-        endpoint = services.rotate_webhook_secret(owner=request.user, endpoint_id=int(pk))
+        endpoint = services.rotate_webhook_secret(owner=request.user, endpoint_id=_endpoint_id(pk))
         return Response(WebhookEndpointWithSecretOutputSerializer(endpoint).data)
 
     @extend_schema(
@@ -213,7 +241,7 @@ class WebhookEndpointViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str) -> Response:
-        notification = services.send_webhook_ping(owner=request.user, endpoint_id=int(pk))
+        notification = services.send_webhook_ping(owner=request.user, endpoint_id=_endpoint_id(pk))
         return Response(
             NotificationOutputSerializer(notification).data, status=status.HTTP_202_ACCEPTED
         )

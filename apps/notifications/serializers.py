@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.notifications.models import WEBHOOK_EVENTS, Notification, WebhookEndpoint
+from ecommerce.api import fields
 
 
 class NotificationOutputSerializer(serializers.ModelSerializer):
@@ -32,14 +33,14 @@ class NotificationOutputSerializer(serializers.ModelSerializer):
 class WebhookEndpointInputSerializer(serializers.Serializer):
     """Create (url required) or change (`partial=True`) an endpoint; never the secret."""
 
-    url = serializers.URLField(max_length=2000)
+    url = fields.URLField(max_length=2000)
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=WEBHOOK_EVENTS),
+        child=fields.ChoiceField(choices=WEBHOOK_EVENTS),
         allow_empty=False,
         max_length=len(WEBHOOK_EVENTS),
         required=False,
     )
-    description = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    description = fields.CharField(max_length=200, allow_blank=True, required=False)
     active = serializers.BooleanField(required=False)
 
     def validate_url(self, value: str) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -21,6 +22,7 @@ from apps.orders.exceptions import (
     IllegalTransition,
     InvalidOrder,
     OrderForbidden,
+    OrderNotFound,
 )
 from apps.orders.filters import OrderFilter
 from apps.orders.models import Order
@@ -33,7 +35,8 @@ from apps.orders.serializers import (
     order_to_dict,
 )
 from apps.users import selectors as users_selectors
-from ecommerce.api import ratelimit
+from ecommerce.api import identifiers, ratelimit
+from ecommerce.api.filters import OrderingFilter
 from ecommerce.api.idempotency import (
     HEADER,
     REPLAYED_HEADER,
@@ -49,7 +52,8 @@ class OrderViewSet(viewsets.GenericViewSet):
     """Orders by their public id. Customers see their own; support and admin see all."""
 
     lookup_field = "public_id"
-    lookup_value_regex = r"[0-9a-fA-F-]{32,36}"
+    lookup_value_regex = identifiers.UUID_PATTERN
+    filter_backends = (DjangoFilterBackend, OrderingFilter)
     filterset_class = OrderFilter
     ordering_fields = ("created_at", "total")
     rate_limit_scope = {"create": ratelimit.ORDERS}
@@ -144,7 +148,7 @@ class OrderViewSet(viewsets.GenericViewSet):
 
     @extend_schema(summary="Read an order with its history", responses=OrderDetailOutputSerializer)
     def retrieve(self, request: Request, public_id: str) -> Response:
-        order = selectors.get_order_for(user=request.user, public_id=public_id)
+        order = selectors.get_order_for(user=request.user, public_id=_public_id(public_id))
         return Response(order_detail_to_dict(order))
 
     @extend_schema(
@@ -164,11 +168,20 @@ class OrderViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, public_id: str) -> Response:
+        public_id = _public_id(public_id)
         order = selectors.get_order_for(user=request.user, public_id=public_id)
         serializer = OrderCancelInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.cancel_order(
             order_id=order.pk, by=request.user, reason=serializer.validated_data["reason"]
         )
-        order = selectors.get_order_for(user=request.user, public_id=public_id)
+        order = selectors.get_order_for(user=request.user, public_id=_public_id(public_id))
         return Response(order_detail_to_dict(order))
+
+
+def _public_id(value: str) -> str:
+    """The order id in the URL, canonical; a malformed one names no order (404)."""
+    try:
+        return str(identifiers.parse_uuid(value))
+    except ValueError:
+        raise OrderNotFound(f"No order {value}.") from None

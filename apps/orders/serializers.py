@@ -3,6 +3,7 @@ order write and stored as the idempotent replay body)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,22 +11,36 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from apps.catalog.models import SKU_PATTERN
 from apps.orders.models import Order, OrderEvent, OrderItem, OrderStatus
+from ecommerce.api import fields, identifiers
+
+SKU = re.compile(SKU_PATTERN, re.ASCII)
 
 
-@extend_schema_field({"oneOf": [{"type": "string", "maxLength": 64}, {"type": "integer"}]})
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "pattern": SKU_PATTERN, "maxLength": 64, "description": "SKU"},
+            identifiers.ID_SCHEMA,
+        ]
+    }
+)
 class ProductRefField(serializers.Field):
-    """A product given as its SKU or numeric id (a JSON string or integer)."""
+    """A product given as its SKU (a JSON string) or numeric id (an integer, or digits).
+
+    Returns the SKU, or the id written canonically, as the catalog looks products up.
+    """
 
     default_error_messages = {"invalid": "Give a product SKU or numeric id."}
 
     def to_internal_value(self, data: Any) -> str:
-        if isinstance(data, bool) or not isinstance(data, str | int):
-            self.fail("invalid")
-        value = str(data).strip()
-        if not value or len(value) > 64:
-            self.fail("invalid")
-        return value
+        if identifiers.is_id(data):
+            return str(identifiers.parse_id(data))
+        if isinstance(data, str) and SKU.fullmatch(data):
+            return data
+        self.fail("invalid")
+        raise AssertionError("unreachable")  # pragma: no cover  (fail() raises)
 
     def to_representation(self, value: str) -> str:
         return value
@@ -33,7 +48,8 @@ class ProductRefField(serializers.Field):
 
 class OrderLineInputSerializer(serializers.Serializer):
     id = ProductRefField()
-    quantity = serializers.IntegerField(min_value=1)
+    # The bound in the schema; validate_quantity reads the setting as it is now.
+    quantity = identifiers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_ITEM_QUANTITY)
 
     def validate_quantity(self, value: int) -> int:
         if value > settings.ORDER_MAX_ITEM_QUANTITY:
@@ -56,9 +72,19 @@ class OrderLineInputSerializer(serializers.Serializer):
     ]
 )
 class OrderCreateInputSerializer(serializers.Serializer):
-    items = OrderLineInputSerializer(many=True, allow_empty=False)
-    user_id = serializers.CharField(required=False, max_length=20)
-    payment_token = serializers.CharField(required=False, max_length=255)
+    items = OrderLineInputSerializer(
+        many=True, allow_empty=False, max_length=settings.ORDER_MAX_LINES
+    )
+    user_id = identifiers.IdField(
+        required=False, help_text="Place the order for this customer (needs the permission)."
+    )
+    # Optional only in DEBUG, where the sandbox's success token stands in (see get_fields).
+    payment_token = fields.CharField(required=False, max_length=255)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields_ = super().get_fields()
+        fields_["payment_token"].required = not settings.DEBUG  # read now: tests change it
+        return fields_
 
     def validate_items(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if len(value) > settings.ORDER_MAX_LINES:
@@ -67,17 +93,12 @@ class OrderCreateInputSerializer(serializers.Serializer):
             )
         return value
 
-    def validate_user_id(self, value: str) -> int:
-        if not value.strip().isdigit():
-            raise serializers.ValidationError("A user id is a positive integer.")
-        return int(value)
-
 
 @extend_schema_serializer(
     examples=[OpenApiExample("With a reason", value={"reason": "Ordered twice"}, request_only=True)]
 )
 class OrderCancelInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    reason = fields.CharField(required=False, allow_blank=True, max_length=255, default="")
 
 
 # The output shapes below describe, for the OpenAPI schema, the dicts that `order_to_dict`

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -15,6 +16,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +31,7 @@ from apps.users.exceptions import (
     SetPasswordTokenExpired,
     SetPasswordTokenInvalid,
 )
+from apps.users.filters import UserFilter
 from apps.users.models import User
 from apps.users.serializers import (
     AccountOutputSerializer,
@@ -38,7 +41,8 @@ from apps.users.serializers import (
     TokenRefreshInputSerializer,
     UserOutputSerializer,
 )
-from ecommerce.api import ratelimit
+from ecommerce.api import identifiers, ratelimit
+from ecommerce.api.filters import OrderingFilter, SearchFilter
 from ecommerce.api.permissions import HasRole, Role
 from ecommerce.api.schema import problems
 
@@ -76,10 +80,11 @@ TOKEN_REFUSED = InvalidToken("Token is invalid")
 class UserViewSet(viewsets.GenericViewSet):
     """Registration, the caller's own account, and the user directory for staff."""
 
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_regex = identifiers.ID_PATTERN
+    filter_backends = (DjangoFilterBackend, SearchFilter, OrderingFilter)
     search_fields = ("email", "name")
     ordering_fields = ("id", "date_joined", "email", "name")
-    filterset_fields = ("is_active",)
+    filterset_class = UserFilter
     serializer_class = AccountOutputSerializer
     rate_limit_scope = {"create": ratelimit.AUTH}
 
@@ -145,7 +150,8 @@ class UserViewSet(viewsets.GenericViewSet):
     @extend_schema(summary="Read a user (self, support, admin)", examples=[ACCOUNT_EXAMPLE])
     def retrieve(self, request: Request, pk: str) -> Response:
         # Scoped queryset: another customer's id is a 404, not a 403.
-        return Response(AccountOutputSerializer(self.get_object()).data)
+        user = get_object_or_404(self.get_queryset(), pk=identifiers.id_from_path(pk))
+        return Response(AccountOutputSerializer(user).data)
 
     @extend_schema(methods=["GET"], summary="Read one's own account", examples=[ACCOUNT_EXAMPLE])
     @extend_schema(

@@ -4,25 +4,61 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from apps.users.models import User
+from ecommerce.api import fields
 from ecommerce.api.permissions import roles_of
 
 
+def password_min_length() -> int:
+    """The shortest password Django's configured validators accept (1 if none says)."""
+    for validator in settings.AUTH_PASSWORD_VALIDATORS:
+        if validator["NAME"].endswith(".MinimumLengthValidator"):
+            return int(validator.get("OPTIONS", {}).get("min_length", 8))
+    return 1
+
+
+# The pattern: Django's NumericPasswordValidator refuses digits only, and DRF refuses NUL.
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": password_min_length(),
+        "maxLength": 128,
+        "pattern": r"^[^\u0000]*[^\d\u0000][^\u0000]*$",
+    }
+)
+class PasswordField(fields.CharField):
+    """A new password: sent as is (never trimmed), never blank, never echoed back.
+
+    Its length bounds are in the schema; the rest of Django's password validators (common,
+    numeric-only, too like the email) run in the service.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_length", password_min_length())
+        super().__init__(
+            write_only=True, trim_whitespace=False, allow_blank=False, max_length=128, **kwargs
+        )
+
+
 class RegistrationInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=150, trim_whitespace=True)
-    email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(
-        required=False, allow_blank=False, write_only=True, trim_whitespace=False, max_length=128
+    name = fields.CharField(max_length=150, trim_whitespace=True)
+    email = fields.EmailField(max_length=254)
+    # Optional, but never blank: `password=` in a form is not "no password".
+    password = PasswordField(
+        required=False,
+        help_text="Without one, the account cannot log in until a password is set.",
     )
 
 
 class ProfileUpdateInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=150, trim_whitespace=True, required=False)
+    name = fields.CharField(max_length=150, trim_whitespace=True, required=False)
 
 
 class TokenRefreshInputSerializer(TokenRefreshSerializer):
@@ -74,5 +110,5 @@ class AccountOutputSerializer(serializers.ModelSerializer):
 
 
 class SetPasswordInputSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=200, trim_whitespace=True)
-    password = serializers.CharField(write_only=True, trim_whitespace=False, max_length=128)
+    token = fields.CharField(max_length=200, trim_whitespace=True)
+    password = PasswordField()

@@ -2,7 +2,12 @@
 
 The spec's `curl -d '{...}'` sends JSON labelled `application/x-www-form-urlencoded`, and
 some clients send no Content-Type at all; both are read as JSON. Bodies are capped at
-`API_MAX_BODY_BYTES` (DRF streams the body itself, so Django's own cap does not apply).
+`API_MAX_BODY_BYTES` (DRF streams the body itself, so Django's own cap does not apply),
+and JSON at `JSON_MAX_DEPTH` levels of nesting (deeper, the decoder or any code walking
+the value recursively would exhaust the stack: a 500 for one small body).
+
+A form body becomes a plain dict, not a QueryDict: DRF reads a QueryDict with HTML-form
+rules, under which an empty optional field (`password=`) is absent rather than empty.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ class PayloadTooLarge(APIException):
     default_code = "payload_too_large"
 
 
+# Levels of arrays and objects a JSON body may nest; ours need 3 (order, items, item).
+JSON_MAX_DEPTH = 32
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -38,11 +47,34 @@ def read_body(stream: IO[bytes]) -> bytes:
     return body
 
 
+def json_depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def decode_json(body: bytes) -> Any:
+    too_deep = f"Malformed JSON: nested deeper than {JSON_MAX_DEPTH} levels."
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:  # deeper than the decoder's own stack: over the limit too
+        raise ParseError(too_deep) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise ParseError(f"Malformed JSON: {exc}") from exc
+    if json_depth_exceeds(data, JSON_MAX_DEPTH):
+        raise ParseError(too_deep)
+    return data
 
 
 class JSONParser(parsers.BaseParser):
@@ -55,6 +87,13 @@ class JSONParser(parsers.BaseParser):
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         return decode_json(read_body(stream))
+
+
+class FormData(dict[str, str | list[str]]):
+    """A parsed form: a field sent once is its string, a field sent again is their list."""
+
+    def lists(self) -> list[tuple[str, list[str]]]:
+        return [(key, value if isinstance(value, list) else [value]) for key, value in self.items()]
 
 
 class JSONOrFormParser(parsers.BaseParser):
@@ -77,7 +116,10 @@ class JSONOrFormParser(parsers.BaseParser):
             text = body.decode(encoding)
         except UnicodeDecodeError as exc:
             raise ParseError("The form body is not valid text.") from exc
-        return QueryDict(text, encoding=encoding)
+        form = FormData()
+        for key, values in QueryDict(text, encoding=encoding).lists():
+            form[key] = values[0] if len(values) == 1 else values
+        return form
 
 
 class ContentNegotiation(DefaultContentNegotiation):

@@ -182,7 +182,7 @@ def test_page_links_keep_the_page_size_and_the_filters(api_client):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("query", ["page=2", "page=0", "page=abc", "page=2&page_size=4"])
+@pytest.mark.parametrize("query", ["page=2", "page=99999999999999999999", "page=2&page_size=4"])
 def test_a_page_out_of_range_is_a_404_problem(api_client, shelf, query):
     # when
     response = api_client.get(f"{PRODUCTS}?{query}")
@@ -190,6 +190,30 @@ def test_a_page_out_of_range_is_a_404_problem(api_client, shelf, query):
     # then
     body = assert_problem(response, 404, "not_found")
     assert body["detail"] == "Invalid page."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "pointer", "detail"),
+    [
+        ("page=0", "#/page", "Ensure this value is greater than or equal to 1."),
+        ("page=abc", "#/page", "A whole number is required."),
+        ("page=last", "#/page", "A whole number is required."),
+        ("page=%C2%B2", "#/page", "A whole number is required."),
+        ("page_size=0", "#/page_size", "Ensure this value is greater than or equal to 1."),
+        ("page_size=101", "#/page_size", "Ensure this value is less than or equal to 100."),
+        ("page_size=ten", "#/page_size", "A whole number is required."),
+    ],
+)
+def test_a_malformed_page_or_page_size_is_a_400_not_a_silent_default(
+    api_client, shelf, query, pointer, detail
+):
+    # when
+    response = api_client.get(f"{PRODUCTS}?{query}")
+
+    # then
+    body = assert_problem(response, 400, "validation_error")
+    assert body["errors"] == [{"pointer": pointer, "detail": detail, "code": "invalid"}]
 
 
 # --- GET /api/products: filters, search, ordering ---------------------------------------------

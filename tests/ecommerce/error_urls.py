@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ecommerce import errors
+from ecommerce.api.parsers import FormData
 from ecommerce.api.permissions import HasRole, Role
 from ecommerce.observability.logging import get_logger
 
@@ -62,7 +63,7 @@ class EchoView(OpenView):
 
     def post(self, request: Request) -> Response:
         data = request.data
-        if isinstance(data, QueryDict):
+        if isinstance(data, QueryDict | FormData):
             return Response({"kind": "form", "data": dict(data.lists())})
         return Response({"kind": "json", "data": data})
 
