@@ -46,6 +46,7 @@ pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 # What a client may wait for any answer while a dependency is out.
 BOUND_SECONDS = 3.0
+HASHING_BOUND_SECONDS = 10.0
 # Longer than BOUND_SECONDS, so a hang is measured rather than cut short by the client.
 CLIENT_TIMEOUT_SECONDS = 40.0
 FREEZE_SECONDS = 20.0
@@ -149,9 +150,15 @@ class Shop:
         return {reply.name: reply for reply in replies}
 
 
+def bound_of(reply: Reply) -> float:
+    # A successful login hashes the password (PBKDF2, a million rounds): CPU, not waiting,
+    # and on a busy 2-core box that alone can take over a second.
+    return HASHING_BOUND_SECONDS if (reply.name, reply.status) == ("login", 200) else BOUND_SECONDS
+
+
 def assert_bounded(replies: list[Reply]) -> None:
     """Every request answered in time, and no failure was a bare 500 or a dropped socket."""
-    slow = [str(reply) for reply in replies if reply.elapsed >= BOUND_SECONDS]
+    slow = [str(reply) for reply in replies if reply.elapsed >= bound_of(reply)]
     assert not slow, f"answers slower than {BOUND_SECONDS}s: {slow}"
     unanswered = [str(reply) for reply in replies if reply.status is None]
     assert not unanswered, f"no answer: {unanswered}"
@@ -249,6 +256,7 @@ def test_a_frozen_redis_never_hangs_a_request(redis_shop) -> None:
         assert shop.login(client).status == 200
     assert all_up(shop.round())
 
+    before = len(shop.replies)
     os.kill(redis.process.pid, signal.SIGSTOP)
     try:
         frozen_at = time.monotonic()
@@ -256,7 +264,7 @@ def test_a_frozen_redis_never_hangs_a_request(redis_shop) -> None:
         while time.monotonic() - frozen_at < FREEZE_SECONDS:
             redis_outage_is_answered(shop.round())
             rounds += 1
-        during = list(shop.replies)
+        during = shop.replies[before:]
     finally:
         os.kill(redis.process.pid, signal.SIGCONT)
 
@@ -276,13 +284,14 @@ def test_a_killed_redis_refusing_connections_never_fails_a_request(redis_shop) -
     assert all_up(shop.round())
     port = redis.port
 
+    before = len(shop.replies)
     redis.kill()
     started = time.monotonic()
     rounds = 0
     while time.monotonic() - started < 5:
         redis_outage_is_answered(shop.round())
         rounds += 1
-    during = list(shop.replies)
+    during = shop.replies[before:]
     restarted = _redis_on(port)
     try:
         recovered_in = until_normal(shop, all_up)
@@ -374,11 +383,15 @@ def test_a_stopped_database_is_a_503_and_service_returns_when_it_starts(postgres
         # Warm the list page again (the order changed stock); cold-* stay uncached.
         assert shop.call(client, "products", "GET", "/api/products").status == 200
 
+    before = len(shop.replies)
     postgres.stop()
     rounds = []
     for cold in ("cold-1", "cold-2"):
         rounds.append(shop.round(product=cold))
-    during = list(shop.replies)
+    # The admin reads its session through the session and authentication middlewares.
+    with httpx.Client(timeout=CLIENT_TIMEOUT_SECONDS, cookies={"sessionid": "a" * 32}) as client:
+        admin = shop.call(client, "admin", "GET", "/admin/")
+    during = shop.replies[before:]
 
     for round_ in rounds:
         # What the cache holds is still served: anonymous reads need no database.
@@ -394,6 +407,7 @@ def test_a_stopped_database_is_a_503_and_service_returns_when_it_starts(postgres
         assert ready.code == "unhealthy"
         assert ready.body["checks"]["database"]["status"] == "down"
         assert round_["live"].status == 200
+    assert (admin.status, admin.content_type, admin.code) == (503, PROBLEM, "database_unavailable")
     assert_bounded(during)
 
     postgres.start()
@@ -406,7 +420,8 @@ def test_a_stopped_database_is_a_503_and_service_returns_when_it_starts(postgres
         assert all_up(round_), [str(reply) for reply in round_.values()]
 
     assert_bounded(shop.replies)
-    assert not [str(r) for r in shop.replies[len(during) :] if r.status and r.status >= 500]
+    after = shop.replies[before + len(during) :]
+    assert not [str(reply) for reply in after if reply.status and reply.status >= 500]
     assert_no_worker_timeout(log_path)
     print_figures("database stopped", during)
     print(f"normal service {recovered_in:.2f}s after the database started")
