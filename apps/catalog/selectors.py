@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 from rest_framework.renderers import JSONRenderer
 
@@ -92,6 +95,51 @@ def product_list_json(*, query: Mapping[str, str], render: Callable[[], bytes]) 
         ttl_seconds=settings.CATALOG_CACHE_TTL_SECONDS,
     )
     return body if body is not None else render()
+
+
+# Bounds on one public search, so an anonymous caller cannot make one request cost much.
+SEARCH_MAX_CHARS = 100
+SEARCH_MAX_WORDS = 8
+# The stored document the GIN index catalog_product_search covers (migration catalog.0005):
+# name and SKU cut into words at every run of non-alphanumerics. Not a model field: only
+# this query reads it (tests/catalog/test_search.py checks that the plan uses the index).
+SEARCH_DOCUMENT_SQL = '"catalog_product"."search_document"'
+_WORD = re.compile(r"[^\W_]+")
+
+
+def search_words(terms: Iterable[str]) -> list[str]:
+    """The words of a search, lower-cased, as the index cuts them (`T-Shirt`: `t`, `shirt`)."""
+    return [word for term in terms for word in _WORD.findall(term.lower())]
+
+
+def search_products(queryset: QuerySet[Product], *, words: Sequence[str]) -> QuerySet[Product]:
+    """The products whose name or SKU has a word starting with each of `words`.
+
+    One-character words match whole words only: as prefixes they would match half the
+    catalog. On PostgreSQL this is a full-text match served by the GIN index; embedded
+    SQLite falls back to a substring match. Callers bound `words` (SEARCH_MAX_WORDS).
+    """
+    if not words:
+        return queryset.none()
+    if connection.vendor != "postgresql":
+        for word in words:
+            queryset = queryset.filter(Q(name__icontains=word) | Q(sku__icontains=word))
+        return queryset
+    # Words are alphanumeric only, so they cannot carry tsquery syntax; the SQL around
+    # them is a constant and they travel as a parameter.
+    tsquery = " & ".join(word if len(word) == 1 else f"{word}:*" for word in words)
+    match = f"{SEARCH_DOCUMENT_SQL} @@ to_tsquery('simple'::regconfig, %s)"
+    # The match is stated twice on purpose. PostgreSQL guesses 0.5% of the table for a
+    # prefix it has no statistics on (a SKU's digits), so a search that finds one product
+    # was planned as a walk of the whole name index in search of a first page of "475"
+    # rows. Stated twice, the guess is squared: a search is then read from the GIN index
+    # and sorted (cost bounded by its matches), and the walk is left to words so common
+    # that it ends within a few hundred rows. The second test is free (index condition).
+    return queryset.filter(
+        RawSQL(  # noqa: S611
+            f"({match}) AND ({match})", (tsquery, tsquery), output_field=BooleanField()
+        )
+    )
 
 
 def movements_of(*, product: Product) -> QuerySet[StockMovement]:
