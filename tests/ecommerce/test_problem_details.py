@@ -550,3 +550,17 @@ def test_database_unreachable_in_a_middleware_is_503_not_500(
 
     assert problem(response, 503) == database_down(response)
     assert response["Retry-After"] == "5"
+
+
+def test_the_gateway_middleware_wraps_every_middleware_that_reads_the_database(
+    settings: Any,
+) -> None:
+    """Errors inside it become 503s; one placed outside it would escape as a bare 500."""
+    middleware = list(settings.MIDDLEWARE)
+    gateway = middleware.index("ecommerce.api.middleware.ProblemDetailsMiddleware")
+    for reads_the_database in (
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+    ):
+        assert middleware.index(reads_the_database) > gateway
