@@ -1,4 +1,5 @@
-"""The Celery application; tasks are discovered in each app's `tasks.py`."""
+"""The Celery application; tasks are discovered in each app's `tasks.py`, all of them
+built on the project's base task (ecommerce.tasks.Task)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecommerce.settings")
 
-app = Celery("ecommerce")
+# Every task, `@shared_task` ones included, is an ecommerce.tasks.Task: transient
+# infrastructure errors retried, outbox deliveries marked completed on success.
+app = Celery("ecommerce", task_cls="ecommerce.tasks:Task")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -185,8 +185,16 @@ PAYMENT_MAX_ATTEMPTS_PER_PAYMENT = env.int("PAYMENT_MAX_ATTEMPTS_PER_PAYMENT", d
 # One sweep (reconcile or expiry) stops starting provider calls after this long; the rest
 # waits for the next run, so a slow provider cannot push a run past its time limit.
 PAYMENT_SWEEP_BUDGET_SECONDS = env.float("PAYMENT_SWEEP_BUDGET_SECONDS", default=120.0)
+# The outbox (docs/operations.md, "Delivery guarantees"): a row not completed by its task
+# when its lease runs out is re-sent by the relay. Longer than a task's wait in its queue
+# plus its hard time limit, or a healthy run is sent twice (absorbed: handlers are
+# idempotent, but wasted). Each further re-send of one row doubles its lease, up to the max.
+OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
+OUTBOX_LEASE_MAX_SECONDS = env.int("OUTBOX_LEASE_MAX_SECONDS", default=3600)
+# A retry waiting longer than this is not kept in the broker as an ETA message: the row's
+# lease holds it and the relay re-sends it when due. Well below the visibility timeout.
+OUTBOX_MAX_BROKER_COUNTDOWN_SECONDS = env.int("OUTBOX_MAX_BROKER_COUNTDOWN_SECONDS", default=60)
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=100)
-OUTBOX_RELAY_MIN_AGE_SECONDS = env.float("OUTBOX_RELAY_MIN_AGE_SECONDS", default=5.0)
 # check_invariants: how long past its deadline work may still be in flight, not broken.
 INVARIANTS_GRACE_SECONDS = env.float("INVARIANTS_GRACE_SECONDS", default=600.0)
 
@@ -450,13 +458,28 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT_SECONDS", default=2)
+# A publish gives up after these (the request path's after-commit hand-off included: the
+# outbox row waits for the relay instead): connecting, in all, and each socket operation
+# on the Redis broker (a frozen Redis accepts connections and never answers).
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float(
+    "CELERY_BROKER_CONNECTION_TIMEOUT_SECONDS", default=1.0
+)
+_broker_socket_timeout_seconds = env.float("CELERY_BROKER_SOCKET_TIMEOUT_SECONDS", default=0.5)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis broker: a message delivered to a worker that died unacknowledged goes to another
-# worker after this long. Longer than any task and retry countdown, or tasks run twice.
+# worker after the visibility timeout (checked by each worker every ~100 s). Longer than
+# any task's hard time limit (300 s) plus OUTBOX_MAX_BROKER_COUNTDOWN_SECONDS, or a task
+# still running or waiting for its ETA is handed out twice. Outbox deliveries come back
+# sooner, through their lease.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS", default=3600),
+    "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS", default=600),
+    "socket_timeout": _broker_socket_timeout_seconds,
+    "socket_connect_timeout": _broker_socket_timeout_seconds,
 }
+# Every task retries transient infrastructure errors (database, Redis, broker) with full
+# jitter over min(cap, base * 2**retries) seconds (ecommerce.tasks.Task; whole seconds).
+TASK_TRANSIENT_RETRY_BASE_SECONDS = env.int("TASK_TRANSIENT_RETRY_BASE_SECONDS", default=1)
+TASK_TRANSIENT_RETRY_CAP_SECONDS = env.int("TASK_TRANSIENT_RETRY_CAP_SECONDS", default=60)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

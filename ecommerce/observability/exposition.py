@@ -77,12 +77,12 @@ class ScrapeTimeCollector:
             return
         yield GaugeMetricFamily(
             "ecommerce_outbox_pending_messages",
-            "Outbox messages not yet handed to Celery.",
+            "Outbox messages (one per handler) whose task has not completed yet.",
             value=pending,
         )
         yield GaugeMetricFamily(
             "ecommerce_outbox_oldest_pending_age_seconds",
-            "Age of the oldest outbox message not yet handed to Celery (0 when none).",
+            "Age of the oldest outbox message whose task has not completed yet (0 when none).",
             value=(time.time() - oldest.timestamp()) if oldest else 0.0,
         )
 

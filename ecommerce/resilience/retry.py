@@ -1,4 +1,5 @@
-"""Retry timing: capped exponential backoff with full jitter, and the payment retry policy.
+"""Retry timing: capped exponential backoff with full jitter, the payment retry policy, and
+which infrastructure errors are transient.
 
 Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter") spreads retries of
 many tasks that failed together over the whole window instead of bunching them at its end,
@@ -11,7 +12,27 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
+import kombu.exceptions
+import redis.exceptions
+from amqp.exceptions import RecoverableConnectionError as AmqpRecoverableConnectionError
 from django.conf import settings
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
+
+# Errors that say a dependency (PostgreSQL, Redis, the broker) could not be reached or
+# answered in time, not that the work is wrong: the same call succeeds once it is back.
+# Django wraps the driver's errors in its own classes (psycopg's deadlock and
+# serialization failures are OperationalError too, and retrying them is right); redis-py's
+# TimeoutError is not a ConnectionError; kombu raises its OperationalError for any
+# connection error of any transport, amqp its recoverable ones for RabbitMQ.
+TRANSIENT_INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    DatabaseOperationalError,
+    DatabaseInterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    kombu.exceptions.OperationalError,
+    AmqpRecoverableConnectionError,
+)
 
 # 2**64 base units is already far above any cap: stop doubling there (no float overflow).
 _MAX_EXPONENT = 64
@@ -92,4 +113,9 @@ def payment_retry_policy() -> RetryPolicy:
     )
 
 
-__all__ = ["RetryPolicy", "backoff_seconds", "payment_retry_policy"]
+__all__ = [
+    "TRANSIENT_INFRASTRUCTURE_ERRORS",
+    "RetryPolicy",
+    "backoff_seconds",
+    "payment_retry_policy",
+]

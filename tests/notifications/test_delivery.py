@@ -55,9 +55,9 @@ def test_the_same_domain_event_twice_gives_one_delivery_per_channel(
         with on_commit():
             order = place_order(client_for(customer))
         order_pk = Order.objects.get(public_id=order["id"]).pk
-        # The relay hands the committed order.paid message over again (as after a lost
-        # acknowledgement), and a worker runs the handler once more by hand.
-        OutboxMessage.objects.filter(topic="order.paid").update(dispatched_at=None)
+        # The relay hands the completed order.paid message over again (as after a lost
+        # completion), and a worker runs the handler once more by hand.
+        OutboxMessage.objects.filter(topic="order.paid").update(completed_at=None)
         with on_commit():
             assert relay_pending(min_age_seconds=0) == 1
             ORDER_EVENT_TASKS[NotificationEvent.ORDER_PAID].apply(kwargs={"order_id": order_pk})

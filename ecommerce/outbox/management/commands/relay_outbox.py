@@ -1,4 +1,4 @@
-"""`manage.py relay_outbox`: hand every waiting outbox message to Celery now."""
+"""`manage.py relay_outbox`: hand every outbox message not completed yet to Celery now."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from ecommerce.outbox.registry import pending_count, relay_pending
+from ecommerce.outbox.registry import make_all_due, pending_count, relay_pending
 
 
 class Command(BaseCommand):
-    help = "Re-send outbox messages that were not handed to Celery (the periodic relay, by hand)."
+    help = (
+        "Re-send every outbox message whose task has not completed, lease or not (the "
+        "periodic relay waits for leases to run out). Safe: handlers are idempotent."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        make_all_due()
         total = 0
-        while sent := relay_pending(min_age_seconds=0):
+        # Each row sent gets a new lease, so the rounds end once every row went (or at the
+        # first round the broker refuses).
+        while sent := relay_pending():
             total += sent
-        self.stdout.write(f"relayed {total} message(s); {pending_count()} still waiting")
+        self.stdout.write(f"relayed {total} message(s); {pending_count()} not completed yet")
