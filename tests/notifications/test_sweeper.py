@@ -18,7 +18,12 @@ from apps.notifications.models import (
     NotificationEvent,
     NotificationStatus,
 )
-from apps.notifications.services import create_once, deliver_notification, sweep_notifications
+from apps.notifications.services import (
+    create_once,
+    deliver_notification,
+    send_webhook_ping,
+    sweep_notifications,
+)
 from apps.orders.models import Order, OrderEvent
 from ecommerce.celery import app
 from ecommerce.outbox import registry
@@ -302,3 +307,22 @@ def test_a_webhook_fails_for_good_only_past_its_horizon_and_its_owner_hears_once
     assert "8 attempt(s)" in message.body
     endpoint.refresh_from_db()
     assert (endpoint.active, endpoint.consecutive_failures) == (True, 2)
+
+
+@pytest.mark.usefixtures("allow_local")
+def test_a_wait_longer_than_the_broker_limit_is_not_retried_by_the_task(
+    customer, on_commit, settings
+):
+    """The task retries on the broker only waits up to NOTIFICATION_BROKER_RETRY_MAX_SECONDS;
+    (eager retries run at once, so a retried one would reach the receiver again)."""
+    settings.NOTIFICATION_BROKER_RETRY_MAX_SECONDS = 0
+    settings.WEBHOOK_RETRY_BASE_SECONDS = settings.WEBHOOK_RETRY_CAP_SECONDS = 0.5
+    with webhook_receiver([500], default=200) as receiver:
+        endpoint = make_endpoint(customer, receiver.url())
+        with on_commit():
+            notification = send_webhook_ping(owner=customer, endpoint_id=endpoint.pk)
+
+    notification.refresh_from_db()
+    assert len(receiver.requests) == 1
+    assert (notification.status, notification.attempts) == (S.PENDING, 1)
+    assert notification.next_attempt_at is not None
