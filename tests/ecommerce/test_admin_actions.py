@@ -160,6 +160,35 @@ def test_read_only_kinds_have_no_add_change_or_delete_anywhere(kind):
 # --- Refused over HTTP: nothing changes ---------------------------------------------------------
 
 
+def test_support_change_pages_have_no_form_that_saves():
+    # given: one object of each model support may view
+    product = make_product(sku="lamp", stock=4)
+    order, _ = orders_services.place_order(
+        user=UserFactory(), lines=[orders_services.OrderLine("lamp", 1)], payment_token="tok"
+    )
+    account = UserFactory(name="Unchanged")
+    client = logged_in(make_staff("support"))
+    pages = {
+        f"/admin/catalog/product/{product.pk}/change/": {"name": "Changed", "price": "1.00"},
+        f"/admin/orders/order/{order.pk}/change/": {"status": "cancelled"},
+        f"/admin/users/user/{account.pk}/change/": {"name": "Changed", "email": "x@example.com"},
+    }
+
+    for url, data in pages.items():
+        # when
+        page = client.get(url)
+        post = client.post(url, data)
+
+        # then
+        assert page.status_code == 200, url
+        assert page.context["has_change_permission"] is False, url
+        assert 'name="_save"' not in page.content.decode(), url
+        assert post.status_code == 403, url
+    assert Product.objects.get(pk=product.pk).name == "Product lamp"
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_PAYMENT
+    assert User.objects.get(pk=account.pk).name == "Unchanged"
+
+
 @pytest.fixture
 def lamp() -> Product:
     return make_product(sku="lamp", stock=10, price="12.50")

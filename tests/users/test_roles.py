@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group, Permission
 
 from apps.users.models import User
 from ecommerce.api.permissions import Role
+from tests.roles import restore_role_groups
 from tests.users.factories import UserFactory
 from tests.users.helpers import CALLERS, ROLES_MIGRATION, assert_problem
 
@@ -82,6 +83,91 @@ def test_support_user_has_the_view_user_permission():
     # then
     assert support.has_perm("users.view_user") is True
     assert support.has_perm("users.change_user") is False
+
+
+# Every permission each role holds once all the role migrations have run. A migration that
+# grants something new fails here until this table (and the README's roles) says so.
+MIGRATED_GRANTS = {
+    "customer": set(),
+    "support": {
+        "catalog.view_category",
+        "catalog.view_product",
+        "catalog.view_stockmovement",
+        "notifications.view_notification",
+        "notifications.view_webhookendpoint",
+        "orders.view_order",
+        "orders.view_orderevent",
+        "orders.view_orderitem",
+        "payments.view_payment",
+        "users.view_user",
+    },
+    "catalog_manager": {
+        "catalog.add_category",
+        "catalog.add_product",
+        "catalog.change_category",
+        "catalog.change_product",
+        "catalog.view_category",
+        "catalog.view_product",
+        "catalog.view_stockmovement",
+    },
+    "admin": {
+        "catalog.add_category",
+        "catalog.add_product",
+        "catalog.change_category",
+        "catalog.change_product",
+        "catalog.view_category",
+        "catalog.view_product",
+        "catalog.view_stockmovement",
+        "notifications.change_notification",
+        "notifications.change_webhookendpoint",
+        "notifications.view_notification",
+        "notifications.view_webhookendpoint",
+        "orders.cancel_order",
+        "orders.change_order",
+        "orders.fulfil_order",
+        "orders.place_order_for_customer",
+        "orders.refund_order",
+        "orders.retry_order_payment",
+        "orders.view_order",
+        "orders.view_orderevent",
+        "orders.view_orderitem",
+        "payments.view_payment",
+        "users.add_user",
+        "users.change_user",
+        "users.delete_user",
+        "users.view_user",
+    },
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", sorted(MIGRATED_GRANTS))
+def test_each_role_holds_exactly_the_migrated_permissions(role):
+    # given: the groups as the role migrations leave them
+    restore_role_groups()
+
+    # when
+    held = {
+        f"{app_label}.{codename}"
+        for app_label, codename in Permission.objects.filter(group__name=role).values_list(
+            "content_type__app_label", "codename"
+        )
+    }
+
+    # then
+    assert held == MIGRATED_GRANTS[role]
+
+
+@pytest.mark.django_db
+def test_support_is_read_only_and_cannot_order_for_customers():
+    # given
+    restore_role_groups()
+    support = UserFactory(is_staff=True, roles=["support"])
+
+    # then: nothing but view permissions, so the admin shows support no form that saves
+    assert {name.split(".")[1].split("_")[0] for name in support.get_all_permissions()} == {"view"}
+    assert support.has_perm("orders.place_order_for_customer") is False
+    assert support.has_perm("orders.refund_order") is False
 
 
 # --- GET /api/users ---------------------------------------------------------------------------
