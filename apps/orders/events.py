@@ -1,8 +1,12 @@
-"""Outbox topics published by the orders app; payloads are `{"order_id": <pk>}`."""
+"""Outbox topics published by the orders app; payloads are `{"order_id": <pk>}` unless said."""
 
 from __future__ import annotations
 
 ORDER_PLACED = "order.placed"
+# A paid order's refund was claimed (paid -> refunding). Payments refunds the money and
+# finishes the order (refunding -> refunded), so orders never calls the payment provider.
+# Payload: {"order_id", "actor_id" (who asked, or None), "reason"}.
+ORDER_REFUND_REQUESTED = "order.refund_requested"
 
 
 def status_topic(status: str) -> str:

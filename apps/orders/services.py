@@ -32,7 +32,6 @@ from apps.orders.exceptions import (
 from apps.orders.models import RELEASES_STOCK, Order, OrderEvent, OrderItem, OrderStatus
 from apps.orders.serializers import order_to_dict
 from apps.payments import services as payments_services
-from apps.payments.exceptions import RefundRefused
 from ecommerce import outbox
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
@@ -276,8 +275,7 @@ def cancel_order(*, order_id: int, by: Any, reason: str = "") -> Order:
     """Cancel before fulfilment: a pending order is cancelled, a paid one refunded.
 
     Stock comes back exactly once. Raises IllegalTransition (fulfilled, refunding or already
-    ended), and ProviderUnavailable or CircuitOpen when a refund cannot reach the provider
-    (the order then stays refunding and the payment sweep finishes the refund).
+    ended). A paid order's refund is claimed here and done by payments (`refund_order`).
     """
     for _ in range(2):
         status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
@@ -295,16 +293,16 @@ def cancel_order(*, order_id: int, by: Any, reason: str = "") -> Order:
 
 
 def refund_order(*, order_id: int, by: Any, reason: str = "refunded") -> Order:
-    """Refund a paid order in full, then mark it refunded (stock comes back).
+    """Claim the refund of a paid order; payments moves the money and finishes it.
 
-    Three steps, so no row lock is held during the provider call and no fulfilment can
-    slip in while it runs: claim the refund under the row lock (paid -> refunding, which
-    `fulfil_order` refuses), call the provider outside the lock, then finish
-    (refunding -> refunded). Two refunds at once: one claims, the other gets
-    IllegalTransition. When the provider cannot be reached (ProviderUnavailable,
-    CircuitOpen, raised here) the order stays refunding and the payment sweep finishes it
-    with the same refund idempotency key; a refund the provider refuses for good
-    (RefundRefused, raised here) puts the order back to paid.
+    Under the row lock the order goes paid -> refunding (which `fulfil_order` refuses, so
+    money and goods never both leave) and `order.refund_requested` is published in the
+    same transaction. The payments app handles it: it refunds with the payment's refund
+    idempotency key, outside any row lock, then calls `complete_refund` (stock back), or
+    `abort_refund` when the provider refuses for good. Returns the order as it is after the
+    commit: refunded when the refund ran at once (embedded mode, no broker), else refunding
+    until a worker has done it (the payment sweep finishes one left behind). Two refunds
+    at once: one claims, the other gets IllegalTransition.
     """
     with transaction.atomic():
         order = locks.order_for_update(order_id)
@@ -315,16 +313,23 @@ def refund_order(*, order_id: int, by: Any, reason: str = "refunded") -> Order:
                 to_status=OrderStatus.REFUNDED,
             )
         _transition(order, OrderStatus.REFUNDING, actor=by, reason=reason)
-    try:
-        payments_services.refund_payment(order_id=order_id)
-    except RefundRefused as exc:
-        abort_refund(order_id=order_id, reason=f"refund refused: {exc.error}")
-        raise
-    return complete_refund(order_id=order_id, by=by, reason=reason)
+        actor = _actor(by)
+        outbox.publish(
+            events.ORDER_REFUND_REQUESTED,
+            {
+                "order_id": order.pk,
+                "actor_id": actor.pk if actor is not None else None,
+                "reason": reason[:255],
+            },
+        )
+    return Order.objects.get(pk=order_id)
 
 
 def complete_refund(*, order_id: int, by: Any = None, reason: str = "refunded") -> Order:
-    """The provider refunded: refunding -> refunded, stock back. A no-op in any other status."""
+    """The provider refunded: refunding -> refunded, stock back. A no-op in any other status.
+
+    Called by payments once the money is back; `by` is who asked for the refund.
+    """
     with transaction.atomic():
         order = locks.order_for_update(order_id)
         if order.status == OrderStatus.REFUNDING:

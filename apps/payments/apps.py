@@ -15,3 +15,7 @@ class PaymentsConfig(AppConfig):
         # A placed order is charged; reconciliation and the admin request charges again.
         for topic in (order_events.ORDER_PLACED, CHARGE_REQUESTED):
             outbox.register(topic, task="payments.charge_payment", queue="payments")
+        # A refund the orders app claimed: payments moves the money and finishes the order.
+        outbox.register(
+            order_events.ORDER_REFUND_REQUESTED, task="payments.refund_order", queue="payments"
+        )

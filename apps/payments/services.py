@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -311,6 +312,26 @@ def refund_payment(*, order_id: int) -> Payment:
     return payment
 
 
+def refund_order_payment(*, order_id: int, actor_id: int | None = None, reason: str) -> str:
+    """Do a refund the orders app claimed (order refunding): refund, then finish the order.
+
+    Returns "refunded", "refused" (the provider will never refund: the order goes back to
+    paid) or "noop" (not refunding: finished or aborted already). Raises ProviderUnavailable
+    or CircuitOpen when the provider cannot be reached: the order stays refunding, and
+    retrying is safe (one refund key, one refund).
+    """
+    if not Order.objects.filter(pk=order_id, status=OrderStatus.REFUNDING).exists():
+        return "noop"
+    try:
+        refund_payment(order_id=order_id)
+    except RefundRefused as exc:
+        orders_services.abort_refund(order_id=order_id, reason=f"refund refused: {exc.error}")
+        return "refused"
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    orders_services.complete_refund(order_id=order_id, by=actor, reason=reason)
+    return "refunded"
+
+
 class _Sweep:
     """Counts what one sweep did, and stops it starting work past its time budget."""
 
@@ -402,15 +423,11 @@ def reconcile_payments(*, now: Any = None) -> dict[str, int]:
         if sweep.out_of_time():
             break
         try:
-            refund_payment(order_id=order_id)
+            outcome = refund_order_payment(order_id=order_id, reason="refund finished by sweep")
         except PROVIDER_DOWN as exc:
             sweep.deferred(order_id, exc)
             continue
-        except RefundRefused as exc:
-            orders_services.abort_refund(order_id=order_id, reason=f"refund refused: {exc.error}")
-            continue
-        orders_services.complete_refund(order_id=order_id, reason="refund finished by sweep")
-        sweep.count("refunded")
+        sweep.count(outcome)
     return sweep.done()
 
 

@@ -56,6 +56,35 @@ def charge_payment_task(self: Any, order_id: int) -> str:
 
 
 @shared_task(
+    bind=True,
+    name="payments.refund_order",
+    acks_late=True,
+    max_retries=None,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def refund_order_task(
+    self: Any, order_id: int, actor_id: int | None = None, reason: str = "refunded"
+) -> str:
+    """Refund an order whose refund the orders app claimed (`order.refund_requested`).
+
+    Transient provider errors are retried with backoff; after the last retry the order
+    stays refunding and `reconcile_payments` finishes it.
+    """
+    try:
+        return services.refund_order_payment(order_id=order_id, actor_id=actor_id, reason=reason)
+    except (ProviderUnavailable, CircuitOpen) as exc:
+        policy = payment_retry_policy()
+        if policy.exhausted(self.request.retries + 1):
+            logger.error("refund_retries_exhausted", order_id=order_id)
+            return "left_for_sweep"
+        countdown = policy.countdown(self.request.retries)
+        if isinstance(exc, CircuitOpen):
+            countdown = max(countdown, exc.retry_after_seconds)
+        raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(
     name="payments.reconcile_payments", acks_late=True, soft_time_limit=240, time_limit=300
 )
 def reconcile_payments_task() -> dict[str, int]:

@@ -23,11 +23,13 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.catalog.models import Product, StockMovement
+from apps.orders import events as order_events
 from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderEvent, OrderStatus
 from apps.payments import gateway as gateway_module
 from apps.payments import services as payments_services
 from apps.payments.models import Payment, PaymentStatus
+from ecommerce.outbox import registry
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches
 from tests.integration.processes import SandboxServer
@@ -45,6 +47,15 @@ def provider(sandbox: SandboxServer, shared_cache: None, settings: Any) -> Sandb
     settings.PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS = 5.0
     settings.ORDER_PAYMENT_TIMEOUT_SECONDS = TIMEOUT_SECONDS
     return sandbox
+
+
+@pytest.fixture
+def no_charge_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orders placed now queue no charge (the test charges them); other handlers stay, so
+    a refund the orders app claims is still done by payments, on commit."""
+    charging = {order_events.ORDER_PLACED, payments_services.CHARGE_REQUESTED}
+    kept = {topic: h for topic, h in registry._handlers.items() if topic not in charging}
+    monkeypatch.setattr(registry, "_handlers", kept)
 
 
 @pytest.fixture

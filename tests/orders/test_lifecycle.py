@@ -14,6 +14,7 @@ from apps.orders.models import Order, OrderEvent, OrderStatus
 from apps.payments import services as payments_services
 from apps.payments.models import Payment
 from ecommerce.api.permissions import Role
+from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches
 from tests.users.factories import UserFactory
@@ -122,14 +123,40 @@ def test_cancelling_a_paid_order_refunds_it_and_returns_stock(
     product = make_product(sku="p", stock=5)
     order_id = place(client, "p", 2, capture=django_capture_on_commit_callbacks).json()["id"]
 
-    response = client.post(f"/api/orders/{order_id}/cancel")
+    # The refund runs on commit (here, with no broker, in this process); the test's
+    # transaction commits only as the block ends, after the response was made.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/orders/{order_id}/cancel")
 
     assert response.status_code == 200
-    assert response.json()["status"] == "refunded"
+    assert response.json()["status"] == "refunding"
+    assert Order.objects.get(public_id=order_id).status == OrderStatus.REFUNDED
     assert Payment.objects.get(order__public_id=order_id).status == "refunded"
     assert Payment.objects.get(order__public_id=order_id).provider_refund_id.startswith("re_")
     assert Product.objects.get(pk=product.pk).stock == 5
     assert history(order_id)[-2:] == [("paid", "refunding"), ("refunding", "refunded")]
+
+
+def test_cancelling_a_paid_order_claims_the_refund_and_leaves_the_money_to_payments(
+    client, buyer, django_capture_on_commit_callbacks
+):
+    """Orders never calls the provider: it claims the refund and publishes the request."""
+    product = make_product(sku="p", stock=5)
+    order_id = place(client, "p", 2, capture=django_capture_on_commit_callbacks).json()["id"]
+    order = Order.objects.get(public_id=order_id)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(f"/api/orders/{order_id}/cancel", {"reason": "too late"})
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "refunding"
+    request = OutboxMessage.objects.get(topic="order.refund_requested")
+    assert request.payload == {"order_id": order.pk, "actor_id": buyer.pk, "reason": "too late"}
+    assert Payment.objects.get(order=order).status == "succeeded"
+    assert Product.objects.get(pk=product.pk).stock == 3  # back only once refunded
+    with pytest.raises(IllegalTransition):
+        services.fulfil_order(order_id=order.pk, by=None)
+    assert client.post(f"/api/orders/{order_id}/cancel").status_code == 409
 
 
 def test_a_fulfilled_order_cannot_be_cancelled(client, django_capture_on_commit_callbacks):
