@@ -196,6 +196,7 @@ class ProductViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="A product's stock ledger, newest first (catalog managers)",
         responses=StockMovementOutputSerializer(many=True),
+        filters=False,  # paginated, but the product list's filters do not apply
     )
     @action(detail=True, methods=["get"], url_path="stock/movements")
     def movements(self, request: Request, sku: str) -> Response:

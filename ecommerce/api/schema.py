@@ -4,10 +4,20 @@
 that the gateway itself produces, so views only declare their own domain errors:
 - 400 for operations with a request body, and lists (query parameters);
 - 401 when a permission other than AllowAny applies, 403 when a role is needed;
-- 404 on paths with parameters;
-- 429 wherever the rate limiter counts, and 503 for its fail-closed scopes;
+- 404 on paths with parameters, and on paginated lists (a page past the last);
+- 413 and 415 for operations with a request body;
+- 414 everywhere (answered by the HTTP server, before the application, as HTML);
+- 429 wherever the rate limiter counts;
+- 503 everywhere (the database is unavailable; or the limiter, for fail-closed scopes);
 and documents `RateLimit-*` on every response of a limited operation, `Retry-After` on
 429 and 503. Views add the rest with `problems(409, 422, ...)` in `extend_schema`.
+
+Request bodies are published as `application/json` only: the server also reads forms
+and JSON under any label, but a schema that lists each body twice makes client
+generators emit form encoders that cannot carry nested bodies. Each problem response
+declares the extension members its problem types carry (`shortfalls`, `key`, ...),
+inferred from the example errors it documents. Path parameters that are ids or UUIDs
+are typed from the route patterns in `ecommerce.api.identifiers`.
 """
 
 from __future__ import annotations
@@ -22,7 +32,9 @@ from rest_framework import exceptions, serializers
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
+from ecommerce.api import identifiers
 from ecommerce.api.exceptions import PROBLEM_CONTENT_TYPE, problem_exception_handler, status_title
+from ecommerce.api.parsers import PayloadTooLarge
 from ecommerce.api.ratelimit import (
     READS,
     RateLimited,
@@ -39,9 +51,24 @@ MEANINGS: dict[int, str] = {
     400: "The body or a query parameter is malformed or invalid (`errors` names each field).",
     401: "No valid access token.",
     403: "The caller's role does not allow this.",
-    404: "Nothing at this address, or nothing the caller may see.",
+    404: "Nothing at this address, or nothing the caller may see (or no such page).",
+    413: "The request body is larger than the server accepts.",
+    415: "The request body's Content-Type is not one the server reads.",
     429: "A rate limit refused the request; see Retry-After.",
-    503: "Rate limiting is unavailable and this scope fails closed; see Retry-After.",
+    503: "A dependency is unavailable (the database; or rate limiting, where it fails "
+    "closed); see Retry-After.",
+}
+# Request bodies the schema publishes (the server reads more; see the module docstring).
+REQUEST_MEDIA_TYPES = ["application/json"]
+# The path parameter schemas of the route patterns the API uses for ids and UUIDs.
+PATH_PARAMETER_SCHEMAS: dict[str, dict[str, Any]] = {
+    f"^{identifiers.ID_PATTERN}$": identifiers.ID_SCHEMA,
+    f"^{identifiers.UUID_PATTERN}$": identifiers.UUID_SCHEMA,
+}
+URI_TOO_LONG: dict[str, Any] = {
+    "description": "The request line is longer than the HTTP server accepts (answered by "
+    "the server in HTML, before the API sees the request).",
+    "content": {"text/html": {"schema": {"type": "string"}}},
 }
 Documented: TypeAlias = int | DomainError | APIException
 
@@ -73,17 +100,36 @@ class ProblemSerializer(serializers.Serializer):
     )
 
 
-def _generic_error(status_code: int, scope: str) -> Exception:
-    """The error the gateway raises for `status_code`, to render an example from."""
-    generic: dict[int, Callable[[], Exception]] = {
-        400: lambda: ValidationError({"email": ["Enter a valid email address."]}),
-        401: exceptions.NotAuthenticated,
-        403: exceptions.PermissionDenied,
-        404: exceptions.NotFound,
-        429: lambda: RateLimited(
-            scope=scope, usage=Usage(limit=10, count=11, window_seconds=60, reset_seconds=42)
+class DatabaseUnavailable(APIException):
+    """503: the database cannot serve the request now (it answers with Retry-After)."""
+
+    status_code = 503
+    default_code = "database_unavailable"
+    default_detail = "The database is unavailable. Try again in 5 seconds."
+
+
+def _generic_errors(status_code: int, scope: str) -> list[Exception]:
+    """The errors the gateway raises for `status_code`, to render examples from."""
+    generic: dict[int, Callable[[], list[Exception]]] = {
+        400: lambda: [ValidationError({"email": ["Enter a valid email address."]})],
+        401: lambda: [exceptions.NotAuthenticated()],
+        403: lambda: [exceptions.PermissionDenied()],
+        404: lambda: [exceptions.NotFound()],
+        413: lambda: [PayloadTooLarge("The request body exceeds 1048576 bytes.")],
+        415: lambda: [exceptions.UnsupportedMediaType("text/plain")],
+        429: lambda: [
+            RateLimited(
+                scope=scope, usage=Usage(limit=10, count=11, window_seconds=60, reset_seconds=42)
+            )
+        ],
+        503: lambda: (
+            [DatabaseUnavailable()]
+            + (
+                [RateLimitUnavailable(scope=scope)]
+                if scope in settings.RATE_LIMIT_FAIL_CLOSED_SCOPES
+                else []
+            )
         ),
-        503: lambda: RateLimitUnavailable(scope=scope),
     }
     return generic[status_code]()
 
@@ -111,13 +157,56 @@ def error_code(error: DomainError | APIException) -> str:
     return codes if isinstance(codes, str) else "validation_error"
 
 
+STANDARD_MEMBERS = frozenset(ProblemSerializer().fields) | {"errors"}
+
+
+def example_schema(value: Any) -> dict[str, Any]:
+    """A JSON schema for the shape of `value` (an example extension member)."""
+    if value is None:
+        return {"nullable": True}
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int):
+        return {"type": "integer"}
+    if isinstance(value, float):
+        return {"type": "number"}
+    if isinstance(value, str):
+        return {"type": "string"}
+    if isinstance(value, list):
+        return {"type": "array", "items": example_schema(value[0]) if value else {}}
+    if isinstance(value, dict):
+        return {
+            "type": "object",
+            "properties": {key: example_schema(item) for key, item in value.items()},
+            "required": sorted(value),
+        }
+    raise TypeError(f"no JSON schema for {value!r}")
+
+
+class ProblemResponse(OpenApiResponse):
+    """A problem+json response, with the extension members its problem types carry."""
+
+    def __init__(self, *, extra_members: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.extra_members = extra_members
+
+
 def problem_response(*errors: DomainError | APIException, description: str) -> OpenApiResponse:
-    """One problem+json response with an example per error."""
+    """One problem+json response with an example per error, declaring their extra members."""
     examples = []
+    extra_members: dict[str, Any] = {}
     for error in errors:
         body = problem_example(error)
         examples.append(OpenApiExample(f"{body['status']} {body['code']}", value=body))
-    return OpenApiResponse(ProblemSerializer, description=description, examples=examples)
+        for key, value in body.items():
+            if key not in STANDARD_MEMBERS:
+                extra_members.setdefault(key, example_schema(value))
+    return ProblemResponse(
+        response=ProblemSerializer,
+        description=description,
+        examples=examples,
+        extra_members=extra_members,
+    )
 
 
 def _status_of(error: DomainError | APIException) -> int:
@@ -145,7 +234,7 @@ def problems(*documented: Documented, scope: str = READS) -> dict[tuple[int, str
         if errors:
             description = "; or ".join(_description(error) for error in errors)
         else:
-            errors = [_generic_error(status_code, scope)] if status_code in MEANINGS else []
+            errors = _generic_errors(status_code, scope) if status_code in MEANINGS else []  # type: ignore[assignment]
             description = MEANINGS.get(status_code, status_title(status_code))
         responses[(status_code, PROBLEM_CONTENT_TYPE)] = problem_response(
             *errors, description=description
@@ -187,6 +276,27 @@ def _refs(*names: str) -> dict[str, Any]:
     return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
 
 
+def text_pattern(field: serializers.CharField) -> str:
+    """The pattern of what a CharField accepts: DRF refuses NUL in text, and a blank value
+    (after trimming whitespace) unless the field allows it."""
+    if field.allow_blank or not field.trim_whitespace:
+        return r"^[^\u0000]*$"
+    return r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+
+
+def _merge_problem_schemas(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """One problem schema declaring the extension members of both."""
+    extra: dict[str, Any] = {}
+    base = first
+    for schema in (first, second):
+        if "allOf" in schema:
+            base = schema["allOf"][0]
+            extra.update(schema["allOf"][1]["properties"])
+    if not extra:
+        return first
+    return {"allOf": [base, {"type": "object", "properties": extra}]}
+
+
 class AutoSchema(openapi.AutoSchema):
     """drf-spectacular's AutoSchema plus the gateway's errors and rate-limit headers."""
 
@@ -201,10 +311,48 @@ class AutoSchema(openapi.AutoSchema):
             isinstance(throttle, RateLimitThrottle) for throttle in self.view.get_throttles()
         )
 
+    def map_parsers(self) -> list[Any]:
+        return list(REQUEST_MEDIA_TYPES)
+
+    def _resolve_path_parameters(self, variables: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super()._resolve_path_parameters(variables)
+        for parameter in parameters:
+            pattern = parameter.get("schema", {}).get("pattern")
+            if pattern in PATH_PARAMETER_SCHEMAS:
+                parameter["schema"] = dict(PATH_PARAMETER_SCHEMAS[pattern])
+        return parameters
+
+    def _map_serializer_field(
+        self, field: Any, direction: Any, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        """drf-spectacular's mapping plus the constraints DRF enforces that it leaves out."""
+        schema: dict[str, Any] = super()._map_serializer_field(field, direction, bypass_extensions)
+        if not isinstance(schema, dict) or "$ref" in schema:
+            return schema
+        if isinstance(field, serializers.ListSerializer | serializers.ListField):
+            if not getattr(field, "allow_empty", True):
+                schema.setdefault("minItems", max(1, getattr(field, "min_length", None) or 0))
+            if getattr(field, "max_length", None) is not None:
+                schema.setdefault("maxItems", field.max_length)
+        elif (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and schema.get("type") == "string"
+            and not {"pattern", "enum", "format"} & set(schema)
+        ):
+            schema["pattern"] = text_pattern(field)
+        return schema
+
+    def _has_body(self) -> bool:
+        return self.method in ("POST", "PUT", "PATCH") and bool(self.get_request_serializer())
+
+    def _paginated(self) -> bool:
+        return self._is_list_view() and self._get_paginator() is not None
+
     def implied_error_statuses(self) -> list[int]:
         """The problem statuses the gateway can answer for this operation."""
         statuses: list[int] = []
-        has_body = self.method in ("POST", "PUT", "PATCH") and bool(self.get_request_serializer())
+        has_body = self._has_body()
         if has_body or self._is_list_view():
             statuses.append(400)
         permissions = self._permissions()
@@ -212,13 +360,32 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append(401)
         if any(not isinstance(p, (AllowAny, IsAuthenticated)) for p in permissions):
             statuses.append(403)
-        if "{" in self.path:
+        if "{" in self.path or self._paginated():
             statuses.append(404)
+        if has_body:
+            statuses += [413, 415]
         if self._rate_limited():
             statuses.append(429)
-            if scope_of(self.view, self.method) in settings.RATE_LIMIT_FAIL_CLOSED_SCOPES:
-                statuses.append(503)
+        statuses.append(503)
         return statuses
+
+    def _get_response_for_code(
+        self,
+        serializer: Any,
+        status_code: Any,
+        media_types: Any = None,
+        direction: Any = "response",
+    ) -> dict[str, Any]:
+        response: dict[str, Any] = super()._get_response_for_code(
+            serializer, status_code, media_types, direction
+        )
+        extra = getattr(serializer, "extra_members", None)
+        if extra:
+            for content in response.get("content", {}).values():
+                content["schema"] = {
+                    "allOf": [content["schema"], {"type": "object", "properties": extra}]
+                }
+        return response
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses: dict[str, Any] = super()._get_response_bodies(direction)
@@ -238,10 +405,14 @@ class AutoSchema(openapi.AutoSchema):
                     **implied["content"][media_type].get("examples", {}),
                 }
                 declared["description"] = f"{declared['description']}; or {response.description}"
+                declared_schema = content["schema"]
+                implied_schema = implied["content"][media_type]["schema"]
+                content["schema"] = _merge_problem_schemas(declared_schema, implied_schema)
         for response in responses.values():
             problem = response.get("content", {}).get(PROBLEM_CONTENT_TYPE, {})
             for example in problem.get("examples", {}).values():
                 example["value"] = {**example["value"], "instance": self.path}
+        responses.setdefault("414", URI_TOO_LONG)
         return dict(sorted(responses.items()))
 
     def _get_response_headers_for_code(

@@ -144,9 +144,17 @@ def test_every_operation_has_schemas_errors_and_an_example(schema: dict[str, Any
             gaps.append(f"{where}: no example")
         if "429" not in responses:
             gaps.append(f"{where}: no 429")
-        errors = [code for code in responses if code >= "400"]
+        # 414 comes from the HTTP server, before the API: HTML, and documented as such.
+        errors = [code for code in responses if code >= "400" and code != "414"]
         if any(PROBLEM not in responses[code].get("content", {}) for code in errors):
             gaps.append(f"{where}: an error that is not problem+json")
+        if set(responses.get("414", {}).get("content", {})) != {"text/html"}:
+            gaps.append(f"{where}: no 414 (text/html)")
+        for code in ("400", "503") if body is not None else ("503",):
+            if code not in responses:
+                gaps.append(f"{where}: no {code}")
+        if body is not None and not {"413", "415"} <= set(responses):
+            gaps.append(f"{where}: a body but no 413 and 415")
     assert not gaps, "\n".join(gaps)
 
 
@@ -188,9 +196,14 @@ def test_limited_operations_document_rate_headers_and_fail_closed_scopes(
     assert set(order["429"]["headers"]) >= {"Retry-After", "RateLimit-Reset"}
     assert "401" in order
     assert "RateLimit-Limit" not in order["401"].get("headers", {})
-    # Only `auth` fails closed by default: its operations document the 503.
-    assert "503" not in order
-    assert "503" not in listing
+
+    # Every operation needs the database; only `auth` also fails closed on the limiter.
+    def codes(responses: dict[str, Any]) -> set[str]:
+        examples = responses["503"]["content"][PROBLEM]["examples"].values()
+        return {example["value"]["code"] for example in examples}
+
+    assert codes(order) == codes(listing) == {"database_unavailable"}
+    assert codes(token["responses"]) == {"database_unavailable", "rate_limit_unavailable"}
     assert set(token["responses"]["503"]["headers"]) == {"Retry-After"}
     assert "security" not in token  # no token needed to get one
     examples = token["responses"]["429"]["content"][PROBLEM]["examples"]

@@ -1,0 +1,107 @@
+"""A live shop for the contract tests: gunicorn on 127.0.0.1 over this test's database.
+
+The data is committed (transactional tests), so the server's processes see it; the flush
+at the end of each test removes it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rest_framework_simplejwt.tokens import AccessToken
+
+from apps.catalog import services as catalog_services
+from apps.notifications.models import WebhookEndpoint
+from apps.orders import services as order_services
+from ecommerce.api.permissions import Role
+from tests.servers import GunicornServer, project_env
+from tests.users.factories import UserFactory
+
+# The examples in the schema name these, so they work against this shop as written.
+CUSTOMER_EMAIL = "customer@example.com"
+CUSTOMER_PASSWORD = "demo-shop-2026"
+
+
+@dataclass(frozen=True)
+class Shop:
+    url: str
+    tokens: dict[str, str]  # role -> access token (no entry: anonymous)
+    log_path: Path
+
+
+def access_token(user: Any, *, hours: int = 2) -> str:
+    """An access token that outlives the run (the default lifetime is minutes)."""
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(hours=hours))
+    return str(token)
+
+
+def seed_shop() -> dict[str, Any]:
+    """Users of each role, a category tree, products in and out of stock, an order and a
+    webhook endpoint per user: enough for every operation to reach its logic."""
+    admin = UserFactory(email="admin@example.com", roles=[Role.ADMIN])
+    customer = UserFactory(email=CUSTOMER_EMAIL, password=CUSTOMER_PASSWORD)
+    apparel = catalog_services.create_category(name="Apparel", slug="apparel")
+    tees = catalog_services.create_category(name="Tees", slug="tees", parent=apparel)
+    for index, (sku, stock) in enumerate(
+        [("TEE-BLK-M", 50), ("TEE-WHT-L", 50), ("MUG-1", 0), ("CAP-RED", 5)], start=1
+    ):
+        catalog_services.create_product(
+            sku=sku,
+            name=f"Product {index}",
+            price=Decimal(f"{index * 7}.90"),
+            category=tees if sku.startswith("TEE") else apparel,
+            initial_stock=stock,
+            actor=admin,
+        )
+    order_services.place_order(
+        user=customer,
+        lines=[order_services.OrderLine("TEE-BLK-M", 1)],
+        payment_token="tok_success",
+        idempotency_key="contract-seed",
+        fingerprint="",
+        placed_by=customer,
+    )
+    for owner in (admin, customer):
+        WebhookEndpoint.objects.create(
+            owner=owner,
+            url="https://hooks.example.com/shop",
+            secret="whsec_" + "A" * 43,
+            events=["order_paid"],
+        )
+    return {"admin": admin, "customer": customer}
+
+
+@pytest.fixture
+def live_shop(
+    request: pytest.FixtureRequest, transactional_db: Any, tmp_path: Path
+) -> Iterator[Shop]:
+    """The seeded shop served by gunicorn; parametrize indirectly to add settings."""
+    users = seed_shop()
+    metrics = tmp_path / "metrics"
+    env = project_env(
+        RATE_LIMIT_ENABLED="0",  # exercise the logic behind the limits, not the limits
+        OTEL_ENABLED="0",
+        ACCESS_LOG="0",
+        LOG_LEVEL="WARNING",
+        METRICS_DIR=str(metrics),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics / "web"),
+        WEB_CONCURRENCY="3",
+        **getattr(request, "param", {}),
+    )
+    log_path = tmp_path / "gunicorn.log"
+    server = GunicornServer(workers=3, env=env, log_path=log_path)
+    try:
+        yield Shop(
+            url=server.url,
+            tokens={role: access_token(user) for role, user in users.items()},
+            log_path=log_path,
+        )
+    finally:
+        server.stop()
