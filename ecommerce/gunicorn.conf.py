@@ -32,6 +32,9 @@ bind = f"{env.str('HOST', default='0.0.0.0')}:{env.int('PORT', default=8080)}"  
 workers = env.int("WEB_CONCURRENCY", default=min(4, multiprocessing.cpu_count() * 2))
 worker_class = "ecommerce.gunicorn_worker.DrainingSyncWorker"
 timeout = env.int("GUNICORN_TIMEOUT_SECONDS", default=30)
+# A statement waiting that long on a lock gives its request a 503 instead of letting the
+# worker be killed mid-request (read by ecommerce/settings.py in each worker).
+os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT_SECONDS", str(timeout / 2))
 # After SIGTERM, how long workers may drain before the master kills them; keep it above the
 # slowest request, and below the orchestrator's own grace period (k8s
 # terminationGracePeriodSeconds, minus any preStop sleep).

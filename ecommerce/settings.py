@@ -129,6 +129,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
         "DATABASE_CONNECT_TIMEOUT_SECONDS", default=2
     )
+    # Web processes get half of GUNICORN_TIMEOUT_SECONDS (ecommerce/gunicorn.conf.py), so a
+    # statement stuck on a row lock gives up, and its request answers 503, before gunicorn
+    # kills the worker; 0 (workers, commands, migrations) leaves statements unlimited. Sent
+    # at connect (libpq `options`): behind PgBouncer, allow it (ignore_startup_parameters).
+    _statement_timeout_ms = round(env.float("DATABASE_STATEMENT_TIMEOUT_SECONDS", default=0) * 1000)
+    if _statement_timeout_ms > 0:
+        _options = DATABASES["default"]["OPTIONS"]
+        _options["options"] = (
+            f"{_options.get('options', '')} -c statement_timeout={_statement_timeout_ms}".strip()
+        )
     # The same backend, counting queries, errors and connections for /metrics.
     DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 # A request the database could not serve is a 503 problem+json with this Retry-After.

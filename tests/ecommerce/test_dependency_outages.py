@@ -26,8 +26,10 @@ import httpx
 import pytest
 import redis as redis_py
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
+from django.db import transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
+from apps.catalog.models import Product
 from apps.users import services as users_services
 from apps.users.models import User
 from tests.catalog.factories import make_product
@@ -463,3 +465,41 @@ def test_a_database_host_that_never_answers_fails_requests_within_the_connect_ti
     assert round_["live"].status == 200
     assert_bounded(shop.replies)
     print_figures("database host silent", shop.replies)
+
+
+# --- A statement stuck on a lock -------------------------------------------------------------
+
+
+def test_an_order_stuck_on_a_row_lock_is_a_503_before_gunicorn_kills_the_worker(
+    tmp_path: Path, transactional_db: Any
+) -> None:
+    """With GUNICORN_TIMEOUT_SECONDS=6, web statements give up after 3 s (half), so the
+    request answers 503 problem+json instead of dying with its worker."""
+    make_product(sku=SKU, stock=100, price="9.50")
+    user = users_services.register_user(email="locked-out@example.com", name="Locked Out")
+    env = project_env(
+        CACHE_KEY_PREFIX=f"lock-{uuid.uuid4().hex[:8]}", GUNICORN_TIMEOUT_SECONDS="6", **ENV
+    )
+    web = GunicornServer(workers=1, env=env, log_path=tmp_path / "web.log")
+    shop = Shop(url=web.url, email=user.email, token=str(AccessToken.for_user(user)))
+    order = {"items": [{"id": SKU, "quantity": 1}], "payment_token": "tok_success"}
+    headers = {"Authorization": f"Bearer {shop.token}"}
+    try:
+        with httpx.Client(timeout=CLIENT_TIMEOUT_SECONDS) as client:
+            with transaction.atomic():
+                # Another transaction holds the product's row, and keeps it.
+                Product.objects.select_for_update().get(sku=SKU)
+                stuck = shop.call(
+                    client, "order", "POST", "/api/orders", json=order, headers=headers
+                )
+            after = shop.call(client, "order", "POST", "/api/orders", json=order, headers=headers)
+    finally:
+        web.stop()
+
+    assert (stuck.status, stuck.content_type, stuck.code) == (503, PROBLEM, "database_unavailable")
+    assert stuck.retry_after == "5"
+    assert 3.0 <= stuck.elapsed < 6.0, str(stuck)
+    assert after.status == 201, str(after)
+    assert Product.objects.get(sku=SKU).stock == 99  # the stuck order rolled back whole
+    assert_no_worker_timeout(tmp_path / "web.log")
+    print(f"\norder behind a held row lock: {stuck}")
