@@ -1,12 +1,13 @@
-"""Real processes through real outages: a frozen or killed Redis, a stopped PostgreSQL.
+"""Real processes through real outages: Redis frozen or killed, PostgreSQL stopped or silent.
 
 gunicorn runs the project with its own config against a throwaway redis-server (and, for
 the database case, a throwaway PostgreSQL cluster), both started here and stopped by PID.
 While a dependency is out, product reads, an order, a login and the health probes must
-each answer within BOUND_SECONDS with what the docs promise (docs/operations.md, "When a
-dependency fails"): a 2xx, or a 503 problem+json with Retry-After; never a bare 500,
-never a gunicorn worker timeout. When the dependency is back, service must come back
-without restarting anything.
+each answer within BOUND_SECONDS with what the docs promise (docs/operations.md, "When
+Redis or PostgreSQL fails"): a 2xx, or a 503 problem+json with Retry-After; never a bare
+500, never a gunicorn worker timeout. When the dependency is back, service must come back
+without restarting anything. Also: a database host that never answers costs a request the
+connect timeout, and a statement stuck on a row lock is cancelled before the worker timeout.
 """
 
 from __future__ import annotations
