@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django_ratelimit.core import get_usage
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
@@ -506,6 +506,22 @@ def test_with_redis_down_only_auth_is_refused_and_everything_else_passes(
         "reads": 0,
         "writes": 0,
     }
+
+
+def test_with_redis_down_the_admin_login_is_refused_like_the_token_view(
+    throwaway_redis: RedisServer,
+) -> None:
+    UserFactory(email="ops@example.com", is_staff=True, is_superuser=True)
+    throwaway_redis.kill()
+
+    response = Client(REMOTE_ADDR="198.51.100.1").post(
+        "/admin/login/", {"username": "ops@example.com", "password": DEFAULT_PASSWORD}
+    )
+
+    body = problem(response, 503)
+    assert body["code"] == "rate_limit_unavailable"
+    assert response["Retry-After"] == "2"
+    assert "sessionid" not in response.cookies
 
 
 def test_fail_closed_scopes_come_from_the_settings(
