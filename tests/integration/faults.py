@@ -49,7 +49,12 @@ TIMINGS = {
     "ORDER_EXPIRY_INTERVAL_SECONDS": "5",
     "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
     "OUTBOX_RELAY_MIN_AGE_SECONDS": "2",
-    "OUTBOX_LEASE_SECONDS": "10",
+    # Longer than the worst queue wait under this load on a busy 2-core machine: a lease
+    # that runs out while its message merely waits in the queue sends a duplicate.
+    "OUTBOX_LEASE_SECONDS": "30",
+    "OUTBOX_MAX_BROKER_COUNTDOWN_SECONDS": "10",
+    "TASK_TRANSIENT_RETRY_BASE_SECONDS": "1",
+    "TASK_TRANSIENT_RETRY_CAP_SECONDS": "5",
     "PAYMENT_RECONCILE_INTERVAL_SECONDS": "2",
     "PAYMENT_RECONCILE_AFTER_SECONDS": "5",
     "PAYMENT_UNATTEMPTED_AFTER_SECONDS": "5",
@@ -61,10 +66,9 @@ TIMINGS = {
     "PAYMENT_PROVIDER_CONNECT_TIMEOUT_SECONDS": "1",
     "PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS": "5",
     "CIRCUIT_BREAKER_RECOVERY_TIMEOUT_SECONDS": "1",
-    "CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS": "30",
     "NOTIFICATION_SWEEP_INTERVAL_SECONDS": "2",
-    "NOTIFICATION_SWEEP_GRACE_SECONDS": "5",
-    "NOTIFICATION_REQUEUE_AFTER_SECONDS": "10",
+    "NOTIFICATION_SWEEP_GRACE_SECONDS": "10",
+    "NOTIFICATION_REQUEUE_AFTER_SECONDS": "30",
     "NOTIFICATION_LOCK_TTL_SECONDS": "15",
     "NOTIFICATION_RETRY_BASE_SECONDS": "0.5",
     "NOTIFICATION_RETRY_CAP_SECONDS": "3",
@@ -83,7 +87,7 @@ TIMINGS = {
     "EMAIL_URL": "memorymail://",
     "INVARIANTS_GRACE_SECONDS": "0",
 }
-PASSWORD = "fault-password-0123"
+PASSWORD = "Zq8-lantern-vivid-4419"
 SKUS = ("fault-a", "fault-b", "fault-c")
 DECLINE_TOKEN = "tok_card_declined"
 FINAL = ("paid", "payment_failed")
@@ -201,22 +205,43 @@ class SamePortRedis(RedisServer):
 
 
 class FaultDatabase:
-    """A throwaway PostgreSQL cluster with the project's schema, read back with psycopg2."""
+    """A database of the project on a throwaway PostgreSQL cluster, read back with psycopg2.
 
-    def __init__(self, server: PostgresServer, *, env: dict[str, str]) -> None:
+    `FaultDatabase.migrated` runs `manage.py migrate` once, in a subprocess, on a template;
+    `copy()` makes a fresh database from it in a second, so each scenario starts empty and
+    what one scenario left behind never settles (or fails to) in the next.
+    """
+
+    def __init__(self, server: PostgresServer, name: str) -> None:
         self.server = server
-        self.name = "shop"
-        self.url = server.create_database(self.name)
+        self.name = name
+        self.url = server.url(name)
+
+    @classmethod
+    def migrated(cls, server: PostgresServer, *, env: dict[str, str]) -> FaultDatabase:
+        database = cls(server, "shop_template")
+        server.create_database(database.name)
         result = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
             cwd=ROOT,
-            env={**env, "DATABASE_URL": self.url},
+            env={**env, "DATABASE_URL": database.url},
             capture_output=True,
             text=True,
             timeout=240,
             check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+        return database
+
+    def copy(self, name: str) -> FaultDatabase:
+        connection = psycopg2.connect(self.server.url(), connect_timeout=5)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
+        finally:
+            connection.close()
+        return FaultDatabase(self.server, name)
 
     def rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         connection = psycopg2.connect(self.url, connect_timeout=5)
@@ -343,7 +368,7 @@ for sku in spec["skus"]:
         catalog.create_product(sku=sku, name=sku, price=Decimal("9.50"), initial_stock=1000000)
 tokens = []
 for email in spec["emails"]:
-    user = users.register_user(email=email, name=email.split("@")[0], password=spec["password"])
+    user = users.register_user(email=email, name="Fault Buyer", password=spec["password"])
     tokens.append(str(RefreshToken.for_user(user).access_token))
     if email in spec["webhooks"]:
         WebhookEndpoint.objects.create(
@@ -453,6 +478,8 @@ class LoadGenerator:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._counter = 0
+        # When the fault began (monotonic), to tell orders placed before it from the rest.
+        self.fault_started = float("inf")
 
     def start(self) -> None:
         for index in range(self.threads_count):
@@ -581,7 +608,12 @@ class Outcome:
     """What became of a scenario's accepted orders, and what is still wrong."""
 
     problems: list[str]
-    paid_seconds: list[float]
+    # Idempotency key -> seconds from the order's creation to its `paid` event.
+    paid_after: dict[str, float]
+
+    @property
+    def paid_seconds(self) -> list[float]:
+        return list(self.paid_after.values())
 
 
 def _done_column(database: FaultDatabase) -> str:
@@ -644,10 +676,28 @@ def outcome_of(
     )[0][0]
     if waiting:
         problems.append(f"{waiting} notification(s) still pending or sending")
+        problems += [
+            f"  {count} {event} by {channel} {status}, {attempts} attempt(s), due {due}: {error}"
+            for event, channel, status, attempts, due, error, count in database.rows(
+                "SELECT event, channel, status, attempts, next_attempt_at, left(last_error, 80),"
+                " count(*) FROM notifications_notification"
+                " WHERE status IN ('pending', 'sending') GROUP BY 1, 2, 3, 4, 5, 6"
+                " ORDER BY 7 DESC LIMIT 5"
+            )
+        ]
     done = _done_column(database)
     stale = database.rows(f"SELECT count(*) FROM outbox_outboxmessage WHERE {done} IS NULL")[0][0]  # noqa: S608
     if stale:
         problems.append(f"{stale} outbox message(s) not done ({done} empty)")
+        if done == "completed_at":
+            problems += [
+                f"  {count} {topic} -> {task}, {attempts} hand-off(s), lease {lease}: {error}"
+                for topic, task, attempts, lease, error, count in database.rows(
+                    "SELECT topic, task_name, attempts, lease_until > now(), left(last_error, 80),"
+                    " count(*) FROM outbox_outboxmessage WHERE completed_at IS NULL"
+                    " GROUP BY 1, 2, 3, 4, 5 ORDER BY 6 DESC LIMIT 8"
+                )
+            ]
     if ask_provider and not problems:
         for _key, public, status, pk, _payment in rows:
             charge = stack.sandbox.charge_for(f"order-{public}")
@@ -661,16 +711,16 @@ def outcome_of(
         charged = stack.sandbox.charges()["succeeded"]
         if charged != paid:
             problems.append(f"the provider holds {charged} succeeded charges, we {paid} payments")
-    paid_seconds = [
-        float(seconds)
-        for (seconds,) in database.rows(
-            "SELECT extract(epoch FROM e.created_at - o.created_at) FROM orders_orderevent e"
-            " JOIN orders_order o ON o.id = e.order_id"
+    paid_after = {
+        key: float(seconds)
+        for key, seconds in database.rows(
+            "SELECT o.idempotency_key, extract(epoch FROM e.created_at - o.created_at)"
+            " FROM orders_orderevent e JOIN orders_order o ON o.id = e.order_id"
             " WHERE e.to_status = 'paid' AND o.idempotency_key = ANY(%s)",
             (keys,),
         )
-    ]
-    return Outcome(problems=problems, paid_seconds=paid_seconds)
+    }
+    return Outcome(problems=problems, paid_after=paid_after)
 
 
 def settle(
