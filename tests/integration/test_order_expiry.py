@@ -17,7 +17,7 @@ from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches
 from tests.integration.helpers import history, place, placed_order
-from tests.integration.processes import ROOT
+from tests.integration.processes import ROOT, SandboxServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -72,3 +72,29 @@ def test_an_unpaid_order_past_the_timeout_expires_once_and_its_stock_returns_onc
     payment = Payment.objects.get(order=stale)
     assert (payment.status, payment.attempts) == (PaymentStatus.PENDING, 0)
     assert OutboxMessage.objects.filter(topic="order.expired").count() == 1
+
+
+def test_an_order_is_not_expired_while_the_provider_cannot_be_asked(
+    process_env: dict[str, str],
+    sandbox: SandboxServer,
+    client: APIClient,
+    no_charge_requests: None,
+) -> None:
+    product = make_product(sku="p", stock=5)
+    order = placed_order(place(client, "p", 2))
+    created_ago(order, TIMEOUT_SECONDS + 1)
+    sandbox.stop()
+
+    while_down = expire_orders(process_env)
+
+    assert while_down == "expired 0 order(s), 0 paid, 0 declined, 1 deferred"
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING_PAYMENT
+    assert Product.objects.get(pk=product.pk).stock == 3
+
+    sandbox.start()  # up again, and it never charged this order
+    assert expire_orders(process_env) == "expired 1 order(s), 0 paid, 0 declined, 0 deferred"
+    order.refresh_from_db()
+    assert order.status == OrderStatus.EXPIRED
+    assert Product.objects.get(pk=product.pk).stock == 5
+    assert_ledger_matches(product.pk)

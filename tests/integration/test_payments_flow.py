@@ -17,10 +17,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.catalog.models import Product, StockMovement
-from apps.orders.models import OrderStatus
+from apps.orders.models import Order, OrderStatus
 from apps.payments.models import Payment, PaymentStatus
 from apps.payments.services import reconcile_payments
-from apps.payments.tasks import charge_payment_task
+from apps.payments.tasks import charge_payment_task, reconcile_payments_task
 from ecommerce.outbox import relay_pending
 from ecommerce.outbox.models import OutboxMessage
 from ecommerce.resilience.breaker import breaker
@@ -386,3 +386,34 @@ def test_a_charge_task_out_of_retries_ends_its_order_cleanly(
     assert sandbox.charges()["total"] == 0
     assert Product.objects.get(pk=product.pk).stock == 5
     assert_ledger_matches(product.pk)
+
+
+def test_an_order_whose_charge_message_was_lost_is_charged_by_the_sweep(
+    live_celery: CeleryWorker,
+    sandbox: SandboxServer,
+    client: APIClient,
+    no_charge_requests: None,
+) -> None:
+    # given: placed, but its charge never queued (a broker restarted empty), a while ago
+    product = make_product(sku="p", stock=5)
+    order = placed_order(place(client, "p", 2))
+    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=61))
+    Payment.objects.filter(order=order).update(updated_at=timezone.now() - timedelta(seconds=61))
+    mark = len(live_celery.log())
+
+    # when: the periodic sweep runs on the worker
+    reconcile_payments_task.delay()
+
+    # then: asked first (nothing there), then charged once
+    wait_for_status(order, OrderStatus.PAID, worker=live_celery)
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.attempts) == (PaymentStatus.SUCCEEDED, 1)
+    asked = logged(live_celery, "payment_provider.response", since=mark, method="GET")
+    assert [(c["path"], c["status"]) for c in asked] == [("/v1/charges", 200)]
+    charged = provider_calls(live_celery, payment.idempotency_key, since=mark)
+    assert [(c["method"], c["status"]) for c in charged] == [("POST", 201)]
+    assert live_celery.log(since=mark).index(asked[0]) < live_celery.log(since=mark).index(
+        charged[0]
+    )
+    assert sandbox.charges() == ONE_SUCCEEDED
+    assert Product.objects.get(pk=product.pk).stock == 3
