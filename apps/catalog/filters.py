@@ -8,6 +8,7 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import extend_schema_field
 
@@ -34,6 +35,16 @@ PRICE_MAX = Decimal("9999999999.99")
 CENT = Decimal("0.01")
 
 
+class AsciiDecimalField(forms.DecimalField):
+    """Django's DecimalField reads any Unicode digits (`١٢` is 12); a price is ASCII."""
+
+    def to_python(self, value: Any) -> Decimal | None:
+        if isinstance(value, str) and not value.isascii():
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        result: Decimal | None = super().to_python(value)
+        return result
+
+
 @extend_schema_field({"type": "number", "minimum": 0, "maximum": 1e50})
 class PriceFilter(django_filters.NumberFilter):
     """A price bound, rounded to the column's cents the way that keeps its meaning.
@@ -41,6 +52,8 @@ class PriceFilter(django_filters.NumberFilter):
     PostgreSQL refuses numerics past its range (`1e-999999` is a 500 there), so the value
     is brought to the column's scale first: a lower bound rounds up, an upper bound down.
     """
+
+    field_class = AsciiDecimalField
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(min_value=0, **kwargs)

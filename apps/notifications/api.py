@@ -177,10 +177,11 @@ class WebhookEndpointViewSet(viewsets.GenericViewSet):
         return Response(WebhookEndpointOutputSerializer(endpoint).data)
 
     def _change(self, request: Request, pk: str, *, partial: bool) -> Response:
+        endpoint_id = _endpoint_id(pk)  # a malformed address is a 404 whatever the body
         serializer = WebhookEndpointInputSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         endpoint = services.update_webhook_endpoint(
-            owner=request.user, endpoint_id=_endpoint_id(pk), **serializer.validated_data
+            owner=request.user, endpoint_id=endpoint_id, **serializer.validated_data
         )
         return Response(WebhookEndpointOutputSerializer(endpoint).data)
 
