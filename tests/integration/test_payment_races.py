@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -200,7 +201,7 @@ def test_expiry_racing_successful_charges_never_keeps_money_for_an_expired_order
         Order.objects.filter(pk=order.pk).update(created_at=overdue)  # this one only
         outcomes.append(
             race(
-                lambda order=order: payments_services.charge_payment(order_id=order.pk),
+                partial(payments_services.charge_payment, order_id=order.pk),
                 payments_services.expire_overdue_orders,
             )
         )
@@ -333,8 +334,8 @@ def test_refunds_and_fulfilments_released_together_never_both_win(
 
     for order in orders:
         race(
-            lambda order=order: orders_services.refund_order(order_id=order.pk, by=None),
-            lambda order=order: orders_services.fulfil_order(order_id=order.pk, by=None),
+            partial(orders_services.refund_order, order_id=order.pk, by=None),
+            partial(orders_services.fulfil_order, order_id=order.pk, by=None),
         )
 
     statuses = [assert_money_agrees(order, provider) for order in orders]

@@ -147,6 +147,7 @@ def test_provider_down_opens_the_shared_breaker_and_one_half_open_trial_closes_i
         worker=live_celery,
     )
     # A refusal never reached the provider, so it used up none of the payment's attempts.
+    assert second_payment is not None
     assert (second_payment.attempts, second_payment.last_attempt_at) == (0, None)
 
     sandbox.start()  # on the same port, with no charges
