@@ -163,7 +163,8 @@ def _settle(payment: Payment, *, reason: str) -> str:
 
 
 def _max_attempts() -> int:
-    return int(settings.PAYMENT_MAX_ATTEMPTS_PER_PAYMENT)
+    """PAYMENT_MAX_ATTEMPTS_PER_PAYMENT, at least 1: a payment always gets one call."""
+    return max(1, int(settings.PAYMENT_MAX_ATTEMPTS_PER_PAYMENT))
 
 
 def charge_payment(*, order_id: int, ask_first: bool = False) -> str:
