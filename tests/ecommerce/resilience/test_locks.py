@@ -190,7 +190,8 @@ def test_acquiring_on_a_frozen_redis_fails_after_the_socket_timeout_not_the_wait
         acquire_lock(name, ttl_seconds=10, blocking_timeout_seconds=5)
     elapsed = time.monotonic() - started
 
-    assert TIMEOUT_SECONDS <= elapsed < TIMEOUT_SECONDS + 0.2
+    # The socket timeout, not the 5 s wait (a margin for a busy machine).
+    assert TIMEOUT_SECONDS <= elapsed < 1.0
 
 
 def test_acquiring_on_a_killed_redis_fails_at_once(name: str, frozen_redis: RedisServer) -> None:
@@ -200,7 +201,7 @@ def test_acquiring_on_a_killed_redis_fails_at_once(name: str, frozen_redis: Redi
     with pytest.raises(RedisConnectionError):
         acquire_lock(name, ttl_seconds=10, blocking_timeout_seconds=5)
 
-    assert time.monotonic() - started < TIMEOUT_SECONDS
+    assert time.monotonic() - started < 1.0  # refused at once, no 5 s wait
 
 
 def test_a_release_that_redis_cannot_take_is_logged_and_the_ttl_frees_the_lock(
@@ -215,7 +216,7 @@ def test_a_release_that_redis_cannot_take_is_logged_and_the_ttl_frees_the_lock(
     os.kill(frozen_redis.process.pid, signal.SIGCONT)
 
     assert ran == [True]
-    assert elapsed < TIMEOUT_SECONDS + 0.2
+    assert elapsed < 1.0
     [line] = [line for line in log_lines() if line["event"] == "lock_release_failed"]
     assert (line["lock"], line["error"]) == (name, "TimeoutError: Timeout reading from socket")
     # Nobody freed it: the next owner gets in once its TTL has run out, not before.
