@@ -11,6 +11,10 @@ from django.http import HttpRequest
 
 from apps.users.models import User, normalize_email
 
+# Only a superuser may grant what bypasses the roles: the superuser flag and permissions
+# given to one account outside its groups.
+SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions")
+
 
 class UserCreationForm(AdminUserCreationForm):
     class Meta:
@@ -61,6 +65,26 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).prefetch_related("groups")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
+        """A staff member who may change accounts still cannot make anyone a superuser or
+        grant permissions outside the role groups (their own account included)."""
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return fields
+        return fields + SUPERUSER_ONLY_FIELDS
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        """A superuser's account (email, password, flags) is changed only by a superuser:
+        otherwise resetting its password would hand over every permission."""
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="roles")
     def roles(self, user: User) -> str:

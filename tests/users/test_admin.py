@@ -274,3 +274,82 @@ def test_change_form_lower_cases_the_email_and_sets_roles(staff_admin):
     assert (user.email, user.name, user.is_staff) == ("amy.pond@example.com", "Amy Pond", False)
     assert list(user.groups.values_list("name", flat=True)) == ["support"]
     assert user.check_password(DEFAULT_PASSWORD)
+
+
+# --- No escalation past the roles --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_admin_cannot_make_itself_a_superuser_or_grant_itself_permissions(staff_admin):
+    # given
+    boss = User.objects.get(email="boss@example.com")
+    admin_group = Group.objects.get(name="admin")
+    any_permission = admin_group.permissions.model.objects.order_by("pk").first()
+    form = {
+        "email": "boss@example.com",
+        "name": "Boss",
+        "is_active": "on",
+        "is_staff": "on",
+        "is_superuser": "on",
+        "groups": [admin_group.pk],
+        "user_permissions": [any_permission.pk],
+        "_save": "Save",
+    }
+
+    # when
+    response = staff_admin.post(f"{CHANGELIST}{boss.pk}/change/", form)
+
+    # then: the form saved what the role may change and ignored the rest
+    assert response.status_code == 302
+    boss.refresh_from_db()
+    assert (boss.is_superuser, boss.user_permissions.count()) == (False, 0)
+    assert list(boss.groups.values_list("name", flat=True)) == ["admin"]
+
+
+@pytest.mark.django_db
+def test_an_admin_cannot_change_delete_or_reset_the_password_of_a_superuser(staff_admin):
+    # given
+    root = UserFactory(email="root@example.com", is_staff=True, is_superuser=True)
+
+    # when
+    change = staff_admin.post(
+        f"{CHANGELIST}{root.pk}/change/",
+        {"email": "mine@example.com", "name": "x", "is_active": "on", "_save": "Save"},
+    )
+    password = staff_admin.post(
+        f"{CHANGELIST}{root.pk}/password/",
+        {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+    )
+    delete = staff_admin.post(f"{CHANGELIST}{root.pk}/delete/", {"post": "yes"})
+
+    # then
+    assert (change.status_code, password.status_code, delete.status_code) == (403, 403, 403)
+    root.refresh_from_db()
+    assert root.email == "root@example.com"
+    assert root.check_password(DEFAULT_PASSWORD)
+
+
+@pytest.mark.django_db
+def test_a_superuser_still_grants_the_superuser_flag(client):
+    # given
+    root = UserFactory(email="root@example.com", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    user = UserFactory(email="amy@example.com", name="Amy")
+
+    # when
+    response = client.post(
+        f"{CHANGELIST}{user.pk}/change/",
+        {
+            "email": "amy@example.com",
+            "name": "Amy",
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+            "_save": "Save",
+        },
+    )
+
+    # then
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert (user.is_staff, user.is_superuser) == (True, True)
