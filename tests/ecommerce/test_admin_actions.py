@@ -340,14 +340,17 @@ def log_of(obj: models.Model) -> list[tuple[str, int, str]]:
     return [(entry.user.email, entry.action_flag, entry.change_message) for entry in entries]
 
 
-def test_an_admin_refund_is_logged_and_shown_on_the_orders_history_page(place, lamp):
+def test_an_admin_refund_is_logged_and_shown_on_the_orders_history_page(
+    place, lamp, django_capture_on_commit_callbacks
+):
     # given: an admin by role (not a superuser) holds the migrated refund permission
     order = place(3, paid=True)
     boss = make_staff("admin", email="boss@example.com")
     client = logged_in(boss)
 
     # when
-    response = post_action(client, ORDERS, "refund", order)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_action(client, ORDERS, "refund", order)
     history = client.get(f"{ORDERS}{order.pk}/history/")
 
     # then
@@ -366,13 +369,16 @@ def test_an_admin_refund_is_logged_and_shown_on_the_orders_history_page(place, l
     ("paid", "status", "stock"),
     [(False, OrderStatus.CANCELLED, 10), (True, OrderStatus.REFUNDED, 10)],
 )
-def test_an_admin_cancels_orders_with_the_cancel_action(place, lamp, paid, status, stock):
+def test_an_admin_cancels_orders_with_the_cancel_action(
+    place, lamp, paid, status, stock, django_capture_on_commit_callbacks
+):
     # given
     order = place(4, paid=paid)
     boss = make_staff("admin", email="boss@example.com")
 
     # when
-    response = post_action(logged_in(boss), ORDERS, "cancel", order)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_action(logged_in(boss), ORDERS, "cancel", order)
 
     # then
     assert response.status_code == 302

@@ -229,14 +229,15 @@ def test_mark_fulfilled_refuses_a_pending_order_and_changes_nothing(admin, place
 
 
 def test_refund_refunds_a_paid_order_its_payment_and_returns_the_stock(
-    admin, place, ann, boss, lamp
+    admin, place, ann, boss, lamp, django_capture_on_commit_callbacks
 ):
     # given
     order = place(ann, 3, paid=True)
     assert Product.objects.get(pk=lamp.pk).stock == 7
 
-    # when
-    response = act(admin, "refund", order)
+    # when: the refund is claimed in the request and paid out by its task after commit
+    with django_capture_on_commit_callbacks(execute=True):
+        response = act(admin, "refund", order)
 
     # then
     assert response.status_code == 302
