@@ -70,13 +70,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost: it sees the final response, problem+json rewrites included.
+    # Outermost, both: they see the final response, problem+json rewrites included, so
+    # 404/405/500 problems carry HSTS, nosniff, Referrer-Policy and the CSP too.
+    "django.middleware.security.SecurityMiddleware",
     "ecommerce.security.ContentSecurityPolicyMiddleware",
     "ecommerce.api.middleware.RequestIdMiddleware",
     "ecommerce.observability.middleware.MetricsMiddleware",
     "ecommerce.api.middleware.ProblemDetailsMiddleware",
     "ecommerce.api.ratelimit.RateLimitHeadersMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -96,3 +96,18 @@ def test_https_through_the_proxy_is_served_with_hsts(client: Client) -> None:
 
     assert response.status_code == 200
     assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/no-such-page", 404), ("DELETE", "/health/live", 405), ("GET", "/api/products", 200)],
+)
+def test_problem_responses_carry_the_security_headers_like_any_other(
+    client: Client, method: str, path: str, status: int
+) -> None:
+    response = client.generic(method, path)
+
+    assert response.status_code == status
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert "Content-Security-Policy" in response
