@@ -146,7 +146,11 @@ class OrderEvent(models.Model):
 
     class Meta:
         ordering = ("created_at", "pk")
-        indexes = [models.Index(fields=["order", "created_at"], name="orders_event_order_idx")]
+        indexes = [
+            models.Index(fields=["order", "created_at"], name="orders_event_order_idx"),
+            # The notification sweeper and check_invariants read recent events by time.
+            models.Index(fields=["created_at"], name="orders_event_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_status or '-'} -> {self.to_status}"
