@@ -54,7 +54,7 @@ def _endpoints_by_owner(owner_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
     for endpoint in WebhookEndpoint.objects.filter(owner_id__in=owner_ids, active=True).values(
         "pk", "owner_id", "events", "updated_at"
     ):
-        endpoints[endpoint["owner_id"]].append(endpoint)
+        endpoints[endpoint["owner_id"]].append(dict(endpoint))
     return endpoints
 
 

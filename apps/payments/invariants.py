@@ -6,6 +6,7 @@ at most one charge per order there, so "found and succeeded" is "charged exactly
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -76,7 +77,9 @@ def payment_window(context: CheckContext) -> Outcome:
     return outcome
 
 
-def _verdict(row: dict[str, Any], charge: ChargeResult | None, context: CheckContext) -> str | None:
+def _verdict(
+    row: Mapping[str, Any], charge: ChargeResult | None, context: CheckContext
+) -> str | None:
     """What is wrong with this order's payment given the provider's charge, or None."""
     status = row["order__status"]
     succeeded = charge is not None and charge.status is ChargeStatus.SUCCEEDED
@@ -85,7 +88,7 @@ def _verdict(row: dict[str, Any], charge: ChargeResult | None, context: CheckCon
         expected = (
             PaymentStatus.REFUNDED if status == OrderStatus.REFUNDED else PaymentStatus.SUCCEEDED
         )
-        if charge is None or not succeeded:
+        if charge is None or charge.status is not ChargeStatus.SUCCEEDED:
             return f"order {status} but the provider has {charge.status if charge else 'no'} charge"
         if row["status"] != expected:
             return f"order {status} but its payment is {row['status']}"
@@ -97,7 +100,7 @@ def _verdict(row: dict[str, Any], charge: ChargeResult | None, context: CheckCon
             charged = f"{charge.amount} {charge.currency}"
             return f"charged {charged}, payment is {row['amount']} {row['currency']}"
         return None
-    if not succeeded:
+    if charge is None or not succeeded:
         return None
     # The provider took the money for an order that is not paid.
     if status in UNPAID_AND_DONE and row["status"] == PaymentStatus.REFUNDED:
