@@ -13,6 +13,7 @@ from rest_framework import serializers
 from apps.catalog import services
 from apps.catalog.models import Product
 from apps.catalog.serializers import ProductCreateInputSerializer, ProductUpdateInputSerializer
+from ecommerce.api.parsers import FormData  # a CSV row is text, read as a form is
 from ecommerce.errors import DomainError
 
 COLUMNS = ("sku", "name", "price", "description", "category", "is_active", "stock")
@@ -68,11 +69,11 @@ def _import_row(row: dict[str, str], *, actor: Any) -> str:
     given = {key: value for key, value in values.items() if value and key != "sku"}
     product = Product.objects.filter(sku__iexact=sku).first()
     if product is None:
-        data = _validated(ProductCreateInputSerializer(data={"sku": sku, **given}))
+        data = _validated(ProductCreateInputSerializer(data=FormData({"sku": sku, **given})))
         services.create_product(initial_stock=data.pop("stock"), actor=actor, **data)
         return "created"
     target_stock = given.pop("stock", None)
-    data = _validated(ProductUpdateInputSerializer(data=given, partial=True))
+    data = _validated(ProductUpdateInputSerializer(data=FormData(given), partial=True))
     changed = {key: value for key, value in data.items() if getattr(product, key) != value}
     if changed:
         services.update_product(product=product, **changed)

@@ -180,7 +180,7 @@ class ProductCreateInputSerializer(serializers.Serializer):
     description = fields.CharField(required=False, allow_blank=True, default="")
     price = MoneyField()
     category = CategoryLookupField(required=False, allow_null=True, default=None)
-    is_active = serializers.BooleanField(required=False, default=True)
+    is_active = fields.BooleanField(required=False, default=True)
     stock = identifiers.IntegerField(
         required=False, min_value=0, max_value=MAX_STOCK_CHANGE, default=0
     )
@@ -206,7 +206,7 @@ class ProductUpdateInputSerializer(serializers.Serializer):
     description = fields.CharField(allow_blank=True)
     price = MoneyField()
     category = CategoryLookupField(allow_null=True)
-    is_active = serializers.BooleanField()
+    is_active = fields.BooleanField()
 
 
 @extend_schema_serializer(
@@ -281,7 +281,7 @@ class CategoryInputSerializer(serializers.Serializer):
     name = fields.CharField(max_length=120)
     slug = fields.SlugField(max_length=120)
     parent = CategoryLookupField(required=False, allow_null=True, default=None)
-    is_active = serializers.BooleanField(required=False, default=True)
+    is_active = fields.BooleanField(required=False, default=True)
 
 
 @extend_schema_serializer(

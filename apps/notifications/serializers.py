@@ -41,7 +41,7 @@ class WebhookEndpointInputSerializer(serializers.Serializer):
         required=False,
     )
     description = fields.CharField(max_length=200, allow_blank=True, required=False)
-    active = serializers.BooleanField(required=False)
+    active = fields.BooleanField(required=False)
 
     def validate_url(self, value: str) -> str:
         if not value.lower().startswith(("http://", "https://")):

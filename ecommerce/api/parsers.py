@@ -90,7 +90,11 @@ class JSONParser(parsers.BaseParser):
 
 
 class FormData(dict[str, str | list[str]]):
-    """A parsed form: a field sent once is its string, a field sent again is their list."""
+    """A parsed form: a field sent once is its string, a field sent again is their list.
+
+    Also the mark of any all-text input (a CSV row): typed fields read booleans from text
+    there, while a JSON body must send `true` or `false`.
+    """
 
     def lists(self) -> list[tuple[str, list[str]]]:
         return [(key, value if isinstance(value, list) else [value]) for key, value in self.items()]

@@ -1,0 +1,86 @@
+"""The API contract, machine-checked: schemathesis against a live gunicorn.
+
+Every phase (examples, coverage, fuzzing, stateful) and every check, over the whole
+OpenAPI schema, as an anonymous client, a customer and an admin. The run must find
+nothing; its closing figures are printed so they can be quoted. The per-operation
+relaxations (and why) are in schemathesis.toml beside this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.contract.conftest import Shop
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+# Lines of schemathesis' output that name a finding: the operation, the check, the repro.
+FINDINGS = ("____", "- ST", "    curl ", "[4", "[5", "    `{")
+ROLES = ("anonymous", "customer", "admin")
+# Cases per operation in the examples, fuzzing and stateful phases (the coverage phase
+# is deterministic and complete); generation is deterministic (schemathesis.toml).
+MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "10"))
+
+
+def start_schemathesis(shop: Shop, role: str, report_dir: Path) -> subprocess.Popen[str]:
+    """`schemathesis run` as `role`, writing its JSON report into `report_dir`."""
+    command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG)]
+    command += ["--no-color", "run", f"{shop.url}/api/schema"]
+    command += ["--checks", "all", "--phases", "examples,coverage,fuzzing,stateful"]
+    command += ["--max-examples", str(MAX_EXAMPLES), "--workers", "2"]
+    command += ["--report", "json", "--report-dir", str(report_dir)]
+    if role in shop.tokens:
+        command += ["--header", f"Authorization: Bearer {shop.tokens[role]}"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def report_of(process: subprocess.Popen[str], report_dir: Path) -> dict[str, Any]:
+    output, _ = process.communicate(timeout=800)
+    reports = sorted(report_dir.glob("json-*.json"))
+    assert reports, f"schemathesis wrote no report:\n{output[-3000:]}"
+    report: dict[str, Any] = json.loads(reports[-1].read_text())
+    report["output"] = output
+    return report
+
+
+def summary(role: str, report: dict[str, Any]) -> str:
+    cases = report["test_cases"]
+    failures = ", ".join(
+        f"{failure['code']} {failure['title']}: {failure['count']}"
+        for failure in report["failures"]
+    )
+    return (
+        f"{role:<9} operations {report['operations']['tested']}/"
+        f"{report['operations']['total']}, cases {cases['generated']}, "
+        f"failures {sum(f['count'] for f in report['failures'])}"
+        f"{f' ({failures})' if failures else ''}, errors {len(report['errors'])}, "
+        f"{report['running_time']:.0f} s"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_schemathesis_finds_no_contract_violation(live_shop: Shop, tmp_path: Path) -> None:
+    # The three callers at once: the server is the bottleneck, not the generators.
+    runs = {role: start_schemathesis(live_shop, role, tmp_path / role) for role in ROLES}
+    reports = {role: report_of(process, tmp_path / role) for role, process in runs.items()}
+
+    lines = [summary(role, report) for role, report in reports.items()]
+    print(f"\nschemathesis: all phases, all checks, {MAX_EXAMPLES} examples per operation")
+    print("\n".join(lines))
+    found = {
+        role: [line for line in report["output"].splitlines() if line.startswith(FINDINGS)]
+        for role, report in reports.items()
+        if report["failures"] or report["errors"]
+    }
+    for role, report in reports.items():
+        assert report["complete"] is True, f"{role}: {report['stop_reason']}"
+        assert set(report["phases"]) == {"examples", "coverage", "fuzzing", "stateful"}
+        assert report["operations"]["tested"] == report["operations"]["total"], role
+    assert not found, "\n".join(f"{role}:\n" + "\n".join(lines) for role, lines in found.items())
