@@ -37,7 +37,11 @@ def start_schemathesis(shop: Shop, role: str, report_dir: Path) -> subprocess.Po
     command += ["--report", "json", "--report-dir", str(report_dir)]
     if role in shop.tokens:
         command += ["--header", f"Authorization: Bearer {shop.tokens[role]}"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Run in the report directory: schemathesis keeps its cache in the working directory.
+    report_dir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        command, cwd=report_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def report_of(process: subprocess.Popen[str], report_dir: Path) -> dict[str, Any]:
