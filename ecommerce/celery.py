@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import celeryd_init, setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecommerce.settings")
 
@@ -29,3 +29,21 @@ def _use_django_logging(**_kwargs: Any) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@celeryd_init.connect
+def _consume_without_a_socket_timeout(conf: Any = None, **_kwargs: Any) -> None:
+    """Workers consume with no broker socket timeout (web and beat keep theirs).
+
+    The timeout bounds a publish made while serving a request; on a worker's consuming
+    connection it does harm: after Redis was frozen (SIGSTOP) for longer than the timeout,
+    the consumer stopped fetching messages for good once Redis was back (kombu 5.7, seen
+    in tests/integration/test_outbox_delivery.py). Without it the consumer waits and
+    resumes; a task's own publishes then wait for a frozen broker too, holding a worker,
+    never a request.
+    """
+    if conf is None:
+        return
+    options = dict(conf.broker_transport_options or {})
+    options.pop("socket_timeout", None)
+    conf.broker_transport_options = options

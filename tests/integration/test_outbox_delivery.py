@@ -358,3 +358,28 @@ def test_a_message_lost_with_a_killed_worker_runs_again_after_its_lease(
     # The dead worker's copy would come back after the visibility timeout and find the
     # order paid; drop it so the next test starts clean.
     publishing.redis.delete("unacked", "unacked_index")
+
+
+def test_a_worker_consumes_again_after_its_broker_was_frozen(
+    workers: Workers,
+    publishing: Broker,
+    sandbox: SandboxServer,
+    client: APIClient,
+    own_broker: SamePortRedis,
+) -> None:
+    # Longer than the broker socket timeout (0.5 s): a consumer reading with that timeout
+    # never fetched another message after this (ecommerce/celery.py drops it in workers).
+    url = broker_url(own_broker)
+    worker = workers.running(CELERY_BROKER_URL=url)
+    make_product(sku="p", stock=5)
+    with publishing_to(url):
+        wait_for_status(placed_order(place(client, "p")), OrderStatus.PAID, worker=worker)
+        own_broker.freeze()
+        time.sleep(8)
+        own_broker.thaw()
+
+        order = placed_order(place(client, "p"))
+
+    wait_for_status(order, OrderStatus.PAID, worker=worker, timeout_seconds=30)
+    wait_drained(Broker(url), worker)
+    workers.stop()
