@@ -3,6 +3,7 @@ it from the full-text GIN index (migration catalog.0005) rather than by reading 
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ from rest_framework.request import Request
 
 from apps.catalog import selectors
 from apps.catalog.models import Product
-from apps.catalog.search import ProductSearchFilter
+from apps.catalog.search import SEARCH_PATTERN, ProductSearchFilter
 from tests.catalog.asserts import assert_invalid
 from tests.catalog.factories import make_product
 
@@ -104,11 +105,23 @@ def test_a_search_of_the_maximum_length_and_word_count_is_answered(api_client):
     [
         ("x" * 101, "A search is at most 100 characters."),
         ("a b c d e f g h i", "A search has at most 8 words."),
-        ("tee-nav-m-1-2 blue wool x y", "A search has at most 8 words."),
+        ("a,b,c,d,e,f,g,h,i", "A search has at most 8 words."),
+        ("a\tb\nc d e f g h i", "A search has at most 8 words."),
         ("blue\x00", "A search cannot contain control characters."),
         ("blue\x1bshirt", "A search cannot contain control characters."),
+        ("blue\x85", "A search cannot contain control characters."),
+        ("\x1f", "A search cannot contain control characters."),
     ],
-    ids=["101-chars", "9-words", "9-words-by-hyphens", "nul", "escape"],
+    ids=[
+        "101-chars",
+        "9-words",
+        "9-words-by-commas",
+        "9-words-by-tabs-and-newlines",
+        "nul",
+        "escape",
+        "c1-control",
+        "only-a-control",
+    ],
 )
 def test_a_search_past_its_bounds_is_a_400_problem(api_client, search, detail):
     # given
@@ -131,7 +144,7 @@ def test_the_schema_publishes_the_search_bound(api_client):
         item["get"] for path, item in schema["paths"].items() if path.rstrip("/") == PRODUCTS
     ]
     (search,) = [p for p in operation["parameters"] if p["name"] == "search"]
-    assert search["schema"] == {"type": "string", "maxLength": 100}
+    assert search["schema"] == {"type": "string", "maxLength": 100, "pattern": SEARCH_PATTERN}
 
 
 # --- The index serves the query ----------------------------------------------------------------
@@ -174,3 +187,30 @@ def test_the_search_query_is_answered_from_the_full_text_index(search, count):
     # then
     assert "Bitmap Index Scan on catalog_product_search" in plan, plan
     assert "Seq Scan on catalog_product" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        "",
+        "blue",
+        "blu shi\n",
+        " ,blue,\tshirt ",
+        "a b c d e f g h",
+        "a b c d e f g h i",
+        "tee-nav-m-1-2 blue wool x y",
+        "\u3000",
+        "blue\x00",
+        "\x1f",
+        "blue\x85",
+        "x" * 100,
+        "x" * 101,
+    ],
+)
+def test_the_published_pattern_accepts_exactly_what_the_server_answers(api_client, search):
+    # when
+    response = api_client.get(PRODUCTS, {"search": search})
+    schema_accepts = len(search) <= 100 and re.match(SEARCH_PATTERN, search) is not None
+
+    # then
+    assert response.status_code == (200 if schema_accepts else 400)
