@@ -205,6 +205,9 @@ OUTBOX_LEASE_MAX_SECONDS = env.int("OUTBOX_LEASE_MAX_SECONDS", default=3600)
 # A retry waiting longer than this is not kept in the broker as an ETA message: the row's
 # lease holds it and the relay re-sends it when due. Well below the visibility timeout.
 OUTBOX_MAX_BROKER_COUNTDOWN_SECONDS = env.int("OUTBOX_MAX_BROKER_COUNTDOWN_SECONDS", default=60)
+# After the broker failed a hand-off, web processes leave new rows to the relay for this
+# long instead of each request waiting out the broker's socket timeout again.
+OUTBOX_HANDOFF_PAUSE_SECONDS = env.float("OUTBOX_HANDOFF_PAUSE_SECONDS", default=5.0)
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=100)
 # check_invariants: how long past its deadline work may still be in flight, not broken.
 INVARIANTS_GRACE_SECONDS = env.float("INVARIANTS_GRACE_SECONDS", default=600.0)

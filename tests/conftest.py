@@ -12,6 +12,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from ecommerce.outbox import registry as outbox_registry
 from tests.preflight import service_problems
 from tests.roles import restore_role_groups
 
@@ -30,6 +31,12 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _empty_cache() -> None:
     cache.delete_pattern("*")
+
+
+@pytest.fixture(autouse=True)
+def _outbox_hands_off() -> None:
+    """A broker failure in one test must not leave the next one's hand-offs paused."""
+    outbox_registry.resume_hand_off()
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ idempotent by effect, so a second delivery changes nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,8 @@ class Handler:
 
 
 _handlers: dict[str, list[Handler]] = {}
+# time.monotonic() until which this process hands nothing to the broker after it failed.
+_hand_off_paused_until = 0.0
 
 
 def register(topic: str, *, task: str, queue: str | None = None) -> None:
@@ -123,13 +126,16 @@ def _describe(exc: BaseException) -> str:
 def _hand_off(messages: Sequence[OutboxMessage]) -> int:
     """The on-commit hand-off: send each row; a row that could not be sent is due at once.
 
-    After a broker error the remaining rows are not tried (each try would wait out the
-    broker's socket timeout again); they keep the lease set at publish, and a failed row
-    becomes due for the relay's next run. Never raises a broker or task error: the
-    business transaction has committed, the rows are the guarantee.
+    After a broker error the remaining rows are not tried, and for
+    OUTBOX_HANDOFF_PAUSE_SECONDS this process tries none at all (each try would wait out
+    the broker's socket timeout again, request after request): those rows become due for
+    the relay's next run. Never raises a broker or task error: the business transaction
+    has committed, the rows are the guarantee.
     """
-    from ecommerce.outbox.models import OutboxMessage
-
+    global _hand_off_paused_until
+    if time.monotonic() < _hand_off_paused_until:
+        _leave_for_relay(messages, error="hand-off paused: the broker failed moments ago")
+        return 0
     sent = 0
     for index, message in enumerate(messages):
         try:
@@ -148,18 +154,35 @@ def _hand_off(messages: Sequence[OutboxMessage]) -> int:
                 left_for_relay=len(failed),
                 error=_describe(exc)[:200],
             )
-            try:
-                OutboxMessage.objects.filter(
-                    pk__in=[m.pk for m in failed], completed_at__isnull=True
-                ).update(lease_until=timezone.now(), last_error=_describe(exc))
-            except TRANSIENT_INFRASTRUCTURE_ERRORS as db_exc:
-                # The database went too: the rows come back when the lease set at publish ends.
-                logger.warning("outbox_dispatch_unrecorded", error=_describe(db_exc)[:200])
+            _leave_for_relay(failed, error=_describe(exc))
             if broker_down:
+                if not settings.CELERY_TASK_ALWAYS_EAGER:
+                    _hand_off_paused_until = (
+                        time.monotonic() + settings.OUTBOX_HANDOFF_PAUSE_SECONDS
+                    )
                 break
             continue
         sent += 1
     return sent
+
+
+def _leave_for_relay(messages: Sequence[OutboxMessage], *, error: str) -> None:
+    """Make rows due for the relay's next run (the order is safe: they are committed)."""
+    from ecommerce.outbox.models import OutboxMessage
+
+    try:
+        OutboxMessage.objects.filter(
+            pk__in=[m.pk for m in messages], completed_at__isnull=True
+        ).update(lease_until=timezone.now(), last_error=error)
+    except TRANSIENT_INFRASTRUCTURE_ERRORS as db_exc:
+        # The database went too: the rows come back when the lease set at publish ends.
+        logger.warning("outbox_dispatch_unrecorded", error=_describe(db_exc)[:200])
+
+
+def resume_hand_off() -> None:
+    """Hand rows to the broker again at once (tests; an operator never needs it)."""
+    global _hand_off_paused_until
+    _hand_off_paused_until = 0.0
 
 
 def _split_legacy_rows(messages: list[OutboxMessage]) -> list[OutboxMessage]:

@@ -156,7 +156,7 @@ def test_a_frozen_broker_gives_the_order_request_up_fast_and_the_relay_sends_lat
     client: APIClient,
     own_broker: SamePortRedis,
 ) -> None:
-    make_product(sku="p", stock=5)
+    make_product(sku="p", stock=10)
     url = broker_url(own_broker)
     with publishing_to(url):
         placed_order(place(client, "p"))  # a pooled broker connection, as in a live server
@@ -165,9 +165,16 @@ def test_a_frozen_broker_gives_the_order_request_up_fast_and_the_relay_sends_lat
             started = time.monotonic()
             response = place(client, "p")
             elapsed = time.monotonic() - started
+            # The next requests of this process do not ask the frozen broker again.
+            later_elapsed = []
+            later = []
+            for _ in range(3):
+                started = time.monotonic()
+                later.append(placed_order(place(client, "p")))
+                later_elapsed.append(time.monotonic() - started)
         finally:
             own_broker.thaw()
-    print(f"order request with the broker frozen: {elapsed:.3f} s")
+    print(f"order request with the broker frozen: {elapsed:.3f} s, then {later_elapsed}")
 
     order = placed_order(response)
     # The publish gave up after the broker socket timeout (0.5 s), once for both rows.
@@ -179,6 +186,16 @@ def test_a_frozen_broker_gives_the_order_request_up_fast_and_the_relay_sends_lat
     ]
     assert all(row.lease_until <= timezone.now() for row in rows)
     assert all(row.last_error.startswith("OperationalError:") for row in rows)
+    # Each later order waited for no broker at all: its rows went straight to the relay.
+    assert max(later_elapsed) < 0.4
+    later_rows = OutboxMessage.objects.filter(
+        topic="order.placed", payload__order_id__in=[o.pk for o in later]
+    )
+    assert later_rows.count() == 6
+    assert set(later_rows.values_list("last_error", flat=True)) == {
+        "hand-off paused: the broker failed moments ago"
+    }
+    assert all(row.lease_until <= timezone.now() for row in later_rows)
 
     Broker(url).purge_queues()  # the earlier order's messages: not this test's subject
     worker = workers.running(CELERY_BROKER_URL=url)
@@ -186,6 +203,10 @@ def test_a_frozen_broker_gives_the_order_request_up_fast_and_the_relay_sends_lat
         assert registry.relay_pending(batch_size=1000) >= 2
 
     wait_for_status(order, OrderStatus.PAID, worker=worker)
+    for later_order in later:
+        wait_for_status(later_order, OrderStatus.PAID, worker=worker)
+    for later_order in later:
+        wait_for_status(later_order, OrderStatus.PAID, worker=worker)
     wait_until(lambda: all_completed(rows), what="both rows completed", worker=worker)
     wait_drained(Broker(url), worker)
     payment = Payment.objects.get(order=order)
