@@ -158,17 +158,6 @@ def test_redis_killed_and_restarted_empty(make_stack: Callable[..., Stack]) -> N
 
 
 @pytest.mark.timeout(330)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Orders are slow while Redis is frozen: the after-commit publish of each order's "
-        "outbox rows to the frozen broker gives up only after ~3 s under load "
-        "(outbox_dispatch_failed logged 3.0 s after the stock was reserved), so an order "
-        "takes ~3.3 s and, with 2 sync gunicorn workers at 8 orders/s, clients waited "
-        "up to 10.8 s for their 201 (limit 5 s). Every order was still accepted, paid, "
-        "notified and check_invariants passed within 13 s of the thaw."
-    ),
-)
 def test_redis_frozen_for_twenty_seconds(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack()
 
