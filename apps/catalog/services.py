@@ -1,6 +1,7 @@
 """The only code that writes the catalog: products, categories, and stock with its ledger.
 
-Every stock change is one conditional UPDATE (`stock + delta >= 0`) that locks the row,
+Every stock change is one conditional UPDATE (`0 <= stock + delta <= MAX_STOCK`) that locks
+the row,
 plus its ledger row, in one transaction; rows are always touched in primary-key order, so
 two multi-line reservations can never deadlock.
 """
@@ -41,20 +42,41 @@ def merge_lines(lines: Iterable[StockLine]) -> list[StockLine]:
     return [StockLine(product_id=pk, quantity=qty) for pk, qty in sorted(totals.items())]
 
 
-def _apply_delta(product_id: int, delta: int) -> tuple[str, int] | None:
-    """Add `delta` to a product's stock unless it would go negative; locks the row.
+# The stock column is a 32-bit integer: past this the database would refuse the UPDATE.
+MAX_STOCK = 2_147_483_647
 
-    Returns (sku, new stock), or None when the product is missing or stock is short.
+
+def _apply_delta(product_id: int, delta: int) -> tuple[str, int] | None:
+    """Add `delta` to a product's stock unless it would leave 0..MAX_STOCK; locks the row.
+
+    Returns (sku, new stock), or None when the product is missing or the stock would leave
+    its range (`_refusal` says which). The bound is checked in 64 bits, so it is the rule
+    that refuses, never an integer overflow in the database.
     """
     table = Product._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET stock = stock + %s, updated_at = %s "  # noqa: S608
-            "WHERE id = %s AND stock + %s >= 0 RETURNING sku, stock",
-            [delta, timezone.now(), product_id, delta],
+            "WHERE id = %s AND CAST(stock AS BIGINT) + %s BETWEEN 0 AND %s "
+            "RETURNING sku, stock",
+            [delta, timezone.now(), product_id, delta, MAX_STOCK],
         )
         row = cursor.fetchone()
     return (row[0], row[1]) if row else None
+
+
+def _refusal(product_id: int, delta: int) -> Exception:
+    """Why `_apply_delta` changed nothing: no such product, too little stock, or too much."""
+    product = Product.objects.filter(pk=product_id).values_list("sku", "stock").first()
+    if product is None:
+        return InvalidInput(f"Product {product_id} does not exist.")
+    sku, stock = product
+    if delta > 0:
+        return InvalidInput(
+            f"Stock of {sku} cannot exceed {MAX_STOCK} units: it holds {stock}, "
+            f"{delta} more would pass that."
+        )
+    return OutOfStock(shortfalls={sku: {"requested": -delta, "available": stock}})
 
 
 def _write_movements(
@@ -152,7 +174,7 @@ def release_stock(
         for line in merged:
             applied = _apply_delta(line.product_id, line.quantity)
             if applied is None:
-                raise InvalidInput(f"Product {line.product_id} does not exist.")
+                raise _refusal(line.product_id, line.quantity)
             changes.append((line.product_id, applied[0], line.quantity, applied[1]))
         movements = _write_movements(
             changes, reason=reason, reference=reference, note="", actor=actor
@@ -167,12 +189,7 @@ def _change_stock(
     with transaction.atomic():
         applied = _apply_delta(product_id, delta)
         if applied is None:
-            product = Product.objects.filter(pk=product_id).values_list("sku", "stock").first()
-            if product is None:
-                raise InvalidInput(f"Product {product_id} does not exist.")
-            raise OutOfStock(
-                shortfalls={product[0]: {"requested": -delta, "available": product[1]}}
-            )
+            raise _refusal(product_id, delta)
         (movement,) = _write_movements(
             [(product_id, applied[0], delta, applied[1])],
             reason=reason,

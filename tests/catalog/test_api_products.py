@@ -10,6 +10,7 @@ import pytest
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
+from apps.catalog import services
 from apps.catalog.models import Category, Product, StockMovement
 from apps.users.models import User
 from ecommerce.api.permissions import Role
@@ -765,6 +766,29 @@ def test_an_adjustment_takes_units_away(manager_client, shelf):
     assert response.json()["movement"]["reason"] == "adjustment"
     assert response.json()["movement"]["actor"] == MANAGER_EMAIL
     assert ledger_rows(tea)[-1] == (-3, 9, "adjustment", "")
+    assert_ledger_matches(tea.pk)
+
+
+@pytest.mark.django_db
+def test_restocks_past_the_stock_columns_range_are_a_400_not_a_500(manager_client, shelf):
+    # given: stock a million units short of the column's maximum
+    tea = shelf["tea"]
+    services.adjust_stock(product_id=tea.pk, delta=services.MAX_STOCK - 1_000_000 - 12)
+    before = Product.objects.get(pk=tea.pk).stock
+
+    # when: the largest restock one request may ask for, twice
+    first = manager_client.post(
+        f"{PRODUCTS}/{tea.pk}/stock/", {"delta": 1_000_000, "reason": "restock"}, format="json"
+    )
+    second = manager_client.post(
+        f"{PRODUCTS}/{tea.pk}/stock/", {"delta": 1_000_000, "reason": "restock"}, format="json"
+    )
+
+    # then
+    assert first.status_code == 200, first.content
+    assert second.status_code == 400, second.content
+    assert second["Content-Type"] == "application/problem+json"
+    assert Product.objects.get(pk=tea.pk).stock == before + 1_000_000 == services.MAX_STOCK
     assert_ledger_matches(tea.pk)
 
 

@@ -193,3 +193,23 @@ def test_ledger_always_sums_to_stock(operations, initial):
             assert any(q > before[pk] for pk, q in wanted.items())
         assert {p.pk: p.stock for p in Product.objects.filter(pk__in=ids)} == expected
         assert_ledger_matches(*ids)
+
+
+def test_stock_past_the_column_range_is_refused_as_input_and_changes_nothing():
+    # given: a product one restock short of the 32-bit column's maximum
+    a = make_product(sku="widget", stock=5)
+    services.adjust_stock(product_id=a.pk, delta=services.MAX_STOCK - 10, note="count")
+
+    # when
+    with pytest.raises(InvalidInput) as caught:
+        services.restock(product_id=a.pk, quantity=11)
+
+    # then: a business refusal naming the bound, not a database overflow
+    assert str(caught.value) == (
+        f"Stock of widget cannot exceed {services.MAX_STOCK} units: "
+        f"it holds {services.MAX_STOCK - 5}, 11 more would pass that."
+    )
+    assert Product.objects.get(pk=a.pk).stock == services.MAX_STOCK - 5
+    assert_ledger_matches(a.pk)
+    services.restock(product_id=a.pk, quantity=5)
+    assert Product.objects.get(pk=a.pk).stock == services.MAX_STOCK
