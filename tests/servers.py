@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -20,13 +22,17 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server on 127.0.0.1:`port`, stopped by PID."""
+    """A redis-server on 127.0.0.1:`port`, stopped by PID; it can be SIGKILLed and started
+    again, empty, on the same port, or frozen (SIGSTOP) and thawed (SIGCONT)."""
 
     def __init__(self) -> None:
-        executable = shutil.which("redis-server")
-        assert executable, "redis-server is not installed"
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._start()
+
+    def _start(self) -> None:
+        executable = shutil.which("redis-server")
+        assert executable, "redis-server is not installed"
         self.process = subprocess.Popen(
             [
                 executable,
@@ -55,8 +61,19 @@ class RedisServer:
 
     def kill(self) -> None:
         if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)  # frozen or not, it goes at once
             self.process.kill()
             self.process.wait(timeout=5)
+
+    def restart_empty(self) -> None:
+        self.kill()
+        self._start()
+
+    def freeze(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
 
     def cache_settings(self, *, timeout_seconds: float = 0.25, prefix: str = "t") -> dict[str, Any]:
         return {

@@ -16,8 +16,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,7 +32,6 @@ from typing import Any
 
 import httpx
 import psycopg2
-import redis
 
 from tests.integration.processes import ROOT, CeleryWorker, SandboxServer, _stop
 from tests.servers import GunicornServer, PostgresServer, RedisServer, free_port
@@ -159,49 +156,9 @@ class Beat:
         _stop(self.process, grace_seconds=5)
 
 
-class SamePortRedis(RedisServer):
-    """A redis-server that can be SIGKILLed and started again, empty, on the same port,
-    or frozen (SIGSTOP) and thawed (SIGCONT)."""
-
-    def restart_empty(self) -> None:
-        self.kill()
-        executable = shutil.which("redis-server")
-        assert executable
-        self.process = subprocess.Popen(
-            [
-                executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_timeout=0.2).ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def freeze(self) -> None:
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        os.kill(self.process.pid, signal.SIGCONT)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)  # a frozen process dies only awake
-        super().kill()
+# The suite's redis-server restarts empty on its port and freezes; the name says what the
+# fault tests rely on.
+SamePortRedis = RedisServer
 
 
 class FaultDatabase:

@@ -401,6 +401,8 @@ def test_a_worker_consumes_again_after_its_broker_was_frozen(
 
         order = placed_order(place(client, "p"))
 
-    wait_for_status(order, OrderStatus.PAID, worker=worker, timeout_seconds=30)
+    paid = wait_for_status(order, OrderStatus.PAID, worker=worker, timeout_seconds=30)
     wait_drained(Broker(url), worker)
     workers.stop()
+    assert paid.status == OrderStatus.PAID
+    assert all_completed(placed_rows(order))
