@@ -17,9 +17,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.orders import selectors, services
-from apps.orders.models import Order, OrderEvent, OrderItem, OrderStatus
-from apps.payments import services as payments_services
-from ecommerce import outbox
+from apps.orders.models import Order, OrderEvent, OrderItem
 from ecommerce.errors import DomainError
 
 
@@ -154,8 +152,7 @@ class OrderAdmin(admin.ModelAdmin):
         description="Retry payment of selected pending orders", permissions=["retry_payment"]
     )
     def retry_payment(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        pending = [o for o in queryset if o.status == OrderStatus.PENDING_PAYMENT]
+        pending = [o for o in queryset if services.request_payment_retry(order_id=o.pk)]
         for order in pending:
-            outbox.publish(payments_services.CHARGE_REQUESTED, {"order_id": order.pk})
             self.log_change(request, order, "Requested payment again")
         self.message_user(request, f"Requested payment of {len(pending)} order(s).")

@@ -7,6 +7,9 @@ ORDER_PLACED = "order.placed"
 # finishes the order (refunding -> refunded), so orders never calls the payment provider.
 # Payload: {"order_id", "actor_id" (who asked, or None), "reason"}.
 ORDER_REFUND_REQUESTED = "order.refund_requested"
+# Staff asked to charge a pending order again; payments charges it (the same task and
+# idempotency key as the first charge, so a charge already made is found, not repeated).
+ORDER_PAYMENT_RETRY_REQUESTED = "order.payment_retry_requested"
 
 
 def status_topic(status: str) -> str:

@@ -347,6 +347,16 @@ def abort_refund(*, order_id: int, reason: str) -> Order:
     return order
 
 
+def request_payment_retry(*, order_id: int) -> bool:
+    """Ask payments to charge a pending order again; False (nothing asked) otherwise."""
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        if order.status != OrderStatus.PENDING_PAYMENT:
+            return False
+        outbox.publish(events.ORDER_PAYMENT_RETRY_REQUESTED, {"order_id": order.pk})
+    return True
+
+
 def fulfil_order(*, order_id: int, by: Any) -> Order:
     """Paid -> fulfilled. Raises IllegalTransition in any other status (refunding included)."""
     with transaction.atomic():

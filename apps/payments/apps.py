@@ -13,7 +13,11 @@ class PaymentsConfig(AppConfig):
         from ecommerce import outbox
 
         # A placed order is charged; reconciliation and the admin request charges again.
-        for topic in (order_events.ORDER_PLACED, CHARGE_REQUESTED):
+        for topic in (
+            order_events.ORDER_PLACED,
+            order_events.ORDER_PAYMENT_RETRY_REQUESTED,
+            CHARGE_REQUESTED,
+        ):
             outbox.register(topic, task="payments.charge_payment", queue="payments")
         # A refund the orders app claimed: payments moves the money and finishes the order.
         outbox.register(

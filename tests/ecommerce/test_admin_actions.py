@@ -22,8 +22,8 @@ from django.test import Client, RequestFactory
 from apps.catalog.models import Product, StockMovement
 from apps.notifications.models import WebhookEndpoint
 from apps.orders import services as orders_services
+from apps.orders.events import ORDER_PAYMENT_RETRY_REQUESTED
 from apps.orders.models import Order, OrderEvent, OrderStatus
-from apps.payments.services import CHARGE_REQUESTED
 from apps.users.models import User
 from ecommerce.api.permissions import Role
 from ecommerce.outbox.models import OutboxMessage
@@ -226,7 +226,9 @@ def order_state(order: Order) -> tuple[str, int, int]:
     return (
         Order.objects.get(pk=order.pk).status,
         OrderEvent.objects.filter(order=order).count(),
-        OutboxMessage.objects.filter(topic=CHARGE_REQUESTED, payload__order_id=order.pk).count(),
+        OutboxMessage.objects.filter(
+            topic=ORDER_PAYMENT_RETRY_REQUESTED, payload__order_id=order.pk
+        ).count(),
     )
 
 

@@ -13,9 +13,9 @@ from django.test import Client
 
 from apps.catalog.models import Product
 from apps.orders import services
+from apps.orders.events import ORDER_PAYMENT_RETRY_REQUESTED
 from apps.orders.models import Order, OrderEvent, OrderStatus
 from apps.payments.models import Payment
-from apps.payments.services import CHARGE_REQUESTED
 from apps.users.models import User
 from ecommerce.api.permissions import Role
 from ecommerce.outbox.models import OutboxMessage
@@ -47,7 +47,9 @@ def history(order: Order) -> list[tuple[str, str, int | None, str]]:
 
 
 def charge_requests(order: Order) -> int:
-    return OutboxMessage.objects.filter(topic=CHARGE_REQUESTED, payload__order_id=order.pk).count()
+    return OutboxMessage.objects.filter(
+        topic=ORDER_PAYMENT_RETRY_REQUESTED, payload__order_id=order.pk
+    ).count()
 
 
 @pytest.fixture
