@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
-from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils.encoding import force_bytes, force_str
-from django.utils.http import base36_to_int, urlsafe_base64_decode, urlsafe_base64_encode
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
 
 from apps.users import events
 from apps.users.exceptions import (
@@ -18,6 +16,7 @@ from apps.users.exceptions import (
     SetPasswordTokenInvalid,
 )
 from apps.users.models import User, normalize_email
+from apps.users.tokens import set_password_tokens
 from ecommerce import outbox
 from ecommerce.api.permissions import Role
 from ecommerce.observability.logging import get_logger
@@ -65,30 +64,6 @@ def update_profile(*, user: User, name: str | None = None) -> User:
         user.save(update_fields=fields)
         logger.info("user_updated", user_id=user.pk, fields=fields)
     return user
-
-
-class SetPasswordTokenGenerator(PasswordResetTokenGenerator):
-    """Django's reset token under its own salt: one-time, as its hash covers the password
-    hash and last_login, and valid for PASSWORD_RESET_TIMEOUT seconds."""
-
-    key_salt = "apps.users.services.SetPasswordTokenGenerator"
-
-    def is_expired(self, token: str) -> bool:
-        """True when the token's timestamp is past the timeout (its hash is not checked)."""
-        try:
-            issued = base36_to_int(token.split("-", 1)[0])
-        except ValueError:
-            return False
-        return self._num_seconds(self._now()) - issued > settings.PASSWORD_RESET_TIMEOUT
-
-
-set_password_tokens = SetPasswordTokenGenerator()
-
-
-def make_set_password_token(*, user: User) -> str:
-    """A token for `POST /api/users/set-password`: `<base64 user id>.<reset token>`."""
-    uid = urlsafe_base64_encode(force_bytes(user.pk))
-    return f"{uid}.{set_password_tokens.make_token(user)}"
 
 
 def _token_user(token: str) -> tuple[User, str]:

@@ -10,7 +10,7 @@ import pytest
 from django.core import mail
 
 from apps.users.models import User
-from apps.users.services import SetPasswordTokenGenerator, make_set_password_token
+from apps.users.tokens import SetPasswordTokenGenerator, make_set_password_token
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 
 from apps.notifications.exceptions import DeliveryRefused, DeliveryUnavailable
 from apps.notifications.models import NotificationEvent
-from apps.users import services as users_services
+from apps.users import tokens as users_tokens
 from ecommerce.resilience.breaker import breaker
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def template_context(notification: Notification) -> dict[str, Any]:
         "frontend_url": settings.FRONTEND_URL,
     }
     if notification.event == NotificationEvent.USER_REGISTERED and not user.has_usable_password():
-        token = users_services.make_set_password_token(user=user)
+        token = users_tokens.make_set_password_token(user=user)
         context["set_password_url"] = f"{settings.SET_PASSWORD_URL}?{urlencode({'token': token})}"
         context["set_password_valid_hours"] = settings.PASSWORD_RESET_TIMEOUT // 3600
     return context
