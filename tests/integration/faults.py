@@ -104,36 +104,8 @@ def procfile_workers() -> list[tuple[str, tuple[str, ...]]]:
     return workers
 
 
-class QueueWorker(CeleryWorker):
-    """`celery -A ecommerce worker -Q <queues>`, as CeleryWorker but for any queues."""
-
-    def __init__(
-        self,
-        *,
-        env: dict[str, str],
-        nodename: str,
-        log_path: Path,
-        queues: tuple[str, ...],
-        concurrency: int = 2,
-    ) -> None:
-        self.env = env
-        self.nodename = nodename
-        self.log_path = log_path
-        self.queues = queues
-        command = [sys.executable, "-m", "celery", "-A", "ecommerce", "worker"]
-        command += ["-Q", ",".join(queues), "-n", nodename, "--pool", "prefork"]
-        command += ["--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
-        command += ["--without-heartbeat", "-l", "INFO"]
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._wait_until_ready()
+# A worker for any queues: CeleryWorker takes them.
+QueueWorker = CeleryWorker
 
 
 class Beat:

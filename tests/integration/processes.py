@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +107,22 @@ class SandboxServer:
 class CeleryWorker:
     """`celery -A ecommerce worker` in its own process group, with its log as JSON lines."""
 
-    def __init__(self, *, env: dict[str, str], nodename: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        nodename: str,
+        log_path: Path,
+        queues: Sequence[str] = QUEUES,
+        concurrency: int = 2,
+    ) -> None:
         self.env = env
         self.nodename = nodename
         self.log_path = log_path
+        self.queues = tuple(queues)
         command = [sys.executable, "-m", "celery", "-A", "ecommerce", "worker"]
-        command += ["-Q", ",".join(QUEUES), "-n", nodename, "--pool", "prefork"]
-        command += ["--concurrency", "2", "--without-gossip", "--without-mingle"]
+        command += ["-Q", ",".join(queues), "-n", nodename, "--pool", "prefork"]
+        command += ["--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
         command += ["--without-heartbeat", "-l", "INFO"]
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -10,8 +10,6 @@ the webhook workers while charges go on.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from apps.orders.models import Order, OrderStatus
 from tests.catalog.factories import make_product
 from tests.integration.conftest import XDIST_WORKER
 from tests.integration.helpers import logged, place, placed_order, wait_until
-from tests.integration.processes import ROOT, Broker, CeleryWorker, Workers
+from tests.integration.processes import Broker, CeleryWorker, Workers
 from tests.notifications.receivers import Answer, SmtpSink, smtp_server, webhook_receiver
 from tests.users.factories import UserFactory
 
@@ -57,29 +55,8 @@ WEBHOOK_WORKER_SETTINGS = {
 }
 
 
-class QueueWorker(CeleryWorker):
-    """`celery -A ecommerce worker -Q <queues>`: CeleryWorker for other queues."""
-
-    def __init__(
-        self, *, env: dict[str, str], nodename: str, log_path: Path, queues: tuple[str, ...]
-    ) -> None:
-        self.env = env
-        self.nodename = nodename
-        self.log_path = log_path
-        command = [sys.executable, "-m", "celery", "-A", "ecommerce", "worker"]
-        command += ["-Q", ",".join(queues), "-n", nodename, "--pool", "prefork"]
-        command += ["--concurrency", "2", "--without-gossip", "--without-mingle"]
-        command += ["--without-heartbeat", "-l", "INFO"]
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._wait_until_ready()
+# A worker for any queues: CeleryWorker takes them.
+QueueWorker = CeleryWorker
 
 
 class WebhookPool:
