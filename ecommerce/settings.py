@@ -51,6 +51,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 INSTALLED_APPS = [
     "apps.users",
     "apps.catalog",
+    "apps.shipping",
+    "apps.inventory",
     "apps.orders",
     "apps.payments",
     "apps.notifications",

@@ -20,6 +20,7 @@ urlpatterns = [
     re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/", include("apps.users.urls")),
     path("api/", include("apps.catalog.urls")),
+    path("api/", include("apps.inventory.urls")),
     path("api/", include("apps.orders.urls")),
     path("api/", include("apps.notifications.urls")),
     # Same rate limit and lockout as /api/auth/token (ecommerce/api/ratelimit.py); listed

@@ -10,61 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest
 
 from apps.catalog import services
 from apps.catalog.exceptions import InvalidCategory
-from apps.catalog.models import Category, Product, StockMovement
-
-
-class StockMovementInline(admin.TabularInline):
-    model = StockMovement
-    extra = 0
-    can_delete = False
-    ordering = ("-created_at", "-pk")
-    fields = ("created_at", "delta", "balance", "reason", "reference", "note", "actor")
-    readonly_fields = fields
-    max_num = 0
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class RestockForm(forms.Form):
-    quantity = forms.IntegerField(min_value=1, max_value=1_000_000)
-    note = forms.CharField(max_length=255, help_text="Why: delivery number, supplier, ...")
+from apps.catalog.models import Category, Product
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("sku", "name", "price", "currency", "category", "stock", "is_active")
+    list_display = ("name", "price", "currency", "category", "is_active")
     list_filter = ("is_active", "category", "currency")
-    search_fields = ("sku", "name")
+    search_fields = ("name", "variants__sku")
     list_select_related = ("category",)
-    readonly_fields = ("currency", "stock", "created_at", "updated_at")
-    inlines = (StockMovementInline,)
-    actions = ("activate", "deactivate", "restock")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Product | None = None) -> Any:
-        # The SKU is the product's identity once created.
-        return (*self.readonly_fields, "sku") if obj else self.readonly_fields
-
-    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
-        data = {name: form.cleaned_data[name] for name in services.UPDATABLE_PRODUCT_FIELDS}
-        if change:
-            services.update_product(product=obj, **data)
-        else:
-            created = services.create_product(
-                sku=form.cleaned_data["sku"], actor=request.user, **data
-            )
-            obj.pk = created.pk
+    readonly_fields = ("price", "currency", "created_at", "updated_at")
+    actions = ("activate", "deactivate")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # products are deactivated, never deleted
@@ -82,33 +44,6 @@ class ProductAdmin(admin.ModelAdmin):
             services.deactivate_product(product=product)
             self.log_change(request, product, "Deactivated")
         self.message_user(request, f"Deactivated {queryset.count()} product(s).")
-
-    @admin.action(description="Restock selected products", permissions=["change"])
-    def restock(self, request: HttpRequest, queryset: QuerySet[Product]) -> HttpResponse | None:
-        form = RestockForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            quantity, note = form.cleaned_data["quantity"], form.cleaned_data["note"]
-            for product in queryset:
-                services.restock(
-                    product_id=product.pk, quantity=quantity, note=note, actor=request.user
-                )
-                self.log_change(request, product, f"Restocked {quantity}: {note}")
-            self.message_user(
-                request, f"Restocked {queryset.count()} product(s).", level=messages.SUCCESS
-            )
-            return None
-        return render(
-            request,
-            "admin/catalog/product/restock.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Restock products",
-                "form": form,
-                "products": queryset,
-                "action": "restock",
-                "opts": self.model._meta,
-            },
-        )
 
 
 class CategoryAdminForm(forms.ModelForm):

@@ -16,9 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.catalog import selectors, services
-from apps.catalog.exceptions import InvalidCategory, OutOfStock, ProductNotFound, SkuTaken
+from apps.catalog.exceptions import InvalidAttributes, InvalidCategory, ProductNotFound, SkuTaken
 from apps.catalog.filters import ProductFilter, ProductOrdering
-from apps.catalog.models import Category, Product, StockReason
+from apps.catalog.models import Category, Product, ProductVariant
 from apps.catalog.search import ProductSearchFilter
 from apps.catalog.serializers import (
     CategoryInputSerializer,
@@ -27,14 +27,13 @@ from apps.catalog.serializers import (
     ProductDetailOutputSerializer,
     ProductListOutputSerializer,
     ProductUpdateInputSerializer,
-    StockChangeInputSerializer,
-    StockChangeOutputSerializer,
-    StockMovementOutputSerializer,
+    VariantInputSerializer,
+    VariantOutputSerializer,
+    VariantUpdateInputSerializer,
 )
 from ecommerce.api import identifiers
 from ecommerce.api.permissions import HasRole, Role, has_role
 from ecommerce.api.schema import problems
-from ecommerce.errors import InvalidInput
 
 JSON = "application/json"
 
@@ -106,24 +105,27 @@ class ProductViewSet(viewsets.GenericViewSet):
         return HttpResponse(body, content_type=JSON)
 
     @extend_schema(
-        summary="Create a product (catalog managers)",
+        summary="Create a product with its variants (catalog managers)",
         request=ProductCreateInputSerializer,
         responses={
             status.HTTP_201_CREATED: ProductDetailOutputSerializer,
-            **problems(SkuTaken(sku="TEE-BLK-M")),
+            **problems(
+                SkuTaken(sku="TEE-BLK-M"),
+                InvalidAttributes("The product type has no variant attribute colour."),
+            ),
         },
     )
     def create(self, request: Request) -> Response:
         serializer = ProductCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        product = services.create_product(
-            initial_stock=data.pop("stock"), actor=request.user, **data
-        )
+        variants = [_variant_spec(variant) for variant in data.pop("variants")]
+        product = services.create_product(variants=variants, actor=request.user, **data)
+        product = selectors.get_product(lookup=str(product.pk), include_inactive=True)
         return Response(
             ProductDetailOutputSerializer(product).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/products/{product.sku}"},
+            headers={"Location": f"/api/products/{product.first_sku}"},  # type: ignore[attr-defined]
         )
 
     @extend_schema(
@@ -137,8 +139,8 @@ class ProductViewSet(viewsets.GenericViewSet):
             data=request.data, partial=request.method == "PATCH"
         )
         serializer.is_valid(raise_exception=True)
-        product = services.update_product(product=product, **serializer.validated_data)
-        return Response(ProductDetailOutputSerializer(product).data)
+        services.update_product(product=product, **serializer.validated_data)
+        return Response(ProductDetailOutputSerializer(self._product(str(product.pk))).data)
 
     @extend_schema(
         summary="Change some of a product's fields (catalog managers)",
@@ -155,54 +157,77 @@ class ProductViewSet(viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        summary="Restock or adjust a product's stock (catalog managers)",
-        request=StockChangeInputSerializer,
+        summary="Add a variant to a product (catalog managers)",
+        request=VariantInputSerializer,
         responses={
-            status.HTTP_200_OK: StockChangeOutputSerializer,
-            **problems(
-                OutOfStock(shortfalls={"TEE-BLK-M": {"requested": 5, "available": 2}}),
-                InvalidInput("A stock level cannot be negative."),
-            ),
+            status.HTTP_201_CREATED: VariantOutputSerializer,
+            **problems(SkuTaken(sku="TEE-BLK-L")),
         },
+        filters=False,
     )
-    @action(detail=True, methods=["post"], url_path="stock")
-    def stock(self, request: Request, sku: str) -> Response:
+    @action(detail=True, methods=["post"], url_path="variants")
+    def variants(self, request: Request, sku: str) -> Response:
         product = self._product(sku)
-        serializer = StockChangeInputSerializer(data=request.data)
+        serializer = VariantInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        change = serializer.validated_data
-        if change["reason"] == StockReason.RESTOCK:
-            movement = services.restock(
-                product_id=product.pk,
-                quantity=change["delta"],
-                note=change["note"],
-                actor=request.user,
-            )
-        else:
-            movement = services.adjust_stock(
-                product_id=product.pk,
-                delta=change["delta"],
-                note=change["note"],
-                actor=request.user,
-            )
+        variant = services.add_variant(
+            product=product, spec=_variant_spec(serializer.validated_data), actor=request.user
+        )
+        variant = selectors.get_variant(sku=variant.sku, include_inactive=True)
         return Response(
-            {
-                "sku": product.sku,
-                "stock": movement.balance,
-                "movement": StockMovementOutputSerializer(movement).data,
-            }
+            VariantOutputSerializer(variant).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/variants/{variant.sku}"},
         )
 
-    @extend_schema(
-        summary="A product's stock ledger, newest first (catalog managers)",
-        responses=StockMovementOutputSerializer(many=True),
-        filters=False,  # paginated, but the product list's filters do not apply
+
+def _variant_spec(data: dict[str, Any]) -> services.VariantSpec:
+    return services.VariantSpec(
+        sku=data["sku"],
+        price=data["price"],
+        name=data.get("name", ""),
+        attributes=data.get("attributes", {}),
+        weight_grams=data.get("weight_grams"),
+        is_active=data.get("is_active", True),
+        initial_stock=data.get("stock", 0),
     )
-    @action(detail=True, methods=["get"], url_path="stock/movements")
-    def movements(self, request: Request, sku: str) -> Response:
-        queryset = selectors.movements_of(product=self._product(sku))
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(StockMovementOutputSerializer(page, many=True).data)
+
+
+class VariantViewSet(viewsets.GenericViewSet):
+    """Variants by SKU (catalog managers): read one, change its price, name, attribute
+    values, weight or activity. Products list their variants for everyone."""
+
+    lookup_field = "sku"
+    lookup_value_regex = r"[A-Za-z0-9._-]{1,64}"
+    filter_backends = ()
+    pagination_class = None
+    serializer_class = VariantOutputSerializer
+    permission_classes = (HasRole.of(Role.CATALOG_MANAGER),)
+
+    def get_queryset(self) -> QuerySet[ProductVariant]:
+        return ProductVariant.objects.all()
+
+    @extend_schema(summary="Read a variant by SKU (catalog managers)")
+    def retrieve(self, request: Request, sku: str) -> Response:
+        variant = selectors.get_variant(sku=sku, include_inactive=True)
+        return Response(VariantOutputSerializer(variant).data)
+
+    @extend_schema(
+        summary="Change a variant (catalog managers)",
+        request=VariantUpdateInputSerializer,
+        responses={
+            status.HTTP_200_OK: VariantOutputSerializer,
+            **problems(InvalidAttributes("size: 'xxl' is not one of: s, m, l.")),
+        },
+    )
+    def partial_update(self, request: Request, sku: str) -> Response:
+        variant = selectors.get_variant(sku=sku, include_inactive=True)
+        serializer = VariantUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.update_variant(variant=variant, **serializer.validated_data)
+        return Response(
+            VariantOutputSerializer(selectors.get_variant(sku=sku, include_inactive=True)).data
+        )
 
 
 class CategoryViewSet(viewsets.GenericViewSet):

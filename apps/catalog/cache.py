@@ -1,8 +1,11 @@
 """Cache keys of the catalog's read models, and their invalidation on commit.
 
-Product details are cached under each way they are looked up (`id:` and `sku:`) with a
-per-product generation; list pages carry a catalog-wide list generation in their key, so
-any product change retires every cached page at once.
+A product's public detail is cached once, under its id, with a per-product generation.
+A SKU lookup finds the product id first (`catalog:sku:<SKU>`, which never goes stale: a
+variant's SKU and product never change, and variants are never deleted). So a change to a
+product, or to the price or stock of any of its variants, retires exactly one detail entry.
+List pages carry a catalog-wide list generation in their key, so any product change
+retires every cached page at once.
 """
 
 from __future__ import annotations
@@ -18,31 +21,41 @@ LIST = "product_list"
 LIST_GENERATION_KEY = "catalog:list:gen"
 
 
-def detail_key(lookup: str) -> str:
-    """`lookup` is `id:<pk>` or `sku:<sku>`."""
-    return f"catalog:product:{lookup}"
+def detail_key(product_id: int) -> str:
+    return f"catalog:product:{product_id}"
 
 
-def detail_generation_key(lookup: str) -> str:
-    return f"catalog:product:{lookup}:gen"
+def detail_generation_key(product_id: int) -> str:
+    return f"catalog:product:{product_id}:gen"
 
 
-def lookups_for(*, pk: int, sku: str) -> tuple[str, str]:
-    return (f"id:{pk}", f"sku:{sku.lower()}")
+def sku_key(sku: str) -> str:
+    """Where the id of the product selling `sku` is cached (any letter case)."""
+    return f"catalog:sku:{sku.upper()}"
 
 
-def invalidate_products_on_commit(products: Iterable[tuple[int, str]]) -> None:
-    """Retire cached details of `(pk, sku)` pairs and every list page, once committed.
+def sku_generation_key(sku: str) -> str:
+    return f"{sku_key(sku)}:gen"
 
-    A rolled-back transaction never runs the callback, so it invalidates nothing.
+
+def invalidate_products_on_commit(product_ids: Iterable[int], *, skus: Iterable[str] = ()) -> None:
+    """Retire the cached details of `product_ids` and every list page, once committed.
+
+    `skus` are new SKUs, whose lookups may be cached as unknown. A rolled-back transaction
+    never runs the callback, so it invalidates nothing.
     """
-    lookups = [lookup for pk, sku in products for lookup in lookups_for(pk=pk, sku=sku)]
+    ids = sorted(set(product_ids))
+    new_skus = sorted({sku.upper() for sku in skus})
 
     def invalidate() -> None:
         caching.invalidate(
             name=DETAIL,
-            generation_keys=[LIST_GENERATION_KEY, *map(detail_generation_key, lookups)],
-            keys=[detail_key(lookup) for lookup in lookups],
+            generation_keys=[
+                LIST_GENERATION_KEY,
+                *map(detail_generation_key, ids),
+                *map(sku_generation_key, new_skus),
+            ],
+            keys=[*(detail_key(pk) for pk in ids), *map(sku_key, new_skus)],
         )
 
     transaction.on_commit(invalidate)

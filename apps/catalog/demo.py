@@ -8,7 +8,7 @@ from typing import TextIO
 from django.db import transaction
 
 from apps.catalog import services
-from apps.catalog.models import Category, Product
+from apps.catalog.models import Category, ProductVariant
 
 CATEGORIES = (
     ("Apparel", "apparel", None),
@@ -44,16 +44,18 @@ def seed(*, stdout: TextIO) -> None:
     created = 0
     for n in range(1, 21):
         sku = f"prod{n}"
-        if Product.objects.filter(sku__iexact=sku).exists():
+        if ProductVariant.objects.filter(sku__iexact=sku).exists():
             continue
         index = (n - 1) % len(PRODUCT_NAMES)
         services.create_product(
-            sku=sku,
             name=f"{PRODUCT_NAMES[index]} #{n}",
             description=f"Demo product {n}.",
-            price=Decimal("4.99") + Decimal(n * 3),
             category=by_slug[CATEGORY_OF[index]],
-            initial_stock=25 + 5 * n,
+            variants=[
+                services.VariantSpec(
+                    sku=sku, price=Decimal("4.99") + Decimal(n * 3), initial_stock=25 + 5 * n
+                )
+            ],
         )
         created += 1
     stdout.write(f"  catalog   {len(CATEGORIES)} categories, prod1..prod20 ({created} new)\n")

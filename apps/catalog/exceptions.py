@@ -56,3 +56,10 @@ class SkuTaken(Conflict):
 class InvalidCategory(InvalidInput):
     code = "invalid_category"
     title = "Invalid category"
+
+
+class InvalidAttributes(InvalidInput):
+    """Attribute values a product type does not declare, or that its attributes refuse."""
+
+    code = "invalid_attributes"
+    title = "Invalid attribute values"

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import Upper
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, Upper
 from rest_framework.renderers import JSONRenderer
 
 from apps.catalog import cache
 from apps.catalog.exceptions import ProductNotFound
-from apps.catalog.models import Category, Product, StockMovement
+from apps.catalog.models import (
+    AssignedProductAttribute,
+    AssignedVariantAttribute,
+    Category,
+    Product,
+    ProductMedia,
+    ProductVariant,
+)
 from apps.catalog.serializers import ProductDetailOutputSerializer
 from ecommerce import caching
 
@@ -33,42 +37,128 @@ LIST_PARAMS = (
 )
 
 
+def _active_variants(include_inactive: bool) -> QuerySet[ProductVariant]:
+    variants = ProductVariant.objects.all()
+    return variants if include_inactive else variants.filter(is_active=True)
+
+
+def with_stock(variants: QuerySet[ProductVariant]) -> QuerySet[ProductVariant]:
+    """Variants annotated with `stock_total`: units on hand in every warehouse.
+
+    Stock rows belong to apps.inventory; the catalog only reads their sum, through the
+    reverse relation, to show availability.
+    """
+    return variants.annotate(stock_total=Coalesce(Sum("stocks__quantity"), 0))
+
+
 def products(*, include_inactive: bool = False) -> QuerySet[Product]:
-    queryset = Product.objects.select_related("category")
+    """Products with `first_sku` and `stock_total` (over their listed variants) annotated."""
+    listed = _active_variants(include_inactive).filter(product=OuterRef("pk"))
+    stock = (
+        listed.order_by().values("product").annotate(total=Sum("stocks__quantity")).values("total")
+    )
+    queryset = Product.objects.select_related("category", "product_type").annotate(
+        first_sku=Subquery(listed.order_by("sort_order", "pk").values("sku")[:1]),
+        stock_total=Coalesce(Subquery(stock), 0),
+    )
     return queryset if include_inactive else queryset.filter(is_active=True)
 
 
+def with_details(
+    products_: QuerySet[Product], *, include_inactive: bool = False
+) -> QuerySet[Product]:
+    """Everything the detail shows, in a constant number of queries whatever the number of
+    variants, attributes and images: variants (with stock and attribute values), the
+    product's attribute values, and its media."""
+    variant_values = AssignedVariantAttribute.objects.select_related("attribute", "value")
+    return products_.prefetch_related(
+        Prefetch(
+            "variants",
+            queryset=with_stock(_active_variants(include_inactive))
+            .order_by("sort_order", "pk")
+            .prefetch_related(Prefetch("attribute_assignments", queryset=variant_values)),
+            to_attr="listed_variants",
+        ),
+        Prefetch(
+            "attribute_assignments",
+            queryset=AssignedProductAttribute.objects.select_related("attribute", "value"),
+        ),
+        Prefetch("media", queryset=ProductMedia.objects.order_by("sort_order", "pk")),
+    )
+
+
 def lookup_filter(lookup: str) -> dict[str, Any]:
-    """A product is addressed by SKU (any case) or numeric id."""
-    return {"pk": int(lookup)} if lookup.isdigit() else {"sku__iexact": lookup}
+    """A product is addressed by its numeric id or by any of its variants' SKUs."""
+    if lookup.isdigit():
+        return {"pk": int(lookup)}
+    return {"pk__in": ProductVariant.objects.filter(sku__iexact=lookup).values("product_id")}
 
 
 def get_product(*, lookup: str, include_inactive: bool = False) -> Product:
-    product = products(include_inactive=include_inactive).filter(**lookup_filter(lookup)).first()
+    product = (
+        with_details(products(include_inactive=include_inactive), include_inactive=include_inactive)
+        .filter(**lookup_filter(lookup))
+        .first()
+    )
     if product is None:
         raise ProductNotFound(lookups=[lookup])
     return product
+
+
+def get_variant(*, sku: str, include_inactive: bool = False) -> ProductVariant:
+    """A variant by SKU (any letter case), with its product. Raises ProductNotFound."""
+    variant = (
+        with_stock(_active_variants(include_inactive))
+        .select_related("product")
+        .filter(sku__iexact=sku)
+        .first()
+    )
+    if variant is None or (not include_inactive and not variant.product.is_active):
+        raise ProductNotFound(lookups=[sku])
+    return variant
 
 
 def render_json(data: Any) -> bytes:
     return JSONRenderer().render(data)
 
 
+def _product_id_for_sku(sku: str) -> int | None:
+    """The id of the product a SKU belongs to, read through the cache (it never changes)."""
+
+    def compute() -> bytes | None:
+        product_id = (
+            ProductVariant.objects.filter(sku__iexact=sku).values_list("product_id", flat=True)
+        ).first()
+        return None if product_id is None else str(product_id).encode()
+
+    found = caching.read_through(
+        name=cache.DETAIL,
+        key=cache.sku_key(sku),
+        generation_key=cache.sku_generation_key(sku),
+        compute=compute,
+        ttl_seconds=settings.CATALOG_CACHE_TTL_SECONDS,
+    )
+    return None if found is None else int(found)
+
+
 def product_detail_json(*, lookup: str) -> bytes:
     """The public detail of an active product as JSON bytes, read through the cache.
 
-    Raises ProductNotFound for unknown and inactive products.
+    `lookup` is a product id or any of its variants' SKUs; both read one cached entry per
+    product. Raises ProductNotFound for unknown and inactive products.
     """
-    cache_lookup = f"id:{int(lookup)}" if lookup.isdigit() else f"sku:{lookup.lower()}"
+    product_id = int(lookup) if lookup.isdigit() else _product_id_for_sku(lookup)
+    if product_id is None:
+        raise ProductNotFound(lookups=[lookup])
 
     def compute() -> bytes | None:
-        product = products().filter(**lookup_filter(lookup)).first()
+        product = with_details(products()).filter(pk=product_id).first()
         return None if product is None else render_json(ProductDetailOutputSerializer(product).data)
 
     body = caching.read_through(
         name=cache.DETAIL,
-        key=cache.detail_key(cache_lookup),
-        generation_key=cache.detail_generation_key(cache_lookup),
+        key=cache.detail_key(product_id),
+        generation_key=cache.detail_generation_key(product_id),
         compute=compute,
         ttl_seconds=settings.CATALOG_CACHE_TTL_SECONDS,
     )
@@ -97,55 +187,6 @@ def product_list_json(*, query: Mapping[str, str], render: Callable[[], bytes]) 
     return body if body is not None else render()
 
 
-# Bounds on one public search, so an anonymous caller cannot make one request cost much.
-SEARCH_MAX_CHARS = 100
-SEARCH_MAX_WORDS = 8
-# The stored document the GIN index catalog_product_search covers (migration catalog.0005):
-# name and SKU cut into words at every run of non-alphanumerics. Not a model field: only
-# this query reads it (tests/catalog/test_search.py checks that the plan uses the index).
-SEARCH_DOCUMENT_SQL = '"catalog_product"."search_document"'
-_WORD = re.compile(r"[^\W_]+")
-
-
-def search_words(terms: Iterable[str]) -> list[str]:
-    """The words of a search, lower-cased, as the index cuts them (`T-Shirt`: `t`, `shirt`)."""
-    return [word for term in terms for word in _WORD.findall(term.lower())]
-
-
-def search_products(queryset: QuerySet[Product], *, words: Sequence[str]) -> QuerySet[Product]:
-    """The products whose name or SKU has a word starting with each of `words`.
-
-    One-character words match whole words only: as prefixes they would match half the
-    catalog. On PostgreSQL this is a full-text match served by the GIN index; embedded
-    SQLite falls back to a substring match. Callers bound `words` (SEARCH_MAX_WORDS).
-    """
-    if not words:
-        return queryset.none()
-    if connection.vendor != "postgresql":
-        for word in words:
-            queryset = queryset.filter(Q(name__icontains=word) | Q(sku__icontains=word))
-        return queryset
-    # Words are alphanumeric only, so they cannot carry tsquery syntax; the SQL around
-    # them is a constant and they travel as a parameter.
-    tsquery = " & ".join(word if len(word) == 1 else f"{word}:*" for word in words)
-    match = f"{SEARCH_DOCUMENT_SQL} @@ to_tsquery('simple'::regconfig, %s)"
-    # The match is stated twice on purpose. PostgreSQL guesses 0.5% of the table for a
-    # prefix it has no statistics on (a SKU's digits), so a search that finds one product
-    # was planned as a walk of the whole name index in search of a first page of "475"
-    # rows. Stated twice, the guess is squared: a search is then read from the GIN index
-    # and sorted (cost bounded by its matches), and the walk is left to words so common
-    # that it ends within a few hundred rows. The second test is free (index condition).
-    return queryset.filter(
-        RawSQL(  # noqa: S611
-            f"({match}) AND ({match})", (tsquery, tsquery), output_field=BooleanField()
-        )
-    )
-
-
-def movements_of(*, product: Product) -> QuerySet[StockMovement]:
-    return StockMovement.objects.filter(product=product).select_related("actor")
-
-
 def category_tree(*, include_inactive: bool = False) -> list[Category]:
     """Root categories, each with `tree_children` filled, from one query.
 
@@ -163,24 +204,33 @@ def category_tree(*, include_inactive: bool = False) -> list[Category]:
     return by_parent.get(None, [])
 
 
-def products_for_order(*, lookups: Iterable[str]) -> dict[str, Product]:
-    """Active products keyed by the lookup each was asked for (SKU in any case, or id).
+def variants_for_order(*, lookups: Iterable[str]) -> dict[str, ProductVariant]:
+    """Active variants of active products, keyed by the lookup each was asked for.
 
-    Unknown and inactive products are absent from the result. One query, served by the
-    primary key and the unique index on UPPER(sku).
+    A lookup is a variant SKU (any letter case), or a numeric product id when that product
+    sells exactly one active variant (a product with several needs a SKU: it is absent
+    from the result then, like unknown and inactive ones). One query, served by the
+    unique index on UPPER(sku) and the variant's product index.
     """
     wanted = list(dict.fromkeys(lookups))
     ids = [int(value) for value in wanted if value.isdigit()]
     skus = [value.upper() for value in wanted if not value.isdigit()]
     rows = (
-        Product.objects.filter(is_active=True)
+        ProductVariant.objects.filter(is_active=True, product__is_active=True)
+        .select_related("product")
         .annotate(sku_upper=Upper("sku"))
-        .filter(Q(pk__in=ids) | Q(sku_upper__in=skus))
+        .filter(Q(product_id__in=ids) | Q(sku_upper__in=skus))
     )
-    found: dict[str, Product] = {}
-    for product in rows:
-        found[str(product.pk)] = product
-        found[product.sku.upper()] = product
+    found: dict[str, ProductVariant] = {}
+    per_product: dict[int, list[ProductVariant]] = {}
+    for variant in rows:
+        if variant.sku.upper() in skus:
+            found[variant.sku.upper()] = variant
+        per_product.setdefault(variant.product_id, []).append(variant)
+    for product_id in ids:
+        variants = per_product.get(product_id, [])
+        if len(variants) == 1:
+            found[str(product_id)] = variants[0]
     return {
         value: found[key]
         for value in wanted

@@ -1,249 +1,51 @@
-"""The only code that writes the catalog: products, categories, and stock with its ledger.
+"""The only code that writes the catalog: categories, products, their variants and
+attribute values. Stock is not here: `apps.inventory.services` writes it.
 
-Every stock change is one conditional UPDATE (`0 <= stock + delta <= MAX_STOCK`) that locks
-the row,
-plus its ledger row, in one transaction; rows are always touched in primary-key order, so
-two multi-line reservations can never deadlock.
+A product's `price` and `currency` are those of its cheapest active variant; every write
+to a variant recomputes them in the same transaction, so lists sort and filter on a column.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
 
+from apps.catalog import signals
 from apps.catalog.cache import invalidate_products_on_commit
-from apps.catalog.exceptions import InvalidCategory, OutOfStock, SkuTaken
-from apps.catalog.models import Category, Product, StockMovement, StockReason
+from apps.catalog.exceptions import InvalidAttributes, InvalidCategory, SkuTaken
+from apps.catalog.models import (
+    AssignedProductAttribute,
+    AssignedVariantAttribute,
+    Attribute,
+    AttributeValue,
+    Category,
+    Product,
+    ProductType,
+    ProductVariant,
+)
 from ecommerce.errors import InvalidInput
 from ecommerce.observability.logging import get_logger
 
 logger = get_logger(__name__)
 
+AttributeInput = Mapping[str, str | int | float | bool]
+
 
 @dataclass(frozen=True)
-class StockLine:
-    product_id: int
-    quantity: int
-
-
-def merge_lines(lines: Iterable[StockLine]) -> list[StockLine]:
-    """Sum quantities per product and sort by product id (the lock order)."""
-    totals: dict[int, int] = defaultdict(int)
-    for line in lines:
-        if line.quantity <= 0:
-            raise InvalidInput(f"Quantity must be positive, got {line.quantity}.")
-        totals[line.product_id] += line.quantity
-    return [StockLine(product_id=pk, quantity=qty) for pk, qty in sorted(totals.items())]
-
-
-# The stock column is a 32-bit integer: past this the database would refuse the UPDATE.
-MAX_STOCK = 2_147_483_647
-
-
-def _apply_delta(product_id: int, delta: int) -> tuple[str, int] | None:
-    """Add `delta` to a product's stock unless it would leave 0..MAX_STOCK; locks the row.
-
-    Returns (sku, new stock), or None when the product is missing or the stock would leave
-    its range (`_refusal` says which). The bound is checked in 64 bits, so it is the rule
-    that refuses, never an integer overflow in the database.
-    """
-    table = Product._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET stock = stock + %s, updated_at = %s "  # noqa: S608
-            "WHERE id = %s AND CAST(stock AS BIGINT) + %s BETWEEN 0 AND %s "
-            "RETURNING sku, stock",
-            [delta, timezone.now(), product_id, delta, MAX_STOCK],
-        )
-        row = cursor.fetchone()
-    return (row[0], row[1]) if row else None
-
-
-def _refusal(product_id: int, delta: int) -> Exception:
-    """Why `_apply_delta` changed nothing: no such product, too little stock, or too much."""
-    product = Product.objects.filter(pk=product_id).values_list("sku", "stock").first()
-    if product is None:
-        return InvalidInput(f"Product {product_id} does not exist.")
-    sku, stock = product
-    if delta > 0:
-        return InvalidInput(
-            f"Stock of {sku} cannot exceed {MAX_STOCK} units: it holds {stock}, "
-            f"{delta} more would pass that."
-        )
-    return OutOfStock(shortfalls={sku: {"requested": -delta, "available": stock}})
-
-
-def _write_movements(
-    changes: Sequence[tuple[int, str, int, int]],
-    *,
-    reason: StockReason,
-    reference: str,
-    note: str,
-    actor: Any,
-) -> list[StockMovement]:
-    movements = StockMovement.objects.bulk_create(
-        StockMovement(
-            product_id=product_id,
-            delta=delta,
-            balance=balance,
-            reason=reason,
-            reference=reference,
-            note=note,
-            actor=actor if actor is not None and actor.is_authenticated else None,
-        )
-        for product_id, _sku, delta, balance in changes
-    )
-    invalidate_products_on_commit((product_id, sku) for product_id, sku, _d, _b in changes)
-    return movements
-
-
-def reserve_stock(
-    *,
-    lines: Iterable[StockLine],
-    reference: str,
-    actor: Any = None,
-    savepoint: bool = True,
-) -> list[StockMovement]:
-    """Take stock for every line, or for none.
-
-    Raises OutOfStock naming each short SKU with what is available; nothing changes then.
-    Caller may hold an outer transaction: the stock row locks last until it commits, so
-    call this as late in that transaction as possible. A caller that abandons its whole
-    transaction on OutOfStock passes `savepoint=False` and saves two round trips.
-    """
-    merged = merge_lines(lines)
-    with transaction.atomic(savepoint=savepoint):
-        changes: list[tuple[int, str, int, int]] = []
-        short: dict[int, int] = {}
-        for line in merged:
-            applied = _apply_delta(line.product_id, -line.quantity)
-            if applied is None:
-                short[line.product_id] = line.quantity
-            else:
-                changes.append((line.product_id, applied[0], -line.quantity, applied[1]))
-        if short:
-            available = {
-                pk: (sku, stock)
-                for pk, sku, stock in Product.objects.filter(pk__in=short).values_list(
-                    "pk", "sku", "stock"
-                )
-            }
-            # Raising inside the atomic block rolls back the lines already taken.
-            raise OutOfStock(
-                shortfalls={
-                    available.get(pk, (str(pk), 0))[0]: {
-                        "requested": qty,
-                        "available": available.get(pk, (str(pk), 0))[1],
-                    }
-                    for pk, qty in short.items()
-                }
-            )
-        movements = _write_movements(
-            changes, reason=StockReason.ORDER, reference=reference, note="", actor=actor
-        )
-    logger.info(
-        "stock_reserved",
-        reference=reference,
-        lines={line.product_id: line.quantity for line in merged},
-    )
-    return movements
-
-
-def release_stock(
-    *,
-    lines: Iterable[StockLine],
-    reason: StockReason,
-    reference: str,
-    actor: Any = None,
-) -> list[StockMovement]:
-    """Put reserved units back (cancel, expiry, failed payment).
-
-    Releasing once per reservation is the caller's rule (it holds its own row lock).
-    """
-    if reason not in (StockReason.CANCEL, StockReason.EXPIRY):
-        raise InvalidInput(f"Stock is released for cancel or expiry, not {reason}.")
-    merged = merge_lines(lines)
-    with transaction.atomic():
-        changes = []
-        for line in merged:
-            applied = _apply_delta(line.product_id, line.quantity)
-            if applied is None:
-                raise _refusal(line.product_id, line.quantity)
-            changes.append((line.product_id, applied[0], line.quantity, applied[1]))
-        movements = _write_movements(
-            changes, reason=reason, reference=reference, note="", actor=actor
-        )
-    logger.info("stock_released", reference=reference, reason=str(reason))
-    return movements
-
-
-def _change_stock(
-    *, product_id: int, delta: int, reason: StockReason, note: str, actor: Any
-) -> StockMovement:
-    with transaction.atomic():
-        applied = _apply_delta(product_id, delta)
-        if applied is None:
-            raise _refusal(product_id, delta)
-        (movement,) = _write_movements(
-            [(product_id, applied[0], delta, applied[1])],
-            reason=reason,
-            reference="",
-            note=note,
-            actor=actor,
-        )
-    logger.info(
-        "stock_changed", product_id=product_id, delta=delta, reason=str(reason), stock=applied[1]
-    )
-    return movement
-
-
-def restock(*, product_id: int, quantity: int, note: str = "", actor: Any = None) -> StockMovement:
-    """Receive `quantity` (> 0) units."""
-    if quantity <= 0:
-        raise InvalidInput("A restock adds a positive quantity.")
-    return _change_stock(
-        product_id=product_id, delta=quantity, reason=StockReason.RESTOCK, note=note, actor=actor
-    )
-
-
-def adjust_stock(
-    *, product_id: int, delta: int, note: str = "", actor: Any = None
-) -> StockMovement:
-    """Correct stock by `delta` (stock count, shrinkage). Raises OutOfStock below zero."""
-    if delta == 0:
-        raise InvalidInput("An adjustment changes stock by a non-zero amount.")
-    return _change_stock(
-        product_id=product_id, delta=delta, reason=StockReason.ADJUSTMENT, note=note, actor=actor
-    )
-
-
-def set_stock_level(
-    *, product_id: int, target: int, note: str = "", actor: Any = None
-) -> StockMovement | None:
-    """Bring stock to `target` (a stock count) with one adjustment; None if already there.
-
-    The difference is computed under the row lock, so an order placed meanwhile is not
-    overwritten: the adjustment is relative to the stock at that moment.
-    """
-    if target < 0:
-        raise InvalidInput("A stock level cannot be negative.")
-    with transaction.atomic():
-        current = (
-            Product.objects.select_for_update()
-            .filter(pk=product_id)
-            .values_list("stock", flat=True)
-        ).first()
-        if current is None:
-            raise InvalidInput(f"Product {product_id} does not exist.")
-        if current == target:
-            return None
-        return adjust_stock(product_id=product_id, delta=target - current, note=note, actor=actor)
+class VariantSpec:
+    sku: str
+    price: Decimal
+    name: str = ""
+    attributes: AttributeInput = field(default_factory=dict)
+    weight_grams: int | None = None
+    is_active: bool = True
+    initial_stock: int = 0
 
 
 def check_category_parent(category: Category | None, parent: Category | None) -> None:
@@ -280,71 +82,276 @@ def update_category(*, category: Category, **fields: Any) -> Category:
     except IntegrityError:
         raise InvalidCategory("A category with that slug already exists.") from None
     invalidate_products_on_commit(
-        Product.objects.filter(category=category).values_list("pk", "sku")
+        Product.objects.filter(category=category).values_list("pk", flat=True)
     )
     return category
 
 
+def _value_for(attribute: Attribute, raw: str | int | float | bool) -> AttributeValue:
+    """The AttributeValue row `raw` names for `attribute`; made on first use for text,
+    number and yes/no attributes. Raises InvalidAttributes for a value the type refuses."""
+    kind = Attribute.InputType
+    if attribute.input_type == kind.CHOICE:
+        text = str(raw).strip()
+        value = (
+            attribute.values.filter(slug=slugify(text)).first()
+            or attribute.values.filter(name__iexact=text).first()
+        )
+        if value is None:
+            choices = ", ".join(attribute.values.values_list("slug", flat=True)[:20])
+            raise InvalidAttributes(f"{attribute.slug}: {text!r} is not one of: {choices}.")
+        return value
+    if attribute.input_type == kind.BOOLEAN:
+        if not isinstance(raw, bool) and str(raw).lower() not in ("true", "false"):
+            raise InvalidAttributes(f"{attribute.slug}: give true or false.")
+        flag = raw if isinstance(raw, bool) else str(raw).lower() == "true"
+        name, slug, number = ("Yes", "true", None) if flag else ("No", "false", None)
+    elif attribute.input_type == kind.NUMBER:
+        if isinstance(raw, bool):
+            raise InvalidAttributes(f"{attribute.slug}: give a number.")
+        try:
+            number = Decimal(str(raw)).normalize()
+        except InvalidOperation:
+            raise InvalidAttributes(f"{attribute.slug}: give a number.") from None
+        if (
+            not number.is_finite()
+            or abs(number) >= Decimal("1e12")
+            or number.as_tuple().exponent < -6
+        ):
+            raise InvalidAttributes(f"{attribute.slug}: a number below 10^12, 6 decimals at most.")
+        text = format(number, "f")
+        name = f"{text} {attribute.unit}".strip()
+        slug = re.sub(r"[^0-9a-z-]", "-", text.lower())
+    else:
+        name = str(raw).strip()
+        slug = slugify(name)[:200] or "value"
+        number = None
+    value, _ = AttributeValue.objects.get_or_create(
+        attribute=attribute, slug=slug, defaults={"name": name, "number": number}
+    )
+    return value
+
+
+def _resolve(
+    allowed: Sequence[Attribute], given: AttributeInput, *, scope: str
+) -> list[tuple[Attribute, AttributeValue]]:
+    by_slug = {attribute.slug: attribute for attribute in allowed}
+    unknown = sorted(set(given) - set(by_slug))
+    if unknown:
+        raise InvalidAttributes(
+            f"The product type has no {scope} attribute {', '.join(unknown)}"
+            + (f" (it has: {', '.join(sorted(by_slug))})." if by_slug else ".")
+        )
+    return [(by_slug[slug], _value_for(by_slug[slug], raw)) for slug, raw in given.items()]
+
+
+def _product_attributes(product_type: ProductType | None) -> list[Attribute]:
+    return list(product_type.product_attributes.all()) if product_type else []
+
+
+def _variant_attributes(product_type: ProductType | None) -> list[Attribute]:
+    return list(product_type.variant_attributes.all()) if product_type else []
+
+
+def _assign_product_values(product: Product, given: AttributeInput) -> None:
+    pairs = _resolve(_product_attributes(product.product_type), given, scope="product")
+    AssignedProductAttribute.objects.filter(
+        product=product, attribute__in=[attribute for attribute, _ in pairs]
+    ).delete()
+    AssignedProductAttribute.objects.bulk_create(
+        AssignedProductAttribute(product=product, attribute=attribute, value=value)
+        for attribute, value in pairs
+    )
+
+
+def _assign_variant_values(
+    variant: ProductVariant, product_type: ProductType | None, given: AttributeInput
+) -> None:
+    pairs = _resolve(_variant_attributes(product_type), given, scope="variant")
+    AssignedVariantAttribute.objects.filter(
+        variant=variant, attribute__in=[attribute for attribute, _ in pairs]
+    ).delete()
+    AssignedVariantAttribute.objects.bulk_create(
+        AssignedVariantAttribute(variant=variant, attribute=attribute, value=value)
+        for attribute, value in pairs
+    )
+
+
+def refresh_price(product: Product) -> None:
+    """Set the product's price and currency to its cheapest active variant's (or, with
+    none active, its cheapest variant's)."""
+    variants = ProductVariant.objects.filter(product=product)
+    active = variants.filter(is_active=True)
+    cheapest = (active if active.exists() else variants).order_by("price", "pk").first()
+    if cheapest is None:
+        return
+    if (product.price, product.currency) != (cheapest.price, cheapest.currency):
+        product.price, product.currency = cheapest.price, cheapest.currency
+        Product.objects.filter(pk=product.pk).update(
+            price=cheapest.price, currency=cheapest.currency
+        )
+
+
+def _receive_initial_stock(
+    variants: Sequence[tuple[ProductVariant, VariantSpec]], actor: Any
+) -> None:
+    quantities = {
+        variant.pk: spec.initial_stock for variant, spec in variants if spec.initial_stock
+    }
+    if quantities:
+        signals.initial_stock.send(sender=ProductVariant, quantities=quantities, actor=actor)
+
+
+def _create_variant(product: Product, spec: VariantSpec, *, sort_order: int) -> ProductVariant:
+    try:
+        with transaction.atomic():
+            variant = ProductVariant.objects.create(
+                product=product,
+                sku=spec.sku,
+                name=spec.name,
+                price=spec.price,
+                currency=product.currency,
+                weight_grams=spec.weight_grams,
+                is_active=spec.is_active,
+                sort_order=sort_order,
+            )
+    except IntegrityError:
+        if ProductVariant.objects.filter(sku__iexact=spec.sku).exists():
+            raise SkuTaken(sku=spec.sku) from None
+        raise
+    _assign_variant_values(variant, product.product_type, spec.attributes)
+    return variant
+
+
 def create_product(
     *,
-    sku: str,
     name: str,
-    price: Decimal,
+    variants: Sequence[VariantSpec],
     description: str = "",
     category: Category | None = None,
+    product_type: ProductType | None = None,
+    attributes: AttributeInput | None = None,
     is_active: bool = True,
-    initial_stock: int = 0,
     actor: Any = None,
 ) -> Product:
-    """Create a product; initial stock goes through the ledger as a restock.
+    """Create a product with its variants (at least one) and attribute values.
 
-    Raises SkuTaken when the SKU exists in any letter case.
+    Raises SkuTaken when a SKU exists in any letter case, InvalidAttributes for values
+    its product type does not declare or accept. Each variant's `initial_stock` is received
+    into the default warehouse in the same transaction (see apps.catalog.signals).
     """
+    if not variants:
+        raise InvalidInput("A product has at least one variant.")
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                product = Product.objects.create(
-                    sku=sku,
-                    name=name,
-                    price=price,
-                    description=description,
-                    category=category,
-                    is_active=is_active,
-                )
-        except IntegrityError:
-            if Product.objects.filter(sku__iexact=sku).exists():
-                raise SkuTaken(sku=sku) from None
-            raise
-        invalidate_products_on_commit([(product.pk, product.sku)])
-        if initial_stock:
-            restock(
-                product_id=product.pk, quantity=initial_stock, note="initial stock", actor=actor
-            )
-            product.refresh_from_db(fields=["stock", "updated_at"])
-    logger.info("product_created", product_id=product.pk, sku=product.sku)
+        product = Product.objects.create(
+            name=name,
+            description=description,
+            category=category,
+            product_type=product_type,
+            is_active=is_active,
+            price=min(spec.price for spec in variants),
+        )
+        _assign_product_values(product, attributes or {})
+        created = [
+            (_create_variant(product, spec, sort_order=index), spec)
+            for index, spec in enumerate(variants)
+        ]
+        refresh_price(product)
+        _receive_initial_stock(created, actor)
+        invalidate_products_on_commit([product.pk], skus=[spec.sku for spec in variants])
+    logger.info("product_created", product_id=product.pk, skus=[spec.sku for spec in variants])
     return product
 
 
-UPDATABLE_PRODUCT_FIELDS = frozenset({"name", "description", "price", "category", "is_active"})
+def add_variant(*, product: Product, spec: VariantSpec, actor: Any = None) -> ProductVariant:
+    """Add a variant to a product. Raises SkuTaken, InvalidAttributes."""
+    with transaction.atomic():
+        position = ProductVariant.objects.filter(product=product).count()
+        variant = _create_variant(product, spec, sort_order=position)
+        refresh_price(product)
+        _receive_initial_stock([(variant, spec)], actor)
+        invalidate_products_on_commit([product.pk], skus=[spec.sku])
+    logger.info("variant_created", product_id=product.pk, sku=variant.sku)
+    return variant
+
+
+UPDATABLE_VARIANT_FIELDS = frozenset({"name", "price", "weight_grams", "is_active", "attributes"})
+
+
+def update_variant(*, variant: ProductVariant, **fields: Any) -> ProductVariant:
+    """Change a variant's name, price, weight, activity or attribute values (not its SKU)."""
+    unknown = set(fields) - UPDATABLE_VARIANT_FIELDS
+    if unknown:
+        raise InvalidInput(f"Fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    attributes = fields.pop("attributes", None)
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(variant, name, value)
+        if fields:
+            variant.save(update_fields=[*fields, "updated_at"])
+        product = variant.product
+        if attributes is not None:
+            _assign_variant_values(variant, product.product_type, attributes)
+        refresh_price(product)
+        invalidate_products_on_commit([variant.product_id])
+    logger.info(
+        "variant_updated",
+        sku=variant.sku,
+        fields=sorted([*fields, *(["attributes"] if attributes is not None else [])]),
+    )
+    return variant
+
+
+UPDATABLE_PRODUCT_FIELDS = frozenset(
+    {"name", "description", "price", "category", "product_type", "is_active", "attributes"}
+)
 
 
 def update_product(*, product: Product, **fields: Any) -> Product:
-    """Change a product's descriptive fields (SKU and stock are not among them)."""
+    """Change a product's descriptive fields and attribute values.
+
+    `price` sets the price of a product's only variant (InvalidInput when it has several:
+    prices are per variant).
+    """
     unknown = set(fields) - UPDATABLE_PRODUCT_FIELDS
     if unknown:
         raise InvalidInput(f"Fields cannot be changed here: {', '.join(sorted(unknown))}.")
     if not fields:
         return product
+    price = fields.pop("price", None)
+    attributes = fields.pop("attributes", None)
     with transaction.atomic():
         for name, value in fields.items():
             setattr(product, name, value)
-        product.save(update_fields=[*fields, "updated_at"])
-        invalidate_products_on_commit([(product.pk, product.sku)])
-    logger.info("product_updated", product_id=product.pk, fields=sorted(fields))
+        if fields:
+            product.save(update_fields=[*fields, "updated_at"])
+        if attributes is not None:
+            _assign_product_values(product, attributes)
+        if price is not None:
+            variants = list(ProductVariant.objects.filter(product=product)[:2])
+            if len(variants) != 1:
+                raise InvalidInput(
+                    "This product has several variants: set the price of each variant."
+                )
+            variants[0].price = price
+            variants[0].save(update_fields=["price", "updated_at"])
+            refresh_price(product)
+        invalidate_products_on_commit([product.pk])
+    logger.info(
+        "product_updated",
+        product_id=product.pk,
+        fields=sorted(
+            [
+                *fields,
+                *(["price"] if price is not None else []),
+                *(["attributes"] if attributes is not None else []),
+            ]
+        ),
+    )
     return product
 
 
 def deactivate_product(*, product: Product) -> Product:
     """Take a product off sale. Products are never hard-deleted: orders and the ledger
-    keep referring to them."""
+    keep referring to their variants."""
     return update_product(product=product, is_active=False)

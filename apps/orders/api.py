@@ -14,7 +14,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.catalog.exceptions import OutOfStock, ProductUnavailable
+from apps.catalog.exceptions import ProductUnavailable
+from apps.inventory.exceptions import OutOfStock
 from apps.orders import selectors, services
 from apps.orders.exceptions import (
     IdempotencyKeyReused,
@@ -132,6 +133,7 @@ class OrderViewSet(viewsets.GenericViewSet):
             user=self._owner(data.get("user_id")),
             lines=[services.OrderLine(line["id"], line["quantity"]) for line in data["items"]],
             payment_token=token,
+            shipping_country=data.get("shipping_country", ""),
             idempotency_key=key,
             fingerprint=fingerprint(data) if key else "",
             placed_by=request.user,

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from django.db.models import QuerySet, Sum
 
-from apps.catalog.models import StockMovement
+from apps.inventory.models import StockMovement
 from apps.orders.models import RELEASES_STOCK, Order, OrderItem
 from ecommerce.invariants import CheckContext, Outcome, invariant
 
@@ -35,15 +35,15 @@ def stock_held(context: CheckContext) -> Outcome:
     held: dict[str, dict[int, int]] = defaultdict(dict)
     for row in (
         StockMovement.objects.filter(reference__in=list(orders))
-        .values("reference", "product_id")
+        .values("reference", "variant_id")
         .annotate(total=Sum("delta"))
     ):
-        held[row["reference"]][row["product_id"]] = row["total"]
+        held[row["reference"]][row["variant_id"]] = row["total"]
     bought: dict[int, dict[int, int]] = defaultdict(dict)
     for item in OrderItem.objects.filter(order_id__in=[o["pk"] for o in orders.values()]).values(
-        "order_id", "product_id", "quantity"
+        "order_id", "variant_id", "quantity"
     ):
-        bought[item["order_id"]][item["product_id"]] = item["quantity"]
+        bought[item["order_id"]][item["variant_id"]] = item["quantity"]
     outcome = Outcome(checked=len(orders))
     for reference, order in orders.items():
         released = order["status"] in RELEASES_STOCK
@@ -55,7 +55,7 @@ def stock_held(context: CheckContext) -> Outcome:
         extra = {p: d for p, d in held[reference].items() if p not in expected and d}
         if actual != expected or extra:
             outcome.fail(
-                f"order {order['pk']} ({order['status']}): ledger per product {actual | extra}, "
+                f"order {order['pk']} ({order['status']}): ledger per variant {actual | extra}, "
                 f"expected {expected}"
             )
     return outcome

@@ -49,6 +49,11 @@ class Order(TimeStampedModel):
         max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT
     )
     currency = models.CharField(max_length=3)
+    shipping_country = models.CharField(
+        max_length=2,
+        blank=True,
+        help_text="ISO code of the destination; stock comes from the warehouses serving it.",
+    )
     subtotal = models.DecimalField(max_digits=12, decimal_places=2)
     total = models.DecimalField(max_digits=12, decimal_places=2)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
@@ -108,14 +113,15 @@ class Order(TimeStampedModel):
 
 
 class OrderItem(models.Model):
-    """A line as it was bought: SKU, name and price are copied from the catalog."""
+    """A line as it was bought: SKU, names and price are copied from the catalog."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    product = models.ForeignKey(
-        "catalog.Product", on_delete=models.PROTECT, related_name="order_items"
+    variant = models.ForeignKey(
+        "catalog.ProductVariant", on_delete=models.PROTECT, related_name="order_items"
     )
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=200)
+    variant_name = models.CharField(max_length=200, blank=True)
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     quantity = models.PositiveIntegerField()
     line_total = models.DecimalField(max_digits=12, decimal_places=2)
@@ -124,7 +130,7 @@ class OrderItem(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(quantity__gt=0), name="orders_item_qty_gt_0"),
             models.UniqueConstraint(
-                fields=["order", "product"], name="orders_item_one_per_product"
+                fields=["order", "variant"], name="orders_item_one_per_variant"
             ),
         ]
 

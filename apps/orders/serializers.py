@@ -27,12 +27,13 @@ SKU = re.compile(SKU_PATTERN, re.ASCII)
     }
 )
 class ProductRefField(serializers.Field):
-    """A product given as its SKU (a JSON string) or numeric id (an integer, or digits).
+    """A variant given by SKU (a JSON string), or a product with one variant by its numeric
+    id (an integer, or digits).
 
     Returns the SKU, or the id written canonically, as the catalog looks products up.
     """
 
-    default_error_messages = {"invalid": "Give a product SKU or numeric id."}
+    default_error_messages = {"invalid": "Give a variant SKU or a product's numeric id."}
 
     def to_internal_value(self, data: Any) -> str:
         if identifiers.is_id(data):
@@ -78,6 +79,15 @@ class OrderCreateInputSerializer(serializers.Serializer):
     user_id = identifiers.IdField(
         required=False, help_text="Place the order for this customer (needs the permission)."
     )
+    shipping_country = fields.RegexField(
+        r"^[A-Z]{2}$",
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2,
+        help_text="Destination country (ISO 3166-1 alpha-2): stock comes from the warehouses "
+        "serving it. Left out, any warehouse serves.",
+    )
     # Optional only in DEBUG, where the sandbox's success token stands in (see get_fields).
     payment_token = fields.CharField(required=False, max_length=255)
 
@@ -109,12 +119,14 @@ ORDER_EXAMPLE: dict[str, Any] = {
     "status": "pending_payment",
     "user_id": 7,
     "currency": "EUR",
+    "shipping_country": "DE",
     "subtotal": "59.70",
     "total": "59.70",
     "items": [
         {
             "sku": "TEE-BLK-M",
-            "name": "Black tee, M",
+            "name": "Organic tee",
+            "variant": "M / Black",
             "unit_price": "19.90",
             "quantity": 3,
             "line_total": "59.70",
@@ -126,8 +138,9 @@ ORDER_EXAMPLE: dict[str, Any] = {
 
 
 class OrderItemOutputSerializer(serializers.Serializer):
-    sku = serializers.CharField()
-    name = serializers.CharField()
+    sku = serializers.CharField(help_text="The variant's SKU.")
+    name = serializers.CharField(help_text="The product's name.")
+    variant = serializers.CharField(help_text="The variant's name (`M / Black`), or empty.")
     unit_price = serializers.CharField(**MONEY_STRING)
     quantity = serializers.IntegerField()
     line_total = serializers.CharField(**MONEY_STRING)
@@ -141,6 +154,7 @@ class OrderOutputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=OrderStatus.choices)
     user_id = serializers.IntegerField()
     currency = serializers.CharField(help_text="ISO 4217 code, e.g. `EUR`.")
+    shipping_country = serializers.CharField(help_text="Destination country, or empty.")
     subtotal = serializers.CharField(**MONEY_STRING)
     total = serializers.CharField(**MONEY_STRING)
     items = OrderItemOutputSerializer(many=True)
@@ -199,6 +213,7 @@ def item_to_dict(item: OrderItem) -> dict[str, Any]:
     return {
         "sku": item.sku,
         "name": item.name,
+        "variant": item.variant_name,
         "unit_price": money(item.unit_price),
         "quantity": item.quantity,
         "line_total": money(item.line_total),
@@ -211,6 +226,7 @@ def order_to_dict(order: Order, items: Iterable[OrderItem]) -> dict[str, Any]:
         "status": order.status,
         "user_id": order.user_id,
         "currency": order.currency,
+        "shipping_country": order.shipping_country,
         "subtotal": money(order.subtotal),
         "total": money(order.total),
         "items": [item_to_dict(item) for item in items],

@@ -19,9 +19,10 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.catalog import selectors as catalog_selectors
-from apps.catalog import services as catalog_services
 from apps.catalog.exceptions import ProductUnavailable
-from apps.catalog.models import StockReason
+from apps.catalog.models import ProductVariant
+from apps.inventory import services as inventory_services
+from apps.inventory.models import StockReason
 from apps.orders import events, locks
 from apps.orders.exceptions import (
     IdempotencyKeyReused,
@@ -43,7 +44,7 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class OrderLine:
-    product: str  # a SKU or a numeric product id, as the client sent it
+    product: str  # a variant SKU, or the numeric id of a one-variant product, as sent
     quantity: int
 
 
@@ -81,16 +82,40 @@ def _replay(*, user: Any, key: str, fingerprint: str) -> Order | None:
     return existing
 
 
+def _refuse_missing(missing: list[str]) -> None:
+    """Why some lines name nothing to sell: a product id that sells several variants needs
+    a SKU (InvalidOrder); anything else is unknown or not for sale (ProductUnavailable)."""
+    ids = [int(lookup) for lookup in missing if lookup.isdigit()]
+    several = sorted(
+        {
+            str(product_id)
+            for product_id in ProductVariant.objects.filter(
+                product_id__in=ids, is_active=True, product__is_active=True
+            )
+            .values_list("product_id", flat=True)
+            .order_by()
+        }
+        & set(missing)
+    )
+    if several:
+        raise InvalidOrder(
+            f"Product {', '.join(several)} comes in several variants: order a variant by SKU."
+        )
+    raise ProductUnavailable(lookups=missing)
+
+
 def place_order(
     *,
     user: Any,
     lines: Sequence[OrderLine],
     payment_token: str,
+    shipping_country: str = "",
     idempotency_key: str | None = None,
     fingerprint: str = "",
     placed_by: Any = None,
 ) -> tuple[Order, bool]:
-    """Create an order priced from the catalog, reserve its stock, and queue its charge.
+    """Create an order priced from the catalog, take its stock from the warehouses serving
+    `shipping_country`, and queue its charge.
 
     Returns (order, created). With an idempotency key already used by this user for the
     same body, returns the existing order and False.
@@ -100,16 +125,16 @@ def place_order(
     merged = _merge(lines)
     if not merged:
         raise InvalidOrder("An order needs at least one item.")
-    products = catalog_selectors.products_for_order(lookups=merged)
-    missing = [lookup for lookup in merged if lookup not in products]
+    variants = catalog_selectors.variants_for_order(lookups=merged)
+    missing = [lookup for lookup in merged if lookup not in variants]
     if missing:
-        raise ProductUnavailable(lookups=missing)
-    # "prod1" and its numeric id are the same product: merge again by product.
+        _refuse_missing(missing)
+    # "prod1" and its product's id are the same variant: merge again by variant.
     quantities: dict[int, int] = {}
     for lookup, quantity in merged.items():
-        product = products[lookup]
-        quantities[product.pk] = quantities.get(product.pk, 0) + quantity
-    by_id = {product.pk: product for product in products.values()}
+        variant = variants[lookup]
+        quantities[variant.pk] = quantities.get(variant.pk, 0) + quantity
+    by_id = {variant.pk: variant for variant in variants.values()}
     if len(quantities) > settings.ORDER_MAX_LINES:
         raise InvalidOrder(f"An order holds at most {settings.ORDER_MAX_LINES} different items.")
     too_many = [
@@ -119,7 +144,7 @@ def place_order(
         raise InvalidOrder(
             f"At most {settings.ORDER_MAX_ITEM_QUANTITY} units per item: {', '.join(too_many)}."
         )
-    currencies = {product.currency for product in by_id.values()}
+    currencies = {variant.currency for variant in by_id.values()}
     if len(currencies) != 1:
         raise InvalidOrder("All items of an order must be priced in one currency.")
 
@@ -127,6 +152,7 @@ def place_order(
     order = Order(
         user=user,
         currency=currencies.pop(),
+        shipping_country=shipping_country.upper(),
         idempotency_key=idempotency_key or "",
         fingerprint=fingerprint,
         placed_by=_actor(placed_by) if placed_by is not None and placed_by != user else None,
@@ -136,9 +162,10 @@ def place_order(
     items = [
         OrderItem(
             order=order,
-            product=by_id[pk],
+            variant=by_id[pk],
             sku=by_id[pk].sku,
-            name=by_id[pk].name,
+            name=by_id[pk].product.name,
+            variant_name=by_id[pk].name,
             unit_price=by_id[pk].price,
             quantity=qty,
             line_total=(by_id[pk].price * qty).quantize(CENT),
@@ -167,9 +194,10 @@ def place_order(
             payments_services.open_payment(order=order, token=payment_token)
             outbox.publish(events.ORDER_PLACED, {"order_id": order.pk})
             # Last: the stock row locks are held only until the commit right after.
-            catalog_services.reserve_stock(
-                lines=[catalog_services.StockLine(pk, qty) for pk, qty in quantities.items()],
+            inventory_services.allocate(
+                lines=[inventory_services.StockLine(pk, qty) for pk, qty in quantities.items()],
                 reference=f"order:{order.public_id}",
+                country=order.shipping_country,
                 actor=_actor(placed_by or user),
                 savepoint=False,  # OutOfStock abandons the whole order anyway
             )
@@ -205,13 +233,10 @@ def _transition(order: Order, to: str, *, actor: Any, reason: str) -> None:
         order=order, from_status=old, to_status=to, actor=_actor(actor), reason=reason[:255]
     )
     if to in RELEASES_STOCK:
-        catalog_services.release_stock(
-            lines=[
-                catalog_services.StockLine(item.product_id, item.quantity)
-                for item in order.items.all()
-            ],
-            reason=StockReason.EXPIRY if to == OrderStatus.EXPIRED else StockReason.CANCEL,
+        # Back to the warehouses it came from, as the order's ledger rows say; once.
+        inventory_services.release(
             reference=f"order:{order.public_id}",
+            reason=StockReason.EXPIRY if to == OrderStatus.EXPIRED else StockReason.CANCEL,
             actor=_actor(actor),
         )
     outbox.publish(events.status_topic(to), {"order_id": order.pk})

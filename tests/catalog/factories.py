@@ -1,4 +1,5 @@
-"""Factories for categories and products; stock always arrives through the ledger."""
+"""Factories for categories, products and variants; stock always arrives through the
+ledger, into the default warehouse."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import factory
 
 from apps.catalog import services
-from apps.catalog.models import Category, Product
+from apps.catalog.models import Category, Product, ProductVariant
 
 
 class CategoryFactory(factory.django.DjangoModelFactory):
@@ -29,18 +30,20 @@ def make_product(
     name: str | None = None,
     **extra: Any,
 ) -> Product:
-    """Create a product through the service, so the ledger holds its initial stock."""
+    """A product with one variant, created through the service, so the ledger holds its
+    initial stock. The product carries `sku` and `variant` for the tests' convenience."""
     make_product.counter += 1  # type: ignore[attr-defined]
     sku = sku or f"sku{make_product.counter}"  # type: ignore[attr-defined]
-    return services.create_product(
-        sku=sku,
+    product = services.create_product(
         name=name or f"Product {sku}",
-        price=Decimal(str(price)),
         category=category,
         is_active=is_active,
-        initial_stock=stock,
+        variants=[services.VariantSpec(sku=sku, price=Decimal(str(price)), initial_stock=stock)],
         **extra,
     )
+    product.variant = ProductVariant.objects.get(product=product)  # type: ignore[attr-defined]
+    product.sku = product.variant.sku  # type: ignore[attr-defined]
+    return product
 
 
 make_product.counter = 0  # type: ignore[attr-defined]

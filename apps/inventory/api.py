@@ -1,0 +1,136 @@
+"""Inventory endpoints for catalog managers: stock changes per variant and warehouse, the
+ledger, and the warehouses."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.catalog import selectors as catalog_selectors
+from apps.catalog.exceptions import ProductNotFound
+from apps.catalog.models import ProductVariant
+from apps.inventory import selectors, services
+from apps.inventory.exceptions import OutOfStock, UnknownWarehouse
+from apps.inventory.models import StockReason, Warehouse
+from apps.inventory.serializers import (
+    StockChangeInputSerializer,
+    StockChangeOutputSerializer,
+    StockMovementOutputSerializer,
+    WarehouseSerializer,
+)
+from ecommerce.api import identifiers
+from ecommerce.api.permissions import HasRole, Role
+from ecommerce.api.schema import problems
+from ecommerce.errors import InvalidInput
+
+
+def _variant(lookup: str) -> ProductVariant:
+    """The variant a stock change addresses: its SKU, or the id of a product with exactly
+    one variant."""
+    if lookup.isdigit():
+        if not identifiers.is_id(lookup):
+            raise ProductNotFound(lookups=[lookup])
+        variants = list(ProductVariant.objects.filter(product_id=int(lookup))[:2])
+        if not variants:
+            raise ProductNotFound(lookups=[lookup])
+        if len(variants) > 1:
+            raise InvalidInput(
+                f"Product {lookup} has several variants: name the variant by its SKU."
+            )
+        return variants[0]
+    return catalog_selectors.get_variant(sku=lookup, include_inactive=True)
+
+
+class StockViewSet(viewsets.GenericViewSet):
+    """`/api/products/{sku}/stock`: a variant's stock, changed and read per warehouse."""
+
+    lookup_field = "sku"
+    lookup_value_regex = r"[A-Za-z0-9._-]{1,64}"
+    permission_classes = (HasRole.of(Role.CATALOG_MANAGER),)
+    serializer_class = StockMovementOutputSerializer
+    filter_backends = ()
+
+    def get_queryset(self) -> QuerySet[ProductVariant]:
+        return ProductVariant.objects.all()
+
+    @extend_schema(
+        summary="Restock or adjust a variant's stock in a warehouse (catalog managers)",
+        request=StockChangeInputSerializer,
+        responses={
+            status.HTTP_200_OK: StockChangeOutputSerializer,
+            **problems(
+                OutOfStock(shortfalls={"TEE-BLK-M": {"requested": 5, "available": 2}}),
+                UnknownWarehouse(warehouse="north"),
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="stock")
+    def stock(self, request: Request, sku: str) -> Response:
+        variant = _variant(sku)
+        serializer = StockChangeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        change = serializer.validated_data
+        warehouse = selectors.warehouse_by_slug(change["warehouse"])
+        operation = (
+            services.restock if change["reason"] == StockReason.RESTOCK else services.adjust_stock
+        )
+        amount = {"quantity" if operation is services.restock else "delta": change["delta"]}
+        movement = operation(  # type: ignore[operator]
+            variant_id=variant.pk,
+            warehouse=warehouse,
+            note=change["note"],
+            actor=request.user,
+            **amount,
+        )
+        total = selectors.stock_by_variant([variant.pk]).get(variant.pk, 0)
+        return Response(
+            {
+                "sku": variant.sku,
+                "warehouse": warehouse.slug,
+                "stock": movement.balance,
+                "total_stock": total,
+                "movement": StockMovementOutputSerializer(movement).data,
+            }
+        )
+
+    @extend_schema(
+        summary="A variant's stock ledger, newest first (catalog managers)",
+        responses=StockMovementOutputSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], url_path="stock/movements")
+    def movements(self, request: Request, sku: str) -> Response:
+        if sku.isdigit():  # a product id: the ledger of all its variants
+            if (
+                not identifiers.is_id(sku)
+                or not catalog_selectors.products(include_inactive=True)
+                .filter(pk=int(sku))
+                .exists()
+            ):
+                raise ProductNotFound(lookups=[sku])
+            queryset = selectors.movements_of(product_id=int(sku))
+        else:
+            queryset = selectors.movements_of(
+                variant=catalog_selectors.get_variant(sku=sku, include_inactive=True)
+            )
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(StockMovementOutputSerializer(page, many=True).data)
+
+
+class WarehouseViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The warehouses, in allocation order, with the countries each serves."""
+
+    permission_classes = (HasRole.of(Role.CATALOG_MANAGER),)
+    serializer_class = WarehouseSerializer
+    pagination_class = None
+    filter_backends = ()
+
+    def get_queryset(self) -> QuerySet[Warehouse]:
+        return Warehouse.objects.prefetch_related("shipping_zones").order_by("priority", "pk")
+
+    @extend_schema(summary="List warehouses (catalog managers)")
+    def list(self, request: Request) -> Response:
+        return super().list(request)

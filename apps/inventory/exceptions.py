@@ -1,0 +1,31 @@
+"""Typed errors of the inventory."""
+
+from __future__ import annotations
+
+from ecommerce.errors import Conflict, InvalidInput
+
+
+class OutOfStock(Conflict):
+    """Some lines ask for more than the serving warehouses hold; nothing was taken."""
+
+    code = "out_of_stock"
+    title = "Insufficient stock"
+
+    def __init__(self, *, shortfalls: dict[str, dict[str, int]]) -> None:
+        skus = ", ".join(sorted(shortfalls))
+        super().__init__(
+            f"Not enough stock for: {skus}.",
+            shortfalls=[
+                {"sku": sku, "requested": v["requested"], "available": v["available"]}
+                for sku, v in sorted(shortfalls.items())
+            ],
+        )
+        self.shortfalls = shortfalls
+
+
+class UnknownWarehouse(InvalidInput):
+    code = "unknown_warehouse"
+    title = "Unknown warehouse"
+
+    def __init__(self, *, warehouse: str) -> None:
+        super().__init__(f"No active warehouse {warehouse}.", warehouse=warehouse)

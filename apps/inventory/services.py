@@ -1,0 +1,368 @@
+"""The only code that writes stock: allocation to orders, release, restock and adjustment.
+
+Every change locks the stock rows it touches, in primary-key order and in one statement,
+applies all deltas with one UPDATE whose result the CHECK (quantity >= 0) guards, and
+writes its ledger rows in the same transaction. Two allocations that touch the same rows
+therefore lock them in the same order and never deadlock, whatever order their lines came
+in and however many warehouses they span.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from apps.catalog.cache import invalidate_products_on_commit
+from apps.catalog.models import ProductVariant
+from apps.inventory import selectors
+from apps.inventory.exceptions import OutOfStock
+from apps.inventory.models import Stock, StockMovement, StockReason, Warehouse
+from ecommerce.errors import InvalidInput
+from ecommerce.observability.logging import get_logger
+
+logger = get_logger(__name__)
+
+# The quantity column is a 32-bit integer: past this the database would refuse the UPDATE.
+MAX_STOCK = 2_147_483_647
+RELEASE_REASONS = frozenset({StockReason.CANCEL, StockReason.EXPIRY})
+
+
+@dataclass(frozen=True)
+class StockLine:
+    variant_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class _Change:
+    stock_id: int
+    warehouse_id: int
+    variant_id: int
+    delta: int
+
+
+def merge_lines(lines: Iterable[StockLine]) -> list[StockLine]:
+    """Sum quantities per variant, sorted by variant id."""
+    totals: dict[int, int] = defaultdict(int)
+    for line in lines:
+        if line.quantity <= 0:
+            raise InvalidInput(f"Quantity must be positive, got {line.quantity}.")
+        totals[line.variant_id] += line.quantity
+    return [StockLine(variant_id=pk, quantity=qty) for pk, qty in sorted(totals.items())]
+
+
+def _lock(**lookups: Any) -> dict[int, tuple[int, int, int]]:
+    """Lock the stock rows matching `lookups` in id order, in one statement;
+    {id: (warehouse_id, variant_id, quantity)} as locked."""
+    rows = (
+        Stock.objects.select_for_update()
+        .filter(**lookups)
+        .order_by("pk")
+        .values_list("pk", "warehouse_id", "variant_id", "quantity")
+    )
+    return {pk: (warehouse, variant, quantity) for pk, warehouse, variant, quantity in rows}
+
+
+def _apply(changes: Sequence[_Change]) -> dict[int, int]:
+    """Add every change's delta to its (locked) row in one statement; {stock id: balance}.
+
+    Retires the cached reads of the changed variants' products on commit.
+    """
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        values = ", ".join(["(%s, %s)"] * len(changes))
+        params: list[Any] = [now]
+        for change in changes:
+            params += [change.stock_id, change.delta]
+        stock, variant = Stock._meta.db_table, ProductVariant._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {stock} AS s SET quantity = s.quantity + d.delta, "  # noqa: S608
+                f"updated_at = %s FROM (VALUES {values}) AS d(id, delta), {variant} AS v "
+                "WHERE s.id = d.id AND v.id = s.variant_id "
+                "RETURNING s.id, s.quantity, v.product_id",
+                params,
+            )
+            rows = cursor.fetchall()
+    else:  # embedded SQLite: one writer at a time anyway
+        rows = []
+        for change in changes:
+            row = Stock.objects.select_related("variant").get(pk=change.stock_id)
+            row.quantity += change.delta
+            row.save(update_fields=["quantity", "updated_at"])
+            rows.append((row.pk, row.quantity, row.variant.product_id))
+    invalidate_products_on_commit({product_id for _s, _q, product_id in rows})
+    return {stock_id: quantity for stock_id, quantity, _p in rows}
+
+
+def _write(
+    changes: Sequence[_Change],
+    balances: dict[int, int],
+    *,
+    reason: StockReason,
+    reference: str,
+    note: str,
+    actor: Any,
+) -> list[StockMovement]:
+    actor = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    return StockMovement.objects.bulk_create(
+        StockMovement(
+            warehouse_id=change.warehouse_id,
+            variant_id=change.variant_id,
+            delta=change.delta,
+            balance=balances[change.stock_id],
+            reason=reason,
+            reference=reference,
+            note=note,
+            actor=actor,
+        )
+        for change in changes
+    )
+
+
+def _skus(variant_ids: Iterable[int]) -> dict[int, str]:
+    return dict(ProductVariant.objects.filter(pk__in=list(variant_ids)).values_list("pk", "sku"))
+
+
+def allocate(
+    *,
+    lines: Iterable[StockLine],
+    reference: str,
+    country: str | None = None,
+    actor: Any = None,
+    savepoint: bool = True,
+) -> list[StockMovement]:
+    """Take stock for every line from the warehouses serving `country`, or for none.
+
+    Each line is taken from the serving warehouses in priority order, split across several
+    when one cannot cover it. Raises OutOfStock naming each short SKU with what the serving
+    warehouses hold; nothing changes then. The ledger rows name `reference` and their
+    warehouse, which is how `release` later returns each unit where it came from.
+
+    Caller may hold an outer transaction: the row locks last until it commits, so call
+    this as late in that transaction as possible. A caller that abandons its whole
+    transaction on OutOfStock passes `savepoint=False`.
+    """
+    merged = merge_lines(lines)
+    warehouses = selectors.warehouses_for(country)
+    rank = {warehouse.pk: index for index, warehouse in enumerate(warehouses)}
+    with transaction.atomic(savepoint=savepoint):
+        locked = _lock(
+            variant_id__in=[line.variant_id for line in merged], warehouse_id__in=list(rank)
+        )
+        by_variant: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        for stock_id, (warehouse_id, variant_id, quantity) in locked.items():
+            by_variant[variant_id].append((rank[warehouse_id], stock_id, quantity))
+        changes: list[_Change] = []
+        short: dict[int, tuple[int, int]] = {}
+        for line in merged:
+            remaining = line.quantity
+            taken: list[_Change] = []
+            for _rank, stock_id, quantity in sorted(by_variant[line.variant_id]):
+                if remaining == 0:
+                    break
+                take = min(quantity, remaining)
+                if take > 0:
+                    warehouse_id = locked[stock_id][0]
+                    taken.append(_Change(stock_id, warehouse_id, line.variant_id, -take))
+                    remaining -= take
+            if remaining:
+                available = sum(quantity for _r, _s, quantity in by_variant[line.variant_id])
+                short[line.variant_id] = (line.quantity, available)
+            changes += taken
+        if short:
+            skus = _skus(short)
+            # Raising inside the atomic block rolls back everything taken so far.
+            raise OutOfStock(
+                shortfalls={
+                    skus.get(pk, str(pk)): {"requested": requested, "available": available}
+                    for pk, (requested, available) in short.items()
+                }
+            )
+        balances = _apply(changes)
+        movements = _write(
+            changes, balances, reason=StockReason.ORDER, reference=reference, note="", actor=actor
+        )
+    logger.info(
+        "stock_allocated",
+        reference=reference,
+        country=country or "",
+        lines={line.variant_id: line.quantity for line in merged},
+        warehouses=sorted({change.warehouse_id for change in changes}),
+    )
+    return movements
+
+
+def release(*, reference: str, reason: StockReason, actor: Any = None) -> list[StockMovement]:
+    """Return what `reference` still holds to the warehouses it came from, exactly once.
+
+    What is held is read from the ledger under the row locks: the units taken by
+    `reference` less those already given back. A second release (a retry, a race) finds
+    nothing held and writes nothing.
+    """
+    if reason not in RELEASE_REASONS:
+        raise InvalidInput(f"Stock is released for cancel or expiry, not {reason}.")
+    with transaction.atomic():
+        touched = (
+            StockMovement.objects.filter(reference=reference)
+            .values_list("warehouse_id", "variant_id")
+            .distinct()
+        )
+        pairs = set(touched)
+        if not pairs:
+            return []
+        stock_ids = [
+            pk
+            for pk, warehouse_id, variant_id in Stock.objects.filter(
+                variant_id__in={variant for _w, variant in pairs}
+            ).values_list("pk", "warehouse_id", "variant_id")
+            if (warehouse_id, variant_id) in pairs
+        ]
+        locked = _lock(pk__in=stock_ids)
+        held = {
+            (row["warehouse_id"], row["variant_id"]): -row["net"]
+            for row in StockMovement.objects.filter(reference=reference)
+            .values("warehouse_id", "variant_id")
+            .annotate(net=Sum("delta"))
+            if row["net"] < 0
+        }
+        changes = [
+            _Change(stock_id, warehouse_id, variant_id, held[(warehouse_id, variant_id)])
+            for stock_id, (warehouse_id, variant_id, _q) in locked.items()
+            if (warehouse_id, variant_id) in held
+        ]
+        if not changes:
+            return []
+        balances = _apply(changes)
+        movements = _write(
+            changes, balances, reason=reason, reference=reference, note="", actor=actor
+        )
+    logger.info("stock_released", reference=reference, reason=str(reason))
+    return movements
+
+
+def _stock_row(*, variant_id: int, warehouse: Warehouse) -> int:
+    """The id of the (variant, warehouse) stock row, created empty when missing."""
+    if not ProductVariant.objects.filter(pk=variant_id).exists():
+        raise InvalidInput(f"Variant {variant_id} does not exist.")
+    Stock.objects.bulk_create(
+        [Stock(variant_id=variant_id, warehouse=warehouse, quantity=0)], ignore_conflicts=True
+    )
+    return Stock.objects.get(variant_id=variant_id, warehouse=warehouse).pk
+
+
+def _change_stock(
+    *,
+    variant_id: int,
+    delta: int,
+    warehouse: Warehouse | None,
+    reason: StockReason,
+    note: str,
+    actor: Any,
+    target: int | None = None,
+) -> StockMovement | None:
+    warehouse = warehouse or selectors.default_warehouse()
+    with transaction.atomic():
+        stock_id = _stock_row(variant_id=variant_id, warehouse=warehouse)
+        ((_w, _v, quantity),) = _lock(pk=stock_id).values()
+        if target is not None:  # a stock count: relative to the stock under the lock
+            delta = target - quantity
+            if delta == 0:
+                return None
+        if quantity + delta < 0:
+            sku = _skus([variant_id])[variant_id]
+            raise OutOfStock(shortfalls={sku: {"requested": -delta, "available": quantity}})
+        if quantity + delta > MAX_STOCK:
+            sku = _skus([variant_id])[variant_id]
+            raise InvalidInput(
+                f"Stock of {sku} in {warehouse.slug} cannot exceed {MAX_STOCK} units: it holds "
+                f"{quantity}, {delta} more would pass that."
+            )
+        change = _Change(stock_id, warehouse.pk, variant_id, delta)
+        balances = _apply([change])
+        (movement,) = _write(
+            [change], balances, reason=reason, reference="", note=note, actor=actor
+        )
+    logger.info(
+        "stock_changed",
+        variant_id=variant_id,
+        warehouse=warehouse.slug,
+        delta=delta,
+        reason=str(reason),
+        stock=movement.balance,
+    )
+    return movement
+
+
+def restock(
+    *,
+    variant_id: int,
+    quantity: int,
+    warehouse: Warehouse | None = None,
+    note: str = "",
+    actor: Any = None,
+) -> StockMovement:
+    """Receive `quantity` (> 0) units into `warehouse` (the default one when None)."""
+    if quantity <= 0:
+        raise InvalidInput("A restock adds a positive quantity.")
+    movement = _change_stock(  # a non-zero delta always moves stock
+        variant_id=variant_id,
+        delta=quantity,
+        warehouse=warehouse,
+        reason=StockReason.RESTOCK,
+        note=note,
+        actor=actor,
+    )
+    return cast(StockMovement, movement)
+
+
+def adjust_stock(
+    *,
+    variant_id: int,
+    delta: int,
+    warehouse: Warehouse | None = None,
+    note: str = "",
+    actor: Any = None,
+) -> StockMovement:
+    """Correct stock by `delta` (shrinkage, a found box). Raises OutOfStock below zero."""
+    if delta == 0:
+        raise InvalidInput("An adjustment changes stock by a non-zero amount.")
+    movement = _change_stock(  # a non-zero delta always moves stock
+        variant_id=variant_id,
+        delta=delta,
+        warehouse=warehouse,
+        reason=StockReason.ADJUSTMENT,
+        note=note,
+        actor=actor,
+    )
+    return cast(StockMovement, movement)
+
+
+def set_stock_level(
+    *,
+    variant_id: int,
+    target: int,
+    warehouse: Warehouse | None = None,
+    note: str = "",
+    actor: Any = None,
+) -> StockMovement | None:
+    """Bring stock in `warehouse` to `target` (a stock count) with one adjustment; None if
+    already there. The difference is computed under the row lock, so an order placed
+    meanwhile is not overwritten."""
+    if target < 0:
+        raise InvalidInput("A stock level cannot be negative.")
+    return _change_stock(
+        variant_id=variant_id,
+        delta=0,
+        warehouse=warehouse,
+        reason=StockReason.ADJUSTMENT,
+        note=note,
+        actor=actor,
+        target=target,
+    )
