@@ -22,8 +22,8 @@ def warehouses_for(country: str | None) -> list[Warehouse]:
     serves. One query.
     """
     warehouses = list(Warehouse.objects.filter(is_active=True).prefetch_related("shipping_zones"))
-    if not warehouses:
-        return [default_warehouse()]
+    if not warehouses:  # none at all: the default one is made; all inactive: none serves
+        return [] if Warehouse.objects.exists() else [default_warehouse()]
     if not country:
         return warehouses
     code = country.upper()
@@ -39,11 +39,14 @@ def default_warehouse() -> Warehouse:
     """Where stock goes when no warehouse is named: the first active one by priority.
 
     A database without any warehouse (a fresh embedded install, a flushed test database)
-    gets the one inventory.0001 creates.
+    gets the one inventory.0001 creates. Raises UnknownWarehouse when warehouses exist but
+    none is active.
     """
     warehouse = Warehouse.objects.filter(is_active=True).order_by("priority", "pk").first()
     if warehouse is not None:
         return warehouse
+    if Warehouse.objects.exists():
+        raise UnknownWarehouse(warehouse="(none is active)")
     try:
         with transaction.atomic():
             warehouse, _ = Warehouse.objects.get_or_create(
