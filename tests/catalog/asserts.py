@@ -7,7 +7,18 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpResponse
 
-from apps.catalog.models import Category, Product, StockMovement
+from apps.catalog.models import (
+    AssignedProductAttribute,
+    AssignedVariantAttribute,
+    Attribute,
+    AttributeValue,
+    Category,
+    Product,
+    ProductMedia,
+    ProductType,
+    ProductVariant,
+)
+from apps.inventory.models import Stock, StockMovement
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "code", "request_id"}
 
@@ -39,25 +50,97 @@ def assert_invalid(response: HttpResponse, pointer: str) -> list[dict[str, str]]
 
 
 def catalog_snapshot() -> dict[str, list[tuple[Any, ...]]]:
-    """Every column a write could touch, to prove that a refusal changed nothing."""
+    """Every column a catalog write could touch, to prove that a refusal changed nothing:
+    products, variants, attributes and their values, product types, assignments, media,
+    categories, and the stock rows and ledger rows in every warehouse."""
     return {
         "products": list(
             Product.objects.order_by("pk").values_list(
                 "pk",
-                "sku",
                 "name",
                 "description",
                 "price",
                 "currency",
                 "category_id",
+                "product_type_id",
                 "is_active",
-                "stock",
                 "updated_at",
+            )
+        ),
+        "variants": list(
+            ProductVariant.objects.order_by("pk").values_list(
+                "pk",
+                "product_id",
+                "sku",
+                "name",
+                "price",
+                "currency",
+                "weight_grams",
+                "is_active",
+                "sort_order",
+                "updated_at",
+            )
+        ),
+        "product_attributes": list(
+            AssignedProductAttribute.objects.order_by("pk").values_list(
+                "pk", "product_id", "attribute_id", "value_id"
+            )
+        ),
+        "variant_attributes": list(
+            AssignedVariantAttribute.objects.order_by("pk").values_list(
+                "pk", "variant_id", "attribute_id", "value_id"
+            )
+        ),
+        "attributes": list(
+            Attribute.objects.order_by("pk").values_list(
+                "pk", "name", "slug", "input_type", "unit", "filterable", "updated_at"
+            )
+        ),
+        "attribute_values": list(
+            AttributeValue.objects.order_by("pk").values_list(
+                "pk", "attribute_id", "name", "slug", "number", "sort_order"
+            )
+        ),
+        "product_types": list(
+            ProductType.objects.order_by("pk").values_list("pk", "name", "slug", "updated_at")
+        ),
+        "product_type_attributes": sorted(
+            [
+                *(
+                    ("product", *row)
+                    for row in ProductType.product_attributes.through.objects.values_list(
+                        "producttype_id", "attribute_id"
+                    )
+                ),
+                *(
+                    ("variant", *row)
+                    for row in ProductType.variant_attributes.through.objects.values_list(
+                        "producttype_id", "attribute_id"
+                    )
+                ),
+            ]
+        ),
+        "media": list(
+            ProductMedia.objects.order_by("pk").values_list(
+                "pk", "product_id", "image", "alt", "sort_order", "thumbnails"
+            )
+        ),
+        "stock": list(
+            Stock.objects.order_by("pk").values_list(
+                "pk", "warehouse_id", "variant_id", "quantity", "updated_at"
             )
         ),
         "movements": list(
             StockMovement.objects.order_by("pk").values_list(
-                "pk", "product_id", "delta", "balance", "reason", "note", "actor_id"
+                "pk",
+                "warehouse_id",
+                "variant_id",
+                "delta",
+                "balance",
+                "reason",
+                "reference",
+                "note",
+                "actor_id",
             )
         ),
         "categories": list(
@@ -68,10 +151,12 @@ def catalog_snapshot() -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def ledger_rows(product: Product) -> list[tuple[int, int, str, str]]:
-    """`(delta, balance, reason, note)` of a product's movements, oldest first."""
-    return list(
-        StockMovement.objects.filter(product=product)
-        .order_by("pk")
-        .values_list("delta", "balance", "reason", "note")
+def ledger_rows(owner: Product | ProductVariant) -> list[tuple[int, int, str, str]]:
+    """`(delta, balance, reason, note)` of the movements of a variant, or of every variant
+    of a product, oldest first."""
+    movements = (
+        StockMovement.objects.filter(variant__product=owner)
+        if isinstance(owner, Product)
+        else StockMovement.objects.filter(variant=owner)
     )
+    return list(movements.order_by("pk").values_list("delta", "balance", "reason", "note"))
