@@ -10,11 +10,11 @@ import pytest
 from django.db import connection
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from apps.catalog.models import Product, StockMovement
+from apps.inventory.models import StockMovement
 from apps.orders import services
 from apps.orders.models import Order, OrderStatus
 from tests.catalog.factories import make_product
-from tests.catalog.helpers import assert_ledger_matches
+from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,14 +44,14 @@ def test_hundred_concurrent_orders_for_twenty_five_units(live_server):
 
     assert statuses.count(201) == 25
     assert statuses.count(409) == 75
-    assert Product.objects.get(pk=product.pk).stock == 0
+    assert stock_of(product.variant.pk) == 0
     assert Order.objects.count() == 25
-    assert StockMovement.objects.filter(product=product, reason="order").count() == 25
-    assert_ledger_matches(product.pk)
+    assert StockMovement.objects.filter(variant=product.variant, reason="order").count() == 25
+    assert_ledger_matches(product.variant.pk)
 
 
 def test_two_concurrent_requests_with_one_key_make_one_order(live_server):
-    make_product(sku="p", stock=10)
+    product = make_product(sku="p", stock=10)
     headers = {**bearer(UserFactory()), "Idempotency-Key": "same-key"}
     body = {"items": [{"id": "p", "quantity": 1}], "payment_token": "tok_success"}
     barrier = threading.Barrier(8)
@@ -70,7 +70,7 @@ def test_two_concurrent_requests_with_one_key_make_one_order(live_server):
     assert sum(1 for r in created if "Idempotent-Replayed" not in r.headers) == 1
     assert all(r.json()["code"] == "request_in_progress" for r in responses if r.status_code == 409)
     assert Order.objects.count() == 1
-    assert Product.objects.get(sku="p").stock == 9
+    assert stock_of(product.variant.pk) == 9
 
 
 def test_two_concurrent_cancels_refund_and_return_stock_once():
@@ -98,6 +98,6 @@ def test_two_concurrent_cancels_refund_and_return_stock_once():
 
     assert outcomes == ["IllegalTransition", "cancelled"]
     assert Order.objects.get(pk=order.pk).status == OrderStatus.REFUNDED
-    assert Product.objects.get(pk=product.pk).stock == 5
-    assert StockMovement.objects.filter(product=product, reason="cancel").count() == 1
-    assert_ledger_matches(product.pk)
+    assert stock_of(product.variant.pk) == 5
+    assert StockMovement.objects.filter(variant=product.variant, reason="cancel").count() == 1
+    assert_ledger_matches(product.variant.pk)

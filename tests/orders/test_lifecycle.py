@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.catalog.models import Product, StockMovement
+from apps.catalog.models import ProductVariant
+from apps.inventory.models import StockMovement
 from apps.orders import services
 from apps.orders.exceptions import IllegalTransition
 from apps.orders.models import Order, OrderEvent, OrderStatus
@@ -16,7 +17,7 @@ from apps.payments.models import Payment
 from ecommerce.api.permissions import Role
 from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.factories import make_product
-from tests.catalog.helpers import assert_ledger_matches
+from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +61,7 @@ def test_a_successful_charge_after_commit_pays_the_order(
     payment = Payment.objects.get(order__public_id=order_id)
     assert (payment.status, payment.attempts) == ("succeeded", 1)
     assert payment.provider_charge_id.startswith("ch_")
-    assert Product.objects.get(pk=product.pk).stock == 1
+    assert stock_of(product.variant.pk) == 1
 
 
 def test_a_declined_card_fails_the_order_and_returns_the_stock(
@@ -75,13 +76,13 @@ def test_a_declined_card_fails_the_order_and_returns_the_stock(
     order_id = response.json()["id"]
     assert Order.objects.get(public_id=order_id).status == OrderStatus.PAYMENT_FAILED
     assert Payment.objects.get(order__public_id=order_id).decline_code == "card_declined"
-    assert Product.objects.get(pk=product.pk).stock == 3
+    assert stock_of(product.variant.pk) == 3
     assert list(
         StockMovement.objects.filter(reference=f"order:{order_id}")
         .order_by("pk")
         .values_list("delta", "reason")
     ) == [(-2, "order"), (2, "cancel")]
-    assert_ledger_matches(product.pk)
+    assert_ledger_matches(product.variant.pk)
 
 
 def test_a_charge_the_provider_refuses_as_sent_fails_the_order_at_once(
@@ -89,7 +90,7 @@ def test_a_charge_the_provider_refuses_as_sent_fails_the_order_at_once(
 ):
     """Yen have no decimals: the provider refuses 100.50 JPY (a 400), which no retry fixes."""
     product = make_product(sku="yen", stock=3, price="100.50")
-    Product.objects.filter(pk=product.pk).update(currency="JPY")
+    ProductVariant.objects.filter(pk=product.variant.pk).update(currency="JPY")
 
     response = place(client, "yen", 1, capture=django_capture_on_commit_callbacks)
 
@@ -97,8 +98,8 @@ def test_a_charge_the_provider_refuses_as_sent_fails_the_order_at_once(
     payment = Payment.objects.get(order__public_id=order_id)
     assert Order.objects.get(public_id=order_id).status == OrderStatus.PAYMENT_FAILED
     assert (payment.status, payment.decline_code) == ("declined", "rejected:invalid_amount")
-    assert Product.objects.get(pk=product.pk).stock == 3
-    assert_ledger_matches(product.pk)
+    assert stock_of(product.variant.pk) == 3
+    assert_ledger_matches(product.variant.pk)
 
 
 def test_cancelling_a_pending_order_returns_stock_once(client):
@@ -113,8 +114,8 @@ def test_cancelling_a_pending_order_returns_stock_once(client):
     assert first.json()["history"][-1]["reason"] == "changed my mind"
     assert second.status_code == 409
     assert second.json()["code"] == "illegal_transition"
-    assert Product.objects.get(pk=product.pk).stock == 5
-    assert_ledger_matches(product.pk)
+    assert stock_of(product.variant.pk) == 5
+    assert_ledger_matches(product.variant.pk)
 
 
 def test_cancelling_a_paid_order_refunds_it_and_returns_stock(
@@ -133,7 +134,7 @@ def test_cancelling_a_paid_order_refunds_it_and_returns_stock(
     assert Order.objects.get(public_id=order_id).status == OrderStatus.REFUNDED
     assert Payment.objects.get(order__public_id=order_id).status == "refunded"
     assert Payment.objects.get(order__public_id=order_id).provider_refund_id.startswith("re_")
-    assert Product.objects.get(pk=product.pk).stock == 5
+    assert stock_of(product.variant.pk) == 5
     assert history(order_id)[-2:] == [("paid", "refunding"), ("refunding", "refunded")]
 
 
@@ -153,14 +154,14 @@ def test_cancelling_a_paid_order_claims_the_refund_and_leaves_the_money_to_payme
     request = OutboxMessage.objects.get(topic="order.refund_requested")
     assert request.payload == {"order_id": order.pk, "actor_id": buyer.pk, "reason": "too late"}
     assert Payment.objects.get(order=order).status == "succeeded"
-    assert Product.objects.get(pk=product.pk).stock == 3  # back only once refunded
+    assert stock_of(product.variant.pk) == 3  # back only once refunded
     with pytest.raises(IllegalTransition):
         services.fulfil_order(order_id=order.pk, by=None)
     assert client.post(f"/api/orders/{order_id}/cancel").status_code == 409
 
 
 def test_a_fulfilled_order_cannot_be_cancelled(client, django_capture_on_commit_callbacks):
-    make_product(sku="p", stock=5)
+    product = make_product(sku="p", stock=5)
     order_id = place(client, "p", 1, capture=django_capture_on_commit_callbacks).json()["id"]
     order = Order.objects.get(public_id=order_id)
     services.fulfil_order(order_id=order.pk, by=None)
@@ -169,7 +170,7 @@ def test_a_fulfilled_order_cannot_be_cancelled(client, django_capture_on_commit_
 
     assert response.status_code == 409
     assert Order.objects.get(pk=order.pk).status == OrderStatus.FULFILLED
-    assert Product.objects.get(sku="p").stock == 4
+    assert stock_of(product.variant.pk) == 4
 
 
 @pytest.mark.parametrize(
@@ -198,7 +199,7 @@ def test_another_customer_gets_404_and_cannot_cancel(client, client_for):
     assert stranger.get(f"/api/orders/{order_id}").status_code == 404
     assert stranger.post(f"/api/orders/{order_id}/cancel").status_code == 404
     assert Order.objects.get(public_id=order_id).status == OrderStatus.PENDING_PAYMENT
-    assert Product.objects.get(pk=product.pk).stock == 4
+    assert stock_of(product.variant.pk) == 4
 
 
 @pytest.mark.parametrize("role", [Role.SUPPORT, Role.ADMIN])
@@ -243,7 +244,7 @@ def test_expiry_expires_old_pending_orders_and_returns_stock_once(client, settin
 
     assert Order.objects.get(public_id=old_id).status == OrderStatus.EXPIRED
     assert Order.objects.get(public_id=fresh_id).status == OrderStatus.PENDING_PAYMENT
-    assert Product.objects.get(pk=product.pk).stock == 4
+    assert stock_of(product.variant.pk) == 4
     assert list(
         StockMovement.objects.filter(reference=f"order:{old_id}")
         .order_by("pk")

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from apps.catalog.models import Product
 from apps.orders.models import Order
 from apps.users.models import User
 from ecommerce.api.permissions import Role
 from tests.catalog.factories import make_product
+from tests.catalog.helpers import stock_of
 from tests.roles import restore_role_groups
 from tests.users.factories import UserFactory
 
@@ -41,7 +41,7 @@ def place_for_customer_permission() -> Permission:
 @pytest.mark.parametrize("role", [Role.SUPPORT, Role.CATALOG_MANAGER, Role.CUSTOMER])
 def test_without_the_permission_staff_cannot_order_for_a_customer(client_for, role):
     # given
-    make_product(sku="p1", stock=5)
+    product = make_product(sku="p1", stock=5)
     staff, customer = UserFactory(is_staff=True, roles=[role]), UserFactory()
 
     # when
@@ -52,12 +52,12 @@ def test_without_the_permission_staff_cannot_order_for_a_customer(client_for, ro
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["detail"] == "You can only place orders for yourself."
     assert Order.objects.count() == 0
-    assert Product.objects.get(sku="p1").stock == 5
+    assert stock_of(product.variant.pk) == 5
 
 
 def test_support_granted_the_permission_orders_for_a_customer(client_for):
     # given
-    make_product(sku="p1", stock=5)
+    product = make_product(sku="p1", stock=5)
     support, customer = UserFactory(is_staff=True, roles=[Role.SUPPORT]), UserFactory()
     support.user_permissions.add(place_for_customer_permission())
 
@@ -69,7 +69,7 @@ def test_support_granted_the_permission_orders_for_a_customer(client_for):
     order = Order.objects.get()
     assert (order.user, order.placed_by) == (customer, support)
     assert response.json()["user_id"] == customer.pk
-    assert Product.objects.get(sku="p1").stock == 3
+    assert stock_of(product.variant.pk) == 3
 
 
 def test_a_group_granted_the_permission_lets_its_support_members_order_for_customers(

@@ -9,13 +9,14 @@ import pytest
 from django.test import Client
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from apps.catalog.models import Product, StockMovement
+from apps.inventory import services as inventory_services
+from apps.inventory.models import StockMovement
 from apps.orders.models import Order, OrderEvent, OrderStatus
 from apps.payments.models import Payment
 from ecommerce.api.permissions import Role
 from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.factories import make_product
-from tests.catalog.helpers import assert_ledger_matches
+from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +60,7 @@ def test_an_order_is_priced_from_the_catalog_and_reserves_stock(buyer, buyer_cli
         {
             "sku": "mug",
             "name": "Product mug",
+            "variant": "",
             "unit_price": "4.50",
             "quantity": 3,
             "line_total": "13.50",
@@ -66,14 +68,15 @@ def test_an_order_is_priced_from_the_catalog_and_reserves_stock(buyer, buyer_cli
         {
             "sku": "tea",
             "name": "Product tea",
+            "variant": "",
             "unit_price": "3.25",
             "quantity": 1,
             "line_total": "3.25",
         },
     ]
-    assert Product.objects.get(pk=mug.pk).stock == 7
-    assert Product.objects.get(pk=tea.pk).stock == 4
-    assert_ledger_matches(mug.pk, tea.pk)
+    assert stock_of(mug.variant.pk) == 7
+    assert stock_of(tea.variant.pk) == 4
+    assert_ledger_matches(mug.variant.pk, tea.variant.pk)
     assert list(OrderEvent.objects.filter(order=order).values_list("from_status", "to_status")) == [
         ("", "pending_payment")
     ]
@@ -119,6 +122,7 @@ def test_a_numeric_product_id_is_accepted_and_merged_with_its_sku(buyer_client):
         {
             "sku": "pen",
             "name": "Product pen",
+            "variant": "",
             "unit_price": "1.00",
             "quantity": 5,
             "line_total": "5.00",
@@ -150,7 +154,7 @@ def test_insufficient_stock_is_409_naming_each_short_sku(buyer_client):
         {"sku": "aa", "requested": 2, "available": 1},
         {"sku": "cc", "requested": 1, "available": 0},
     ]
-    assert [Product.objects.get(pk=p.pk).stock for p in (a, b, c)] == [1, 5, 0]
+    assert [stock_of(p.variant.pk) for p in (a, b, c)] == [1, 5, 0]
     assert Order.objects.count() == 0
     assert Payment.objects.count() == 0
     assert OutboxMessage.objects.count() == 0
@@ -211,13 +215,13 @@ def test_more_than_the_maximum_lines_is_400(buyer_client, settings):
 
 
 def test_merged_duplicate_lines_respect_the_maximum_quantity(buyer_client):
-    make_product(sku="bulk", stock=500)
+    product = make_product(sku="bulk", stock=500)
     response = buyer_client.post(
         "/api/orders", order_body(("bulk", 60), ("bulk", 60)), format="json"
     )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_order"
-    assert Product.objects.get(sku="bulk").stock == 500
+    assert stock_of(product.variant.pk) == 500
 
 
 def test_payment_token_is_required_outside_debug(buyer_client):
@@ -240,7 +244,7 @@ def test_payment_token_defaults_to_the_sandbox_success_token_in_debug(buyer_clie
 
 
 def test_a_customer_may_name_themselves_but_nobody_else(buyer, buyer_client):
-    make_product(sku="p1", stock=5)
+    product = make_product(sku="p1", stock=5)
     other = UserFactory()
 
     own = buyer_client.post(
@@ -253,7 +257,7 @@ def test_a_customer_may_name_themselves_but_nobody_else(buyer, buyer_client):
     assert own.status_code == 201
     assert theirs.status_code == 403
     assert Order.objects.filter(user=other).count() == 0
-    assert Product.objects.get(sku="p1").stock == 4
+    assert stock_of(product.variant.pk) == 4
 
 
 def test_an_admin_may_order_on_behalf_of_a_user(client_for):
@@ -281,7 +285,7 @@ def test_staff_ordering_for_an_unknown_user_is_400(client_for):
 
 class TestIdempotencyKey:
     def test_same_key_and_body_replays_the_first_response(self, buyer_client):
-        make_product(sku="p1", stock=5)
+        product = make_product(sku="p1", stock=5)
         key = str(uuid.uuid4())
         first = buyer_client.post(
             "/api/orders", order_body(("p1", 2)), format="json", HTTP_IDEMPOTENCY_KEY=key
@@ -297,7 +301,7 @@ class TestIdempotencyKey:
         assert "Idempotent-Replayed" not in first
         assert again.json() == first.json()
         assert Order.objects.count() == 1
-        assert Product.objects.get(sku="p1").stock == 3
+        assert stock_of(product.variant.pk) == 3
 
     def test_key_order_and_whitespace_of_the_body_do_not_matter(self, buyer_client):
         make_product(sku="p1", stock=5)
@@ -319,7 +323,7 @@ class TestIdempotencyKey:
         assert Order.objects.count() == 1
 
     def test_same_key_with_another_body_is_422(self, buyer_client):
-        make_product(sku="p1", stock=5)
+        product = make_product(sku="p1", stock=5)
         buyer_client.post(
             "/api/orders", order_body(("p1", 1)), format="json", HTTP_IDEMPOTENCY_KEY="k"
         )
@@ -329,7 +333,7 @@ class TestIdempotencyKey:
         assert response.status_code == 422
         assert response.json()["code"] == "idempotency_key_reused"
         assert Order.objects.count() == 1
-        assert Product.objects.get(sku="p1").stock == 4
+        assert stock_of(product.variant.pk) == 4
 
     def test_keys_belong_to_one_user(self, client_for):
         make_product(sku="p1", stock=5)
@@ -345,10 +349,7 @@ class TestIdempotencyKey:
         refused = buyer_client.post(
             "/api/orders", order_body(("p1", 1)), format="json", HTTP_IDEMPOTENCY_KEY="k"
         )
-        Product.objects.filter(pk=product.pk).update(stock=0)
-        from apps.catalog import services as catalog_services
-
-        catalog_services.restock(product_id=product.pk, quantity=1)
+        inventory_services.restock(variant_id=product.variant.pk, quantity=1)
         accepted = buyer_client.post(
             "/api/orders", order_body(("p1", 1)), format="json", HTTP_IDEMPOTENCY_KEY="k"
         )

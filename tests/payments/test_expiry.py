@@ -14,7 +14,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from apps.catalog.models import Product, StockMovement
+from apps.catalog.models import Product
+from apps.inventory.models import StockMovement
 from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderEvent, OrderStatus
 from apps.payments.exceptions import PaymentDeclined
@@ -23,7 +24,7 @@ from apps.payments.models import Payment, PaymentStatus
 from apps.payments.services import expire_overdue_orders
 from ecommerce.resilience.locks import distributed_lock
 from tests.catalog.factories import make_product
-from tests.catalog.helpers import assert_ledger_matches
+from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -90,8 +91,8 @@ def test_an_overdue_order_without_a_charge_expires_once_and_its_stock_returns(pl
         .order_by("pk")
         .values_list("delta", "reason")
     ) == [(-2, "order"), (2, "expiry")]
-    assert Product.objects.get(pk=lamp.pk).stock == 8
-    assert_ledger_matches(lamp.pk)
+    assert stock_of(lamp.variant.pk) == 8
+    assert_ledger_matches(lamp.variant.pk)
 
 
 def test_an_overdue_order_the_provider_charged_is_paid_not_expired(place, lamp):
@@ -106,7 +107,7 @@ def test_an_overdue_order_the_provider_charged_is_paid_not_expired(place, lamp):
         PaymentStatus.SUCCEEDED,
         charge.charge_id,
     )
-    assert Product.objects.get(pk=lamp.pk).stock == 8
+    assert stock_of(lamp.variant.pk) == 8
     assert not OrderEvent.objects.filter(order_id=payment.order_id, to_status="expired").exists()
 
 
@@ -120,7 +121,7 @@ def test_an_overdue_order_whose_charge_was_declined_fails(place, lamp):
     assert order_of(payment).status == OrderStatus.PAYMENT_FAILED
     payment.refresh_from_db()
     assert (payment.status, payment.decline_code) == (PaymentStatus.DECLINED, "insufficient_funds")
-    assert Product.objects.get(pk=lamp.pk).stock == 10
+    assert stock_of(lamp.variant.pk) == 10
 
 
 def test_an_unreachable_provider_leaves_the_order_for_the_next_run(
@@ -135,7 +136,7 @@ def test_an_unreachable_provider_leaves_the_order_for_the_next_run(
 
     assert deferred_count() == before + 1
     assert order_of(payment).status == OrderStatus.PENDING_PAYMENT
-    assert Product.objects.get(pk=lamp.pk).stock == 8
+    assert stock_of(lamp.variant.pk) == 8
     settings.PAYMENT_PROVIDER_URL = ""  # back: the next run expires it
     assert expire_overdue_orders() == {**NOTHING, "expired": 1}
     assert order_of(payment).status == OrderStatus.EXPIRED
@@ -160,4 +161,4 @@ def test_the_command_expires_every_batch_and_prints_the_counts(place, lamp, sett
     call_command("expire_orders", stdout=out)
 
     assert out.getvalue() == "expired 3 order(s), 1 paid, 0 declined, 0 deferred\n"
-    assert Product.objects.get(pk=lamp.pk).stock == 8
+    assert stock_of(lamp.variant.pk) == 8

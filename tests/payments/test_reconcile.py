@@ -28,7 +28,7 @@ from apps.payments.gateway import InProcessSandboxGateway, get_gateway
 from apps.payments.models import Payment, PaymentStatus
 from apps.payments.services import reconcile_payments
 from tests.catalog.factories import make_product
-from tests.catalog.helpers import assert_ledger_matches
+from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -141,7 +141,7 @@ def test_a_payment_in_doubt_with_no_charge_is_charged_now(place, lamp):
     assert status_of(payment) == (OrderStatus.PAID, PaymentStatus.SUCCEEDED)
     assert payment.attempts == 2
     assert [c["id"] for c in provider_charges(payment)] == [payment.provider_charge_id]
-    assert Product.objects.get(pk=lamp.pk).stock == 8
+    assert stock_of(lamp.variant.pk) == 8
 
 
 def test_a_payment_never_attempted_after_its_order_was_placed_is_charged(place, lamp):
@@ -157,7 +157,7 @@ def test_a_payment_never_attempted_after_its_order_was_placed_is_charged(place, 
     assert status_of(payment) == (OrderStatus.PAID, PaymentStatus.SUCCEEDED)
     assert payment.attempts == 1
     assert len(provider_charges(payment)) == 1
-    assert Product.objects.get(pk=lamp.pk).stock == 8
+    assert stock_of(lamp.variant.pk) == 8
 
 
 def test_a_never_attempted_payment_the_provider_charged_is_recorded_not_charged_again(place):
@@ -181,7 +181,7 @@ def test_a_declined_charge_found_fails_the_order_and_returns_the_stock(place, la
     with pytest.raises(PaymentDeclined) as declined:
         charge_at_provider(payment)
     payment = in_doubt(payment)
-    assert Product.objects.get(pk=lamp.pk).stock == 8
+    assert stock_of(lamp.variant.pk) == 8
 
     # when
     outcome = reconcile_payments()
@@ -193,8 +193,8 @@ def test_a_declined_charge_found_fails_the_order_and_returns_the_stock(place, la
         "card_declined",
         declined.value.charge_id,
     )
-    assert Product.objects.get(pk=lamp.pk).stock == 10
-    assert_ledger_matches(lamp.pk)
+    assert stock_of(lamp.variant.pk) == 10
+    assert_ledger_matches(lamp.variant.pk)
 
 
 def test_a_payment_at_its_attempt_cap_fails_without_a_fresh_count(place, lamp, settings):
@@ -211,8 +211,8 @@ def test_a_payment_at_its_attempt_cap_fails_without_a_fresh_count(place, lamp, s
     assert payment.attempts == 3
     assert payment.last_error == "gave up after 3 provider attempts"
     assert provider_charges(payment) == []
-    assert Product.objects.get(pk=lamp.pk).stock == 10
-    assert_ledger_matches(lamp.pk)
+    assert stock_of(lamp.variant.pk) == 10
+    assert_ledger_matches(lamp.variant.pk)
     assert reconcile_payments() == NOTHING
 
 
@@ -225,7 +225,7 @@ def test_the_last_allowed_attempt_failing_ends_the_order(place, lamp, settings):
     assert outcome == {**NOTHING, "failed": 1}
     assert status_of(payment) == (OrderStatus.PAYMENT_FAILED, PaymentStatus.FAILED)
     assert payment.attempts == 3
-    assert Product.objects.get(pk=lamp.pk).stock == 10
+    assert stock_of(lamp.variant.pk) == 10
 
 
 def test_recent_payments_are_left_alone(place, lamp):
@@ -241,7 +241,7 @@ def test_recent_payments_are_left_alone(place, lamp):
     assert outcome == NOTHING
     assert list(Payment.objects.order_by("pk").values()) == before
     assert (provider_charges(recent), provider_charges(young)) == ([], [])
-    assert Product.objects.get(pk=lamp.pk).stock == 6
+    assert stock_of(lamp.variant.pk) == 6
 
 
 def test_an_unreachable_provider_defers_and_changes_nothing(place, settings, closed_port):
@@ -277,7 +277,7 @@ def test_a_late_charge_of_an_expired_order_whose_refund_failed_is_refunded(place
     assert status_of(payment) == (OrderStatus.EXPIRED, PaymentStatus.REFUNDED)
     assert provider_refunds() == refunds + 1
     assert provider_charges(payment)[0]["amount_refunded"] == "25.00"
-    assert Product.objects.get(pk=lamp.pk).stock == 10
+    assert stock_of(lamp.variant.pk) == 10
 
 
 def test_a_refund_left_half_done_is_finished(place, lamp, django_capture_on_commit_callbacks):
@@ -289,7 +289,7 @@ def test_a_refund_left_half_done_is_finished(place, lamp, django_capture_on_comm
     with django_capture_on_commit_callbacks(execute=False):
         orders_services.refund_order(order_id=payment.order_id, by=None)
     assert status_of(payment) == (OrderStatus.REFUNDING, PaymentStatus.SUCCEEDED)
-    assert Product.objects.get(pk=lamp.pk).stock == 8
+    assert stock_of(lamp.variant.pk) == 8
     long_ago = timezone.now() - timedelta(seconds=settings.PAYMENT_RECONCILE_AFTER_SECONDS + 1)
     Order.objects.filter(pk=payment.order_id).update(updated_at=long_ago)
 
@@ -308,8 +308,8 @@ def test_a_refund_left_half_done_is_finished(place, lamp, django_capture_on_comm
         ("paid", "refunding"),
         ("refunding", "refunded"),
     ]
-    assert Product.objects.get(pk=lamp.pk).stock == 10
-    assert_ledger_matches(lamp.pk)
+    assert stock_of(lamp.variant.pk) == 10
+    assert_ledger_matches(lamp.variant.pk)
 
 
 def test_the_command_prints_the_counts(place):
@@ -351,4 +351,4 @@ def test_a_claimed_refund_is_done_by_payments_with_its_actor_and_reason(
         ("paid", "refunding", staff.pk, "damaged in transit"),
         ("refunding", "refunded", staff.pk, "damaged in transit"),
     ]
-    assert Product.objects.get(pk=lamp.pk).stock == 10
+    assert stock_of(lamp.variant.pk) == 10
