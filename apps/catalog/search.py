@@ -23,12 +23,12 @@ from apps.catalog.models import Product, ProductVariant
 # Bounds on one public search, so an anonymous caller cannot make one request cost much.
 SEARCH_MAX_CHARS = 100
 SEARCH_MAX_WORDS = 8
-_WORD = re.compile(r"[^\W_]+")
+_INDEX_WORD = re.compile(r"[^\W_]+")
 
 
 def search_words(terms: Iterable[str]) -> list[str]:
     """The words of a search, lower-cased, as the index cuts them (`T-Shirt`: `t`, `shirt`)."""
-    return [word for term in terms for word in _WORD.findall(term.lower())]
+    return [word for term in terms for word in _INDEX_WORD.findall(term.lower())]
 
 
 def search_products(queryset: QuerySet[Product], *, words: Sequence[str]) -> QuerySet[Product]:
