@@ -16,16 +16,32 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.catalog import selectors, services
-from apps.catalog.exceptions import InvalidAttributes, InvalidCategory, ProductNotFound, SkuTaken
+from apps.catalog.exceptions import (
+    AttributeNotFound,
+    InvalidAttributes,
+    InvalidCategory,
+    ProductNotFound,
+    ProductTypeNotFound,
+    SkuTaken,
+    SlugTaken,
+)
 from apps.catalog.filters import ProductFilter, ProductOrdering
-from apps.catalog.models import Category, Product, ProductVariant
+from apps.catalog.models import Attribute, Category, Product, ProductType, ProductVariant
 from apps.catalog.search import ProductSearchFilter
 from apps.catalog.serializers import (
+    AttributeInputSerializer,
+    AttributeOutputSerializer,
+    AttributeUpdateInputSerializer,
+    AttributeValuesInputSerializer,
+    AttributeValuesOutputSerializer,
     CategoryInputSerializer,
     CategoryTreeSerializer,
     ProductCreateInputSerializer,
     ProductDetailOutputSerializer,
     ProductListOutputSerializer,
+    ProductTypeInputSerializer,
+    ProductTypeOutputSerializer,
+    ProductTypeUpdateInputSerializer,
     ProductUpdateInputSerializer,
     VariantInputSerializer,
     VariantOutputSerializer,
@@ -288,3 +304,182 @@ class CategoryViewSet(viewsets.GenericViewSet):
 def _category_out(category: Category) -> dict[str, Any]:
     category.tree_children = []  # type: ignore[attr-defined]
     return CategoryTreeSerializer(category).data
+
+
+class AttributeViewSet(viewsets.GenericViewSet):
+    """Attributes with their choice values (public, for filters and facets); catalog
+    managers declare attributes, change them and add choice values."""
+
+    lookup_field = "slug"
+    lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
+    filter_backends = ()
+    serializer_class = AttributeOutputSerializer
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.action in ("list", "retrieve"):
+            return [AllowAny()]
+        return [HasRole.of(Role.CATALOG_MANAGER)()]
+
+    def get_queryset(self) -> QuerySet[Attribute]:
+        return selectors.attributes()
+
+    @extend_schema(summary="List attributes with their choice values")
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(AttributeOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Read an attribute by slug",
+        responses={
+            status.HTTP_200_OK: AttributeOutputSerializer,
+            **problems(AttributeNotFound(slug="size")),
+        },
+    )
+    def retrieve(self, request: Request, slug: str) -> Response:
+        return Response(AttributeOutputSerializer(selectors.get_attribute(slug=slug)).data)
+
+    @extend_schema(
+        summary="Declare an attribute, with its choice values (catalog managers)",
+        request=AttributeInputSerializer,
+        responses={
+            status.HTTP_201_CREATED: AttributeOutputSerializer,
+            **problems(
+                SlugTaken(kind="attribute", slug="size"),
+                InvalidAttributes("width: only choice attributes declare values."),
+            ),
+        },
+    )
+    def create(self, request: Request) -> Response:
+        serializer = AttributeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        values = [services.ValueSpec(**value) for value in data.pop("values")]
+        attribute = services.create_attribute(values=values, **data)
+        return Response(
+            AttributeOutputSerializer(selectors.get_attribute(slug=attribute.slug)).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/attributes/{attribute.slug}"},
+        )
+
+    @extend_schema(
+        summary="Rename an attribute, or change its unit, type or filtering (catalog managers)",
+        request=AttributeUpdateInputSerializer,
+        responses={
+            status.HTTP_200_OK: AttributeOutputSerializer,
+            **problems(
+                AttributeNotFound(slug="size"),
+                InvalidAttributes("size has values: its type cannot change from choice."),
+            ),
+        },
+    )
+    def partial_update(self, request: Request, slug: str) -> Response:
+        attribute = selectors.get_attribute(slug=slug)
+        serializer = AttributeUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.update_attribute(attribute=attribute, **serializer.validated_data)
+        return Response(AttributeOutputSerializer(selectors.get_attribute(slug=slug)).data)
+
+    @extend_schema(
+        summary="Add choice values to an attribute (catalog managers)",
+        request=AttributeValuesInputSerializer,
+        responses={
+            status.HTTP_201_CREATED: AttributeValuesOutputSerializer,
+            **problems(
+                AttributeNotFound(slug="size"),
+                SlugTaken(kind="value", slug="xl"),
+                InvalidAttributes("width: only choice attributes declare values."),
+            ),
+        },
+        filters=False,
+    )
+    @action(detail=True, methods=["post"], url_path="values")
+    def values(self, request: Request, slug: str) -> Response:
+        attribute = selectors.get_attribute(slug=slug)
+        serializer = AttributeValuesInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        created = services.add_attribute_values(
+            attribute=attribute,
+            values=[services.ValueSpec(**value) for value in serializer.validated_data["values"]],
+        )
+        return Response(
+            AttributeValuesOutputSerializer({"values": created}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ProductTypeViewSet(viewsets.GenericViewSet):
+    """Product types and the attributes their products and variants declare (public);
+    catalog managers create and change them."""
+
+    lookup_field = "slug"
+    lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
+    filter_backends = ()
+    serializer_class = ProductTypeOutputSerializer
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.action in ("list", "retrieve"):
+            return [AllowAny()]
+        return [HasRole.of(Role.CATALOG_MANAGER)()]
+
+    def get_queryset(self) -> QuerySet[ProductType]:
+        return selectors.product_types()
+
+    @extend_schema(summary="List product types with their attributes")
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ProductTypeOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Read a product type by slug",
+        responses={
+            status.HTTP_200_OK: ProductTypeOutputSerializer,
+            **problems(ProductTypeNotFound(slug="t-shirt")),
+        },
+    )
+    def retrieve(self, request: Request, slug: str) -> Response:
+        return Response(ProductTypeOutputSerializer(selectors.get_product_type(slug=slug)).data)
+
+    @extend_schema(
+        summary="Create a product type (catalog managers)",
+        request=ProductTypeInputSerializer,
+        responses={
+            status.HTTP_201_CREATED: ProductTypeOutputSerializer,
+            **problems(
+                SlugTaken(kind="product type", slug="t-shirt"),
+                InvalidAttributes(
+                    "An attribute is declared for products or for variants, not both: size."
+                ),
+            ),
+        },
+    )
+    def create(self, request: Request) -> Response:
+        serializer = ProductTypeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product_type = services.create_product_type(**serializer.validated_data)
+        return Response(
+            ProductTypeOutputSerializer(selectors.get_product_type(slug=product_type.slug)).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/product-types/{product_type.slug}"},
+        )
+
+    @extend_schema(
+        summary="Rename a product type or change its attributes (catalog managers)",
+        description="An attribute the type stops declaring loses its values on every "
+        "product or variant of the type.",
+        request=ProductTypeUpdateInputSerializer,
+        responses={
+            status.HTTP_200_OK: ProductTypeOutputSerializer,
+            **problems(
+                ProductTypeNotFound(slug="t-shirt"),
+                InvalidAttributes(
+                    "An attribute is declared for products or for variants, not both: size."
+                ),
+            ),
+        },
+    )
+    def partial_update(self, request: Request, slug: str) -> Response:
+        product_type = selectors.get_product_type(slug=slug)
+        serializer = ProductTypeUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.update_product_type(product_type=product_type, **serializer.validated_data)
+        return Response(ProductTypeOutputSerializer(selectors.get_product_type(slug=slug)).data)

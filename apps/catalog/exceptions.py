@@ -63,3 +63,65 @@ class InvalidAttributes(InvalidInput):
 
     code = "invalid_attributes"
     title = "Invalid attribute values"
+
+
+class SlugTaken(Conflict):
+    """An attribute, attribute value or product type with this slug exists."""
+
+    code = "slug_taken"
+    title = "Slug already exists"
+
+    def __init__(self, *, kind: str, slug: str) -> None:
+        super().__init__(f"A {kind} with slug {slug} already exists.", slug=slug)
+
+
+class InvalidImage(InvalidInput):
+    """An upload that is not a whole JPEG, PNG, WebP or GIF image, judged by its bytes."""
+
+    code = "invalid_image"
+    title = "Invalid image"
+
+
+class ImageTooLarge(InvalidInput):
+    code = "image_too_large"
+    title = "Image too large"
+
+    def __init__(self, *, max_bytes: int) -> None:
+        super().__init__(f"An image may hold at most {max_bytes} bytes.", max_bytes=max_bytes)
+
+
+class ImageTooManyPixels(InvalidInput):
+    """Width times height over the cap: refused before decoding (a decompression bomb)."""
+
+    code = "image_too_many_pixels"
+    title = "Image has too many pixels"
+
+    def __init__(self, *, max_pixels: int) -> None:
+        super().__init__(
+            f"An image may have at most {max_pixels} pixels (width x height).",
+            max_pixels=max_pixels,
+        )
+
+
+class MediaNotFound(NotFound):
+    code = "media_not_found"
+    title = "Media not found"
+
+    def __init__(self, *, media_id: int) -> None:
+        super().__init__(f"The product has no media {media_id}.", media_id=media_id)
+
+
+class AttributeNotFound(NotFound):
+    code = "attribute_not_found"
+    title = "Attribute not found"
+
+    def __init__(self, *, slug: str) -> None:
+        super().__init__(f"Unknown attribute: {slug}.", slug=slug)
+
+
+class ProductTypeNotFound(NotFound):
+    code = "product_type_not_found"
+    title = "Product type not found"
+
+    def __init__(self, *, slug: str) -> None:
+        super().__init__(f"Unknown product type: {slug}.", slug=slug)

@@ -12,13 +12,16 @@ from django.db.models.functions import Coalesce, Upper
 from rest_framework.renderers import JSONRenderer
 
 from apps.catalog import cache
-from apps.catalog.exceptions import ProductNotFound
+from apps.catalog.exceptions import AttributeNotFound, ProductNotFound, ProductTypeNotFound
 from apps.catalog.models import (
     AssignedProductAttribute,
     AssignedVariantAttribute,
+    Attribute,
+    AttributeValue,
     Category,
     Product,
     ProductMedia,
+    ProductType,
     ProductVariant,
 )
 from apps.catalog.serializers import ProductDetailOutputSerializer
@@ -64,13 +67,20 @@ def products(*, include_inactive: bool = False) -> QuerySet[Product]:
     return queryset if include_inactive else queryset.filter(is_active=True)
 
 
+def _assigned_variant_values() -> QuerySet[AssignedVariantAttribute]:
+    """Variant attribute values in a stable order: by attribute name, as attributes list."""
+    return AssignedVariantAttribute.objects.select_related("attribute", "value").order_by(
+        "attribute__name", "attribute_id"
+    )
+
+
 def with_details(
     products_: QuerySet[Product], *, include_inactive: bool = False
 ) -> QuerySet[Product]:
     """Everything the detail shows, in a constant number of queries whatever the number of
     variants, attributes and images: variants (with stock and attribute values), the
     product's attribute values, and its media."""
-    variant_values = AssignedVariantAttribute.objects.select_related("attribute", "value")
+    variant_values = _assigned_variant_values()
     return products_.prefetch_related(
         Prefetch(
             "variants",
@@ -81,7 +91,9 @@ def with_details(
         ),
         Prefetch(
             "attribute_assignments",
-            queryset=AssignedProductAttribute.objects.select_related("attribute", "value"),
+            queryset=AssignedProductAttribute.objects.select_related("attribute", "value").order_by(
+                "attribute__name", "attribute_id"
+            ),
         ),
         Prefetch("media", queryset=ProductMedia.objects.order_by("sort_order", "pk")),
     )
@@ -110,6 +122,7 @@ def get_variant(*, sku: str, include_inactive: bool = False) -> ProductVariant:
     variant = (
         with_stock(_active_variants(include_inactive))
         .select_related("product")
+        .prefetch_related(Prefetch("attribute_assignments", queryset=_assigned_variant_values()))
         .filter(sku__iexact=sku)
         .first()
     )
@@ -123,11 +136,17 @@ def render_json(data: Any) -> bytes:
 
 
 def _product_id_for_sku(sku: str) -> int | None:
-    """The id of the product a SKU belongs to, read through the cache (it never changes)."""
+    """The id of the product an active variant's SKU belongs to, read through the cache.
+
+    A variant's product never changes; its activity does, and each change of it (like the
+    creation of a SKU) retires this entry on commit.
+    """
 
     def compute() -> bytes | None:
         product_id = (
-            ProductVariant.objects.filter(sku__iexact=sku).values_list("product_id", flat=True)
+            ProductVariant.objects.filter(sku__iexact=sku, is_active=True).values_list(
+                "product_id", flat=True
+            )
         ).first()
         return None if product_id is None else str(product_id).encode()
 
@@ -236,3 +255,41 @@ def variants_for_order(*, lookups: Iterable[str]) -> dict[str, ProductVariant]:
         for value in wanted
         if (key := value if value.isdigit() else value.upper()) in found
     }
+
+
+def attributes() -> QuerySet[Attribute]:
+    """Attributes with their choice values in `choice_values` (two queries in all)."""
+    return Attribute.objects.prefetch_related(
+        Prefetch(
+            "values",
+            queryset=AttributeValue.objects.filter(
+                attribute__input_type=Attribute.InputType.CHOICE
+            ).order_by("sort_order", "name", "pk"),
+            to_attr="choice_values",
+        )
+    ).order_by("name", "pk")
+
+
+def get_attribute(*, slug: str) -> Attribute:
+    """An attribute by slug, with its choice values. Raises AttributeNotFound."""
+    attribute = attributes().filter(slug=slug).first()
+    if attribute is None:
+        raise AttributeNotFound(slug=slug)
+    return attribute
+
+
+def product_types() -> QuerySet[ProductType]:
+    """Product types with their declared attributes (three queries in all)."""
+    ordered = Attribute.objects.order_by("slug")
+    return ProductType.objects.prefetch_related(
+        Prefetch("product_attributes", queryset=ordered),
+        Prefetch("variant_attributes", queryset=ordered),
+    ).order_by("name", "pk")
+
+
+def get_product_type(*, slug: str) -> ProductType:
+    """A product type by slug, with its attributes. Raises ProductTypeNotFound."""
+    product_type = product_types().filter(slug=slug).first()
+    if product_type is None:
+        raise ProductTypeNotFound(slug=slug)
+    return product_type

@@ -11,6 +11,8 @@ from rest_framework import serializers
 
 from apps.catalog.models import (
     SKU_PATTERN,
+    Attribute,
+    AttributeValue,
     Category,
     Product,
     ProductMedia,
@@ -169,6 +171,44 @@ class MediaOutputSerializer(serializers.ModelSerializer):
         return {size: storage.url(name) for size, name in sorted(media.thumbnails.items())}
 
 
+MEDIA_EXAMPLE: dict[str, Any] = {
+    "id": 9,
+    "url": "/media/products/42/3f9c0a7e5b6d4e1f8a2b9c0d1e2f3a4b.jpg",
+    "alt": "Organic tee, front",
+    "width": 1600,
+    "height": 1200,
+    "thumbnails": {},
+}
+
+
+class MediaInputSerializer(serializers.Serializer):
+    """A multipart upload: the image's type is read from its bytes, not its name."""
+
+    image = serializers.FileField(
+        allow_empty_file=False,
+        use_url=False,
+        help_text="A JPEG, PNG, WebP or GIF image, at most MEDIA_MAX_BYTES bytes and "
+        "MEDIA_MAX_PIXELS pixels.",
+    )
+    alt = fields.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "New alternative text, first in the gallery",
+            value={"alt": "Organic tee, back", "sort_order": 0},
+            request_only=True,
+        )
+    ]
+)
+class MediaUpdateInputSerializer(serializers.Serializer):
+    alt = fields.CharField(required=False, allow_blank=True, max_length=255)
+    sort_order = identifiers.IntegerField(
+        required=False, min_value=0, max_value=1_000_000, help_text="Lower comes first."
+    )
+
+
 @extend_schema_serializer(
     examples=[
         OpenApiExample(
@@ -178,6 +218,7 @@ class MediaOutputSerializer(serializers.ModelSerializer):
                 "category": "tees",
                 "stock": 12,
                 "in_stock": True,
+                "thumbnail": "/media/products/42/3f9c0a7e5b6d4e1f8a2b9c0d1e2f3a4b_160.webp",
             },
             response_only=True,
         )
@@ -192,14 +233,40 @@ class ProductListOutputSerializer(serializers.ModelSerializer):
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     stock = serializers.IntegerField(source="stock_total", read_only=True)
     in_stock = serializers.SerializerMethodField()
+    thumbnail = serializers.SerializerMethodField()
 
     class Meta:
         model = Product
-        fields = ("id", "sku", "name", "price", "currency", "category", "stock", "in_stock")
+        fields = (
+            "id",
+            "sku",
+            "name",
+            "price",
+            "currency",
+            "category",
+            "stock",
+            "in_stock",
+            "thumbnail",
+        )
         read_only_fields = fields
 
     def get_in_stock(self, product: Product) -> bool:
         return product.stock_total > 0  # type: ignore[attr-defined]
+
+    @extend_schema_field(
+        {
+            "type": "string",
+            "nullable": True,
+            "description": "URL of the first image's smallest thumbnail; null until made.",
+        }
+    )
+    def get_thumbnail(self, product: Product) -> str | None:
+        # Annotated by selectors.products() (a subquery, not a query per row).
+        thumbnails = getattr(product, "first_media_thumbnails", None)
+        if not thumbnails:
+            return None
+        storage = ProductMedia._meta.get_field("image").storage  # type: ignore[attr-defined]
+        return str(storage.url(thumbnails[min(thumbnails, key=int)]))
 
 
 @extend_schema_serializer(
@@ -277,13 +344,15 @@ class CategoryLookupField(serializers.Field):
         "maxProperties": MAX_ATTRIBUTES,
         "additionalProperties": {
             "oneOf": [
-                {"type": "string", "maxLength": 200},
+                {"type": "string", "minLength": 1, "maxLength": 200},
                 {"type": "number"},
                 {"type": "boolean"},
-            ]
+            ],
+            "nullable": True,
         },
         "description": "Attribute values by attribute slug: a choice value's slug or name, "
-        "a text, a number or true/false as the attribute's type asks.",
+        "a text, a number or true/false as the attribute's type asks; null removes the "
+        "attribute's value.",
         "example": {"colour": "black", "size": "m"},
     }
 )
@@ -295,10 +364,10 @@ class AttributeValuesField(serializers.Field):
         "too_many": f"At most {MAX_ATTRIBUTES} attributes.",
         "bad_slug": "Unknown attribute slug form: {slug}.",
         "bad_value": "The value of {slug} must be a string of at most 200 characters, "
-        "a number or true/false.",
+        "a number, true/false or null.",
     }
 
-    def to_internal_value(self, data: Any) -> dict[str, str | int | float | bool]:
+    def to_internal_value(self, data: Any) -> dict[str, str | int | float | bool | None]:
         if not isinstance(data, dict):
             self.fail("invalid")
         if len(data) > MAX_ATTRIBUTES:
@@ -307,7 +376,8 @@ class AttributeValuesField(serializers.Field):
             if not SLUG.fullmatch(slug):
                 self.fail("bad_slug", slug=slug[:120])
             if not (
-                isinstance(value, bool | int | float)
+                value is None
+                or isinstance(value, bool | int | float)
                 or (isinstance(value, str) and 0 < len(value.strip()) <= 200)
             ):
                 self.fail("bad_value", slug=slug)
@@ -417,9 +487,7 @@ class ProductCreateInputSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     "Give either sku, price and stock, or variants, not both."
                 )
-            skus = [variant["sku"].upper() for variant in attrs["variants"]]
-            if len(set(skus)) != len(skus):
-                raise serializers.ValidationError({"variants": "Two variants share a SKU."})
+            # Two variants sharing a SKU are the service's SkuTaken (409), like a taken one.
             return attrs
         missing = {"sku", "price"} - single
         if missing:
@@ -456,12 +524,19 @@ class ProductCreateInputSerializer(serializers.Serializer):
     ]
 )
 class ProductUpdateInputSerializer(serializers.Serializer):
+    """PUT needs the descriptive fields; `price` (a one-variant product's only), the
+    product type and attribute values are optional even then: a product with several
+    variants has no one price, and a type change drops the values the new type lacks."""
+
     name = fields.CharField(max_length=200)
     description = fields.CharField(allow_blank=True)
-    price = MoneyField(help_text="Sets the price of a product's only variant.")
+    price = MoneyField(
+        required=False,
+        help_text="Sets the price of a product's only variant (400 with several).",
+    )
     category = CategoryLookupField(allow_null=True)
-    product_type = ProductTypeLookupField(allow_null=True)
-    attributes = AttributeValuesField()
+    product_type = ProductTypeLookupField(required=False, allow_null=True)
+    attributes = AttributeValuesField(required=False)
     is_active = fields.BooleanField()
 
 
@@ -494,3 +569,208 @@ class CategoryTreeSerializer(serializers.Serializer):
     @extend_schema_field({"type": "array", "items": {"$ref": "#/components/schemas/CategoryTree"}})
     def get_children(self, node: Any) -> list[dict[str, Any]]:
         return CategoryTreeSerializer(node.tree_children, many=True).data
+
+
+# --- Attributes and product types ------------------------------------------------------------
+
+ATTRIBUTE_OUT_EXAMPLE: dict[str, Any] = {
+    "id": 5,
+    "slug": "size",
+    "name": "Size",
+    "input_type": "choice",
+    "unit": "",
+    "filterable": True,
+    "values": [
+        {"id": 11, "slug": "m", "name": "M", "sort_order": 0},
+        {"id": 12, "slug": "l", "name": "L", "sort_order": 1},
+    ],
+}
+PRODUCT_TYPE_EXAMPLE: dict[str, Any] = {
+    "id": 2,
+    "slug": "t-shirt",
+    "name": "T-shirt",
+    "product_attributes": ["material"],
+    "variant_attributes": ["colour", "size"],
+}
+# Bounds on one attribute or product type write.
+MAX_VALUES = 200
+
+
+class AttributeValueOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AttributeValue
+        fields = ("id", "slug", "name", "sort_order")
+        read_only_fields = fields
+
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("An attribute", value=ATTRIBUTE_OUT_EXAMPLE, response_only=True)]
+)
+class AttributeOutputSerializer(serializers.ModelSerializer):
+    """An attribute with its declared choice values (text, number and yes/no attributes
+    list none: their values are made as products use them)."""
+
+    values = AttributeValueOutputSerializer(
+        source="choice_values", many=True, read_only=True, help_text="Choice values, in order."
+    )
+
+    class Meta:
+        model = Attribute
+        fields = ("id", "slug", "name", "input_type", "unit", "filterable", "values")
+        read_only_fields = fields
+
+
+class AttributeValueInputSerializer(serializers.Serializer):
+    name = fields.CharField(max_length=200)
+    slug = fields.SlugField(
+        max_length=200, required=False, help_text="From the name when not given."
+    )
+    sort_order = identifiers.IntegerField(
+        required=False, min_value=0, max_value=1_000_000, help_text="After the others if absent."
+    )
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A choice attribute",
+            value={
+                "name": "Size",
+                "slug": "size",
+                "input_type": "choice",
+                "values": [{"name": "M"}, {"name": "L"}],
+            },
+            request_only=True,
+        ),
+        OpenApiExample(
+            "A number with a unit",
+            value={"name": "Width", "slug": "width", "input_type": "number", "unit": "cm"},
+            request_only=True,
+        ),
+    ]
+)
+class AttributeInputSerializer(serializers.Serializer):
+    name = fields.CharField(max_length=120)
+    slug = fields.SlugField(max_length=120)
+    input_type = fields.ChoiceField(choices=Attribute.InputType.choices, default="choice")
+    unit = fields.CharField(max_length=16, required=False, allow_blank=True, default="")
+    filterable = fields.BooleanField(required=False, default=True)
+    values = AttributeValueInputSerializer(
+        many=True, required=False, default=list, max_length=MAX_VALUES
+    )
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample("Rename", value={"name": "Size (EU)", "filterable": True}, request_only=True)
+    ]
+)
+class AttributeUpdateInputSerializer(serializers.Serializer):
+    name = fields.CharField(max_length=120)
+    input_type = fields.ChoiceField(
+        choices=Attribute.InputType.choices, help_text="Only while the attribute has no values."
+    )
+    unit = fields.CharField(max_length=16, allow_blank=True)
+    filterable = fields.BooleanField()
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Two more sizes",
+            value={"values": [{"name": "XL"}, {"name": "XXL", "slug": "xxl"}]},
+            request_only=True,
+        ),
+        OpenApiExample(
+            "The values added",
+            value={"values": [{"id": 13, "slug": "xl", "name": "XL", "sort_order": 2}]},
+            response_only=True,
+        ),
+    ]
+)
+class AttributeValuesInputSerializer(serializers.Serializer):
+    values = AttributeValueInputSerializer(many=True, allow_empty=False, max_length=MAX_VALUES)
+
+
+class AttributeValuesOutputSerializer(serializers.Serializer):
+    values = AttributeValueOutputSerializer(many=True, read_only=True)
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "pattern": r"^[-a-zA-Z0-9_]+$", "maxLength": 120},
+        "maxItems": MAX_ATTRIBUTES,
+        "description": "Attribute slugs.",
+    }
+)
+class AttributeSlugsField(serializers.Field):
+    """A list of attribute slugs, each naming an existing attribute (one query)."""
+
+    default_error_messages = {
+        "invalid": "Give a list of attribute slugs.",
+        "too_many": f"At most {MAX_ATTRIBUTES} attributes.",
+        "unknown": "Unknown attribute: {slugs}.",
+    }
+
+    def to_internal_value(self, data: Any) -> list[Attribute]:
+        if not isinstance(data, list) or not all(
+            isinstance(slug, str) and SLUG.fullmatch(slug) for slug in data
+        ):
+            self.fail("invalid")
+        if len(data) > MAX_ATTRIBUTES:
+            self.fail("too_many")
+        found = {a.slug: a for a in Attribute.objects.filter(slug__in=data)}
+        unknown = [slug for slug in dict.fromkeys(data) if slug not in found]
+        if unknown:
+            self.fail("unknown", slugs=", ".join(unknown))
+        return [found[slug] for slug in dict.fromkeys(data)]
+
+    def to_representation(self, value: Any) -> list[str]:
+        return [attribute.slug for attribute in value.all()]
+
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("A product type", value=PRODUCT_TYPE_EXAMPLE, response_only=True)]
+)
+class ProductTypeOutputSerializer(serializers.ModelSerializer):
+    product_attributes = AttributeSlugsField(read_only=True)
+    variant_attributes = AttributeSlugsField(read_only=True)
+
+    class Meta:
+        model = ProductType
+        fields = ("id", "slug", "name", "product_attributes", "variant_attributes")
+        read_only_fields = fields
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A type in sizes and colours",
+            value={key: PRODUCT_TYPE_EXAMPLE[key] for key in PRODUCT_TYPE_EXAMPLE if key != "id"},
+            request_only=True,
+        )
+    ]
+)
+class ProductTypeInputSerializer(serializers.Serializer):
+    name = fields.CharField(max_length=120)
+    slug = fields.SlugField(max_length=120)
+    product_attributes = AttributeSlugsField(required=False, default=list)
+    variant_attributes = AttributeSlugsField(required=False, default=list)
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Sizes only",
+            value={"variant_attributes": ["size"]},
+            request_only=True,
+        )
+    ]
+)
+class ProductTypeUpdateInputSerializer(serializers.Serializer):
+    """An attribute left out of a list loses its values on the type's products."""
+
+    name = fields.CharField(max_length=120)
+    product_attributes = AttributeSlugsField()
+    variant_attributes = AttributeSlugsField()

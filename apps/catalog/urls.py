@@ -5,5 +5,7 @@ router = OptionalSlashRouter()
 router.register("products", api.ProductViewSet, basename="product")
 router.register("variants", api.VariantViewSet, basename="variant")
 router.register("categories", api.CategoryViewSet, basename="category")
+router.register("attributes", api.AttributeViewSet, basename="attribute")
+router.register("product-types", api.ProductTypeViewSet, basename="product-type")
 
 urlpatterns = router.urls

@@ -1,4 +1,6 @@
-"""The products API: public reads with filters and pages, staff writes, stock and its ledger."""
+"""The products API: public reads with filters and pages, staff writes of one-variant
+products through the single-SKU body (variants have their own module), and the ledger
+rows a product's creation writes."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import pytest
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
-from apps.catalog import services
-from apps.catalog.models import Category, Product, StockMovement
+from apps.catalog.models import Category, Product, ProductVariant
+from apps.inventory.models import StockMovement
 from apps.users.models import User
 from ecommerce.api.permissions import Role
 from tests.catalog.asserts import (
@@ -21,7 +23,7 @@ from tests.catalog.asserts import (
     ledger_rows,
 )
 from tests.catalog.factories import CategoryFactory, make_product
-from tests.catalog.helpers import assert_ledger_matches
+from tests.catalog.helpers import stock_of
 from tests.users.factories import UserFactory
 
 PRODUCTS = "/api/products"
@@ -37,13 +39,51 @@ def timestamp(value: Any) -> str:
     return serializers.DateTimeField().to_representation(value)
 
 
-def detail_of(product: Product) -> dict[str, Any]:
-    """The detail body the API must answer for `product`, built from the database row."""
-    product = Product.objects.select_related("category").get(pk=product.pk)
-    category = product.category
+def product_of(sku: str) -> Product:
+    """The product selling `sku` (any letter case)."""
+    return ProductVariant.objects.select_related("product").get(sku__iexact=sku).product
+
+
+def variant_of(variant: ProductVariant) -> dict[str, Any]:
+    """A variant as the detail shows it, built from the database."""
+    attributes = [
+        {
+            "attribute": row.attribute.slug,
+            "name": row.attribute.name,
+            "value": row.value.name,
+            "slug": row.value.slug,
+        }
+        for row in variant.attribute_assignments.select_related("attribute", "value").order_by(
+            "attribute__name"
+        )
+    ]
+    stock = stock_of(variant.pk)
+    return {
+        "id": variant.pk,
+        "sku": variant.sku,
+        "name": variant.name,
+        "price": f"{variant.price:.2f}",
+        "currency": variant.currency,
+        "attributes": attributes,
+        "stock": stock,
+        "in_stock": stock > 0,
+        "is_active": variant.is_active,
+    }
+
+
+def detail_of(product: Product, *, staff: bool = False) -> dict[str, Any]:
+    """The detail body the API must answer for `product`, built from the database rows.
+
+    The public sees the active variants only; catalog staff see every one.
+    """
+    product = Product.objects.select_related("category", "product_type").get(pk=product.pk)
+    category, product_type = product.category, product.product_type
+    variants = ProductVariant.objects.filter(product=product).order_by("sort_order", "pk")
+    shown = [variant_of(v) for v in (variants if staff else variants.filter(is_active=True))]
+    stock = sum(variant["stock"] for variant in shown)
     return {
         "id": product.pk,
-        "sku": product.sku,
+        "sku": shown[0]["sku"] if shown else None,
         "name": product.name,
         "description": product.description,
         "price": f"{product.price:.2f}",
@@ -51,8 +91,24 @@ def detail_of(product: Product) -> dict[str, Any]:
         "category": None
         if category is None
         else {"id": category.pk, "slug": category.slug, "name": category.name},
-        "stock": product.stock,
-        "in_stock": product.stock > 0,
+        "product_type": None
+        if product_type is None
+        else {"slug": product_type.slug, "name": product_type.name},
+        "attributes": [
+            {
+                "attribute": row.attribute.slug,
+                "name": row.attribute.name,
+                "value": row.value.name,
+                "slug": row.value.slug,
+            }
+            for row in product.attribute_assignments.select_related("attribute", "value").order_by(
+                "attribute__name"
+            )
+        ],
+        "variants": shown,
+        "media": [],
+        "stock": stock,
+        "in_stock": stock > 0,
         "is_active": product.is_active,
         "created_at": timestamp(product.created_at),
         "updated_at": timestamp(product.updated_at),
@@ -384,7 +440,7 @@ def test_an_inactive_product_is_visible_to_catalog_staff(client_for, shelf, role
 
     # then
     assert response.status_code == 200
-    assert response.json() == detail_of(shelf["old"])
+    assert response.json() == detail_of(shelf["old"], staff=True)
     assert response.json()["is_active"] is False
 
 
@@ -402,8 +458,9 @@ WRITES = [
     ("patch", f"{PRODUCTS}/MUG-1", {"price": "1.00"}),
     ("put", f"{PRODUCTS}/MUG-1", FULL_BODY),
     ("delete", f"{PRODUCTS}/MUG-1", None),
-    ("post", f"{PRODUCTS}/MUG-1/stock", {"delta": 5, "reason": "restock"}),
-    ("get", f"{PRODUCTS}/MUG-1/stock/movements", None),
+    ("post", f"{PRODUCTS}/MUG-1/variants", {"sku": "MUG-1-XL", "price": "12.00"}),
+    ("patch", "/api/variants/MUG-1", {"price": "1.00"}),
+    ("get", "/api/variants/MUG-1", None),
 ]
 
 
@@ -417,7 +474,7 @@ WRITES = [
     ],
 )
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
-def test_only_catalog_staff_write_or_see_the_ledger(
+def test_only_catalog_staff_write_products_or_read_variants_alone(
     client_of, shelf, kind, status, code, method, path, body
 ):
     # given
@@ -459,20 +516,29 @@ def test_catalog_staff_create_a_product_whose_initial_stock_is_one_restock(
 
     # then
     assert response.status_code == 201, response.content
-    product = Product.objects.get(sku="Kettle-9")
+    product = product_of("Kettle-9")
+    [variant] = ProductVariant.objects.filter(product=product)
     assert response["Location"] == "/api/products/Kettle-9"
-    assert response.json() == detail_of(product)
+    assert response.json() == detail_of(product, staff=True)
     assert (
         product.name,
         product.description,
         product.price,
         product.currency,
         product.category,
+        product.product_type,
         product.is_active,
-        product.stock,
-    ) == ("Kettle", "Steel, 1.7 l", Decimal("24.90"), "EUR", categories["teas"], True, 6)
-    assert ledger_rows(product) == [(6, 6, "restock", "initial stock")]
-    assert StockMovement.objects.get(product=product).actor == staff
+    ) == ("Kettle", "Steel, 1.7 l", Decimal("24.90"), "EUR", categories["teas"], None, True)
+    assert (variant.sku, variant.name, variant.price, variant.currency, variant.is_active) == (
+        "Kettle-9",
+        "",
+        Decimal("24.90"),
+        "EUR",
+        True,
+    )
+    assert stock_of(variant.pk) == 6
+    assert ledger_rows(variant) == [(6, 6, "restock", "initial stock")]
+    assert StockMovement.objects.get(variant=variant).actor == staff
 
 
 @pytest.mark.django_db
@@ -486,13 +552,13 @@ def test_a_product_created_without_stock_has_an_empty_ledger(manager_client, cat
 
     # then
     assert response.status_code == 201, response.content
-    product = Product.objects.get(sku="filter-7")
-    assert (product.stock, product.price, product.category, product.description) == (
+    product = product_of("filter-7")
+    assert (stock_of(product.variants.get().pk), product.price, product.category) == (
         0,
         Decimal("3.00"),
         categories["mugs"],
-        "",
     )
+    assert product.description == ""
     assert response.json()["price"] == "3.00"
     assert response.json()["in_stock"] is False
     assert ledger_rows(product) == []
@@ -573,16 +639,18 @@ def test_patch_changes_the_given_fields_but_never_sku_or_stock(manager_client, s
     # then
     assert response.status_code == 200, response.content
     mug.refresh_from_db()
-    assert (mug.sku, mug.name, mug.price, mug.stock, mug.category.slug) == (
+    [variant] = ProductVariant.objects.filter(product=mug)
+    assert (variant.sku, mug.name, mug.price, variant.price, mug.category.slug) == (
         "MUG-1",
         "Big Blue Mug",
         Decimal("12.25"),
-        3,
+        Decimal("12.25"),
         "mugs",
     )
-    assert response.json() == detail_of(mug)
+    assert stock_of(variant.pk) == 3
+    assert response.json() == detail_of(mug, staff=True)
     assert ledger_rows(mug) == ledger_before
-    assert not Product.objects.filter(sku__iexact="stolen").exists()
+    assert not ProductVariant.objects.filter(sku__iexact="stolen").exists()
 
 
 @pytest.mark.django_db
@@ -598,15 +666,17 @@ def test_put_replaces_every_descriptive_field_but_never_sku_or_stock(manager_cli
     # then
     assert response.status_code == 200, response.content
     mug.refresh_from_db()
-    assert (mug.sku, mug.name, mug.description, mug.price, mug.category, mug.stock) == (
+    [variant] = ProductVariant.objects.filter(product=mug)
+    assert (variant.sku, mug.name, mug.description, variant.price, mug.price, mug.category) == (
         "MUG-1",
         "Blue Mug XL",
         "Bigger",
         Decimal("11.00"),
+        Decimal("11.00"),
         None,
-        3,
     )
-    assert response.json() == detail_of(mug)
+    assert stock_of(variant.pk) == 3
+    assert response.json() == detail_of(mug, staff=True)
 
 
 @pytest.mark.django_db
@@ -619,9 +689,9 @@ def test_put_without_every_field_is_refused(manager_client, shelf):
 
     # then
     body = assert_problem(response, 400, "validation_error")
+    # price is optional even on PUT: a product with several variants has no one price
     assert [error["pointer"] for error in body["errors"]] == [
         "#/description",
-        "#/price",
         "#/category",
         "#/is_active",
     ]
@@ -699,289 +769,9 @@ def test_delete_deactivates_and_never_removes_the_product(manager_client, api_cl
     assert (response.status_code, response.content) == (204, b"")
     assert again.status_code == 204
     mug.refresh_from_db()
-    assert (mug.is_active, mug.stock, mug.price) == (False, 3, Decimal("9.50"))
+    assert (mug.is_active, stock_of(mug.variant.pk), mug.price) == (False, 3, Decimal("9.50"))
     assert ledger_rows(mug) == ledger_before
     assert_problem(
         api_client.get(f"{PRODUCTS}/MUG-1"), 404, "product_not_found", extra=("products",)
     )
     assert manager_client.get(f"{PRODUCTS}/MUG-1").json()["is_active"] is False
-
-
-# --- POST /api/products/{sku}/stock -----------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_a_restock_adds_units_and_answers_the_movement(manager_client, shelf, manager):
-    # given
-    tea = shelf["tea"]
-
-    # when
-    response = manager_client.post(
-        f"{PRODUCTS}/TEA-3/stock",
-        {"delta": 5, "reason": "restock", "note": "delivery 42"},
-        format="json",
-    )
-
-    # then
-    assert response.status_code == 200, response.content
-    movement = StockMovement.objects.filter(product=tea).latest("pk")
-    assert response.json() == {
-        "sku": "tea-3",
-        "stock": 17,
-        "movement": {
-            "id": movement.pk,
-            "delta": 5,
-            "balance": 17,
-            "reason": "restock",
-            "reference": "",
-            "note": "delivery 42",
-            "actor": MANAGER_EMAIL,
-            "created_at": timestamp(movement.created_at),
-        },
-    }
-    assert Product.objects.get(pk=tea.pk).stock == 17
-    assert ledger_rows(tea) == [
-        (12, 12, "restock", "initial stock"),
-        (5, 17, "restock", "delivery 42"),
-    ]
-    assert movement.actor == manager
-    assert_ledger_matches(tea.pk)
-
-
-@pytest.mark.django_db
-def test_an_adjustment_takes_units_away(manager_client, shelf):
-    # given
-    tea = shelf["tea"]
-
-    # when
-    response = manager_client.post(
-        f"{PRODUCTS}/{tea.pk}/stock/", {"delta": -3, "reason": "adjustment"}, format="json"
-    )
-
-    # then
-    assert response.status_code == 200, response.content
-    assert response.json()["stock"] == 9
-    assert response.json()["movement"]["delta"] == -3
-    assert response.json()["movement"]["balance"] == 9
-    assert response.json()["movement"]["reason"] == "adjustment"
-    assert response.json()["movement"]["actor"] == MANAGER_EMAIL
-    assert ledger_rows(tea)[-1] == (-3, 9, "adjustment", "")
-    assert_ledger_matches(tea.pk)
-
-
-@pytest.mark.django_db
-def test_restocks_past_the_stock_columns_range_are_a_400_not_a_500(manager_client, shelf):
-    # given: stock a million units short of the column's maximum
-    tea = shelf["tea"]
-    services.adjust_stock(product_id=tea.pk, delta=services.MAX_STOCK - 1_000_000 - 12)
-    before = Product.objects.get(pk=tea.pk).stock
-
-    # when: the largest restock one request may ask for, twice
-    first = manager_client.post(
-        f"{PRODUCTS}/{tea.pk}/stock/", {"delta": 1_000_000, "reason": "restock"}, format="json"
-    )
-    second = manager_client.post(
-        f"{PRODUCTS}/{tea.pk}/stock/", {"delta": 1_000_000, "reason": "restock"}, format="json"
-    )
-
-    # then
-    assert first.status_code == 200, first.content
-    assert second.status_code == 400, second.content
-    assert second["Content-Type"] == "application/problem+json"
-    assert Product.objects.get(pk=tea.pk).stock == before + 1_000_000 == services.MAX_STOCK
-    assert_ledger_matches(tea.pk)
-
-
-@pytest.mark.django_db
-def test_an_adjustment_may_take_stock_to_exactly_zero(manager_client, shelf):
-    # when
-    response = manager_client.post(
-        f"{PRODUCTS}/tea-3/stock", {"delta": -12, "reason": "adjustment"}, format="json"
-    )
-
-    # then
-    assert response.status_code == 200, response.content
-    assert Product.objects.get(sku="tea-3").stock == 0
-    assert_ledger_matches(shelf["tea"].pk)
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("body", "pointer", "detail"),
-    [
-        ({"delta": "abc", "reason": "restock"}, "#/delta", "A valid integer is required."),
-        ({"delta": 1.5, "reason": "restock"}, "#/delta", "A valid integer is required."),
-        ({"delta": "1.5", "reason": "adjustment"}, "#/delta", "A valid integer is required."),
-        ({"delta": None, "reason": "restock"}, "#/delta", "This field may not be null."),
-        ({"reason": "restock"}, "#/delta", "This field is required."),
-        ({"delta": 0, "reason": "adjustment"}, "#/delta", "The delta cannot be zero."),
-        ({"delta": 0, "reason": "restock"}, "#/delta", "The delta cannot be zero."),
-        (
-            {"delta": -2, "reason": "restock"},
-            "#/delta",
-            "A restock adds units: use a positive delta.",
-        ),
-        (
-            {"delta": 2_000_000, "reason": "restock"},
-            "#/delta",
-            "Ensure this value is less than or equal to 1000000.",
-        ),
-        ({"delta": 2, "reason": "order"}, "#/reason", '"order" is not a valid choice.'),
-        ({"delta": 2, "reason": "cancel"}, "#/reason", '"cancel" is not a valid choice.'),
-        ({"delta": 2}, "#/reason", "This field is required."),
-    ],
-)
-def test_a_bad_stock_change_is_refused_and_changes_nothing(
-    manager_client, shelf, body, pointer, detail
-):
-    # given
-    before = catalog_snapshot()
-
-    # when
-    response = manager_client.post(f"{PRODUCTS}/tea-3/stock", body, format="json")
-
-    # then
-    errors = assert_invalid(response, pointer)
-    assert errors[0]["detail"] == detail
-    assert catalog_snapshot() == before
-
-
-@pytest.mark.django_db
-def test_an_adjustment_below_zero_is_out_of_stock_and_changes_nothing(manager_client, shelf):
-    # given
-    before = catalog_snapshot()
-
-    # when
-    response = manager_client.post(
-        f"{PRODUCTS}/tea-3/stock", {"delta": -13, "reason": "adjustment"}, format="json"
-    )
-
-    # then
-    body = assert_problem(response, 409, "out_of_stock", extra=("shortfalls",))
-    assert body["shortfalls"] == [{"sku": "tea-3", "requested": 13, "available": 12}]
-    assert catalog_snapshot() == before
-    assert Product.objects.get(sku="tea-3").stock == 12
-
-
-@pytest.mark.django_db
-def test_changing_stock_of_an_unknown_product_is_a_404(manager_client, shelf):
-    # given
-    before = catalog_snapshot()
-
-    # when
-    response = manager_client.post(
-        f"{PRODUCTS}/nope/stock", {"delta": 1, "reason": "restock"}, format="json"
-    )
-
-    # then
-    assert_problem(response, 404, "product_not_found", extra=("products",))
-    assert catalog_snapshot() == before
-
-
-# --- GET /api/products/{sku}/stock/movements -------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_movements_are_paginated_newest_first(manager_client, shelf):
-    # given: the initial 12, then +5 and -3 through the API
-    manager_client.post(
-        f"{PRODUCTS}/tea-3/stock", {"delta": 5, "reason": "restock", "note": "box"}, format="json"
-    )
-    manager_client.post(
-        f"{PRODUCTS}/tea-3/stock", {"delta": -3, "reason": "adjustment"}, format="json"
-    )
-
-    # when
-    first = manager_client.get(f"{PRODUCTS}/tea-3/stock/movements?page_size=2")
-    second = manager_client.get(f"{PRODUCTS}/tea-3/stock/movements?page=2&page_size=2")
-
-    # then
-    assert first.status_code == second.status_code == 200
-    rows = [*first.json()["results"], *second.json()["results"]]
-    assert [(r["delta"], r["balance"], r["reason"], r["note"], r["actor"]) for r in rows] == [
-        (-3, 14, "adjustment", "", MANAGER_EMAIL),
-        (5, 17, "restock", "box", MANAGER_EMAIL),
-        (12, 12, "restock", "initial stock", None),
-    ]
-    assert (first.json()["count"], first.json()["next"], first.json()["previous"]) == (
-        3,
-        "/api/products/tea-3/stock/movements?page=2&page_size=2",
-        None,
-    )
-    assert (second.json()["next"], second.json()["previous"]) == (
-        None,
-        "/api/products/tea-3/stock/movements?page_size=2",
-    )
-    assert set(rows[0]) == {
-        "id",
-        "delta",
-        "balance",
-        "reason",
-        "reference",
-        "note",
-        "actor",
-        "created_at",
-    }
-
-
-@pytest.mark.django_db
-def test_movements_of_one_product_leave_out_the_others(manager_client, shelf):
-    # when
-    response = manager_client.get(f"{PRODUCTS}/{shelf['mug'].pk}/stock/movements")
-
-    # then
-    assert response.status_code == 200
-    assert [(r["delta"], r["balance"]) for r in response.json()["results"]] == [(3, 3)]
-
-
-# --- Query counts (catalog staff read uncached) -------------------------------------------------
-
-
-@pytest.fixture
-def twenty_products() -> list[Product]:
-    categories = [CategoryFactory() for _ in range(4)]
-    return [make_product(sku=f"q{n:02d}", stock=n, category=categories[n % 4]) for n in range(20)]
-
-
-@pytest.mark.django_db
-def test_a_manager_list_page_costs_four_queries_whatever_it_holds(
-    manager_client, twenty_products, django_assert_num_queries
-):
-    # when: user, roles, count, page with categories joined
-    with django_assert_num_queries(4):
-        response = manager_client.get(PRODUCTS)
-
-    # then
-    page = response.json()
-    assert page["count"] == 20
-    assert len({row["category"] for row in page["results"]}) == 4
-
-
-@pytest.mark.django_db
-def test_a_manager_detail_costs_three_queries(
-    manager_client, twenty_products, django_assert_num_queries
-):
-    # when: user, roles, product with its category joined
-    with django_assert_num_queries(3):
-        response = manager_client.get(f"{PRODUCTS}/q07")
-
-    # then
-    assert response.json() == detail_of(twenty_products[7])
-
-
-@pytest.mark.django_db
-def test_a_manager_movements_page_costs_five_queries(
-    manager_client, twenty_products, django_assert_num_queries
-):
-    # given
-    for _ in range(5):
-        manager_client.post(
-            f"{PRODUCTS}/q07/stock", {"delta": 1, "reason": "restock"}, format="json"
-        )
-
-    # when: user, roles, product, count, page with actors joined
-    with django_assert_num_queries(5):
-        response = manager_client.get(f"{PRODUCTS}/q07/stock/movements")
-
-    # then
-    assert [row["actor"] for row in response.json()["results"]] == [MANAGER_EMAIL] * 5 + [None]
