@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import IntegrityError, transaction
-from django.db.models import QuerySet, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 
 from apps.catalog.models import ProductVariant
 from apps.inventory.exceptions import UnknownWarehouse
@@ -14,25 +14,38 @@ from apps.inventory.models import Stock, StockMovement, Warehouse
 DEFAULT_WAREHOUSE_SLUG = "main"
 
 
+def serving(country: str | None, *, warehouse: str = "pk") -> Q:
+    """The rule for "this warehouse may ship to `country`", as a filter on the warehouse
+    reached through `warehouse` (`"pk"` on Warehouse, `"warehouse_id"` on Stock).
+
+    Active, and either without a shipping zone (it serves every destination) or in a zone
+    listing `country`; with no destination given (`None` or blank) every active warehouse
+    serves. Zones are read in the same statement, so a change made in the admin applies to
+    the very next order: there is no cache to go stale.
+    """
+    prefix = "" if warehouse == "pk" else warehouse.removesuffix("_id") + "__"
+    rule = Q(**{f"{prefix}is_active": True})
+    if not country:
+        return rule
+    code = country.upper()
+    zones = Warehouse.shipping_zones.through.objects.filter(warehouse_id=OuterRef(warehouse))
+    if connection.vendor == "postgresql":
+        listing = zones.filter(shippingzone__countries__contains=[code])
+    else:  # SQLite has no JSON containment; codes are validated, so '"DE"' is one element
+        listing = zones.filter(shippingzone__countries__icontains=f'"{code}"')
+    return rule & (~Exists(zones) | Exists(listing))
+
+
 def warehouses_for(country: str | None) -> list[Warehouse]:
     """Active warehouses that may ship to `country`, in allocation order (priority, id).
 
-    A warehouse serves the countries of its shipping zones; one with no zone serves every
-    destination, and with no destination given (`None` or blank) every active warehouse
-    serves. One query.
+    See `serving` for the rule. One query; a database without any warehouse gets the
+    default one made.
     """
-    warehouses = list(Warehouse.objects.filter(is_active=True).prefetch_related("shipping_zones"))
-    if not warehouses:  # none at all: the default one is made; all inactive: none serves
-        return [] if Warehouse.objects.exists() else [default_warehouse()]
-    if not country:
-        return warehouses
-    code = country.upper()
-    return [
-        warehouse
-        for warehouse in warehouses
-        if not warehouse.shipping_zones.all()
-        or any(zone.serves(code) for zone in warehouse.shipping_zones.all())
-    ]
+    warehouses = list(Warehouse.objects.filter(serving(country)).order_by("priority", "pk"))
+    if not warehouses and not Warehouse.objects.exists():
+        return [default_warehouse()]
+    return warehouses
 
 
 def default_warehouse() -> Warehouse:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
 from apps.catalog.cache import invalidate_products_on_commit
@@ -57,12 +57,16 @@ def merge_lines(lines: Iterable[StockLine]) -> list[StockLine]:
     return [StockLine(variant_id=pk, quantity=qty) for pk, qty in sorted(totals.items())]
 
 
-def _lock(**lookups: Any) -> dict[int, tuple[int, int, int]]:
-    """Lock the stock rows matching `lookups` in id order, in one statement;
-    {id: (warehouse_id, variant_id, quantity)} as locked."""
+def _lock(*filters: Any, **lookups: Any) -> dict[int, tuple[int, int, int]]:
+    """Lock the stock rows matching the filters in id order, in one statement;
+    {id: (warehouse_id, variant_id, quantity)} as locked.
+
+    Only the stock rows are locked (`of=("self",)`), never a joined warehouse row: that
+    would queue every order behind every other one taking from the same warehouse.
+    """
     rows = (
-        Stock.objects.select_for_update()
-        .filter(**lookups)
+        Stock.objects.select_for_update(of=("self",))
+        .filter(*filters, **lookups)
         .order_by("pk")
         .values_list("pk", "warehouse_id", "variant_id", "quantity")
     )
@@ -150,30 +154,37 @@ def allocate(
     transaction on OutOfStock passes `savepoint=False`.
     """
     merged = merge_lines(lines)
-    warehouses = selectors.warehouses_for(country)
-    rank = {warehouse.pk: index for index, warehouse in enumerate(warehouses)}
     with transaction.atomic(savepoint=savepoint):
-        locked = _lock(
-            variant_id__in=[line.variant_id for line in merged], warehouse_id__in=list(rank)
+        # One statement picks the serving warehouses' rows and locks them in id order, so
+        # two orders never deadlock whatever their lines and warehouses; the warehouses
+        # and zones are read there too, never from a cache that could lag an admin edit.
+        rows = (
+            Stock.objects.select_for_update(of=("self",))
+            .filter(
+                selectors.serving(country, warehouse="warehouse_id"),
+                variant_id__in=[line.variant_id for line in merged],
+            )
+            .order_by("pk")
+            .values_list("pk", "warehouse_id", "variant_id", "quantity", "warehouse__priority")
         )
-        by_variant: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-        for stock_id, (warehouse_id, variant_id, quantity) in locked.items():
-            by_variant[variant_id].append((rank[warehouse_id], stock_id, quantity))
+        by_variant: dict[int, list[tuple[int, int, int, int]]] = defaultdict(list)
+        for stock_id, warehouse_id, variant_id, quantity, priority in rows:
+            by_variant[variant_id].append((priority, warehouse_id, stock_id, quantity))
         changes: list[_Change] = []
         short: dict[int, tuple[int, int]] = {}
         for line in merged:
             remaining = line.quantity
             taken: list[_Change] = []
-            for _rank, stock_id, quantity in sorted(by_variant[line.variant_id]):
+            # Allocation order: warehouse priority, then warehouse id.
+            for _priority, warehouse_id, stock_id, quantity in sorted(by_variant[line.variant_id]):
                 if remaining == 0:
                     break
                 take = min(quantity, remaining)
                 if take > 0:
-                    warehouse_id = locked[stock_id][0]
                     taken.append(_Change(stock_id, warehouse_id, line.variant_id, -take))
                     remaining -= take
             if remaining:
-                available = sum(quantity for _r, _s, quantity in by_variant[line.variant_id])
+                available = sum(row[3] for row in by_variant[line.variant_id])
                 short[line.variant_id] = (line.quantity, available)
             changes += taken
         if short:
@@ -209,22 +220,17 @@ def release(*, reference: str, reason: StockReason, actor: Any = None) -> list[S
     if reason not in RELEASE_REASONS:
         raise InvalidInput(f"Stock is released for cancel or expiry, not {reason}.")
     with transaction.atomic():
-        touched = (
-            StockMovement.objects.filter(reference=reference)
-            .values_list("warehouse_id", "variant_id")
-            .distinct()
+        # Lock every stock row the reference ever moved, in id order, in one statement;
+        # a concurrent release of the same reference waits here for the first to commit.
+        ledger = StockMovement.objects.filter(
+            reference=reference,
+            warehouse_id=OuterRef("warehouse_id"),
+            variant_id=OuterRef("variant_id"),
         )
-        pairs = set(touched)
-        if not pairs:
+        locked = _lock(Exists(ledger))
+        if not locked:
             return []
-        stock_ids = [
-            pk
-            for pk, warehouse_id, variant_id in Stock.objects.filter(
-                variant_id__in={variant for _w, variant in pairs}
-            ).values_list("pk", "warehouse_id", "variant_id")
-            if (warehouse_id, variant_id) in pairs
-        ]
-        locked = _lock(pk__in=stock_ids)
+        # Read under the locks, so it includes a release committed while this one waited.
         held = {
             (row["warehouse_id"], row["variant_id"]): -row["net"]
             for row in StockMovement.objects.filter(reference=reference)
@@ -247,14 +253,14 @@ def release(*, reference: str, reason: StockReason, actor: Any = None) -> list[S
     return movements
 
 
-def _stock_row(*, variant_id: int, warehouse: Warehouse) -> int:
-    """The id of the (variant, warehouse) stock row, created empty when missing."""
+def _ensure_stock_row(*, variant_id: int, warehouse: Warehouse) -> None:
+    """Create the (variant, warehouse) stock row, empty, unless it exists."""
+    # Checked first: the foreign key is deferred, so a bad id would only fail at commit.
     if not ProductVariant.objects.filter(pk=variant_id).exists():
         raise InvalidInput(f"Variant {variant_id} does not exist.")
     Stock.objects.bulk_create(
         [Stock(variant_id=variant_id, warehouse=warehouse, quantity=0)], ignore_conflicts=True
     )
-    return Stock.objects.get(variant_id=variant_id, warehouse=warehouse).pk
 
 
 def _change_stock(
@@ -269,8 +275,10 @@ def _change_stock(
 ) -> StockMovement | None:
     warehouse = warehouse or selectors.default_warehouse()
     with transaction.atomic():
-        stock_id = _stock_row(variant_id=variant_id, warehouse=warehouse)
-        ((_w, _v, quantity),) = _lock(pk=stock_id).values()
+        _ensure_stock_row(variant_id=variant_id, warehouse=warehouse)
+        ((stock_id, (_w, _v, quantity)),) = _lock(
+            variant_id=variant_id, warehouse_id=warehouse.pk
+        ).items()
         if target is not None:  # a stock count: relative to the stock under the lock
             delta = target - quantity
             if delta == 0:
