@@ -1,0 +1,27 @@
+"""Warehouses with optional zones, and stock placed in them through the ledger."""
+
+from __future__ import annotations
+
+from apps.inventory import services
+from apps.inventory.models import Warehouse
+from apps.shipping.models import ShippingZone
+
+
+def make_warehouse(
+    slug: str, *, priority: int = 10, countries: list[str] | None = None, is_active: bool = True
+) -> Warehouse:
+    """A warehouse; with `countries`, in a zone of its own listing them (none: serves all)."""
+    warehouse = Warehouse.objects.create(
+        name=f"Warehouse {slug}", slug=slug, priority=priority, is_active=is_active
+    )
+    if countries is not None:
+        zone = ShippingZone.objects.create(
+            name=f"Zone {slug}", slug=f"zone-{slug}", countries=countries
+        )
+        warehouse.shipping_zones.add(zone)
+    return warehouse
+
+
+def put_stock(variant_id: int, warehouse: Warehouse, quantity: int) -> None:
+    """Receive `quantity` units of a variant into `warehouse`, through the ledger."""
+    services.restock(variant_id=variant_id, quantity=quantity, warehouse=warehouse, note="test")
