@@ -30,10 +30,11 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
 from django.db import transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
-from apps.catalog.models import Product
+from apps.inventory.models import Stock
 from apps.users import services as users_services
 from apps.users.models import User
 from tests.catalog.factories import make_product
+from tests.catalog.helpers import stock_of
 from tests.servers import (
     GunicornServer,
     PostgresServer,
@@ -334,7 +335,10 @@ from decimal import Decimal
 from apps.catalog import services
 from apps.users import services as users_services
 for sku in ("outage-tee", "cold-1", "cold-2", "cold-3"):
-    services.create_product(sku=sku, name=sku, price=Decimal("9.50"), initial_stock=100000)
+    services.create_product(
+        name=sku,
+        variants=[services.VariantSpec(sku=sku, price=Decimal("9.50"), initial_stock=100000)],
+    )
 users_services.register_user(email="{email}", name="Outage Buyer", password="{password}")
 """
 
@@ -476,7 +480,7 @@ def test_an_order_stuck_on_a_row_lock_is_a_503_before_gunicorn_kills_the_worker(
 ) -> None:
     """With GUNICORN_TIMEOUT_SECONDS=6, web statements give up after 3 s (half), so the
     request answers 503 problem+json instead of dying with its worker."""
-    make_product(sku=SKU, stock=100, price="9.50")
+    product = make_product(sku=SKU, stock=100, price="9.50")
     user = users_services.register_user(email="locked-out@example.com", name="Locked Out")
     env = project_env(
         CACHE_KEY_PREFIX=f"lock-{uuid.uuid4().hex[:8]}", GUNICORN_TIMEOUT_SECONDS="6", **ENV
@@ -488,8 +492,8 @@ def test_an_order_stuck_on_a_row_lock_is_a_503_before_gunicorn_kills_the_worker(
     try:
         with httpx.Client(timeout=CLIENT_TIMEOUT_SECONDS) as client:
             with transaction.atomic():
-                # Another transaction holds the product's row, and keeps it.
-                Product.objects.select_for_update().get(sku=SKU)
+                # Another transaction holds the variant's stock row, and keeps it.
+                list(Stock.objects.select_for_update().filter(variant=product.variant))
                 stuck = shop.call(
                     client, "order", "POST", "/api/orders", json=order, headers=headers
                 )
@@ -501,6 +505,6 @@ def test_an_order_stuck_on_a_row_lock_is_a_503_before_gunicorn_kills_the_worker(
     assert stuck.retry_after == "5"
     assert 3.0 <= stuck.elapsed < 6.0, str(stuck)
     assert after.status == 201, str(after)
-    assert Product.objects.get(sku=SKU).stock == 99  # the stuck order rolled back whole
+    assert stock_of(product.variant.pk) == 99  # the stuck order rolled back whole
     assert_no_worker_timeout(tmp_path / "web.log")
     print(f"\norder behind a held row lock: {stuck}")

@@ -20,7 +20,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from apps.catalog.serializers import StockChangeOutputSerializer
+from apps.inventory.serializers import StockChangeOutputSerializer
 from apps.orders.serializers import (
     OrderDetailOutputSerializer,
     OrderItemOutputSerializer,

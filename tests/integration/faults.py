@@ -287,14 +287,15 @@ SETUP = """
 import json, sys
 from decimal import Decimal
 from apps.catalog import services as catalog
-from apps.catalog.models import Product
+from apps.catalog.models import ProductVariant
 from apps.notifications.models import WebhookEndpoint
 from apps.users import services as users
 from rest_framework_simplejwt.tokens import RefreshToken
 spec = json.loads(sys.argv[-1])
 for sku in spec["skus"]:
-    if not Product.objects.filter(sku=sku).exists():
-        catalog.create_product(sku=sku, name=sku, price=Decimal("9.50"), initial_stock=1000000)
+    if not ProductVariant.objects.filter(sku__iexact=sku).exists():
+        catalog.create_product(name=sku, variants=[
+            catalog.VariantSpec(sku=sku, price=Decimal("9.50"), initial_stock=1000000)])
 tokens = []
 for email in spec["emails"]:
     user = users.register_user(email=email, name="Fault Buyer", password=spec["password"])

@@ -10,12 +10,12 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.catalog.models import Product, StockMovement
+from apps.inventory.models import StockMovement
 from apps.orders.models import Order, OrderStatus
 from apps.payments.models import Payment, PaymentStatus
 from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.factories import make_product
-from tests.catalog.helpers import assert_ledger_matches
+from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.integration.helpers import history, place, placed_order
 from tests.integration.processes import ROOT, SandboxServer
 
@@ -67,8 +67,8 @@ def test_an_unpaid_order_past_the_timeout_expires_once_and_its_stock_returns_onc
         .order_by("pk")
         .values_list("delta", "reason")
     ) == [(-2, "order"), (2, "expiry")]
-    assert Product.objects.get(pk=product.pk).stock == 4
-    assert_ledger_matches(product.pk)
+    assert stock_of(product.variant.pk) == 4
+    assert_ledger_matches(product.variant.pk)
     payment = Payment.objects.get(order=stale)
     assert (payment.status, payment.attempts) == (PaymentStatus.PENDING, 0)
     assert OutboxMessage.objects.filter(topic="order.expired").count() == 1
@@ -90,11 +90,11 @@ def test_an_order_is_not_expired_while_the_provider_cannot_be_asked(
     assert while_down == "expired 0 order(s), 0 paid, 0 declined, 1 deferred"
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING_PAYMENT
-    assert Product.objects.get(pk=product.pk).stock == 3
+    assert stock_of(product.variant.pk) == 3
 
     sandbox.start()  # up again, and it never charged this order
     assert expire_orders(process_env) == "expired 1 order(s), 0 paid, 0 declined, 0 deferred"
     order.refresh_from_db()
     assert order.status == OrderStatus.EXPIRED
-    assert Product.objects.get(pk=product.pk).stock == 5
-    assert_ledger_matches(product.pk)
+    assert stock_of(product.variant.pk) == 5
+    assert_ledger_matches(product.variant.pk)

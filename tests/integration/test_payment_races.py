@@ -23,7 +23,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from apps.catalog.models import Product, StockMovement
+from apps.catalog.models import Product
+from apps.inventory.models import StockMovement
 from apps.orders import events as order_events
 from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderEvent, OrderStatus
@@ -32,7 +33,7 @@ from apps.payments import services as payments_services
 from apps.payments.models import Payment, PaymentStatus
 from ecommerce.outbox import registry
 from tests.catalog.factories import make_product
-from tests.catalog.helpers import assert_ledger_matches
+from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.integration.processes import SandboxServer
 from tests.users.factories import UserFactory
 
@@ -185,8 +186,8 @@ def test_a_charge_landing_after_its_order_ended_is_refunded(
     assert provider.charges() == {"succeeded": 1, "declined": 0, "total": 1}
     assert refunded_at_provider(provider) == 1
     assert history(order) == [("", "pending_payment"), ("pending_payment", ending)]
-    assert Product.objects.get(pk=lamp.pk).stock == 50
-    assert_ledger_matches(lamp.pk)
+    assert stock_of(lamp.variant.pk) == 50
+    assert_ledger_matches(lamp.variant.pk)
 
 
 def test_expiry_racing_successful_charges_never_keeps_money_for_an_expired_order(
@@ -215,8 +216,8 @@ def test_expiry_racing_successful_charges_never_keeps_money_for_an_expired_order
     charges = provider.charges()
     assert charges["declined"] == 0
     assert charges["succeeded"] - refunded_at_provider(provider) == paid
-    assert Product.objects.get(pk=lamp.pk).stock == 50 - 2 * paid
-    assert_ledger_matches(lamp.pk)
+    assert stock_of(lamp.variant.pk) == 50 - 2 * paid
+    assert_ledger_matches(lamp.variant.pk)
 
 
 def test_two_expiry_runs_at_once_expire_each_order_once(
@@ -239,8 +240,8 @@ def test_two_expiry_runs_at_once_expire_each_order_once(
             .order_by("pk")
             .values_list("delta", "reason")
         ) == [(-2, "order"), (2, "expiry")]
-    assert Product.objects.get(pk=lamp.pk).stock == 50
-    assert_ledger_matches(lamp.pk)
+    assert stock_of(lamp.variant.pk) == 50
+    assert_ledger_matches(lamp.variant.pk)
 
 
 def test_two_expiries_of_one_order_at_once_expire_it_once_under_the_row_lock(
@@ -254,8 +255,8 @@ def test_two_expiries_of_one_order_at_once_expire_it_once_under_the_row_lock(
     assert sorted(outcomes) == [False, False, False, True]
     assert history(order) == [("", "pending_payment"), ("pending_payment", "expired")]
     assert StockMovement.objects.filter(reference=f"order:{order.public_id}").count() == 2
-    assert Product.objects.get(pk=lamp.pk).stock == 50
-    assert_ledger_matches(lamp.pk)
+    assert stock_of(lamp.variant.pk) == 50
+    assert_ledger_matches(lamp.variant.pk)
 
 
 @pytest.fixture
@@ -292,8 +293,8 @@ def test_a_fulfilment_landing_during_a_refund_is_refused(
     assert assert_money_agrees(paid_order, provider) == OrderStatus.REFUNDED
     assert refunded_at_provider(provider) == 1
     assert history(paid_order)[-2:] == [("paid", "refunding"), ("refunding", "refunded")]
-    assert Product.objects.get(pk=lamp.pk).stock == 50
-    assert_ledger_matches(lamp.pk)
+    assert stock_of(lamp.variant.pk) == 50
+    assert_ledger_matches(lamp.variant.pk)
 
 
 def test_a_refund_landing_after_a_fulfilment_moves_no_money(
@@ -319,7 +320,7 @@ def test_a_refund_landing_after_a_fulfilment_moves_no_money(
     assert paid_order.status == OrderStatus.FULFILLED
     assert assert_money_agrees(paid_order, provider) == OrderStatus.FULFILLED
     assert refunded_at_provider(provider) == 0
-    assert Product.objects.get(pk=lamp.pk).stock == 48
+    assert stock_of(lamp.variant.pk) == 48
 
 
 def test_refunds_and_fulfilments_released_together_never_both_win(
@@ -341,5 +342,5 @@ def test_refunds_and_fulfilments_released_together_never_both_win(
     statuses = [assert_money_agrees(order, provider) for order in orders]
     assert set(statuses) <= {OrderStatus.REFUNDED, OrderStatus.FULFILLED}
     assert refunded_at_provider(provider) == statuses.count(OrderStatus.REFUNDED)
-    assert Product.objects.get(pk=lamp.pk).stock == 50 - 2 * statuses.count(OrderStatus.FULFILLED)
-    assert_ledger_matches(lamp.pk)
+    assert stock_of(lamp.variant.pk) == 50 - 2 * statuses.count(OrderStatus.FULFILLED)
+    assert_ledger_matches(lamp.variant.pk)

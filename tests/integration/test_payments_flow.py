@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.catalog.models import Product, StockMovement
+from apps.inventory.models import StockMovement
 from apps.orders.models import Order, OrderStatus
 from apps.payments.models import Payment, PaymentStatus
 from apps.payments.services import reconcile_payments
@@ -26,7 +26,7 @@ from ecommerce.outbox.models import OutboxMessage
 from ecommerce.resilience.breaker import breaker
 from ecommerce.resilience.breaker_storage import CircuitState
 from tests.catalog.factories import make_product
-from tests.catalog.helpers import assert_ledger_matches
+from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.integration.helpers import (
     history,
     logged,
@@ -86,8 +86,8 @@ def test_an_order_is_charged_by_the_worker_and_ends_paid(
         what="the charge message completed",
         worker=live_celery,
     )
-    assert Product.objects.get(pk=product.pk).stock == 3
-    assert_ledger_matches(product.pk)
+    assert stock_of(product.variant.pk) == 3
+    assert_ledger_matches(product.variant.pk)
 
 
 def test_a_declined_card_fails_the_order_and_returns_its_stock(
@@ -105,13 +105,13 @@ def test_a_declined_card_fails_the_order_and_returns_its_stock(
         1,
     )
     assert sandbox.charges() == {"succeeded": 0, "declined": 1, "total": 1}
-    assert Product.objects.get(pk=product.pk).stock == 5
+    assert stock_of(product.variant.pk) == 5
     assert list(
         StockMovement.objects.filter(reference=f"order:{order.public_id}")
         .order_by("pk")
         .values_list("delta", "reason")
     ) == [(-2, "order"), (2, "cancel")]
-    assert_ledger_matches(product.pk)
+    assert_ledger_matches(product.variant.pk)
     # A decline is an answer: it never counts against the breaker.
     assert breaker("payment-provider").state().failures == 0
 
@@ -165,8 +165,8 @@ def test_provider_down_opens_the_shared_breaker_and_one_half_open_trial_closes_i
     # Between them only trials that failed while the sandbox was still down.
     assert set(transitions[1:-1]) <= {("open", "half_open"), ("half_open", "open")}
     assert transitions[-2] == ("open", "half_open")
-    assert Product.objects.get(pk=product.pk).stock == 3
-    assert_ledger_matches(product.pk)
+    assert stock_of(product.variant.pk) == 3
+    assert_ledger_matches(product.variant.pk)
 
 
 def test_a_charge_whose_answer_times_out_is_found_by_its_key_on_retry(
@@ -342,8 +342,8 @@ def test_one_card_the_provider_always_fails_ends_failed_and_others_still_get_pai
     assert [c.get("status") for c in charge_calls(worker, payment.idempotency_key)] == [500] * 4
     assert sandbox.charge_for(payment.idempotency_key) is None
     assert history(bad) == [("", "pending_payment"), ("pending_payment", "payment_failed")]
-    assert Product.objects.get(pk=product.pk).stock == 10
-    assert_ledger_matches(product.pk)
+    assert stock_of(product.variant.pk) == 10
+    assert_ledger_matches(product.variant.pk)
 
     others = [placed_order(place(client, "p")) for _ in range(3)]
 
@@ -351,8 +351,8 @@ def test_one_card_the_provider_always_fails_ends_failed_and_others_still_get_pai
         wait_for_status(order, OrderStatus.PAID, worker=worker, timeout_seconds=30)
     assert sandbox.charges() == {"succeeded": 3, "declined": 0, "total": 3}
     assert breaker("payment-provider").state().state is CircuitState.CLOSED
-    assert Product.objects.get(pk=product.pk).stock == 7
-    assert_ledger_matches(product.pk)
+    assert stock_of(product.variant.pk) == 7
+    assert_ledger_matches(product.variant.pk)
     # No sweep gives the failed payment a fresh count.
     swept = reconcile_payments(now=timezone.now() + timedelta(hours=1))
     assert swept == {"paid": 0, "declined": 0, "failed": 0, "refunded": 0, "deferred": 0}
@@ -385,8 +385,8 @@ def test_a_charge_task_out_of_retries_ends_its_order_cleanly(
         worker=worker,
     )
     assert sandbox.charges()["total"] == 0
-    assert Product.objects.get(pk=product.pk).stock == 5
-    assert_ledger_matches(product.pk)
+    assert stock_of(product.variant.pk) == 5
+    assert_ledger_matches(product.variant.pk)
 
 
 def test_an_order_whose_charge_message_was_lost_is_charged_by_the_sweep(
@@ -417,4 +417,4 @@ def test_an_order_whose_charge_message_was_lost_is_charged_by_the_sweep(
         charged[0]
     )
     assert sandbox.charges() == ONE_SUCCEEDED
-    assert Product.objects.get(pk=product.pk).stock == 3
+    assert stock_of(product.variant.pk) == 3
