@@ -8,6 +8,7 @@ transaction.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,6 +41,7 @@ from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
 logger = get_logger(__name__)
 
 CENT = Decimal("0.01")
+COUNTRY = re.compile(r"[A-Z]{2}")
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def place_order(
     merged = _merge(lines)
     if not merged:
         raise InvalidOrder("An order needs at least one item.")
+    if shipping_country and not COUNTRY.fullmatch(shipping_country):
+        raise InvalidOrder("A shipping country is a two-letter ISO code in capitals: DE.")
     variants = catalog_selectors.variants_for_order(lookups=merged)
     missing = [lookup for lookup in merged if lookup not in variants]
     if missing:
@@ -152,7 +156,7 @@ def place_order(
     order = Order(
         user=user,
         currency=currencies.pop(),
-        shipping_country=shipping_country.upper(),
+        shipping_country=shipping_country,
         idempotency_key=idempotency_key or "",
         fingerprint=fingerprint,
         placed_by=_actor(placed_by) if placed_by is not None and placed_by != user else None,
