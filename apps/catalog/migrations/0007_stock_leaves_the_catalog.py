@@ -3,8 +3,9 @@ variants (catalog.0006; a product keeps price and currency as its lowest variant
 sort lists by). Drop SKU and stock from products, with the search column and indexes that
 read the SKU (search is rebuilt over products and variants by a later migration)."""
 
-import apps.catalog.models
 from django.db import migrations, models
+
+import apps.catalog.models
 
 DROP_POSTGRES_EXTRAS = [
     "DROP INDEX IF EXISTS catalog_product_search",
@@ -15,11 +16,40 @@ DROP_POSTGRES_EXTRAS = [
 ]
 
 
-def drop_postgres_extras(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for statement in DROP_POSTGRES_EXTRAS:
-        schema_editor.execute(statement, params=None)
+# Backwards, after the SKU column and the old ledger table are back: what 0002 and 0005 made,
+# so a database taken back to 0006 has the schema it had before (and the forward run can be
+# tested on it). The rows themselves are not put back.
+RESTORE_POSTGRES_EXTRAS = [
+    "CREATE INDEX IF NOT EXISTS catalog_product_sku_trgm "
+    "ON catalog_product USING gin (UPPER(sku) gin_trgm_ops)",
+    "ALTER TABLE catalog_product ADD COLUMN IF NOT EXISTS search_document tsvector "
+    "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, regexp_replace("
+    "((name)::text || ' ' || (sku)::text), '[^[:alnum:]]+', ' ', 'g'))) STORED",
+    "CREATE INDEX IF NOT EXISTS catalog_product_search ON catalog_product "
+    "USING gin (search_document)",
+    """
+    CREATE OR REPLACE FUNCTION catalog_stockmovement_append_only() RETURNS trigger AS $$
+    BEGIN
+        RAISE EXCEPTION 'catalog_stockmovement is append-only (% refused)', TG_OP;
+    END;
+    $$ LANGUAGE plpgsql
+    """,
+    "DROP TRIGGER IF EXISTS catalog_stockmovement_append_only ON catalog_stockmovement",
+    "CREATE TRIGGER catalog_stockmovement_append_only "
+    "BEFORE DELETE OR UPDATE OF product_id, delta, balance, reason, reference, note, created_at "
+    "ON catalog_stockmovement "
+    "FOR EACH ROW EXECUTE FUNCTION catalog_stockmovement_append_only()",
+]
+
+
+def _on_postgresql(statements):
+    def run(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        for statement in statements:
+            schema_editor.execute(statement, params=None)
+
+    return run
 
 
 class Migration(migrations.Migration):
@@ -30,7 +60,9 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(drop_postgres_extras, migrations.RunPython.noop),
+        migrations.RunPython(
+            _on_postgresql(DROP_POSTGRES_EXTRAS), _on_postgresql(RESTORE_POSTGRES_EXTRAS)
+        ),
         migrations.DeleteModel(name="StockMovement"),
         migrations.RemoveConstraint(model_name="product", name="catalog_product_sku_ci_unique"),
         migrations.RemoveConstraint(model_name="product", name="catalog_stock_gte_0"),
