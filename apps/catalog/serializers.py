@@ -487,6 +487,7 @@ class ProductCreateInputSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     "Give either sku, price and stock, or variants, not both."
                 )
+            attrs.pop("stock", None)
             # Two variants sharing a SKU are the service's SkuTaken (409), like a taken one.
             return attrs
         missing = {"sku", "price"} - single

@@ -4,17 +4,14 @@ rows a product's creation writes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from rest_framework import serializers
-from rest_framework.test import APIClient
 
 from apps.catalog.models import Category, Product, ProductVariant
 from apps.inventory.models import StockMovement
-from apps.users.models import User
 from ecommerce.api.permissions import Role
 from tests.catalog.asserts import (
     assert_invalid,
@@ -27,7 +24,6 @@ from tests.catalog.helpers import stock_of
 from tests.users.factories import UserFactory
 
 PRODUCTS = "/api/products"
-MANAGER_EMAIL = "manager@example.com"
 
 
 def skus(response: Any) -> list[str]:
@@ -113,28 +109,6 @@ def detail_of(product: Product, *, staff: bool = False) -> dict[str, Any]:
         "created_at": timestamp(product.created_at),
         "updated_at": timestamp(product.updated_at),
     }
-
-
-@pytest.fixture
-def manager() -> User:
-    return UserFactory(email=MANAGER_EMAIL, roles=[Role.CATALOG_MANAGER])
-
-
-@pytest.fixture
-def manager_client(client_for: Callable[[Any], APIClient], manager: User) -> APIClient:
-    return client_for(manager)
-
-
-@pytest.fixture
-def client_of(
-    api_client: APIClient, client_for: Callable[[Any], APIClient]
-) -> Callable[[str], APIClient]:
-    """A client for a caller kind: "anonymous" or a role name."""
-
-    def make(kind: str) -> APIClient:
-        return api_client if kind == "anonymous" else client_for(UserFactory(roles=[Role(kind)]))
-
-    return make
 
 
 @pytest.fixture
