@@ -22,7 +22,10 @@ def restore_role_groups() -> None:
     for role, dotted in _users.ROLE_PERMISSIONS.items():
         grants[role].extend(tuple(name.split(".")) for name in dotted)
     for role, codenames in _catalog.GRANTS.items():
-        grants[role].extend(("catalog", codename) for codename in codenames)
+        # The ledger moved to apps.inventory, whose grants name it now.
+        grants[role].extend(
+            ("catalog", codename) for codename in codenames if codename != "view_stockmovement"
+        )
     for role, perms in _orders.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in _order_actions.GRANTS.items():
