@@ -15,6 +15,7 @@ _catalog = import_module("apps.catalog.migrations.0003_role_permissions")
 _orders = import_module("apps.orders.migrations.0002_role_permissions")
 _order_actions = import_module("apps.orders.migrations.0003_role_action_permissions")
 _notifications = import_module("apps.notifications.migrations.0002_role_permissions")
+_inventory = import_module("apps.inventory.migrations.0002_role_permissions")
 
 
 def restore_role_groups() -> None:
@@ -31,6 +32,8 @@ def restore_role_groups() -> None:
     for role, perms in _order_actions.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in _notifications.GRANTS.items():
+        grants[role].extend(perms)
+    for role, perms in _inventory.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in grants.items():
         group, _ = Group.objects.get_or_create(name=role)

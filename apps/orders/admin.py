@@ -35,7 +35,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class OrderItemInline(ReadOnlyInline):
     model = OrderItem
-    fields = ("sku", "name", "unit_price", "quantity", "line_total")
+    fields = ("sku", "name", "variant_name", "unit_price", "quantity", "line_total")
     readonly_fields = fields
 
 

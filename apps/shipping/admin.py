@@ -1,0 +1,53 @@
+"""Shipping zones in the admin: countries typed as `DE, AT`, stored as a checked list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+
+from apps.shipping.models import ShippingZone, validate_countries
+
+
+class CountriesField(forms.CharField):
+    """Two-letter country codes separated by commas or spaces; any letter case."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:
+        text = super().to_python(value) or ""
+        codes = [code.upper() for code in text.replace(",", " ").split()]
+        bad = [code for code in codes if not (len(code) == 2 and code.isascii() and code.isalpha())]
+        if bad:
+            raise ValidationError(f"Not a two-letter country code: {', '.join(bad[:5])}.")
+        validate_countries(codes)
+        return codes
+
+
+class ShippingZoneForm(forms.ModelForm):
+    countries = CountriesField(
+        required=False,
+        help_text="Two-letter ISO country codes, for example: DE, AT, CH.",
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
+
+    class Meta:
+        model = ShippingZone
+        fields = ("name", "slug", "countries")
+
+
+@admin.register(ShippingZone)
+class ShippingZoneAdmin(admin.ModelAdmin):
+    """Zones; which warehouses serve them is set on each warehouse (inventory admin)."""
+
+    form = ShippingZoneForm
+    list_display = ("name", "slug", "country_list")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+    @admin.display(description="countries")
+    def country_list(self, obj: ShippingZone) -> str:
+        return ", ".join(obj.countries)
