@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db.migrations.loader import MigrationLoader
 from rest_framework.test import APIClient
 
+from apps.catalog import services as catalog_services
+from apps.catalog.models import Product
 from apps.notifications.models import WebhookEndpoint
 from apps.notifications.services.endpoints import new_secret
 from apps.users.models import User
@@ -97,12 +100,31 @@ def make_endpoint(owner: User, url: str, events: list[str] | None = None) -> Web
     )
 
 
-def place_order(client: APIClient, *, quantity: int = 2, price: str = "12.50") -> dict[str, Any]:
-    """Place (and, with the sandbox's success token, pay) an order through the API."""
-    product = make_product(stock=10, price=price, name="Blue Mug")
+def make_tee() -> Product:
+    """A product sold in two variants, each with its own name and SKU."""
+    return catalog_services.create_product(
+        name="Organic tee",
+        variants=[
+            catalog_services.VariantSpec(
+                sku="TEE-BLK-M", price=Decimal("19.90"), name="M / Black", initial_stock=10
+            ),
+            catalog_services.VariantSpec(
+                sku="TEE-BLK-L", price=Decimal("21.90"), name="L / Black", initial_stock=10
+            ),
+        ],
+    )
+
+
+def place_order(
+    client: APIClient, *, quantity: int = 2, price: str = "12.50", sku: str | None = None
+) -> dict[str, Any]:
+    """Place (and, with the sandbox's success token, pay) an order through the API: of
+    `sku`, or of a new one-variant product priced `price`."""
+    if sku is None:
+        sku = make_product(stock=10, price=price, name="Blue Mug").sku  # type: ignore[attr-defined]
     response = client.post(
         "/api/orders",
-        {"items": [{"id": product.sku, "quantity": quantity}], "payment_token": "tok_success"},
+        {"items": [{"id": sku, "quantity": quantity}], "payment_token": "tok_success"},
     )
     assert response.status_code == 201, response.content
     body: dict[str, Any] = response.json()

@@ -8,6 +8,7 @@ import pytest
 from django.core import mail
 from prometheus_client import REGISTRY
 
+from apps.catalog import services as catalog_services
 from apps.notifications.channels.email import render_email
 from apps.notifications.models import (
     Notification,
@@ -15,8 +16,14 @@ from apps.notifications.models import (
     NotificationEvent,
     NotificationStatus,
 )
-from apps.notifications.services import create_once, deliver_notification, queue_delivery
-from tests.notifications.conftest import place_order
+from apps.notifications.services import (
+    create_once,
+    deliver_notification,
+    notify_order_event,
+    queue_delivery,
+)
+from apps.orders.models import Order
+from tests.notifications.conftest import make_tee, place_order
 from tests.notifications.receivers import html_part, smtp_server, text_part
 from tests.servers import free_port
 
@@ -184,6 +191,95 @@ def test_every_order_event_has_its_subject_text_and_html(customer, event, subjec
     assert "Total: 30.00 EUR" in rendered.text
     assert "<td>Mug &amp; Co</td>" in rendered.html  # escaped
     assert phrase.split(",")[0] in rendered.html
+
+
+def test_order_lines_show_their_variant_and_older_snapshots_still_render(customer):
+    """A line names its variant after the product's name; a line of a one-variant product,
+    and a snapshot taken before lines had variants, show the product's name alone."""
+    order = {
+        **ORDER,
+        "subtotal": "79.60",
+        "total": "79.60",
+        "items": [
+            {
+                "sku": "TEE-BW-M",
+                "name": "Organic tee",
+                "variant": "M / Black & White",
+                "unit_price": "19.90",
+                "quantity": 2,
+                "line_total": "39.80",
+            },
+            {
+                "sku": "mug",
+                "name": "Mug & Co",
+                "variant": "",
+                "unit_price": "10.00",
+                "quantity": 3,
+                "line_total": "30.00",
+            },
+            {  # stored before variants: no "variant" key
+                "sku": "POSTER",
+                "name": "Poster",
+                "unit_price": "9.80",
+                "quantity": 1,
+                "line_total": "9.80",
+            },
+        ],
+    }
+    notification = Notification(
+        recipient=customer,
+        channel="email",
+        event="order_paid",
+        subject="order:1",
+        context={"order": order},
+    )
+
+    rendered = render_email(notification)
+
+    lines = [line.strip() for line in rendered.text.splitlines() if " x " in line]
+    assert lines == [
+        "2 x Organic tee (M / Black & White) (TEE-BW-M) at 19.90 EUR = 39.80 EUR",
+        "3 x Mug & Co (mug) at 10.00 EUR = 30.00 EUR",
+        "1 x Poster (POSTER) at 9.80 EUR = 9.80 EUR",
+    ]
+    assert "<td>Organic tee (M / Black &amp; White)</td><td>TEE-BW-M</td>" in rendered.html
+    assert "<td>Mug &amp; Co</td><td>mug</td>" in rendered.html
+    assert "<td>Poster</td><td>POSTER</td>" in rendered.html
+
+
+def test_an_order_email_names_the_variant_bought_as_the_order_line_copied_it(
+    customer, client_for, on_commit
+):
+    tee = make_tee()
+    with on_commit():
+        order = place_order(client_for(customer), quantity=2, sku="tee-blk-m")
+
+    placed = Notification.objects.get(event="order_placed", channel="email")
+    sent = next(m for m in mail.outbox if m.subject == f"We received your order {order['id'][:8]}")
+    assert "2 x Organic tee (M / Black) (TEE-BLK-M) at 19.90 EUR = 39.80 EUR" in sent.body
+    assert "<td>Organic tee (M / Black)</td>" in sent.alternatives[0][0]
+    assert placed.context["order"]["items"] == [
+        {
+            "sku": "TEE-BLK-M",
+            "name": "Organic tee",
+            "variant": "M / Black",
+            "unit_price": "19.90",
+            "quantity": 2,
+            "line_total": "39.80",
+        }
+    ]
+
+    # Renamed in the catalog afterwards: a later event still shows what was bought.
+    variant = tee.variants.get(sku="TEE-BLK-M")
+    catalog_services.update_variant(variant=variant, name="Medium / Midnight")
+    catalog_services.update_product(product=tee, name="Organic tee, 2027 cut")
+    order_id = Order.objects.get(public_id=order["id"]).pk
+    (fulfilled,) = notify_order_event(event=NotificationEvent.ORDER_FULFILLED, order_id=order_id)
+
+    rendered = render_email(fulfilled)
+    assert "2 x Organic tee (M / Black) (TEE-BLK-M) at 19.90 EUR = 39.80 EUR" in rendered.text
+    assert "Midnight" not in rendered.text
+    assert "2027" not in rendered.html
 
 
 def test_the_welcome_email_of_a_passwordless_account_carries_a_set_password_link(

@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.notifications.models import Notification, NotificationStatus, WebhookEndpoint
 from apps.notifications.services import deliver_notification, send_webhook_ping
 from ecommerce.resilience.breaker import breaker
-from tests.notifications.conftest import make_endpoint, place_order
+from tests.notifications.conftest import make_endpoint, make_tee, place_order
 from tests.notifications.receivers import Answer, webhook_receiver
 from tests.notifications.signatures import verify_webhook
 from tests.servers import silent_tcp_server
@@ -62,6 +62,30 @@ def test_an_order_event_reaches_the_receiver_signed_with_the_endpoint_secret(
     assert payload["data"]["order"]["items"][0]["quantity"] == 2
     assert (notification.status, notification.attempts) == (NotificationStatus.SENT, 1)
     assert notification.sent_at is not None
+
+
+def test_an_order_event_lists_each_line_with_its_product_and_variant_names(
+    customer, client_for, on_commit
+):
+    make_tee()
+    with webhook_receiver() as receiver:
+        make_endpoint(customer, receiver.url(), events=["order_placed"])
+        with on_commit():
+            order = place_order(client_for(customer), quantity=3, sku="TEE-BLK-L")
+
+    (request,) = receiver.requests
+    payload = json.loads(request.body)
+    assert payload["data"]["order"]["items"] == [
+        {
+            "sku": "TEE-BLK-L",
+            "name": "Organic tee",
+            "variant": "L / Black",
+            "unit_price": "21.90",
+            "quantity": 3,
+            "line_total": "65.70",
+        }
+    ]
+    assert payload["data"]["order"]["items"] == order["items"]  # as the order API shows it
 
 
 def test_a_receiver_failing_twice_gets_the_event_on_the_third_attempt(customer, on_commit):
