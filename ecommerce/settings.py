@@ -116,8 +116,28 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# --- Media (uploaded product images; apps/catalog/media.py) ------------------------------
+# Files go through Django's storage API: the local filesystem under MEDIA_ROOT by default,
+# or any django-storages backend (`storages.backends.s3.S3Storage`, ...) named by
+# MEDIA_STORAGE_BACKEND, configured by MEDIA_STORAGE_OPTIONS (JSON: the backend's options).
+MEDIA_STORAGE_BACKEND = env.str(
+    "MEDIA_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+)
+MEDIA_STORAGE_OPTIONS = env.json("MEDIA_STORAGE_OPTIONS", default={})
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
+MEDIA_URL = env.str("MEDIA_URL", default="/media/")
+# With the local filesystem backend the app serves MEDIA_URL itself (ecommerce/media.py);
+# turn it off when a web server or CDN in front serves MEDIA_ROOT.
+MEDIA_SERVE_LOCAL = env.bool("MEDIA_SERVE_LOCAL", default=True)
+# One upload's bytes, counted while it is received; and its pixels (width x height), read
+# from the header before any decoding, so a small file cannot unpack into gigabytes.
+MEDIA_MAX_BYTES = env.int("MEDIA_MAX_BYTES", default=10 * 1024 * 1024)
+MEDIA_MAX_PIXELS = env.int("MEDIA_MAX_PIXELS", default=40_000_000)
+# Thumbnails (longest side, in pixels) made for every image: fixed, since payloads and
+# clients name them.
+THUMBNAIL_SIZES = (160, 480, 960)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": MEDIA_STORAGE_BACKEND, "OPTIONS": MEDIA_STORAGE_OPTIONS},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from ecommerce import health
+from ecommerce import health, media
 from ecommerce.api.ratelimit import throttled_login
 from ecommerce.observability import views as observability
 
@@ -27,6 +27,8 @@ urlpatterns = [
     # before the admin's own URLs so that it answers /admin/login/.
     path("admin/login/", throttled_login(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
+    # Uploaded images, when they live on this host's filesystem (ecommerce/media.py).
+    *media.urlpatterns(),
 ]
 
 if settings.TEST_SLOW_ENDPOINT_ENABLED:  # graceful-shutdown tests only; off by default

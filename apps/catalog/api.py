@@ -5,21 +5,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db.models import QuerySet
 from django.http import HttpResponse
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.http.multipartparser import MultiPartParserError
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import parsers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ParseError
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.catalog import media as media_services
 from apps.catalog import selectors, services
 from apps.catalog.exceptions import (
     AttributeNotFound,
+    ImageTooLarge,
+    ImageTooManyPixels,
     InvalidAttributes,
     InvalidCategory,
+    InvalidImage,
+    MediaNotFound,
     ProductNotFound,
     ProductTypeNotFound,
     SkuTaken,
@@ -29,6 +38,7 @@ from apps.catalog.filters import ProductFilter, ProductOrdering
 from apps.catalog.models import Attribute, Category, Product, ProductType, ProductVariant
 from apps.catalog.search import ProductSearchFilter
 from apps.catalog.serializers import (
+    MEDIA_EXAMPLE,
     AttributeInputSerializer,
     AttributeOutputSerializer,
     AttributeUpdateInputSerializer,
@@ -36,6 +46,9 @@ from apps.catalog.serializers import (
     AttributeValuesOutputSerializer,
     CategoryInputSerializer,
     CategoryTreeSerializer,
+    MediaInputSerializer,
+    MediaOutputSerializer,
+    MediaUpdateInputSerializer,
     ProductCreateInputSerializer,
     ProductDetailOutputSerializer,
     ProductListOutputSerializer,
@@ -48,6 +61,7 @@ from apps.catalog.serializers import (
     VariantUpdateInputSerializer,
 )
 from ecommerce.api import identifiers
+from ecommerce.api.parsers import PayloadTooLarge
 from ecommerce.api.permissions import HasRole, Role, has_role
 from ecommerce.api.schema import problems
 
@@ -63,6 +77,31 @@ def _checked(lookup: str) -> str:
     if lookup.isdigit() and not identifiers.is_id(lookup):  # ASCII: the route's pattern
         raise ProductNotFound(lookups=[lookup])
     return lookup
+
+
+class ImageUploadParser(parsers.MultiPartParser):
+    """multipart/form-data whose files are capped at MEDIA_MAX_BYTES as they arrive
+    (apps.catalog.media.CappedUploadHandler), never buffered whole; its text fields keep
+    Django's DATA_UPLOAD_MAX_MEMORY_SIZE cap (413)."""
+
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Any = None
+    ) -> parsers.DataAndFiles:
+        context = parser_context or {}
+        request = context["request"]
+        meta = request.META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        handlers = [media_services.CappedUploadHandler(request._request)]
+        encoding = context.get("encoding") or "utf-8"
+        try:
+            data, files = DjangoMultiPartParser(meta, stream, handlers, encoding).parse()
+        except MultiPartParserError as exc:
+            raise ParseError(f"Malformed multipart body: {exc}") from None
+        except RequestDataTooBig:
+            raise PayloadTooLarge("The form fields exceed the request size limit.") from None
+        except SuspiciousOperation as exc:  # too many fields or files, a malformed part
+            raise ParseError(f"Malformed multipart body: {exc}") from None
+        return parsers.DataAndFiles(data, files)
 
 
 class ProductViewSet(viewsets.GenericViewSet):
@@ -195,6 +234,84 @@ class ProductViewSet(viewsets.GenericViewSet):
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/api/variants/{variant.sku}"},
         )
+
+    @extend_schema(
+        summary="Add an image to a product (catalog managers)",
+        description="A multipart form with the file in `image` and an optional `alt`. The "
+        "image is judged by its bytes (JPEG, PNG, WebP or GIF), at most MEDIA_MAX_BYTES bytes "
+        "and MEDIA_MAX_PIXELS pixels; it goes last in the product's gallery. Its thumbnails "
+        "are made by a worker after the answer: `thumbnails` is empty until then.",
+        request={"multipart/form-data": MediaInputSerializer},
+        responses={
+            status.HTTP_201_CREATED: MediaOutputSerializer,
+            **problems(
+                InvalidImage("The file is not a JPEG, PNG, WebP or GIF image."),
+                ImageTooLarge(max_bytes=10485760),
+                ImageTooManyPixels(max_pixels=40000000),
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "The image added", value=MEDIA_EXAMPLE, response_only=True, status_codes=["201"]
+            )
+        ],
+        filters=False,
+    )
+    @action(detail=True, methods=["post"], url_path="media", parser_classes=(ImageUploadParser,))
+    def media(self, request: Request, sku: str) -> Response:
+        product = self._product(sku)
+        serializer = MediaInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        item = media_services.add_media(
+            product=product,
+            upload=serializer.validated_data["image"],
+            alt=serializer.validated_data["alt"],
+            actor=request.user,
+        )
+        return Response(
+            MediaOutputSerializer(item).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/products/{sku}/media/{item.pk}"},
+        )
+
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Change an image's alternative text or place (catalog managers)",
+        request=MediaUpdateInputSerializer,
+        responses={
+            status.HTTP_200_OK: MediaOutputSerializer,
+            **problems(MediaNotFound(media_id=9)),
+        },
+        examples=[
+            OpenApiExample(
+                "The image changed", value=MEDIA_EXAMPLE, response_only=True, status_codes=["200"]
+            )
+        ],
+        filters=False,
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        summary="Delete an image and its thumbnails (catalog managers)",
+        responses={status.HTTP_204_NO_CONTENT: None, **problems(MediaNotFound(media_id=9))},
+        filters=False,
+    )
+    @action(
+        detail=True,
+        methods=["patch", "delete"],
+        url_path=rf"media/(?P<media_id>{identifiers.ID_PATTERN})",
+    )
+    def media_item(self, request: Request, sku: str, media_id: str) -> Response:
+        product = self._product(sku)
+        item = media_services.get_media(
+            product=product, media_id=identifiers.id_from_path(media_id)
+        )
+        if request.method == "DELETE":
+            media_services.delete_media(media=item)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        serializer = MediaUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        item = media_services.update_media(media=item, **serializer.validated_data)
+        return Response(MediaOutputSerializer(item).data)
 
 
 def _variant_spec(data: dict[str, Any]) -> services.VariantSpec:

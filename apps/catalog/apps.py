@@ -5,3 +5,10 @@ class CatalogConfig(AppConfig):
     name = "apps.catalog"
     label = "catalog"
     verbose_name = "Catalog"
+
+    def ready(self) -> None:
+        from apps.catalog import media, tasks  # noqa: F401  registers the tasks
+        from ecommerce import outbox
+
+        # An added image gets its thumbnails from a worker, after commit.
+        outbox.register(media.MEDIA_ADDED, task=media.MAKE_THUMBNAILS_TASK)

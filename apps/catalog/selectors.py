@@ -55,14 +55,17 @@ def with_stock(variants: QuerySet[ProductVariant]) -> QuerySet[ProductVariant]:
 
 
 def products(*, include_inactive: bool = False) -> QuerySet[Product]:
-    """Products with `first_sku` and `stock_total` (over their listed variants) annotated."""
+    """Products with `first_sku` and `stock_total` (over their listed variants) annotated,
+    and `first_media_thumbnails` (the first image's thumbnails: the list row's picture)."""
     listed = _active_variants(include_inactive).filter(product=OuterRef("pk"))
     stock = (
         listed.order_by().values("product").annotate(total=Sum("stocks__quantity")).values("total")
     )
+    first_media = ProductMedia.objects.filter(product=OuterRef("pk")).order_by("sort_order", "pk")
     queryset = Product.objects.select_related("category", "product_type").annotate(
         first_sku=Subquery(listed.order_by("sort_order", "pk").values("sku")[:1]),
         stock_total=Coalesce(Subquery(stock), 0),
+        first_media_thumbnails=Subquery(first_media.values("thumbnails")[:1]),
     )
     return queryset if include_inactive else queryset.filter(is_active=True)
 

@@ -165,6 +165,7 @@ def test_list_rows_are_lean_with_money_as_a_string_and_its_currency(api_client, 
         "category": "mugs",
         "stock": 3,
         "in_stock": True,
+        "thumbnail": None,
     }
     assert [row["sku"] for row in page["results"]] == ["MUG-1", "cup-2", "tea-3", "pot-4"]
 
