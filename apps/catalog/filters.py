@@ -1,24 +1,73 @@
-"""List filters for products (validated: a bad value is a 400, never a 500)."""
+"""List filters and facet counts for products (validated: a bad value is a 400, never a 500).
+
+Most filters are about what can be bought, so they are variant-level and one variant must
+meet them all: a product matches `?attr=colour:black&attr=size:m&max_price=20&country=DE`
+when one of its active variants is black (or the product itself is), in size M, at most
+20.00, and in stock in a warehouse serving Germany. Within one attribute the values are
+alternatives (`attr=size:m&attr=size:l`: M or L); across attributes all must hold.
+
+- `attr=<attribute slug>:<value slug>`, repeatable (ATTR_MAX_VALUES at most), filterable
+  attributes only: an unknown or unfilterable attribute is a 400 (a client's bug: the
+  facets name the attributes offered), an unknown value of a known attribute matches
+  nothing (values come and go; a stale link is not an error).
+- `min_price`/`max_price`: some active variant's price is in the range.
+- `category`: the category and its whole subtree.
+- `in_stock=true`: some active variant has units; `false`: none has.
+- `country=DE`: some active variant has units in an active warehouse serving DE (one whose
+  shipping zones list it, or that has no zones). The warehouses are read by one small query
+  on inventory's Warehouse model found through the app registry, not by importing
+  apps.inventory (the catalog sits below it), and not by a join on zone countries, which
+  SQLite (embedded mode) cannot query inside JSON.
+- `facets=colour,size` (FACETS_MAX at most, filterable attributes): the page also carries,
+  per attribute, each value with the number of matching products, in one query for all
+  of them. Counts are disjunctive: a facet's own `attr` filter is left out of its counts,
+  so each count is what the list holds after also choosing that value alone.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import django_filters
 from django import forms
+from django.apps import apps as django_apps
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet
+from django.http import QueryDict
+from django_filters import utils as filter_utils
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
+from rest_framework.request import Request
 
-from apps.catalog.models import Product
+from apps.catalog.models import (
+    AssignedProductAttribute,
+    AssignedVariantAttribute,
+    Attribute,
+    Category,
+    Product,
+    ProductVariant,
+)
+from apps.catalog.search import RANK
 from ecommerce.api import identifiers
 from ecommerce.api.filters import FilterSet, OrderingFilter, StrictBooleanFilter
+from ecommerce.api.pagination import PageNumberPagination
 
 CATEGORY_PATTERN = r"^[-a-zA-Z0-9_]{1,120}$"
 # The same, anchored at the very end: Python's `$` also matches before a final newline.
 _CATEGORY = re.compile(r"\A[-a-zA-Z0-9_]{1,120}\Z")
+ATTR_PATTERN = r"^[-a-zA-Z0-9_]{1,120}:[-a-zA-Z0-9_]{1,200}$"
+_ATTR = re.compile(r"\A([-a-zA-Z0-9_]{1,120}):([-a-zA-Z0-9_]{1,200})\Z")
+# Bounds on one public list request: each value and each facet costs the query a join.
+ATTR_MAX_VALUES = 20
+FACETS_MAX = 5
+FACETS_PATTERN = rf"^[-a-zA-Z0-9_]{{1,120}}(,[-a-zA-Z0-9_]{{1,120}}){{0,{FACETS_MAX - 1}}}$"
+_FACETS = re.compile(rf"\A[-a-zA-Z0-9_]{{1,120}}(,[-a-zA-Z0-9_]{{1,120}}){{0,{FACETS_MAX - 1}}}\Z")
+COUNTRY_PATTERN = r"^[A-Za-z]{2}$"
+_COUNTRY = re.compile(r"\A[A-Za-z]{2}\Z")
 
 
 @extend_schema_field(
@@ -58,44 +107,396 @@ class PriceFilter(django_filters.NumberFilter):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(min_value=0, **kwargs)
 
-    def filter(self, qs: QuerySet[Product], value: Decimal | None) -> QuerySet[Product]:
+    def bound(self, value: Decimal | None) -> Decimal | None:
+        """The bound to compare prices with, or None when it bounds nothing. A lower bound
+        above every price stays above them all (one cent past the column's maximum)."""
         if value is None:
-            return qs
+            return None
         lower = self.lookup_expr == "gte"
         if value > PRICE_MAX:
-            return qs.none() if lower else qs
-        value = value.quantize(CENT, rounding=ROUND_CEILING if lower else ROUND_FLOOR)
-        return super().filter(qs, value)
+            return PRICE_MAX + CENT if lower else None
+        return value.quantize(CENT, rounding=ROUND_CEILING if lower else ROUND_FLOOR)
+
+
+class MultipleValueField(forms.Field):
+    """Every value of a repeated query parameter, each checked against `regex`."""
+
+    widget = forms.SelectMultiple
+    default_error_messages = {
+        "invalid": "Give attribute:value, both slugs (colour:black).",
+        "too_many": f"At most {ATTR_MAX_VALUES} values.",
+    }
+
+    def to_python(self, value: Any) -> list[tuple[str, str]]:
+        if value in self.empty_values:
+            return []
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        values = [item for item in values if item != ""]  # FilterSet refuses empty ones
+        if len(values) > ATTR_MAX_VALUES:
+            raise ValidationError(self.error_messages["too_many"], code="too_many")
+        pairs = []
+        for item in values:
+            match = _ATTR.match(item) if isinstance(item, str) else None
+            if match is None:
+                raise ValidationError(self.error_messages["invalid"], code="invalid")
+            pairs.append((match[1], match[2]))
+        return list(dict.fromkeys(pairs))
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "pattern": ATTR_PATTERN},
+        "maxItems": ATTR_MAX_VALUES,
+        "description": "`attribute:value` by slugs, repeatable: values of one attribute are "
+        "alternatives, different attributes must all hold, and one variant must match every "
+        "variant-level value. An unknown attribute is a 400, an unknown value matches nothing.",
+    }
+)
+class AttributeFilter(django_filters.Filter):
+    field_class = MultipleValueField
+
+
+class FacetsField(forms.Field):
+    default_error_messages = {
+        "invalid": f"Give at most {FACETS_MAX} attribute slugs, separated by commas."
+    }
+
+    def to_python(self, value: Any) -> list[str]:
+        if value in self.empty_values:
+            return []
+        if not isinstance(value, str) or not _FACETS.match(value):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return list(dict.fromkeys(value.split(",")))
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": FACETS_PATTERN,
+        "description": f"Up to {FACETS_MAX} filterable attributes, by slug: the page then "
+        "carries `facets`, each value's count of matching products (leaving out the "
+        "attribute's own `attr` filter).",
+    }
+)
+class FacetsFilter(django_filters.Filter):
+    field_class = FacetsField
+
+
+class CountryField(forms.Field):
+    default_error_messages = {"invalid": "Give a two-letter ISO country code (DE)."}
+
+    def to_python(self, value: Any) -> str | None:
+        if value in self.empty_values:
+            return None
+        if not isinstance(value, str) or not _COUNTRY.match(value):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return value.upper()
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": COUNTRY_PATTERN,
+        "description": "Only products in stock in a warehouse that ships to this country.",
+    }
+)
+class CountryFilter(django_filters.Filter):
+    field_class = CountryField
+
+
+@dataclass(frozen=True)
+class FacetAttribute:
+    id: int
+    slug: str
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """What a list request asked for, resolved: the variant-level conditions and facets."""
+
+    # attribute id -> the value ids any of which it may have (empty: no value is known)
+    groups: dict[int, list[int]] = field(default_factory=dict)
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    in_stock: bool | None = None
+    # Warehouses serving the caller's country; None: no country given.
+    warehouse_ids: list[int] | None = None
+    facets: list[FacetAttribute] = field(default_factory=list)
+
+    @property
+    def restricts_variants(self) -> bool:
+        return bool(
+            self.groups
+            or self.min_price is not None
+            or self.max_price is not None
+            or self.in_stock
+            or self.warehouse_ids is not None
+        )
+
+    def _stock_lookups(self) -> dict[str, Any]:
+        lookups: dict[str, Any] = {"stocks__quantity__gt": 0}
+        if self.warehouse_ids is not None:
+            lookups["stocks__warehouse_id__in"] = self.warehouse_ids
+        return lookups
+
+    def variants(self, *, except_attribute: int | None = None) -> QuerySet[ProductVariant]:
+        """Active variants meeting every variant-level condition (but the one attribute's)."""
+        variants = ProductVariant.objects.filter(is_active=True)
+        if self.min_price is not None:
+            variants = variants.filter(price__gte=self.min_price)
+        if self.max_price is not None:
+            variants = variants.filter(price__lte=self.max_price)
+        if self.in_stock or self.warehouse_ids is not None:
+            variants = variants.filter(**self._stock_lookups())
+        for attribute_id, value_ids in self.groups.items():
+            if attribute_id == except_attribute:
+                continue
+            on_product = AssignedProductAttribute.objects.filter(
+                product_id=OuterRef("product_id"), value_id__in=value_ids
+            )
+            on_variant = AssignedVariantAttribute.objects.filter(
+                variant_id=OuterRef("pk"), value_id__in=value_ids
+            )
+            variants = variants.filter(Exists(on_product) | Exists(on_variant))
+        return variants.order_by()
+
+    def apply(self, products: QuerySet[Product]) -> QuerySet[Product]:
+        if self.in_stock is False:
+            stocked = ProductVariant.objects.filter(
+                product_id=OuterRef("pk"), is_active=True, **self._stock_lookups()
+            )
+            products = products.filter(~Exists(stocked))
+        if self.restricts_variants:
+            products = products.filter(Exists(self.variants().filter(product_id=OuterRef("pk"))))
+        return products
+
+
+def _category_subtree(root_id: int) -> list[int]:
+    """The ids of a category and all its descendants (one query: categories are few)."""
+    children: dict[int | None, list[int]] = {}
+    for pk, parent_id in Category.objects.values_list("pk", "parent_id"):
+        children.setdefault(parent_id, []).append(pk)
+    found, frontier = [root_id], [root_id]
+    while frontier:
+        frontier = [child for parent in frontier for child in children.get(parent, [])]
+        found += frontier
+    return found
+
+
+def _serving_warehouses(country: str) -> list[int]:
+    """Active warehouses shipping to `country`: a zone lists it, or it has no zone."""
+    warehouse = django_apps.get_model("inventory", "Warehouse")
+    zones: dict[int, list[list[str] | None]] = {}
+    for pk, countries in warehouse.objects.filter(is_active=True).values_list(
+        "pk", "shipping_zones__countries"
+    ):
+        zones.setdefault(pk, []).append(countries)
+    return sorted(
+        pk
+        for pk, lists in zones.items()
+        if lists == [None] or any(country in (codes or []) for codes in lists)
+    )
 
 
 class ProductFilter(FilterSet):
-    category = CategoryFilter(method="filter_category", regex=_CATEGORY, strip=False)
+    category = CategoryFilter(regex=_CATEGORY, strip=False)
     min_price = PriceFilter(field_name="price", lookup_expr="gte")
     max_price = PriceFilter(field_name="price", lookup_expr="lte")
-    in_stock = StrictBooleanFilter(method="filter_in_stock")
+    in_stock = StrictBooleanFilter()
+    country = CountryFilter()
+    attr = AttributeFilter()
+    facets = FacetsFilter()
 
     class Meta:
         model = Product
-        fields = ("category", "min_price", "max_price", "in_stock")
+        fields = ("category", "min_price", "max_price", "in_stock", "country", "attr", "facets")
 
-    def filter_category(
-        self, queryset: QuerySet[Product], name: str, value: str
-    ) -> QuerySet[Product]:
+    def is_valid(self) -> bool:
+        """Also resolve the attributes `attr` and `facets` name (one query), refusing
+        unknown and unfilterable ones."""
+        valid = super().is_valid()
+        self.list_filters = ListFilters()
+        if not valid:
+            return False
+        data = self.form.cleaned_data
+        pairs: list[tuple[str, str]] = data.get("attr") or []
+        facets: list[str] = data.get("facets") or []
+        groups: dict[int, list[int]] = {}
+        facet_attributes: list[FacetAttribute] = []
+        if pairs or facets:
+            slugs = {slug for slug, _ in pairs} | set(facets)
+            attributes = Attribute.objects.filter(slug__in=slugs, filterable=True)
+            if pairs:
+                wanted = Q(values__slug__in={value for _, value in pairs})
+                rows = attributes.annotate(
+                    wanted=FilteredRelation("values", condition=wanted)
+                ).values_list("pk", "slug", "wanted__pk", "wanted__slug")
+            else:
+                rows = [(pk, slug, None, None) for pk, slug in attributes.values_list("pk", "slug")]
+            found: dict[str, int] = {}
+            values: dict[tuple[str, str], int] = {}
+            for pk, slug, value_pk, value_slug in rows:
+                found[slug] = pk
+                if value_pk is not None:
+                    values[(slug, value_slug)] = value_pk
+            for name, wanted in (("attr", [slug for slug, _ in pairs]), ("facets", facets)):
+                unknown = sorted({slug for slug in wanted if slug not in found})
+                if unknown:
+                    self.form.add_error(
+                        name, f"No filterable attribute {', '.join(unknown)[:200]}."
+                    )
+                    valid = False
+            if not valid:
+                return False
+            for slug, value in pairs:
+                group = groups.setdefault(found[slug], [])
+                if (slug, value) in values:
+                    group.append(values[(slug, value)])
+            facet_attributes = [FacetAttribute(id=found[slug], slug=slug) for slug in facets]
+        country = data.get("country")
+        self.list_filters = ListFilters(
+            groups=groups,
+            min_price=self.filters["min_price"].bound(data.get("min_price")),
+            max_price=self.filters["max_price"].bound(data.get("max_price")),
+            in_stock=data.get("in_stock"),
+            warehouse_ids=None if country is None else _serving_warehouses(country),
+            facets=facet_attributes,
+        )
+        return True
+
+    def filter_queryset(self, queryset: QuerySet[Product]) -> QuerySet[Product]:
+        category = self.form.cleaned_data.get("category")
+        if category:
+            queryset = self._in_category(queryset, category)
+        self.base = queryset  # what the facets count within, before variant conditions
+        return self.list_filters.apply(queryset)
+
+    def _in_category(self, queryset: QuerySet[Product], value: str) -> QuerySet[Product]:
         if value.isdigit():  # ASCII: the pattern let nothing else through
             if not identifiers.is_id(value):
                 return queryset.none()  # no category has this id
-            return queryset.filter(category_id=identifiers.parse_id(value))
-        return queryset.filter(category__slug=value)
+            root = Category.objects.filter(pk=identifiers.parse_id(value)).first()
+        else:
+            root = Category.objects.filter(slug=value).first()
+        if root is None:
+            return queryset.none()
+        return queryset.filter(category_id__in=_category_subtree(root.pk))
 
-    def filter_in_stock(
-        self, queryset: QuerySet[Product], name: str, value: bool | None
+
+class ProductFilterBackend(DjangoFilterBackend):
+    """django-filter's backend, leaving the filterset on the view for the facets."""
+
+    def filter_queryset(
+        self, request: Request, queryset: QuerySet[Product], view: Any
     ) -> QuerySet[Product]:
-        if value is None:
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
             return queryset
-        return queryset.filter(Q(stock__gt=0) if value else Q(stock=0))
+        if not filterset.is_valid():
+            raise filter_utils.translate_validation(filterset.errors)
+        view.product_filterset = filterset
+        return filterset.qs
+
+
+def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, Any]]] | None:
+    """Per requested facet, its values with the number of matching products, in one query.
+
+    A product counts for a value when it holds it (product-level) and has an active variant
+    meeting the other conditions, or when one of its active variants holds it and meets the
+    other conditions itself. None when no facets were asked for.
+    """
+    if filterset is None or not filterset.list_filters.facets:
+        return None
+    filters = filterset.list_filters
+    products = filterset.base.order_by().values("pk")
+    parts: list[QuerySet[Any]] = []
+    for facet in filters.facets:
+        variants = filters.variants(except_attribute=facet.id)
+        parts.append(
+            AssignedProductAttribute.objects.filter(
+                attribute_id=facet.id,
+                product_id__in=products,
+            )
+            .filter(Exists(variants.filter(product_id=OuterRef("product_id"))))
+            .annotate(facet_value=F("value_id"), facet_product=F("product_id"))
+            .order_by()
+            .values_list("facet_value", "facet_product")
+        )
+        parts.append(
+            AssignedVariantAttribute.objects.filter(
+                attribute_id=facet.id,
+                variant_id__in=variants.filter(product_id__in=products).values("pk"),
+            )
+            .annotate(facet_value=F("value_id"), facet_product=F("variant__product_id"))
+            .order_by()
+            .values_list("facet_value", "facet_product")
+        )
+    pairs_sql, params = parts[0].union(*parts[1:], all=True).query.sql_with_params()
+    # The pairs' SQL is Django's own compilation of the querysets above; values are params.
+    sql = (
+        "SELECT value.attribute_id, value.slug, value.name, counted.products "  # noqa: S608
+        "FROM (SELECT facet_value, COUNT(DISTINCT facet_product) AS products "
+        f"FROM ({pairs_sql}) pairs GROUP BY facet_value) counted "
+        "JOIN catalog_attributevalue value ON value.id = counted.facet_value "
+        "ORDER BY value.attribute_id, value.sort_order, value.name, value.id"
+    )
+    result: dict[int, list[dict[str, Any]]] = {facet.id: [] for facet in filters.facets}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for attribute_id, slug, name, count in cursor.fetchall():
+            result[attribute_id].append({"slug": slug, "name": name, "count": count})
+    return {facet.slug: result[facet.id] for facet in filters.facets}
 
 
 class ProductOrdering(OrderingFilter):
-    """`?ordering=price|-price|name|-name|newest|oldest` (and the raw field names)."""
+    """`?ordering=price|-price|name|-name|newest|oldest` (and the raw field names); best
+    match first when searching without one."""
 
     aliases = {"newest": "-created_at", "oldest": "created_at"}
+
+    def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: Any) -> Any:
+        if request.query_params.get(self.ordering_param) is None and (
+            RANK in queryset.query.annotations
+        ):
+            return queryset.order_by(f"-{RANK}", "pk")
+        return super().filter_queryset(request, queryset, view)
+
+
+FACET_VALUE_SCHEMA = {
+    "type": "object",
+    "required": ["slug", "name", "count"],
+    "properties": {
+        "slug": {"type": "string"},
+        "name": {"type": "string"},
+        "count": {"type": "integer", "minimum": 1},
+    },
+}
+
+
+class ProductPagination(PageNumberPagination):
+    """Pages of products, which carry `facets` when the request asked for them."""
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        page = super().get_paginated_response_schema(schema)
+        page["properties"]["facets"] = {
+            "type": "object",
+            "description": "Only with `facets`: per attribute slug, its values held by "
+            "matching products, each with their number.",
+            "additionalProperties": {"type": "array", "items": FACET_VALUE_SCHEMA},
+        }
+        return page
+
+    def _base_url(self) -> str:
+        """The base's page links, keeping every value of `attr` (the base keeps the last
+        value of each parameter, which is what every other parameter means)."""
+        if self.link_query_params is None:
+            return super()._base_url()
+        params = self.request.query_params
+        query = QueryDict(mutable=True)
+        for name in self.link_query_params:
+            if name in params:
+                query.setlist(
+                    name, sorted(params.getlist(name)) if name == "attr" else [params[name]]
+                )
+        return f"{self.request.path}?{query.urlencode()}" if query else self.request.path

@@ -1,4 +1,21 @@
-"""`?search=` on the product list: parsed and bounded here, queried by the selector.
+"""`?search=` on the product list: parsed and bounded here, matched and ranked in PostgreSQL.
+
+On PostgreSQL a product matches when either
+- its search document (migration catalog.0008: name weight A, description B, attribute
+  value names and active variants' SKUs C) holds every word as a word prefix, in the
+  configured language (settings.SEARCH_LANGUAGE, stemmed: `shirts` finds `shirt`) or in
+  the `simple` configuration (so stop words such as the size `s` still find SKU parts);
+  a one-character word must be a whole word, as a prefix it would match half the catalog;
+- or, for typos, every word of three characters or more is close to a word of its name
+  (pg_trgm `word_similarity` >= SEARCH_TYPO_SIMILARITY against the name without its
+  punctuation: `tshrit` finds `T-Shirt`). Both are served by GIN indexes.
+Results are ranked, best first, unless `?ordering=` asks otherwise: `ts_rank` over the
+weighted document (a name match outranks a description match) plus the trigram
+similarity of the search to the name.
+
+Embedded SQLite has neither full-text search nor trigrams: there every word must be a
+substring of the name, the description or a variant's SKU, in any letter case, with no
+typo tolerance and results in name order.
 
 Anyone may search, so one request must not cost much: a search longer than
 SEARCH_MAX_CHARS or with more than SEARCH_MAX_WORDS words is a 400 (not a slow query), and
@@ -13,7 +30,10 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import BooleanField, Expression, FloatField, Q, QuerySet, TextField
+from django.db.models.sql.compiler import SQLCompiler
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
@@ -23,30 +43,145 @@ from apps.catalog.models import Product, ProductVariant
 # Bounds on one public search, so an anonymous caller cannot make one request cost much.
 SEARCH_MAX_CHARS = 100
 SEARCH_MAX_WORDS = 8
-_INDEX_WORD = re.compile(r"[^\W_]+")
+# How close (pg_trgm word similarity, 0-1) a word must be to a word of a name to match it
+# as a typo. pg_trgm's default (0.6) misses a swapped pair of letters (`tshrit` is 0.43
+# from `tshirt`); below 0.4 unrelated short words start to match.
+SEARCH_TYPO_SIMILARITY = 0.4
+# Words shorter than this take no part in typo matching: too few trigrams to compare.
+SEARCH_TYPO_MIN_CHARS = 3
+RANK = "search_rank"
+_WORD_CHARS = re.compile(r"[^\W_]+")
 
 
 def search_words(terms: Iterable[str]) -> list[str]:
     """The words of a search, lower-cased, as the index cuts them (`T-Shirt`: `t`, `shirt`)."""
-    return [word for term in terms for word in _INDEX_WORD.findall(term.lower())]
+    return [word for term in terms for word in _WORD_CHARS.findall(term.lower())]
+
+
+class ProductColumn(Expression):
+    """A column of catalog_product the model does not declare (search_document,
+    search_name: migration catalog.0008), under whatever alias the query gives the table."""
+
+    def __init__(self, column: str, output_field: Any) -> None:
+        super().__init__(output_field=output_field)
+        self.column = column
+        self.alias: str | None = None
+
+    def resolve_expression(self, query: Any = None, *args: Any, **kwargs: Any) -> ProductColumn:
+        resolved = self.copy()
+        resolved.alias = query.get_initial_alias()
+        return resolved
+
+    def relabeled_clone(self, change_map: dict[str, str]) -> ProductColumn:
+        clone = self.copy()
+        clone.alias = change_map.get(self.alias or "", self.alias)
+        return clone
+
+    def as_sql(self, compiler: SQLCompiler, connection: Any) -> tuple[str, list[Any]]:
+        column = connection.ops.quote_name(self.column)
+        return f"{compiler.quote_name_unless_alias(self.alias)}.{column}", []
+
+
+def tsquery_text(words: Sequence[str]) -> str:
+    """Every word as a prefix (a one-character word whole), all required. Words are runs
+    of letters and digits (search_words), so no tsquery operator can reach here."""
+    return " & ".join(word if len(word) == 1 else f"{word}:*" for word in words)
+
+
+def _matches_and_rank(words: Sequence[str]) -> tuple[Q, Expression]:
+    query = tsquery_text(words)
+    document = ProductColumn("search_document", TextField())
+    name = ProductColumn("search_name", TextField())
+    tsquery = "(to_tsquery(catalog_search_config(), %s) || to_tsquery('simple', %s))"
+    condition = Q(_Sql(f"{{}} @@ {tsquery}", [document], [query, query]))
+    if all(len(word) >= SEARCH_TYPO_MIN_CHARS for word in words):
+        typo = Q()
+        for word in words:
+            typo &= Q(_Sql("%s <%% {}", [name], [word]))
+        condition |= typo
+    rank = _Sql(
+        f"ts_rank({{}}, {tsquery}) + word_similarity(%s, {{}})",
+        [document, name],
+        [query, query, " ".join(words)],
+        output=FloatField(),
+    )
+    return condition, rank
+
+
+class _Sql(Expression):
+    """A fragment of SQL whose `{}` are product columns (resolved under the query's alias)
+    and whose `%s` are parameters: RawSQL cannot take expressions."""
+
+    conditional = True
+
+    def __init__(
+        self,
+        template: str,
+        columns: Sequence[ProductColumn],
+        params: Sequence[Any],
+        output: Any = None,
+    ) -> None:
+        super().__init__(output_field=output or BooleanField())
+        self.template = template
+        self.columns = list(columns)
+        self.params = list(params)
+
+    def get_source_expressions(self) -> list[Any]:
+        return self.columns
+
+    def set_source_expressions(self, exprs: list[Any]) -> None:
+        self.columns = exprs
+
+    def as_sql(self, compiler: SQLCompiler, connection: Any) -> tuple[str, list[Any]]:
+        columns = [compiler.compile(column)[0] for column in self.columns]
+        return f"({self.template.format(*columns)})", list(self.params)
 
 
 def search_products(queryset: QuerySet[Product], *, words: Sequence[str]) -> QuerySet[Product]:
-    """The products whose name or SKU has a word starting with each of `words`.
-
-    One-character words match whole words only: as prefixes they would match half the
-    catalog. On PostgreSQL this is a full-text match served by the GIN index; embedded
-    SQLite falls back to a substring match. Callers bound `words` (SEARCH_MAX_WORDS).
-    """
+    """The products matching every word (see the module docstring), annotated with
+    `search_rank` on PostgreSQL. Callers bound `words` (SEARCH_MAX_WORDS)."""
     if not words:
         return queryset.none()
-    # Interim: a substring match on names and SKUs until full-text search is rebuilt.
-    for word in words:
-        queryset = queryset.filter(
-            Q(name__icontains=word)
-            | Q(pk__in=ProductVariant.objects.filter(sku__icontains=word).values("product_id"))
+    if connection.vendor != "postgresql":
+        for word in words:
+            queryset = queryset.filter(
+                Q(name__icontains=word)
+                | Q(description__icontains=word)
+                | Q(pk__in=ProductVariant.objects.filter(sku__icontains=word).values("product_id"))
+            )
+        return queryset
+    condition, rank = _matches_and_rank(words)
+    return queryset.filter(condition).annotate(**{RANK: rank})
+
+
+def use_typo_threshold() -> None:
+    """Set this connection's pg_trgm word similarity threshold, which the index-served
+    `<%` operator reads (it takes no argument). Session-wide and idempotent: nothing
+    else in the project uses the operator."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
+                [str(SEARCH_TYPO_SIMILARITY)],
+            )
+
+
+def rebuild_search_documents() -> int:
+    """Adopt settings.SEARCH_LANGUAGE: redefine `catalog_search_config()` and recompute
+    every product's search document. Returns the number of products. PostgreSQL only
+    (a no-op elsewhere); run it once after changing the setting."""
+    from importlib import import_module
+
+    if connection.vendor != "postgresql":
+        return 0
+    migration = import_module("apps.catalog.migrations.0008_search_document")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(migration.config_function(settings.SEARCH_LANGUAGE))
+        cursor.execute(
+            "UPDATE catalog_product "
+            "SET search_document = catalog_product_search_document(id, name, description)"
         )
-    return queryset
+        return int(cursor.rowcount)
 
 
 # Spaces, commas, tabs and newlines separate words; every other control character is
@@ -61,13 +196,14 @@ SEARCH_PATTERN = (
 
 
 class ProductSearchFilter(SearchFilter):
-    """Word-prefix search over product names and SKUs, with bounds."""
+    """Full-text and typo-tolerant search over products, ranked, with bounds."""
 
     search_description = (
-        "Products whose name or SKU has a word starting with each word given, in any letter "
-        "case (`blu shirt` finds Blue T-Shirt; a one-letter word must match a whole word). "
-        f"At most {SEARCH_MAX_CHARS} characters and {SEARCH_MAX_WORDS} "
-        "words."
+        "Products whose name, description, attribute values or variant SKUs hold a word "
+        "starting with each word given, in any letter case and word form (`blu shirts` "
+        "finds Blue T-Shirt; a one-letter word must match a whole word), or whose name is "
+        "close to every word (`tshrit` finds T-Shirt). Best matches first unless `ordering` "
+        f"is given. At most {SEARCH_MAX_CHARS} characters and {SEARCH_MAX_WORDS} words."
     )
 
     def get_search_terms(self, request: Request) -> list[str]:
@@ -91,6 +227,7 @@ class ProductSearchFilter(SearchFilter):
         words = self.get_search_terms(request)  # refuses what is out of bounds first
         if not _SEPARATORS.sub("", request.query_params.get(self.search_param, "")):
             return queryset  # no search at all
+        use_typo_threshold()
         return search_products(queryset, words=words)
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:

@@ -1,0 +1,312 @@
+"""The product search document, kept current by the database, and the indexes search uses.
+
+`catalog_product.search_document` is one tsvector per product: its name (weight A), its
+description (B), the names of its attribute values, product-level and of its active
+variants (C), and its active variants' SKUs cut at every non-alphanumeric run (C, in the
+`simple` configuration: codes are not words to stem). A stored generated column cannot
+read other tables, and the variants, attribute values and the values' names all live in
+other tables, so triggers keep the document current instead:
+
+- BEFORE INSERT or UPDATE OF name, description on a product (row level) computes it;
+- AFTER each statement on variants, assigned product/variant attribute values and attribute
+  values (transition tables, so a bulk insert of 1,000 variants updates each of their
+  products once) recompute the documents of the products the changed rows belong to. A
+  variant UPDATE recomputes only when its SKU, activity or product changed: a price change
+  costs a join of the statement's rows and no product row lock.
+
+Triggers rather than calls from apps.catalog.services: every writer (services, admin,
+import, a data migration, `bulk_create`, hand-written SQL) keeps the document right, and a
+document that is never stale needs no reindex job. The products to recompute are locked in
+id order (house rule R7) before they are updated.
+
+The language is the text search configuration `catalog_search_config()` returns, made from
+settings.SEARCH_LANGUAGE when this migration runs; queries read the same function, so the
+document and the query always stem alike. To change the language on a live database, set
+SEARCH_LANGUAGE and call apps.catalog.search.rebuild_search_documents().
+
+`search_name` (a stored generated column: the name in lower case with its punctuation
+dropped, `T-Shirt` -> `tshirt`) carries the trigram GIN index typo-tolerant search uses
+(`word_similarity`, pg_trgm from 0002): `tshrit` shares three trigrams with `tshirt` but
+none with `shirt`. Stored, not an expression index, for the reason 0005 gave: a walk of the
+name index that tests each row must not compute the expression row by row.
+
+Neither column is declared on the model: only apps.catalog.search reads them. SQLite
+(embedded mode) skips all this and searches by substring.
+"""
+
+from django.conf import settings
+from django.db import migrations
+
+DOCUMENT_FUNCTIONS = [
+    """
+    CREATE OR REPLACE FUNCTION catalog_product_search_document(
+        product bigint, name text, description text
+    ) RETURNS tsvector LANGUAGE sql STABLE AS $$
+        SELECT setweight(to_tsvector(catalog_search_config(), coalesce(name, '')), 'A')
+            || setweight(to_tsvector(catalog_search_config(), coalesce(description, '')), 'B')
+            || setweight(to_tsvector(catalog_search_config(), coalesce((
+                SELECT string_agg(value.name, ' ' ORDER BY value.id)
+                FROM catalog_attributevalue value
+                WHERE value.id IN (
+                    SELECT value_id FROM catalog_assignedproductattribute
+                    WHERE product_id = product
+                    UNION
+                    SELECT assigned.value_id
+                    FROM catalog_assignedvariantattribute assigned
+                    JOIN catalog_productvariant variant ON variant.id = assigned.variant_id
+                    WHERE variant.product_id = product AND variant.is_active
+                )
+            ), '')), 'C')
+            || setweight(to_tsvector('simple', coalesce((
+                SELECT string_agg(regexp_replace(sku, '[^[:alnum:]]+', ' ', 'g'), ' ')
+                FROM catalog_productvariant
+                WHERE product_id = product AND is_active
+            ), '')), 'C')
+    $$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION catalog_refresh_search_documents(products bigint[])
+    RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM 1 FROM catalog_product WHERE id = ANY(products) ORDER BY id FOR UPDATE;
+        UPDATE catalog_product
+        SET search_document = catalog_product_search_document(id, name, description)
+        WHERE id = ANY(products);
+    END
+    $$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION catalog_product_search_document_row() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.search_document := catalog_product_search_document(
+            NEW.id, NEW.name, NEW.description
+        );
+        RETURN NEW;
+    END
+    $$
+    """,
+    # Statement-level functions: plpgsql plans a statement when it first runs it, so a
+    # branch naming a transition table its trigger lacks is never planned.
+    """
+    CREATE OR REPLACE FUNCTION catalog_search_variants_changed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            PERFORM catalog_refresh_search_documents(
+                ARRAY(SELECT DISTINCT product_id FROM new_rows)
+            );
+        ELSIF TG_OP = 'DELETE' THEN
+            PERFORM catalog_refresh_search_documents(
+                ARRAY(SELECT DISTINCT product_id FROM old_rows)
+            );
+        ELSE
+            PERFORM catalog_refresh_search_documents(ARRAY(
+                SELECT DISTINCT unnest(ARRAY[n.product_id, o.product_id])
+                FROM new_rows n JOIN old_rows o ON o.id = n.id
+                WHERE (n.sku, n.is_active, n.product_id)
+                    IS DISTINCT FROM (o.sku, o.is_active, o.product_id)
+            ));
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION catalog_search_product_values_changed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            PERFORM catalog_refresh_search_documents(
+                ARRAY(SELECT DISTINCT product_id FROM new_rows)
+            );
+        ELSIF TG_OP = 'DELETE' THEN
+            PERFORM catalog_refresh_search_documents(
+                ARRAY(SELECT DISTINCT product_id FROM old_rows)
+            );
+        ELSE
+            PERFORM catalog_refresh_search_documents(ARRAY(
+                SELECT product_id FROM new_rows UNION SELECT product_id FROM old_rows
+            ));
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION catalog_search_variant_values_changed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            PERFORM catalog_refresh_search_documents(ARRAY(
+                SELECT DISTINCT v.product_id FROM catalog_productvariant v
+                WHERE v.id IN (SELECT variant_id FROM new_rows)
+            ));
+        ELSIF TG_OP = 'DELETE' THEN
+            PERFORM catalog_refresh_search_documents(ARRAY(
+                SELECT DISTINCT v.product_id FROM catalog_productvariant v
+                WHERE v.id IN (SELECT variant_id FROM old_rows)
+            ));
+        ELSE
+            PERFORM catalog_refresh_search_documents(ARRAY(
+                SELECT DISTINCT v.product_id FROM catalog_productvariant v
+                WHERE v.id IN (
+                    SELECT variant_id FROM new_rows UNION SELECT variant_id FROM old_rows
+                )
+            ));
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION catalog_search_values_renamed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM catalog_refresh_search_documents(ARRAY(
+            SELECT product_id FROM catalog_assignedproductattribute
+            WHERE value_id IN (
+                SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
+                WHERE n.name IS DISTINCT FROM o.name
+            )
+            UNION
+            SELECT v.product_id
+            FROM catalog_assignedvariantattribute assigned
+            JOIN catalog_productvariant v ON v.id = assigned.variant_id
+            WHERE assigned.value_id IN (
+                SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
+                WHERE n.name IS DISTINCT FROM o.name
+            )
+        ));
+        RETURN NULL;
+    END
+    $$
+    """,
+]
+
+
+def _statement_triggers(table: str, function: str, *, events: tuple[str, ...]) -> list[str]:
+    """One AFTER ... FOR EACH STATEMENT trigger per event: PostgreSQL allows transition
+    tables only on single-event triggers without column lists."""
+    statements = []
+    for event in events:
+        name = f"{table}_search_{event.lower()}"
+        tables = {
+            "INSERT": "NEW TABLE AS new_rows",
+            "DELETE": "OLD TABLE AS old_rows",
+            "UPDATE": "NEW TABLE AS new_rows OLD TABLE AS old_rows",
+        }[event]
+        statements += [
+            f"DROP TRIGGER IF EXISTS {name} ON {table}",
+            f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {tables} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
+        ]
+    return statements
+
+
+ALL_EVENTS = ("INSERT", "UPDATE", "DELETE")
+TRIGGERS = [
+    "DROP TRIGGER IF EXISTS catalog_product_search_document ON catalog_product",
+    "CREATE TRIGGER catalog_product_search_document "
+    "BEFORE INSERT OR UPDATE OF name, description ON catalog_product "
+    "FOR EACH ROW EXECUTE FUNCTION catalog_product_search_document_row()",
+    *_statement_triggers(
+        "catalog_productvariant", "catalog_search_variants_changed", events=ALL_EVENTS
+    ),
+    *_statement_triggers(
+        "catalog_assignedproductattribute",
+        "catalog_search_product_values_changed",
+        events=ALL_EVENTS,
+    ),
+    *_statement_triggers(
+        "catalog_assignedvariantattribute",
+        "catalog_search_variant_values_changed",
+        events=ALL_EVENTS,
+    ),
+    *_statement_triggers(
+        "catalog_attributevalue", "catalog_search_values_renamed", events=("UPDATE",)
+    ),
+]
+
+
+def config_function(language: str) -> str:
+    """The function naming the search language (a validated setting: see settings.py)."""
+    if not language.isascii() or not language.replace("_", "").isalpha():
+        raise ValueError(f"Not a text search configuration: {language!r}")
+    return (
+        "CREATE OR REPLACE FUNCTION catalog_search_config() RETURNS regconfig "
+        f"LANGUAGE sql IMMUTABLE AS $$ SELECT '{language}'::regconfig $$"
+    )
+
+
+def forward_statements() -> list[str]:
+    return [
+        config_function(settings.SEARCH_LANGUAGE),
+        "ALTER TABLE catalog_product ADD COLUMN IF NOT EXISTS search_document tsvector "
+        "NOT NULL DEFAULT ''::tsvector",
+        "ALTER TABLE catalog_product ADD COLUMN IF NOT EXISTS search_name text "
+        "GENERATED ALWAYS AS (lower(regexp_replace(name, '[^[:alnum:][:space:]]+', '', 'g'))) "
+        "STORED",
+        *DOCUMENT_FUNCTIONS,
+        *TRIGGERS,
+        "UPDATE catalog_product "
+        "SET search_document = catalog_product_search_document(id, name, description)",
+        "CREATE INDEX IF NOT EXISTS catalog_product_search ON catalog_product "
+        "USING gin (search_document)",
+        "CREATE INDEX IF NOT EXISTS catalog_product_search_name_trgm ON catalog_product "
+        "USING gin (search_name gin_trgm_ops)",
+        # Facets and attribute filters read assignments by attribute.
+        "CREATE INDEX IF NOT EXISTS catalog_varattr_attribute_idx "
+        "ON catalog_assignedvariantattribute (attribute_id, value_id, variant_id)",
+        "CREATE INDEX IF NOT EXISTS catalog_prodattr_attribute_idx "
+        "ON catalog_assignedproductattribute (attribute_id, value_id, product_id)",
+    ]
+
+
+BACKWARD = [
+    "DROP INDEX IF EXISTS catalog_prodattr_attribute_idx",
+    "DROP INDEX IF EXISTS catalog_varattr_attribute_idx",
+    "DROP INDEX IF EXISTS catalog_product_search_name_trgm",
+    "DROP INDEX IF EXISTS catalog_product_search",
+    *[
+        f"DROP TRIGGER IF EXISTS {table}_search_{event} ON {table}"
+        for table in (
+            "catalog_productvariant",
+            "catalog_assignedproductattribute",
+            "catalog_assignedvariantattribute",
+            "catalog_attributevalue",
+        )
+        for event in ("insert", "update", "delete")
+    ],
+    "DROP TRIGGER IF EXISTS catalog_product_search_document ON catalog_product",
+    "DROP FUNCTION IF EXISTS catalog_search_values_renamed()",
+    "DROP FUNCTION IF EXISTS catalog_search_variant_values_changed()",
+    "DROP FUNCTION IF EXISTS catalog_search_product_values_changed()",
+    "DROP FUNCTION IF EXISTS catalog_search_variants_changed()",
+    "DROP FUNCTION IF EXISTS catalog_product_search_document_row()",
+    "DROP FUNCTION IF EXISTS catalog_refresh_search_documents(bigint[])",
+    "DROP FUNCTION IF EXISTS catalog_product_search_document(bigint, text, text)",
+    "ALTER TABLE catalog_product DROP COLUMN IF EXISTS search_name",
+    "ALTER TABLE catalog_product DROP COLUMN IF EXISTS search_document",
+    "DROP FUNCTION IF EXISTS catalog_search_config()",
+]
+
+
+def forward(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for statement in forward_statements():
+        schema_editor.execute(statement, params=None)
+
+
+def backward(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for statement in BACKWARD:
+        schema_editor.execute(statement, params=None)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("catalog", "0007_stock_leaves_the_catalog")]
+
+    operations = [migrations.RunPython(forward, backward)]
