@@ -200,6 +200,21 @@ CACHE_GENERATION_TTL_SECONDS = env.int("CACHE_GENERATION_TTL_SECONDS", default=7
 # --- Catalog ----------------------------------------------------------------------------
 STORE_CURRENCY = env.str("STORE_CURRENCY", default="EUR").upper()
 CATALOG_CACHE_TTL_SECONDS = env.int("CATALOG_CACHE_TTL_SECONDS", default=300)
+# The PostgreSQL text search configuration product search stems words with (one built in,
+# so a typo stops start-up instead of failing every search). Changing it on a live
+# database needs apps.catalog.search.rebuild_search_documents().
+SEARCH_LANGUAGE = env.str("SEARCH_LANGUAGE", default="english").lower()
+_SEARCH_LANGUAGES = (
+    *("simple", "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english"),
+    *("finnish", "french", "german", "greek", "hindi", "hungarian", "indonesian", "irish"),
+    *("italian", "lithuanian", "nepali", "norwegian", "portuguese", "romanian", "russian"),
+    *("serbian", "spanish", "swedish", "tamil", "turkish", "yiddish"),
+)
+if SEARCH_LANGUAGE not in _SEARCH_LANGUAGES:
+    sys.exit(
+        f"ImproperlyConfigured: SEARCH_LANGUAGE={SEARCH_LANGUAGE!r} is not one of: "
+        f"{', '.join(_SEARCH_LANGUAGES)}."
+    )
 
 # --- Orders -----------------------------------------------------------------------------
 ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)

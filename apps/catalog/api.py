@@ -10,7 +10,6 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import parsers, status, viewsets
 from rest_framework.decorators import action
@@ -34,7 +33,13 @@ from apps.catalog.exceptions import (
     SkuTaken,
     SlugTaken,
 )
-from apps.catalog.filters import ProductFilter, ProductOrdering
+from apps.catalog.filters import (
+    ProductFilter,
+    ProductFilterBackend,
+    ProductOrdering,
+    ProductPagination,
+    facet_counts,
+)
 from apps.catalog.models import Attribute, Category, Product, ProductType, ProductVariant
 from apps.catalog.search import ProductSearchFilter
 from apps.catalog.serializers import (
@@ -110,8 +115,10 @@ class ProductViewSet(viewsets.GenericViewSet):
 
     lookup_field = "sku"
     lookup_value_regex = r"[A-Za-z0-9._-]{1,64}"
-    filter_backends = (DjangoFilterBackend, ProductSearchFilter, ProductOrdering)
+    # Search first: the filters keep the searched products as the facets' base.
+    filter_backends = (ProductSearchFilter, ProductFilterBackend, ProductOrdering)
     filterset_class = ProductFilter
+    pagination_class = ProductPagination
     search_fields = ("name", "sku")
     ordering_fields = ("price", "name", "created_at")
     ordering = ("name", "pk")
@@ -134,12 +141,17 @@ class ProductViewSet(viewsets.GenericViewSet):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         data = ProductListOutputSerializer(page, many=True).data
-        return self.get_paginated_response(data).data
+        body: dict[str, Any] = self.get_paginated_response(data).data
+        facets = facet_counts(getattr(self, "product_filterset", None))
+        if facets is not None:
+            body["facets"] = facets
+        return body
 
     @extend_schema(
         summary="List products",
         description="Active products for everyone (served from cache); catalog managers "
-        "also see inactive ones.",
+        "also see inactive ones. Searching ranks the best matches first; `attr`, prices, "
+        "`in_stock` and `country` must all hold for one variant; `facets` adds value counts.",
         responses=ProductListOutputSerializer(many=True),
     )
     def list(self, request: Request) -> HttpResponse | Response:

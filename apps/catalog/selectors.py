@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Upper
+from django.http import QueryDict
 from rest_framework.renderers import JSONRenderer
 
 from apps.catalog import cache
@@ -33,11 +35,16 @@ LIST_PARAMS = (
     "min_price",
     "max_price",
     "in_stock",
+    "country",
+    "attr",
+    "facets",
     "search",
     "ordering",
     "page",
     "page_size",
 )
+# Of those, the ones read with all their values (the others: the last one given).
+REPEATED_LIST_PARAMS = frozenset({"attr"})
 
 
 def _active_variants(include_inactive: bool) -> QuerySet[ProductVariant]:
@@ -193,8 +200,21 @@ def product_list_json(*, query: Mapping[str, str], render: Callable[[], bytes]) 
     """A public list page as JSON bytes, read through the cache.
 
     The key holds the catalog's list generation, so any product change retires every page.
+    A repeated parameter (`attr`) keys on all its values, in any order; values are
+    URL-encoded so no value can pass for another parameter.
     """
-    normalized = "&".join(f"{name}={query[name]}" for name in LIST_PARAMS if name in query)
+    normalized = urlencode(
+        [
+            (name, value)
+            for name in LIST_PARAMS
+            if name in query
+            for value in (
+                sorted(query.getlist(name))
+                if name in REPEATED_LIST_PARAMS and isinstance(query, QueryDict)
+                else [query[name]]  # the value the list reads: a QueryDict's last
+            )
+        ]
+    )
     digest = hashlib.blake2b(normalized.encode(), digest_size=16).hexdigest()
     generation = caching.current_generation(cache.LIST, cache.LIST_GENERATION_KEY)
     if generation is None:  # cache unavailable
