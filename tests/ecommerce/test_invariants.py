@@ -14,7 +14,8 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.catalog.models import Product
+from apps.inventory import services as inventory_services
+from apps.inventory.models import Stock, Warehouse
 from apps.notifications.models import Notification, NotificationStatus, WebhookEndpoint
 from apps.orders.models import Order, OrderStatus
 from apps.payments.gateway import get_gateway
@@ -26,7 +27,7 @@ from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 ALL_CHECKS = (
-    "catalog.stock_matches_ledger",
+    "inventory.stock_matches_ledger",
     "notifications.every_event_notified",
     "notifications.none_stuck",
     "orders.stock_held",
@@ -117,21 +118,46 @@ def test_json_output_counts_what_each_check_looked_at(shop: dict[str, Any]) -> N
     checks = {check["name"]: check for check in document["checks"]}
     assert (code, document["ok"]) == (0, True)
     assert checks["payments.provider_agrees"]["checked"] == 2
-    assert checks["catalog.stock_matches_ledger"]["checked"] == 2
+    assert checks["inventory.stock_matches_ledger"]["checked"] == 2
     # placed + paid, placed + payment_failed: four events, each emailed to the buyer.
     assert checks["notifications.every_event_notified"]["checked"] == 4
     assert {c["status"] for c in checks.values()} == {"ok"}
 
 
-def test_stock_that_differs_from_its_ledger_is_a_break(shop: dict[str, Any]) -> None:
-    Product.objects.filter(pk=shop["product"].pk).update(stock=F("stock") + 1)
+def test_stock_that_differs_from_its_ledger_in_one_warehouse_is_a_break(
+    shop: dict[str, Any],
+) -> None:
+    # given: inv-a also stocked in a second warehouse, where its row agrees with its ledger
+    north = Warehouse.objects.create(name="North", slug="north", priority=200)
+    variant = shop["product"].variant
+    inventory_services.restock(variant_id=variant.pk, quantity=4, warehouse=north)
+    assert run("--check", "inventory.stock_matches_ledger")[0] == 0
+    # when: its row in the default warehouse is changed behind the ledger's back
+    Stock.objects.filter(variant=variant, warehouse__slug="main").update(quantity=F("quantity") + 1)
 
     code, output = run()
 
+    # then: that warehouse, and only it, is named
     assert code == 1
-    assert status_of(output, "catalog.stock_matches_ledger") == "FAIL"
-    assert f"product {shop['product'].pk} inv-a: stock 9, ledger sums to 8" in output
-    assert "broken: catalog.stock_matches_ledger (FAIL)" in output
+    assert status_of(output, "inventory.stock_matches_ledger") == "FAIL"
+    assert "inv-a in main: stock 9, ledger sums to 8" in output
+    assert "in north" not in output
+    assert "broken: inventory.stock_matches_ledger (FAIL)" in output
+
+
+def test_a_ledger_row_without_its_stock_row_is_a_break(shop: dict[str, Any]) -> None:
+    north = Warehouse.objects.create(name="North", slug="north", priority=200)
+    variant = shop["other"].variant
+    inventory_services.restock(variant_id=variant.pk, quantity=3, warehouse=north)
+    Stock.objects.filter(variant=variant, warehouse=north).delete()
+
+    code, output = run("--check", "inventory.stock_matches_ledger")
+
+    assert code == 1
+    assert (
+        f"variant {variant.pk} in warehouse {north.pk}: ledger sums to 3 but there is no stock row"
+        in output
+    )
 
 
 def test_an_order_left_pending_past_its_window_is_a_break(place: Any, settings: Any) -> None:
@@ -209,7 +235,8 @@ def test_a_released_order_still_holding_stock_is_a_break(shop: dict[str, Any]) -
     code, output = run("--check", "orders.stock_held")
 
     assert code == 1
-    assert f"order {paid.pk} (expired): ledger per product {{{shop['product'].pk}: -2}}" in output
+    variant = shop["product"].variant
+    assert f"order {paid.pk} (expired): ledger per variant {{{variant.pk}: -2}}" in output
 
 
 def test_an_event_without_its_notification_is_a_break(shop: dict[str, Any]) -> None:
