@@ -1,128 +1,287 @@
-"""CSV import of products: upsert by SKU, one savepoint per row, a report of every bad row."""
+"""The catalog's half of `import_products`: one CSV row upserts one variant and its product.
+
+A row names a variant by `sku` (any letter case); rows that share a `product` key are
+variants of one product. Blank values leave what is stored alone. Stock is not here: the
+inventory's import (apps.inventory.imports) reads the file, calls `upsert_row` per row and
+sets the row's stock in the same short transaction.
+"""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db.models.functions import Upper
+from django.utils.text import slugify
 from rest_framework import serializers
 
 from apps.catalog import services
-from apps.catalog.models import Product
-from apps.catalog.serializers import ProductCreateInputSerializer, ProductUpdateInputSerializer
+from apps.catalog.models import (
+    SKU_PATTERN,
+    AssignedProductAttribute,
+    AssignedVariantAttribute,
+    Attribute,
+    AttributeValue,
+    Product,
+    ProductType,
+    ProductVariant,
+)
+from apps.catalog.serializers import CategoryLookupField, MoneyField, ProductTypeLookupField
+from ecommerce.api import fields, identifiers
 from ecommerce.api.parsers import FormData  # a CSV row is text, read as a form is
-from ecommerce.errors import DomainError
 
-COLUMNS = ("sku", "name", "price", "description", "category", "is_active", "stock")
-
-
-@dataclass
-class ImportReport:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
-class _RowError(Exception):
-    pass
+ATTRIBUTE_PREFIX = "attr:"
+COLUMNS = (
+    "product",
+    "sku",
+    "name",
+    "variant_name",
+    "description",
+    "price",
+    "category",
+    "product_type",
+    "is_active",
+    "variant_is_active",
+    "weight_grams",
+)
+PRODUCT_FIELDS = ("name", "description", "category", "product_type", "is_active")
 
 
-def _messages(detail: Any) -> str:
+class RowError(Exception):
+    """A row the import refuses, with what is wrong in it."""
+
+
+class RowSerializer(serializers.Serializer):
+    """One row's catalog values; a blank cell is absent, so it changes nothing."""
+
+    sku = fields.RegexField(SKU_PATTERN, max_length=64)
+    name = fields.CharField(max_length=200, required=False)
+    variant_name = fields.CharField(max_length=200, required=False)
+    description = fields.CharField(required=False)
+    price = MoneyField(required=False)
+    category = CategoryLookupField(required=False)
+    product_type = ProductTypeLookupField(required=False)
+    is_active = fields.BooleanField(required=False)
+    variant_is_active = fields.BooleanField(required=False)
+    weight_grams = identifiers.IntegerField(required=False, min_value=0, max_value=10_000_000)
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    outcome: str  # "created", "updated" or "unchanged"
+    variant: ProductVariant
+    created: bool
+
+
+def messages_of(detail: Any) -> str:
     if isinstance(detail, dict):
-        return "; ".join(f"{key}: {_messages(value)}" for key, value in detail.items())
+        return "; ".join(f"{key}: {messages_of(value)}" for key, value in detail.items())
     if isinstance(detail, list):
-        return ", ".join(_messages(item) for item in detail)
+        return ", ".join(messages_of(item) for item in detail)
     return str(detail)
 
 
-def _validated(serializer: serializers.Serializer) -> dict[str, Any]:
-    if not serializer.is_valid():
-        raise _RowError(_messages(serializer.errors))
-    return dict(serializer.validated_data)
+def check_columns(header: Sequence[str], *, extra: Sequence[str] = ()) -> None:
+    """Refuse a header with an unknown column or an attribute nobody declared.
 
-
-def _row_of(header: list[str], values: list[str]) -> dict[str, str]:
-    """Values by column; missing trailing values are blank. Raises _RowError when a row
-    has more values than columns, which an unquoted comma causes: applying it would
-    silently drop part of the data."""
-    if any(value.strip() for value in values[len(header) :]):
-        raise _RowError(
-            f"{len(values)} values for {len(header)} columns (quote a value that holds a comma)"
-        )
-    return dict(zip(header, values, strict=False))
-
-
-def _import_row(row: dict[str, str], *, actor: Any) -> str:
-    """Apply one row; returns "created", "updated" or "unchanged". Raises _RowError."""
-    values = {key: (row.get(key) or "").strip() for key in COLUMNS}
-    sku = values["sku"]
-    if not sku:
-        raise _RowError("sku: this column is required")
-    given = {key: value for key, value in values.items() if value and key != "sku"}
-    product = Product.objects.filter(sku__iexact=sku).first()
-    if product is None:
-        data = _validated(ProductCreateInputSerializer(data=FormData({"sku": sku, **given})))
-        services.create_product(initial_stock=data.pop("stock"), actor=actor, **data)
-        return "created"
-    target_stock = given.pop("stock", None)
-    data = _validated(ProductUpdateInputSerializer(data=FormData(given), partial=True))
-    changed = {key: value for key, value in data.items() if getattr(product, key) != value}
-    if changed:
-        services.update_product(product=product, **changed)
-    if target_stock is not None:
-        stock = serializers.IntegerField(min_value=0)
-        try:
-            wanted = stock.run_validation(target_stock)
-        except serializers.ValidationError as exc:
-            raise _RowError(f"stock: {_messages(exc.detail)}") from exc
-        if services.set_stock_level(
-            product_id=product.pk, target=wanted, note="import_products", actor=actor
-        ):
-            changed["stock"] = wanted
-    return "updated" if changed else "unchanged"
-
-
-def import_products(
-    *, lines: Iterable[str], dry_run: bool = False, actor: Any = None
-) -> ImportReport:
-    """Upsert products from CSV text lines (header row first).
-
-    A bad row is reported with the line it starts on and rolled back alone; with `dry_run`
-    everything is rolled back at the end. Raises ValueError when the header lacks `sku`.
+    Raises ValueError naming them.
     """
-    reader = csv.reader(lines)
-    header = next(reader, None)
-    if not header or "sku" not in header:
+    if "sku" not in header:
         raise ValueError("The header row must name a 'sku' column.")
-    unknown = sorted(set(header) - set(COLUMNS))
+    known = (*COLUMNS, *extra)
+    unknown = [
+        name for name in header if name not in known and not name.startswith(ATTRIBUTE_PREFIX)
+    ]
     if unknown:
-        raise ValueError(f"Unknown columns: {', '.join(unknown)} (known: {', '.join(COLUMNS)}).")
-    report = ImportReport()
-    with transaction.atomic():
-        while True:
-            # Read before the record: a quoted value may span lines, and the report names
-            # the line a record starts on (csv's line_num is where it ends).
-            line = reader.line_num + 1
-            values = next(reader, None)
-            if values is None:
-                break
-            if not values:  # a blank line
-                continue
-            try:
-                with transaction.atomic():
-                    outcome = _import_row(_row_of(header, values), actor=actor)
-            except (_RowError, DomainError) as exc:
-                report.errors.append((line, str(exc)))
-                continue
-            setattr(report, outcome, getattr(report, outcome) + 1)
-        if dry_run:
-            transaction.set_rollback(True)
-    return report
+        raise ValueError(
+            f"Unknown columns: {', '.join(unknown)} "
+            f"(known: {', '.join(known)}, and {ATTRIBUTE_PREFIX}<attribute slug>)."
+        )
+    slugs = [name[len(ATTRIBUTE_PREFIX) :] for name in header if name.startswith(ATTRIBUTE_PREFIX)]
+    declared = set(Attribute.objects.filter(slug__in=slugs).values_list("slug", flat=True))
+    missing = [f"{ATTRIBUTE_PREFIX}{slug}" for slug in slugs if slug not in declared]
+    if missing:
+        raise ValueError(f"Unknown attributes: {', '.join(missing)}.")
+    twice = sorted({name for name in header if header.count(name) > 1 and name})
+    if twice:
+        raise ValueError(f"Columns named twice: {', '.join(twice)}.")
+
+
+def product_of(skus: Iterable[str]) -> int | None:
+    """The product of the first of `skus` (in their order) that exists, if any: what a
+    product group of an import binds to."""
+    wanted = [sku.upper() for sku in skus if sku]
+    if not wanted:
+        return None
+    found = dict(
+        ProductVariant.objects.annotate(key=Upper("sku"))
+        .filter(key__in=wanted)
+        .values_list("key", "product_id")
+    )
+    return next((found[sku] for sku in wanted if sku in found), None)
+
+
+def _split_attributes(
+    given: Mapping[str, str], product_type: ProductType | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Attribute values by level, as the product type declares each; RowError otherwise."""
+    if not given:
+        return {}, {}
+    if product_type is None:
+        raise RowError(
+            f"{ATTRIBUTE_PREFIX}{sorted(given)[0]}: the product has no product type "
+            "(give a product_type column)"
+        )
+    product_level = set(product_type.product_attributes.values_list("slug", flat=True))
+    variant_level = set(product_type.variant_attributes.values_list("slug", flat=True))
+    for slug in given:
+        if slug not in product_level | variant_level:
+            raise RowError(
+                f"{ATTRIBUTE_PREFIX}{slug}: product type {product_type.slug} has no attribute "
+                f"{slug}"
+            )
+    return (
+        {slug: value for slug, value in given.items() if slug in product_level},
+        {slug: value for slug, value in given.items() if slug in variant_level},
+    )
+
+
+def _same_value(value: AttributeValue | None, raw: str) -> bool:
+    """Whether `raw` names the assigned value already (so nothing needs writing)."""
+    if value is None:
+        return False
+    text = raw.strip()
+    return (
+        value.slug == slugify(text)
+        or value.name.lower() == text.lower()
+        or (value.number is not None and str(value.number.normalize()) == text)
+    )
+
+
+def _changed_values(
+    assigned: Mapping[str, AttributeValue], given: Mapping[str, str]
+) -> dict[str, str]:
+    return {slug: raw for slug, raw in given.items() if not _same_value(assigned.get(slug), raw)}
+
+
+def upsert_row(row: Mapping[str, str], *, product_id: int | None, actor: Any) -> RowOutcome:
+    """Create or update the variant `row` names, and its product.
+
+    `product_id` is the product the row's group is bound to (None: a new product, or the
+    product of the SKU when it exists). Runs in the caller's transaction.
+    Raises RowError, DomainError (SkuTaken, InvalidAttributes, ...).
+    """
+    values = {key: (value or "").strip() for key, value in row.items() if key}
+    sku = values.get("sku", "")
+    if not sku:
+        raise RowError("sku: this column is required")
+    given = {
+        key: value
+        for key, value in values.items()
+        if value and key in COLUMNS and key not in ("product", "sku")
+    }
+    attributes = {
+        key[len(ATTRIBUTE_PREFIX) :]: value
+        for key, value in values.items()
+        if key.startswith(ATTRIBUTE_PREFIX) and value
+    }
+    serializer = RowSerializer(data=FormData({"sku": sku, **given}))
+    if not serializer.is_valid():
+        raise RowError(messages_of(serializer.errors))
+    data = dict(serializer.validated_data)
+    variant = (
+        ProductVariant.objects.select_related("product__product_type")
+        .filter(sku__iexact=sku)
+        .first()
+    )
+    product: Product | None
+    if variant is not None:
+        product = variant.product
+        if product_id is not None and product.pk != product_id:
+            raise RowError(
+                f"sku: {variant.sku} is a variant of another product ({product.name}, "
+                f"id {product.pk}) than the rest of its product group"
+            )
+    elif product_id is not None:
+        product = Product.objects.select_related("product_type").get(pk=product_id)
+    else:
+        product = None
+    product_type = data.get("product_type", product.product_type if product else None)
+    product_values, variant_values = _split_attributes(attributes, product_type)
+    spec = {
+        "sku": sku,
+        "name": data.get("variant_name", ""),
+        "weight_grams": data.get("weight_grams"),
+        "is_active": data.get("variant_is_active", True),
+        "attributes": variant_values,
+    }
+    if product is None:
+        missing = [name for name in ("name", "price") if name not in data]
+        if missing:
+            raise RowError("; ".join(f"{name}: required for a new product" for name in missing))
+        product = services.create_product(
+            name=data["name"],
+            description=data.get("description", ""),
+            category=data.get("category"),
+            product_type=product_type,
+            attributes=product_values,
+            is_active=data.get("is_active", True),
+            variants=[services.VariantSpec(price=data["price"], **spec)],
+            actor=actor,
+        )
+        return RowOutcome("created", product.variants.get(), created=True)
+
+    changed = False
+    product_changes = {
+        name: data[name]
+        for name in PRODUCT_FIELDS
+        if name in data and getattr(product, name) != data[name]
+    }
+    assigned = {
+        row.attribute.slug: row.value
+        for row in AssignedProductAttribute.objects.filter(product=product).select_related(
+            "attribute", "value"
+        )
+    }
+    new_values = _changed_values(assigned, product_values)
+    if new_values or product_changes.get("product_type"):
+        product_changes["attributes"] = (
+            product_values if product_changes.get("product_type") else new_values
+        )
+    if product_changes:
+        services.update_product(product=product, **product_changes)
+        changed = True
+
+    if variant is None:
+        if "price" not in data:
+            raise RowError("price: required for a new variant")
+        created = services.add_variant(
+            product=product, spec=services.VariantSpec(price=data["price"], **spec), actor=actor
+        )
+        return RowOutcome("created", created, created=True)
+
+    variant_changes: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("name", data.get("variant_name")),
+            ("price", data.get("price")),
+            ("weight_grams", data.get("weight_grams")),
+            ("is_active", data.get("variant_is_active")),
+        )
+        if value is not None and getattr(variant, name) != value
+    }
+    assigned = {
+        row.attribute.slug: row.value
+        for row in AssignedVariantAttribute.objects.filter(variant=variant).select_related(
+            "attribute", "value"
+        )
+    }
+    new_values = _changed_values(assigned, variant_values)
+    if new_values:
+        variant_changes["attributes"] = new_values
+    if variant_changes:
+        variant.product = product
+        services.update_variant(variant=variant, **variant_changes)
+        changed = True
+    return RowOutcome("updated" if changed else "unchanged", variant, created=False)

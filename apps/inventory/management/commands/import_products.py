@@ -1,21 +1,28 @@
-"""`manage.py import_products FILE.csv [--dry-run]`: upsert products by SKU."""
+"""`manage.py import_products FILE.csv [--dry-run]`: upsert products, variants and stock."""
 
 from __future__ import annotations
 
 import csv
+from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.catalog.imports import COLUMNS, import_products
+from apps.inventory.imports import COLUMNS_HELP, import_products
 
 
 class Command(BaseCommand):
     help = (
-        f"Upsert products from a CSV file with a header row (columns: {', '.join(COLUMNS)}). "
-        "Each bad row is reported with its line number and skipped; exits 1 if any failed."
+        "Upsert products, their variants, attribute values and stock from a CSV file with "
+        "a header row. Each row commits on its own; a bad row is reported with its line "
+        "number and skipped; exits 1 if any failed.\n\nColumns:\n" + COLUMNS_HELP
     )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.formatter_class = RawDescriptionHelpFormatter  # keep the columns table
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
