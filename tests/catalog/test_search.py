@@ -1,5 +1,6 @@
-"""`?search=` on the product list: what it matches, its bounds, and that PostgreSQL answers
-it from the full-text GIN index (migration catalog.0005) rather than by reading the table."""
+"""`?search=` on the product list: what it matches (name, description, SKUs, attribute
+values, typos), how it ranks, that the search document follows every write, its bounds,
+and that PostgreSQL answers it from the GIN indexes of migration catalog.0008."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from django.db import connection
 from django.test import RequestFactory
 from rest_framework.request import Request
 
-from apps.catalog import selectors
-from apps.catalog.models import Product
+from apps.catalog import selectors, services
+from apps.catalog.models import Attribute, AttributeValue, Product, ProductType, ProductVariant
 from apps.catalog.search import SEARCH_PATTERN, ProductSearchFilter
+from apps.catalog.services import VariantSpec
 from tests.catalog.asserts import assert_invalid
 from tests.catalog.factories import make_product
 
@@ -29,12 +31,17 @@ def skus(response: Any) -> list[str]:
     return sorted(row["sku"] for row in response.json()["results"])
 
 
+def ranked(response: Any) -> list[str]:
+    assert response.status_code == 200, response.content
+    return [row["name"] for row in response.json()["results"]]
+
+
 @pytest.fixture
 def wardrobe() -> None:
     make_product(sku="TEE-NAV-M-000123", name="Classic Navy Cotton T-Shirt")
     make_product(sku="TEE-BLU-S-000124", name="Slim Blue Linen T-Shirt")
     make_product(sku="SWT-BLU-L-000200", name="Blue Wool Sweater")
-    make_product(sku="MUG-S-1", name="Café Crème Mug")
+    make_product(sku="MUG-S-1", name="Café Crème Mug", description="Holds the morning's tea.")
     make_product(sku="JNS-BLK-M-000300", name="Slim Black Jeans", is_active=False)
 
 
@@ -46,26 +53,35 @@ def wardrobe() -> None:
     ("search", "expected"),
     [
         ("shirt", ["TEE-BLU-S-000124", "TEE-NAV-M-000123"]),
+        ("shirts", ["TEE-BLU-S-000124", "TEE-NAV-M-000123"]),  # stemmed
         ("t-shirt", ["TEE-BLU-S-000124", "TEE-NAV-M-000123"]),
+        ("tshirt", ["TEE-BLU-S-000124", "TEE-NAV-M-000123"]),
         ("BLU", ["SWT-BLU-L-000200", "TEE-BLU-S-000124"]),
         ("blu shi", ["TEE-BLU-S-000124"]),
         ("blue,wool", ["SWT-BLU-L-000200"]),
         ('"navy cotton"', ["TEE-NAV-M-000123"]),
         ("classic navy cotton", ["TEE-NAV-M-000123"]),
+        ("the navy shirt", ["TEE-NAV-M-000123"]),  # a stop word asks for nothing
         ("tee-nav", ["TEE-NAV-M-000123"]),
         ("000200", ["SWT-BLU-L-000200"]),
         ("café", ["MUG-S-1"]),
         ("CRÈME", ["MUG-S-1"]),
+        ("morning tea", ["MUG-S-1"]),  # the description
         # A one-letter word is a whole word (the size S), not a prefix of half the catalog.
         ("s", ["MUG-S-1", "TEE-BLU-S-000124"]),
         ("slim", ["TEE-BLU-S-000124"]),  # the slim jeans are retired
-        ("shrit", []),  # no fuzzy matching
-        ("otton", []),  # words match from their start
+        # typos, against the name
+        ("tshrit", ["TEE-BLU-S-000124", "TEE-NAV-M-000123"]),
+        ("cotten", ["TEE-NAV-M-000123"]),
+        ("sweatr", ["SWT-BLU-L-000200"]),
+        ("otton", ["TEE-NAV-M-000123"]),  # a dropped letter is a typo too
+        ("ottn", []),  # but not two
+        ("jeans", []),
         ("---", []),
         ("  ", ["MUG-S-1", "SWT-BLU-L-000200", "TEE-BLU-S-000124", "TEE-NAV-M-000123"]),
     ],
 )
-def test_search_matches_every_word_as_a_word_prefix_of_name_or_sku(api_client, search, expected):
+def test_search_matches_words_of_the_document_or_names_close_to_them(api_client, search, expected):
     # when
     response = api_client.get(PRODUCTS, {"search": search})
 
@@ -82,6 +98,119 @@ def test_search_words_that_look_like_tsquery_syntax_are_plain_words(api_client):
     # then: `!` negates nothing, and only words remain (blue, x: nothing has both)
     assert skus(negated) == ["SWT-BLU-L-000200"]
     assert skus(operators) == []
+
+
+def test_a_name_match_ranks_above_a_description_match(api_client):
+    # given: in name order the description match would come first
+    make_product(sku="APR-1", name="Apron", description="Made of heavy linen.")
+    make_product(sku="SHT-1", name="Zebra Linen Shirt")
+    make_product(sku="MUG-2", name="Linen Mug Cosy", description="Linen, linen and linen.")
+
+    # when
+    best_first = api_client.get(PRODUCTS, {"search": "linen"})
+    by_name = api_client.get(PRODUCTS, {"search": "linen", "ordering": "name"})
+
+    # then
+    assert ranked(best_first)[-1] == "Apron"
+    assert set(ranked(best_first)[:2]) == {"Zebra Linen Shirt", "Linen Mug Cosy"}
+    assert ranked(by_name) == ["Apron", "Linen Mug Cosy", "Zebra Linen Shirt"]
+
+
+def test_an_exact_name_ranks_above_a_typo_match(api_client):
+    # given
+    make_product(sku="TEE-1", name="Tshirt Dress")
+    make_product(sku="TEE-2", name="Plain T-Shirt", description="A tshirt.")
+
+    # when
+    response = api_client.get(PRODUCTS, {"search": "tshirt"})
+
+    # then: both match; the one whose name holds the word exactly comes first
+    assert ranked(response) == ["Tshirt Dress", "Plain T-Shirt"]
+
+
+@pytest.fixture
+def garment() -> ProductType:
+    colour = Attribute.objects.create(name="Colour", slug="colour")
+    for order, name in enumerate(["Burgundy", "Ivory"]):
+        AttributeValue.objects.create(
+            attribute=colour, name=name, slug=name.lower(), sort_order=order
+        )
+    material = Attribute.objects.create(name="Material", slug="material")
+    AttributeValue.objects.create(attribute=material, name="Cashmere", slug="cashmere")
+    AttributeValue.objects.create(attribute=material, name="Merino", slug="merino")
+    kind = ProductType.objects.create(name="Garment", slug="garment")
+    kind.product_attributes.set([material])
+    kind.variant_attributes.set([colour])
+    return kind
+
+
+def _scarf(kind: ProductType) -> Product:
+    return services.create_product(
+        name="Scarf",
+        product_type=kind,
+        attributes={"material": "cashmere"},
+        variants=[
+            VariantSpec(sku="SCF-BRG", price=Decimal("30.00"), attributes={"colour": "burgundy"}),
+            VariantSpec(sku="SCF-IVR", price=Decimal("30.00"), attributes={"colour": "ivory"}),
+        ],
+    )
+
+
+def test_every_variant_sku_and_attribute_value_finds_its_product(api_client, garment):
+    # given
+    _scarf(garment)
+    make_product(sku="HAT-1", name="Hat")
+
+    # when / then
+    for search in ("scf-brg", "SCF-IVR", "ivr", "burgundy", "ivory", "cashmere", "scarf ivory"):
+        assert skus(api_client.get(PRODUCTS, {"search": search})) == ["SCF-BRG"], search
+    assert skus(api_client.get(PRODUCTS, {"search": "merino"})) == []
+
+
+def test_the_search_document_follows_every_write(
+    api_client, garment, django_capture_on_commit_callbacks
+):
+    # given
+    scarf = _scarf(garment)
+
+    def found(search: str) -> bool:
+        return skus(api_client.get(PRODUCTS, {"search": search})) == ["SCF-BRG"]
+
+    assert found("scarf")
+    assert found("ivory")
+
+    # when: a variant is added, a product renamed and described, a value renamed
+    with django_capture_on_commit_callbacks(execute=True):
+        services.add_variant(
+            product=scarf,
+            spec=VariantSpec(
+                sku="SCF-NEW-9", price=Decimal("31.00"), attributes={"colour": "ivory"}
+            ),
+        )
+        services.update_product(product=scarf, name="Stole", description="Woven in Hawick.")
+        AttributeValue.objects.filter(slug="ivory").update(name="Pearl")
+
+    # then
+    assert found("scf-new-9")
+    assert found("stole")
+    assert found("hawick")
+    assert not found("scarf")
+    assert found("pearl")
+    assert not found("ivory")
+
+    # when: the ivory variants are taken off sale, the product's material changes (and
+    # the cached pages are retired, as on commit)
+    with django_capture_on_commit_callbacks(execute=True):
+        for sku in ("SCF-IVR", "SCF-NEW-9"):
+            services.update_variant(variant=ProductVariant.objects.get(sku=sku), is_active=False)
+        services.update_product(product=scarf, attributes={"material": "merino"})
+
+    # then: their SKUs and values no longer find it, the new material does
+    assert not found("scf-ivr")
+    assert not found("pearl")
+    assert found("merino")
+    assert not found("cashmere")
+    assert found("burgundy")
 
 
 # --- Bounds: a 400 problem, not a slow query ---------------------------------------------------
@@ -162,31 +291,36 @@ def plan_of(search: str, *, count: bool) -> str:
     return queryset.order_by("name", "pk")[:20].explain()
 
 
-@pytest.mark.parametrize("search", ["shirt", "blu shi", "tee-nav 000123"])
+@pytest.mark.parametrize("search", ["shirt", "blu shi", "tee-nav 000123", "tshrit"])
 @pytest.mark.parametrize("count", [True, False], ids=["count", "page"])
-def test_the_search_query_is_answered_from_the_full_text_index(search, count):
+def test_the_search_query_is_answered_from_the_gin_indexes(search, count):
     # given: a catalog large enough to plan for, with the table scan priced out, so a plan
     # without the index means the query's expression no longer matches the index's
     assert connection.vendor == "postgresql"
-    Product.objects.bulk_create(
-        Product(sku=f"MUG-{n:05d}", name=f"Stoneware Mug {n}", price=Decimal("1.00"))
-        for n in range(2000)
+    products = Product.objects.bulk_create(
+        Product(name=f"Stoneware Mug {n}", price=Decimal("1.00")) for n in range(2000)
+    )
+    ProductVariant.objects.bulk_create(
+        ProductVariant(product=product, sku=f"MUG-{n:05d}", price=Decimal("1.00"))
+        for n, product in enumerate(products)
     )
     make_product(sku="TEE-NAV-M-000123", name="Classic Navy Cotton T-Shirt")
     make_product(sku="TEE-BLU-S-000124", name="Slim Blue Linen T-Shirt")
     with connection.cursor() as cursor:
         # Rows inserted since the index was built wait in its pending list, which the
         # planner prices as a scan of the list; autovacuum flushes it in real life.
-        cursor.execute("SELECT gin_clean_pending_list('catalog_product_search'::regclass)")
+        for index in ("catalog_product_search", "catalog_product_search_name_trgm"):
+            cursor.execute("SELECT gin_clean_pending_list(%s::regclass)", [index])
         cursor.execute("ANALYZE catalog_product")
         cursor.execute("SET LOCAL enable_seqscan = off")
 
     # when
     plan = plan_of(search, count=count)
 
-    # then
-    assert "Bitmap Index Scan on catalog_product_search" in plan, plan
-    assert "Seq Scan on catalog_product" not in plan, plan
+    # then: the document's index, and the names' trigram index for typos
+    assert "Bitmap Index Scan on catalog_product_search " in plan, plan
+    assert "Bitmap Index Scan on catalog_product_search_name_trgm" in plan, plan
+    assert "Seq Scan on catalog_product " not in plan, plan
 
 
 @pytest.mark.parametrize(
