@@ -484,6 +484,7 @@ class ProductPagination(PageNumberPagination):
             "description": "Only with `facets`: per attribute slug, its values held by "
             "matching products, each with their number.",
             "additionalProperties": {"type": "array", "items": FACET_VALUE_SCHEMA},
+            "example": {"colour": [{"slug": "black", "name": "Black", "count": 12}]},
         }
         return page
 
