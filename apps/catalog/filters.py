@@ -6,10 +6,10 @@ when one of its active variants is black (or the product itself is), in size M, 
 20.00, and in stock in a warehouse serving Germany. Within one attribute the values are
 alternatives (`attr=size:m&attr=size:l`: M or L); across attributes all must hold.
 
-- `attr=<attribute slug>:<value slug>`, repeatable (ATTR_MAX_VALUES at most), filterable
-  attributes only: an unknown or unfilterable attribute is a 400 (a client's bug: the
-  facets name the attributes offered), an unknown value of a known attribute matches
-  nothing (values come and go; a stale link is not an error).
+- `attr=<attribute slug>:<value slug>`, repeatable (ATTR_MAX_VALUES at most): a malformed
+  one is a 400; an attribute that is unknown or not filterable, or a value it does not
+  have, matches nothing, as an unknown category does (values come and go, a stale link is
+  not an error, and a well-formed request the schema accepts is never refused).
 - `min_price`/`max_price`: some active variant's price is in the range.
 - `category`: the category and its whole subtree.
 - `in_stock=true`: some active variant has units; `false`: none has.
@@ -18,10 +18,11 @@ alternatives (`attr=size:m&attr=size:l`: M or L); across attributes all must hol
   on inventory's Warehouse model found through the app registry, not by importing
   apps.inventory (the catalog sits below it), and not by a join on zone countries, which
   SQLite (embedded mode) cannot query inside JSON.
-- `facets=colour,size` (FACETS_MAX at most, filterable attributes): the page also carries,
-  per attribute, each value with the number of matching products, in one query for all
-  of them. Counts are disjunctive: a facet's own `attr` filter is left out of its counts,
-  so each count is what the list holds after also choosing that value alone.
+- `facets=colour,size` (FACETS_MAX at most): the page also carries, per attribute, each
+  value with the number of matching products, in one query for all of them (an unknown
+  or unfilterable attribute gets an empty list). Counts are disjunctive: a facet's own
+  `attr` filter is left out of its counts, so each count is what the list holds after
+  also choosing that value alone.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class MultipleValueField(forms.Field):
         "maxItems": ATTR_MAX_VALUES,
         "description": "`attribute:value` by slugs, repeatable: values of one attribute are "
         "alternatives, different attributes must all hold, and one variant must match every "
-        "variant-level value. An unknown attribute is a 400, an unknown value matches nothing.",
+        "variant-level value. An unknown or unfilterable attribute or value matches nothing.",
     }
 )
 class AttributeFilter(django_filters.Filter):
@@ -207,7 +208,7 @@ class CountryFilter(django_filters.Filter):
 
 @dataclass(frozen=True)
 class FacetAttribute:
-    id: int
+    id: int | None  # None: no filterable attribute has this slug
     slug: str
 
 
@@ -313,11 +314,9 @@ class ProductFilter(FilterSet):
         fields = ("category", "min_price", "max_price", "in_stock", "country", "attr", "facets")
 
     def is_valid(self) -> bool:
-        """Also resolve the attributes `attr` and `facets` name (one query), refusing
-        unknown and unfilterable ones."""
-        valid = super().is_valid()
+        """Also resolve the attributes and values `attr` and `facets` name (one query)."""
         self.list_filters = ListFilters()
-        if not valid:
+        if not super().is_valid():
             return False
         data = self.form.cleaned_data
         pairs: list[tuple[str, str]] = data.get("attr") or []
@@ -340,20 +339,12 @@ class ProductFilter(FilterSet):
                 found[slug] = pk
                 if value_pk is not None:
                     values[(slug, value_slug)] = value_pk
-            for name, wanted in (("attr", [slug for slug, _ in pairs]), ("facets", facets)):
-                unknown = sorted({slug for slug in wanted if slug not in found})
-                if unknown:
-                    self.form.add_error(
-                        name, f"No filterable attribute {', '.join(unknown)[:200]}."
-                    )
-                    valid = False
-            if not valid:
-                return False
             for slug, value in pairs:
-                group = groups.setdefault(found[slug], [])
+                # An attribute that is unknown or not filterable has no value to match.
+                group = groups.setdefault(found.get(slug, -1 - len(groups)), [])
                 if (slug, value) in values:
                     group.append(values[(slug, value)])
-            facet_attributes = [FacetAttribute(id=found[slug], slug=slug) for slug in facets]
+            facet_attributes = [FacetAttribute(id=found.get(slug), slug=slug) for slug in facets]
         country = data.get("country")
         self.list_filters = ListFilters(
             groups=groups,
@@ -412,6 +403,8 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
     products = filterset.base.order_by().values("pk")
     parts: list[QuerySet[Any]] = []
     for facet in filters.facets:
+        if facet.id is None:
+            continue
         variants = filters.variants(except_attribute=facet.id)
         parts.append(
             AssignedProductAttribute.objects.filter(
@@ -432,6 +425,8 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
             .order_by()
             .values_list("facet_value", "facet_product")
         )
+    if not parts:
+        return {facet.slug: [] for facet in filters.facets}
     pairs_sql, params = parts[0].union(*parts[1:], all=True).query.sql_with_params()
     # The pairs' SQL is Django's own compilation of the querysets above; values are params.
     sql = (
@@ -441,7 +436,7 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
         "JOIN catalog_attributevalue value ON value.id = counted.facet_value "
         "ORDER BY value.attribute_id, value.sort_order, value.name, value.id"
     )
-    result: dict[int, list[dict[str, Any]]] = {facet.id: [] for facet in filters.facets}
+    result: dict[int | None, list[dict[str, Any]]] = {facet.id: [] for facet in filters.facets}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for attribute_id, slug, name, count in cursor.fetchall():

@@ -163,7 +163,11 @@ def facets_of(response: Any) -> dict[str, dict[str, int]]:
         ({"attr": "material:cotton"}, ["Black Tee", "Rainbow Tee"]),
         ({"attr": ["material:cotton", "colour:white"]}, ["Rainbow Tee"]),
         ({"attr": ["material:wool", "size:m"]}, []),  # Ghost Tee's M is not on sale
-        ({"attr": "colour:purple"}, []),  # an unknown value matches nothing
+        # an unknown value, an unknown or unfilterable attribute: nothing matches
+        ({"attr": "colour:purple"}, []),
+        ({"attr": "nope:black"}, []),
+        ({"attr": "care:hand-wash"}, []),
+        ({"attr": ["colour:black", "nope:black"]}, []),
         # some active variant in the range (Black Tee sells from 10.00, its M at 12.00)
         ({"min_price": "11", "max_price": "12"}, ["Black Tee"]),
         ({"min_price": "20", "max_price": "26"}, ["Rainbow Tee"]),
@@ -256,6 +260,24 @@ def test_a_facet_with_no_matching_value_is_an_empty_list(api_client, shop):
     assert response.json()["facets"] == {"colour": []}
 
 
+def test_an_unknown_or_unfilterable_facet_is_an_empty_list(api_client, shop):
+    # when
+    response = api_client.get(PRODUCTS, {"facets": "nope,care,size"})
+    only_unknown = api_client.get(PRODUCTS, {"facets": "nope"})
+
+    # then
+    assert response.json()["facets"] == {
+        "nope": [],
+        "care": [],
+        "size": [
+            {"slug": "s", "name": "S", "count": 2},
+            {"slug": "m", "name": "M", "count": 2},
+            {"slug": "l", "name": "L", "count": 3},
+        ],
+    }
+    assert only_unknown.json()["facets"] == {"nope": []}
+
+
 def test_no_facets_no_member(api_client, shop):
     # when
     response = api_client.get(PRODUCTS)
@@ -333,10 +355,6 @@ def test_page_links_keep_every_attribute_value(api_client, shop):
         ({"attr": "colour:black\x00"}, "#/attr"),
         ({"attr": ""}, "#/attr"),
         ({"attr": [f"colour:v{n}" for n in range(21)]}, "#/attr"),
-        ({"attr": "nope:black"}, "#/attr"),
-        ({"attr": "care:hand-wash"}, "#/attr"),  # not filterable
-        ({"facets": "nope"}, "#/facets"),
-        ({"facets": "care"}, "#/facets"),
         ({"facets": "colour,"}, "#/facets"),
         ({"facets": "a,b,c,d,e,f"}, "#/facets"),
         ({"facets": ""}, "#/facets"),
