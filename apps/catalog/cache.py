@@ -1,11 +1,14 @@
 """Cache keys of the catalog's read models, and their invalidation on commit.
 
 A product's public detail is cached once, under its id, with a per-product generation.
-A SKU lookup finds the product id first (`catalog:sku:<SKU>`, which never goes stale: a
-variant's SKU and product never change, and variants are never deleted). So a change to a
-product, or to the price or stock of any of its variants, retires exactly one detail entry.
-List pages carry a catalog-wide list generation in their key, so any product change
-retires every cached page at once.
+A SKU lookup finds the product id first (`catalog:sku:<SKU>`: the product of an active
+variant with that SKU, or absent). A variant's SKU and product never change and variants
+are never deleted, so that entry is retired only when a SKU is created or a variant's
+activity changes. So a change to a product, to its attribute values or media, or to the
+price, stock or values of any of its variants, retires exactly one detail entry, which
+every lookup of the product (its id, each of its SKUs) reads. List pages carry a
+catalog-wide list generation in their key, so any product change retires every cached
+page at once.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from django.db import transaction
 from ecommerce import caching
 
 DETAIL = "product_detail"
+# SKU -> product id lookups, counted apart from the details they lead to.
+SKU = "product_sku"
 LIST = "product_list"
 LIST_GENERATION_KEY = "catalog:list:gen"
 
@@ -41,8 +46,9 @@ def sku_generation_key(sku: str) -> str:
 def invalidate_products_on_commit(product_ids: Iterable[int], *, skus: Iterable[str] = ()) -> None:
     """Retire the cached details of `product_ids` and every list page, once committed.
 
-    `skus` are new SKUs, whose lookups may be cached as unknown. A rolled-back transaction
-    never runs the callback, so it invalidates nothing.
+    `skus` are SKUs whose lookup changes: new ones (perhaps cached as unknown) and those
+    of variants (de)activated. A rolled-back transaction never runs the callback, so it
+    invalidates nothing.
     """
     ids = sorted(set(product_ids))
     new_skus = sorted({sku.upper() for sku in skus})

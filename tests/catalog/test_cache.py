@@ -1,5 +1,7 @@
 """Cache-aside reads of products: fresh after commit, untouched by rollback, herd-proof,
-and still answering when Redis is down or hangs."""
+still answering when Redis is down or hangs, and each change retiring exactly the entries
+that show it (the product's detail, whatever it is looked up by, and the list pages) while
+other products' entries survive."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ import httpx
 import pytest
 from django.db import transaction
 from prometheus_client import REGISTRY
+from rest_framework.test import APIClient
 
 from apps.catalog import cache as catalog_cache
 from apps.catalog import services
-from apps.catalog.services import StockLine
+from apps.inventory import services as inventory_services
 from ecommerce import caching
 from ecommerce.api.permissions import Role
 from tests.catalog.factories import make_product
@@ -37,11 +40,12 @@ def computes(cache_name: str = catalog_cache.DETAIL) -> float:
 def test_detail_is_read_once_then_served_from_cache(api_client, django_assert_num_queries):
     make_product(sku="mug", stock=3, price="9.50")
 
-    with django_assert_num_queries(1):
+    # the SKU's product id, then the product, its variants, their values, its values, media
+    with django_assert_num_queries(6):
         first = api_client.get("/api/products/mug")
     with django_assert_num_queries(0):
         second = api_client.get("/api/products/MUG")
-    with django_assert_num_queries(1):  # the id is its own cache entry
+    with django_assert_num_queries(0):  # one entry per product, whatever looks it up
         by_id = api_client.get(f"/api/products/{first.json()['id']}")
 
     assert first.status_code == second.status_code == by_id.status_code == 200
@@ -86,7 +90,9 @@ def test_a_committed_reservation_is_visible_to_the_next_read(api_client):
     product = make_product(sku="cup", stock=4)
     assert api_client.get("/api/products/cup").json()["stock"] == 4
 
-    services.reserve_stock(lines=[StockLine(product.pk, 3)], reference="o-1")
+    inventory_services.allocate(
+        lines=[inventory_services.StockLine(product.variant.pk, 3)], reference="o-1"
+    )
 
     assert api_client.get("/api/products/cup").json()["stock"] == 1
     assert api_client.get(f"/api/products/{product.pk}").json()["stock"] == 1
@@ -96,7 +102,7 @@ def test_a_committed_reservation_is_visible_to_the_next_read(api_client):
 def test_a_rolled_back_write_invalidates_nothing(api_client):
     product = make_product(sku="vase", price="30.00")
     cached = api_client.get("/api/products/vase").content
-    generation_key = catalog_cache.detail_generation_key("sku:vase")
+    generation_key = catalog_cache.detail_generation_key(product.pk)
     generation_before = caching.current_generation("test", generation_key)
 
     def change_then_fail() -> None:
@@ -108,7 +114,7 @@ def test_a_rolled_back_write_invalidates_nothing(api_client):
         change_then_fail()
 
     assert caching.current_generation("test", generation_key) == generation_before
-    assert caching._Store().get(catalog_cache.detail_key("sku:vase")) == cached
+    assert caching._Store().get(catalog_cache.detail_key(product.pk)) == cached
     before = computes()
     assert api_client.get("/api/products/vase").content == cached
     assert computes() == before  # still a hit
@@ -158,8 +164,9 @@ def test_reads_fall_back_to_the_database_when_redis_dies(api_client, settings, c
         settings.CACHES = server.cache_settings(timeout_seconds=0.25)
         assert api_client.get("/api/products/tea").status_code == 200  # warm
         server.kill()
+        # a read by SKU touches the cache first for the SKU's product id
         errors_before = counter(
-            "ecommerce_cache_requests_total", cache="product_detail", result="error"
+            "ecommerce_cache_requests_total", cache=catalog_cache.SKU, result="error"
         )
         caplog.set_level(logging.WARNING, logger="ecommerce.caching")
 
@@ -177,7 +184,7 @@ def test_reads_fall_back_to_the_database_when_redis_dies(api_client, settings, c
         if r.name == "ecommerce.caching" and "cache_unavailable" in str(r.msg)
     ]
     assert len(warnings) == 1  # the second read bypasses the dead cache without a new warning
-    assert counter("ecommerce_cache_requests_total", cache="product_detail", result="error") == (
+    assert counter("ecommerce_cache_requests_total", cache=catalog_cache.SKU, result="error") == (
         errors_before + 1
     )
 
@@ -235,7 +242,7 @@ def test_an_invalidation_redis_missed_is_replayed_before_the_next_read(api_clien
             errors_before + 1
         )
         settings.CACHES = reachable  # Redis is back, holding the 20.00 page
-        assert server_holds_price(server, "kettle", "20.00")
+        assert server_holds_price(server, product.pk, "20.00")
         settings.CACHE_BYPASS_SECONDS = 0.0
         caching._bypass_until = 0.0  # the outage is over
 
@@ -269,18 +276,256 @@ def test_invalidations_are_kept_in_order_while_redis_stays_down(api_client, sett
     assert [name for name, _, _ in caching._missed] == [catalog_cache.DETAIL] * 2
     assert caching._missed[0][1] == (
         catalog_cache.LIST_GENERATION_KEY,
-        f"catalog:product:id:{product.pk}:gen",
-        "catalog:product:sku:teapot:gen",
+        f"catalog:product:{product.pk}:gen",
     )
+    assert caching._missed[0][2] == (f"catalog:product:{product.pk}",)
 
 
 def dead_redis_url() -> str:
     return f"redis://127.0.0.1:{free_port()}/0"
 
 
-def server_holds_price(server: Any, sku: str, price: str) -> bool:
+def server_holds_price(server: Any, product_id: int, price: str) -> bool:
     import redis
 
     client = redis.Redis(port=server.port)
-    [key] = client.keys(f"*catalog:product:sku:{sku}")
+    [key] = client.keys(f"*catalog:product:{product_id}")
     return json.loads(client.get(key))["price"] == price
+
+
+# --- Each change retires exactly the entries that show it -------------------------------------
+
+
+def cached(key: str) -> bytes | None:
+    return caching._Store().get(key)
+
+
+@pytest.fixture
+def two_products(tee_type: Any) -> tuple[Any, Any]:
+    """A tee in two variants (black M with 4 units, white L with none) and a mug."""
+    tee = services.create_product(
+        name="Tee",
+        product_type=tee_type,
+        attributes={"material": "Cotton"},
+        variants=[
+            services.VariantSpec(
+                sku="TEE-BLK-M",
+                price=Decimal("19.90"),
+                attributes={"colour": "black", "size": "m"},
+                initial_stock=4,
+            ),
+            services.VariantSpec(
+                sku="TEE-WHT-L", price=Decimal("17.50"), attributes={"colour": "white", "size": "l"}
+            ),
+        ],
+    )
+    mug = make_product(sku="MUG", stock=3, price="9.00")
+    return tee, mug
+
+
+def png() -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.new("RGB", (30, 20), "teal").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def change_variant_price(client: Any, tee: Any) -> None:
+    response = client.patch("/api/variants/TEE-WHT-L", {"price": "15.00"}, format="json")
+    assert response.status_code == 200, response.content
+
+
+def restock(client: Any, tee: Any) -> None:
+    white = tee.variants.get(sku="TEE-WHT-L")
+    inventory_services.restock(variant_id=white.pk, quantity=2)
+
+
+def place_order(client: Any, tee: Any) -> None:
+    buyer = APIClient()
+    buyer.force_authenticate(UserFactory(roles=[Role.CUSTOMER]))
+    response = buyer.post(
+        "/api/orders",
+        {"items": [{"id": "tee-blk-m", "quantity": 1}], "payment_token": "tok_success"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+
+
+def change_attribute_value(client: Any, tee: Any) -> None:
+    response = client.patch("/api/variants/TEE-BLK-M", {"attributes": {"size": "s"}}, format="json")
+    assert response.status_code == 200, response.content
+
+
+def change_product_attribute(client: Any, tee: Any) -> None:
+    response = client.patch(
+        f"/api/products/{tee.pk}", {"attributes": {"material": "Linen"}}, format="json"
+    )
+    assert response.status_code == 200, response.content
+
+
+def add_variant(client: Any, tee: Any) -> None:
+    response = client.post(
+        "/api/products/TEE-BLK-M/variants",
+        {"sku": "TEE-BLK-S", "price": "12.00", "attributes": {"size": "s"}},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+
+
+def add_media(client: Any, tee: Any) -> None:
+    media = pytest.importorskip("apps.catalog.media")
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    media.add_media(product=tee, upload=SimpleUploadedFile("a.png", png(), "image/png"))
+
+
+def deactivate_variant(client: Any, tee: Any) -> None:
+    response = client.patch("/api/variants/TEE-WHT-L", {"is_active": False}, format="json")
+    assert response.status_code == 200, response.content
+
+
+CHANGES = {
+    "variant-price": (change_variant_price, lambda d: d["variants"][1]["price"] == "15.00"),
+    "restock": (restock, lambda d: d["variants"][1]["stock"] == 2),
+    "order": (place_order, lambda d: d["variants"][0]["stock"] == 3),
+    "variant-attribute": (
+        change_attribute_value,
+        lambda d: [a["slug"] for a in d["variants"][0]["attributes"]] == ["black", "s"],
+    ),
+    "product-attribute": (
+        change_product_attribute,
+        lambda d: d["attributes"][0]["value"] == "Linen",
+    ),
+    "variant-added": (add_variant, lambda d: len(d["variants"]) == 3),
+    "media-added": (add_media, lambda d: len(d["media"]) == 1),
+    "variant-deactivated": (deactivate_variant, lambda d: len(d["variants"]) == 1),
+}
+
+
+LIST_CHANGES = {
+    "variant-price",
+    "restock",
+    "order",
+    "variant-added",
+    "variant-deactivated",
+    "media-added",  # the row shows the first image's thumbnail
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_change_retires_its_products_detail_and_the_lists_but_no_other_detail(
+    api_client, client_for, two_products, change, settings, tmp_path
+):
+    # given: both details cached (by id and by each SKU), two list pages cached
+    settings.MEDIA_ROOT = tmp_path / "media"
+    tee, mug = two_products
+    manager = client_for(UserFactory(roles=[Role.CATALOG_MANAGER]))
+    make_change, shows_it = CHANGES[change]
+    for path in ("TEE-BLK-M", "tee-wht-l", str(tee.pk), "MUG"):
+        assert api_client.get(f"/api/products/{path}").status_code == 200
+    listing = api_client.get("/api/products").content
+    api_client.get("/api/products?page_size=1")
+    mug_entry = cached(catalog_cache.detail_key(mug.pk))
+    assert mug_entry is not None
+    assert cached(catalog_cache.detail_key(tee.pk)) is not None
+    list_generation = caching.current_generation("test", catalog_cache.LIST_GENERATION_KEY)
+
+    # when
+    make_change(manager, tee)
+
+    # then: the tee's one detail entry and every list page are retired...
+    assert cached(catalog_cache.detail_key(tee.pk)) is None
+    assert caching.current_generation("test", catalog_cache.LIST_GENERATION_KEY) != (
+        list_generation
+    )
+    # ...the mug's entry survives and is served without a database read...
+    assert cached(catalog_cache.detail_key(mug.pk)) == mug_entry
+    detail_computes = computes()
+    assert api_client.get("/api/products/mug").content == mug_entry
+    assert computes() == detail_computes
+    # ...and every lookup of the tee shows the change, from one fresh entry
+    bodies = [
+        api_client.get(f"/api/products/{path}").json()
+        for path in ("TEE-BLK-M", str(tee.pk), "tee-blk-m")
+    ]
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert shows_it(bodies[0]), bodies[0]
+    assert computes() == detail_computes + 1
+    list_computes = computes(catalog_cache.LIST)
+    fresh_listing = api_client.get("/api/products").content
+    # list rows show the price, stock and thumbnail (not attribute values)
+    assert (fresh_listing != listing) == (change in LIST_CHANGES)
+    assert computes(catalog_cache.LIST) == list_computes + 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_to_another_product_keeps_this_ones_entry(api_client, client_for, two_products):
+    # given
+    tee, mug = two_products
+    api_client.get("/api/products/TEE-BLK-M")
+    entry = cached(catalog_cache.detail_key(tee.pk))
+    manager = client_for(UserFactory(roles=[Role.CATALOG_MANAGER]))
+
+    # when: the mug's price and stock change
+    manager.patch("/api/products/MUG", {"price": "11.00"}, format="json")
+    inventory_services.restock(variant_id=mug.variant.pk, quantity=1)
+
+    # then
+    assert entry is not None
+    assert cached(catalog_cache.detail_key(tee.pk)) == entry
+    assert cached(catalog_cache.detail_key(mug.pk)) is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["product", "variant"])
+def test_a_sku_cached_as_unknown_is_known_right_after_it_is_created(
+    api_client, client_for, two_products, how
+):
+    # given: the SKU was looked up, and its absence cached
+    manager = client_for(UserFactory(roles=[Role.CATALOG_MANAGER]))
+    for _ in range(2):
+        assert api_client.get("/api/products/new-1").status_code == 404
+    assert cached(catalog_cache.sku_key("NEW-1")) == caching.ABSENT
+
+    # when
+    if how == "product":
+        response = manager.post(
+            "/api/products", {"sku": "New-1", "name": "New", "price": "3.00"}, format="json"
+        )
+    else:
+        response = manager.post(
+            "/api/products/MUG/variants", {"sku": "New-1", "price": "3.00"}, format="json"
+        )
+
+    # then
+    assert response.status_code == 201, response.content
+    found = api_client.get("/api/products/NEW-1")
+    assert found.status_code == 200
+    assert "New-1" in [variant["sku"] for variant in found.json()["variants"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_write_retires_nothing(api_client, client_for, two_products):
+    # given
+    tee, _mug = two_products
+    api_client.get("/api/products/TEE-BLK-M")
+    entry = cached(catalog_cache.detail_key(tee.pk))
+    generation = caching.current_generation("test", catalog_cache.LIST_GENERATION_KEY)
+    manager = client_for(UserFactory(roles=[Role.CATALOG_MANAGER]))
+
+    # when: a price with a value its type refuses, in one request
+    response = manager.patch(
+        "/api/variants/TEE-BLK-M",
+        {"price": "1.00", "attributes": {"colour": "purple"}},
+        format="json",
+    )
+
+    # then
+    assert response.status_code == 400
+    assert entry is not None
+    assert cached(catalog_cache.detail_key(tee.pk)) == entry
+    assert caching.current_generation("test", catalog_cache.LIST_GENERATION_KEY) == generation
