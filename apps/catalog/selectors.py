@@ -161,7 +161,7 @@ def _product_id_for_sku(sku: str) -> int | None:
         return None if product_id is None else str(product_id).encode()
 
     found = caching.read_through(
-        name=cache.DETAIL,
+        name=cache.SKU,
         key=cache.sku_key(sku),
         generation_key=cache.sku_generation_key(sku),
         compute=compute,
