@@ -149,6 +149,14 @@ def test_change_page_shows_items_and_history_with_money_read_only(admin, place, 
     assert [
         (f.instance.sku, f.instance.quantity, f.instance.line_total) for f in items.formset.forms
     ] == [("lamp", 2, Decimal("25.00"))]
+    assert [field["name"] for field in items.fields()] == [
+        "sku",
+        "name",
+        "variant_name",
+        "unit_price",
+        "quantity",
+        "line_total",
+    ]
     assert [(f.instance.from_status, f.instance.to_status) for f in events.formset.forms] == [
         ("", "pending_payment"),
         ("pending_payment", "paid"),

@@ -85,6 +85,54 @@ def test_support_user_has_the_view_user_permission():
     assert support.has_perm("users.change_user") is False
 
 
+# What inventory.0002 grants on variants, attributes, types, media, stock and zones.
+CATALOG_DEPTH_MANAGE = {
+    "catalog.add_assignedproductattribute",
+    "catalog.add_assignedvariantattribute",
+    "catalog.add_attribute",
+    "catalog.add_attributevalue",
+    "catalog.add_productmedia",
+    "catalog.add_producttype",
+    "catalog.add_productvariant",
+    "catalog.change_assignedproductattribute",
+    "catalog.change_assignedvariantattribute",
+    "catalog.change_attribute",
+    "catalog.change_attributevalue",
+    "catalog.change_productmedia",
+    "catalog.change_producttype",
+    "catalog.change_productvariant",
+    "catalog.view_assignedproductattribute",
+    "catalog.view_assignedvariantattribute",
+    "catalog.view_attribute",
+    "catalog.view_attributevalue",
+    "catalog.view_productmedia",
+    "catalog.view_producttype",
+    "catalog.view_productvariant",
+    "inventory.add_stock",
+    "inventory.add_warehouse",
+    "inventory.change_stock",
+    "inventory.change_warehouse",
+    "inventory.view_stock",
+    "inventory.view_stockmovement",
+    "inventory.view_warehouse",
+    "shipping.add_shippingzone",
+    "shipping.change_shippingzone",
+    "shipping.view_shippingzone",
+}
+CATALOG_DEPTH_VIEW = {
+    "catalog.view_assignedproductattribute",
+    "catalog.view_assignedvariantattribute",
+    "catalog.view_attribute",
+    "catalog.view_attributevalue",
+    "catalog.view_productmedia",
+    "catalog.view_producttype",
+    "catalog.view_productvariant",
+    "inventory.view_stock",
+    "inventory.view_stockmovement",
+    "inventory.view_warehouse",
+    "shipping.view_shippingzone",
+}
+
 # Every permission each role holds once all the role migrations have run. A migration that
 # grants something new fails here until this table (and the README's roles) says so.
 MIGRATED_GRANTS = {
@@ -92,7 +140,6 @@ MIGRATED_GRANTS = {
     "support": {
         "catalog.view_category",
         "catalog.view_product",
-        "catalog.view_stockmovement",
         "notifications.view_notification",
         "notifications.view_webhookendpoint",
         "orders.view_order",
@@ -100,7 +147,8 @@ MIGRATED_GRANTS = {
         "orders.view_orderitem",
         "payments.view_payment",
         "users.view_user",
-    },
+    }
+    | CATALOG_DEPTH_VIEW,
     "catalog_manager": {
         "catalog.add_category",
         "catalog.add_product",
@@ -108,8 +156,8 @@ MIGRATED_GRANTS = {
         "catalog.change_product",
         "catalog.view_category",
         "catalog.view_product",
-        "catalog.view_stockmovement",
-    },
+    }
+    | CATALOG_DEPTH_MANAGE,
     "admin": {
         "catalog.add_category",
         "catalog.add_product",
@@ -117,7 +165,6 @@ MIGRATED_GRANTS = {
         "catalog.change_product",
         "catalog.view_category",
         "catalog.view_product",
-        "catalog.view_stockmovement",
         "notifications.change_notification",
         "notifications.change_webhookendpoint",
         "notifications.view_notification",
@@ -136,7 +183,8 @@ MIGRATED_GRANTS = {
         "users.change_user",
         "users.delete_user",
         "users.view_user",
-    },
+    }
+    | CATALOG_DEPTH_MANAGE,
 }
 
 
