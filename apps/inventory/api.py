@@ -4,7 +4,7 @@ ledger, and the warehouses."""
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -14,12 +14,19 @@ from apps.catalog import selectors as catalog_selectors
 from apps.catalog.exceptions import ProductNotFound
 from apps.catalog.models import ProductVariant
 from apps.inventory import selectors, services
-from apps.inventory.exceptions import OutOfStock, UnknownWarehouse
+from apps.inventory.exceptions import (
+    OutOfStock,
+    UnknownWarehouse,
+    WarehouseNotFound,
+    WarehouseSlugTaken,
+)
 from apps.inventory.models import StockReason, Warehouse
 from apps.inventory.serializers import (
+    WAREHOUSE_EXAMPLE,
     StockChangeInputSerializer,
     StockChangeOutputSerializer,
     StockMovementOutputSerializer,
+    WarehouseInputSerializer,
     WarehouseSerializer,
 )
 from ecommerce.api import identifiers
@@ -120,17 +127,92 @@ class StockViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(StockMovementOutputSerializer(page, many=True).data)
 
 
-class WarehouseViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """The warehouses, in allocation order, with the countries each serves."""
+class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The warehouses, in allocation order, with the countries each serves; catalog
+    managers create and change them."""
 
+    lookup_field = "slug"
+    lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
     permission_classes = (HasRole.of(Role.CATALOG_MANAGER),)
     serializer_class = WarehouseSerializer
     pagination_class = None
     filter_backends = ()
 
     def get_queryset(self) -> QuerySet[Warehouse]:
-        return Warehouse.objects.prefetch_related("shipping_zones").order_by("priority", "pk")
+        return selectors.warehouses()
+
+    def get_object(self) -> Warehouse:
+        slug = self.kwargs["slug"]
+        warehouse = self.get_queryset().filter(slug=slug).first()
+        if warehouse is None:
+            raise WarehouseNotFound(warehouse=slug)
+        return warehouse
 
     @extend_schema(summary="List warehouses (catalog managers)")
     def list(self, request: Request) -> Response:
         return super().list(request)
+
+    @extend_schema(
+        summary="A warehouse (catalog managers)",
+        responses={
+            status.HTTP_200_OK: WarehouseSerializer,
+            **problems(WarehouseNotFound(warehouse="north")),
+        },
+    )
+    def retrieve(self, request: Request, slug: str) -> Response:
+        return Response(WarehouseSerializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Create a warehouse (catalog managers)",
+        request=WarehouseInputSerializer,
+        examples=[
+            OpenApiExample(
+                "A warehouse serving two countries",
+                value={"name": "North", "slug": "north", "priority": 20, "countries": ["SE", "NO"]},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Created", value=WAREHOUSE_EXAMPLE, response_only=True, status_codes=["201"]
+            ),
+        ],
+        responses={
+            status.HTTP_201_CREATED: WarehouseSerializer,
+            **problems(WarehouseSlugTaken(slug="north")),
+        },
+    )
+    def create(self, request: Request) -> Response:
+        serializer = WarehouseInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        warehouse = services.create_warehouse(**serializer.validated_data, actor=request.user)
+        return Response(
+            WarehouseSerializer(selectors.warehouses().get(pk=warehouse.pk)).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/warehouses/{warehouse.slug}"},
+        )
+
+    @extend_schema(
+        summary="Change a warehouse (catalog managers)",
+        description="Send only what changes. `countries` replaces the countries it serves; "
+        "null makes it serve every destination. The next order follows the change.",
+        request=WarehouseInputSerializer(partial=True),
+        examples=[
+            OpenApiExample(
+                "Serve two other countries",
+                value={"countries": ["DE", "AT"]},
+                request_only=True,
+            ),
+            OpenApiExample("Serve every destination", value={"countries": None}, request_only=True),
+            OpenApiExample("Close it", value={"is_active": False}, request_only=True),
+        ],
+        responses={
+            status.HTTP_200_OK: WarehouseSerializer,
+            **problems(WarehouseNotFound(warehouse="north"), WarehouseSlugTaken(slug="north")),
+        },
+    )
+    def partial_update(self, request: Request, slug: str) -> Response:
+        serializer = WarehouseInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        warehouse = services.update_warehouse(
+            slug=slug, changes=dict(serializer.validated_data), actor=request.user
+        )
+        return Response(WarehouseSerializer(selectors.warehouses().get(pk=warehouse.pk)).data)

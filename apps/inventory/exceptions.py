@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecommerce.errors import Conflict, InvalidInput
+from ecommerce.errors import Conflict, InvalidInput, NotFound
 
 
 class OutOfStock(Conflict):
@@ -29,3 +29,19 @@ class UnknownWarehouse(InvalidInput):
 
     def __init__(self, *, warehouse: str) -> None:
         super().__init__(f"No active warehouse {warehouse}.", warehouse=warehouse)
+
+
+class WarehouseNotFound(NotFound):
+    code = "warehouse_not_found"
+    title = "Warehouse not found"
+
+    def __init__(self, *, warehouse: str) -> None:
+        super().__init__(f"No warehouse {warehouse}.", warehouse=warehouse)
+
+
+class WarehouseSlugTaken(Conflict):
+    code = "warehouse_slug_taken"
+    title = "Warehouse slug taken"
+
+    def __init__(self, *, slug: str) -> None:
+        super().__init__(f"A warehouse is already called {slug}.", slug=slug)

@@ -48,6 +48,11 @@ def warehouses_for(country: str | None) -> list[Warehouse]:
     return warehouses
 
 
+def warehouses() -> QuerySet[Warehouse]:
+    """Every warehouse, active or not, in allocation order, with its zones."""
+    return Warehouse.objects.prefetch_related("shipping_zones").order_by("priority", "pk")
+
+
 def default_warehouse() -> Warehouse:
     """Where stock goes when no warehouse is named: the first active one by priority.
 

@@ -124,8 +124,23 @@ class StockLevelSerializer(serializers.Serializer):
     quantity = serializers.IntegerField()
 
 
+WAREHOUSE_EXAMPLE: dict[str, Any] = {
+    "id": 2,
+    "name": "North",
+    "slug": "north",
+    "priority": 20,
+    "is_active": True,
+    "countries": ["NO", "SE"],
+}
+
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("A warehouse", value=WAREHOUSE_EXAMPLE, response_only=True)]
+)
 class WarehouseSerializer(serializers.ModelSerializer):
-    countries = serializers.SerializerMethodField()
+    countries = serializers.SerializerMethodField(
+        help_text="The countries it serves; null when it serves every destination."
+    )
 
     class Meta:
         model = Warehouse
@@ -138,3 +153,39 @@ class WarehouseSerializer(serializers.ModelSerializer):
         if not zones:
             return None
         return sorted({code for zone in zones for code in zone.countries})
+
+
+# The priority column is a 32-bit positive integer.
+MAX_PRIORITY = 2_147_483_647
+
+
+class WarehouseInputSerializer(serializers.Serializer):
+    """A warehouse as staff create it; a PATCH sends only what changes."""
+
+    name = fields.CharField(max_length=120)
+    slug = fields.SlugField(max_length=120)
+    priority = identifiers.IntegerField(
+        min_value=0,
+        max_value=MAX_PRIORITY,
+        default=100,
+        help_text="Allocation order: lower numbers are used first.",
+    )
+    is_active = fields.BooleanField(
+        default=True, help_text="Inactive warehouses are never allocated from or restocked."
+    )
+    countries = serializers.ListField(
+        child=fields.RegexField(r"^[A-Za-z]{2}$", max_length=2),
+        allow_null=True,
+        allow_empty=False,
+        max_length=300,
+        default=None,
+        help_text="Two-letter ISO codes the warehouse ships to; null: every destination.",
+    )
+
+    def validate_countries(self, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        codes = [code.upper() for code in value]
+        if len(set(codes)) != len(codes):
+            raise serializers.ValidationError("A country is listed twice.")
+        return codes

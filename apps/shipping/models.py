@@ -13,7 +13,11 @@ COUNTRY_PATTERN = r"^[A-Z]{2}$"
 def validate_countries(value: object) -> None:
     """A list of ISO 3166-1 alpha-2 codes in capitals, each once."""
     if not isinstance(value, list) or not all(
-        isinstance(code, str) and len(code) == 2 and code.isascii() and code.isupper()
+        isinstance(code, str)
+        and len(code) == 2
+        and code.isascii()
+        and code.isalpha()
+        and code.isupper()
         for code in value
     ):
         raise ValidationError("Give countries as two-letter ISO codes in capitals: DE, FR.")
