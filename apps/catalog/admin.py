@@ -457,7 +457,7 @@ class ProductAdmin(ServiceSaveMixin, admin.ModelAdmin):
         # The admin logs and redirects with the form's instance: make it the product.
         for name in ("pk", "price", "currency", "created_at", "updated_at"):
             setattr(form.instance, name, getattr(product, name))
-        form.instance._state.adding = False
+        form.instance._state.adding, form.instance._state.db = False, product._state.db
         _record(formset, list(ProductVariant.objects.filter(product=product)), [])
 
     # --- Actions -------------------------------------------------------------------------------
@@ -619,6 +619,7 @@ class AttributeAdmin(ServiceSaveMixin, admin.ModelAdmin):
             )
             form.instance.pk = attribute.pk
             form.instance._state.adding = False
+            form.instance._state.db = attribute._state.db
             created = list(attribute.values.all())
         else:
             created = (
@@ -677,7 +678,7 @@ class ProductTypeAdmin(ServiceSaveMixin, admin.ModelAdmin):
                 variant_attributes=list(data["variant_attributes"]),
             )
             obj.pk = created.pk
-            obj._state.adding = False
+            obj._state.adding, obj._state.db = False, created._state.db
             return
         fields = {
             name: list(data[name]) if name != "name" else data[name]

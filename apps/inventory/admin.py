@@ -25,6 +25,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
 
 from apps.catalog.admin import ProductAdmin as CatalogProductAdmin
+from apps.catalog.admin import ServiceSaveMixin
 from apps.catalog.models import Product, ProductVariant
 from apps.inventory import services
 from apps.inventory.exceptions import OutOfStock
@@ -263,7 +264,7 @@ class ProductAdmin(CatalogProductAdmin):
 
 
 @admin.register(Warehouse)
-class WarehouseAdmin(admin.ModelAdmin):
+class WarehouseAdmin(ServiceSaveMixin, admin.ModelAdmin):
     """A warehouse with no zone serves every destination; with zones, their countries."""
 
     list_display = ("name", "slug", "priority", "is_active", "zone_names")
@@ -281,6 +282,30 @@ class WarehouseAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # stock and the ledger refer to it: deactivate instead
+
+    def save_model(self, request: HttpRequest, obj: Warehouse, form: Any, change: bool) -> None:
+        """Through the services (they lock the row so allocation sees a whole change);
+        the zones chosen are set by the form afterwards, in save_related."""
+        data = form.cleaned_data
+        if change:
+            fields = {
+                name: data[name]
+                for name in ("name", "slug", "priority", "is_active")
+                if name in form.changed_data
+            }
+            if fields:
+                old_slug = Warehouse.objects.values_list("slug", flat=True).get(pk=obj.pk)
+                services.update_warehouse(slug=old_slug, changes=fields, actor=request.user)
+            return
+        created = services.create_warehouse(
+            name=data["name"],
+            slug=data["slug"],
+            priority=data["priority"],
+            is_active=data["is_active"],
+            actor=request.user,
+        )
+        obj.pk, obj.created_at, obj.updated_at = created.pk, created.created_at, created.updated_at
+        obj._state.adding, obj._state.db = False, created._state.db
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

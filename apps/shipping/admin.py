@@ -1,13 +1,17 @@
-"""Shipping zones in the admin: countries typed as `DE, AT`, stored as a checked list."""
+"""Shipping zones in the admin: countries typed as `DE, AT`, saved through
+apps.shipping.services (capitals, sorted, each once)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 
+from apps.shipping import services
 from apps.shipping.models import ShippingZone, validate_countries
 
 
@@ -51,3 +55,15 @@ class ShippingZoneAdmin(admin.ModelAdmin):
     @admin.display(description="countries")
     def country_list(self, obj: ShippingZone) -> str:
         return ", ".join(obj.countries)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        return ("slug",) if obj is not None else ()  # the service upserts by slug
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, Any]:
+        return {} if obj is not None else dict(self.prepopulated_fields)
+
+    def save_model(self, request: HttpRequest, obj: ShippingZone, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        zone = services.save_zone(slug=obj.slug, name=data["name"], countries=data["countries"])
+        obj.pk, obj.countries = zone.pk, zone.countries
+        obj._state.adding, obj._state.db = False, zone._state.db

@@ -78,7 +78,7 @@ def main() -> Warehouse:
 
 
 @pytest.fixture
-def east() -> Warehouse:
+def east(main: Warehouse) -> Warehouse:
     return make_warehouse("east", priority=200, countries=["PL"])
 
 
@@ -424,7 +424,7 @@ def test_a_manager_adds_a_warehouse_serving_a_zone(manager):
 @pytest.mark.parametrize(
     ("countries", "stored", "error"),
     [
-        ("de, at ch", ["DE", "AT", "CH"], None),
+        ("de, at ch", ["AT", "CH", "DE"], None),
         ("", [], None),
         ("DEU", None, "Not a two-letter country code: DEU."),
         ("DE, 12", None, "Not a two-letter country code: 12."),
@@ -459,3 +459,55 @@ def test_support_views_warehouses_and_zones_but_changes_nothing(support, east):
     assert [page.status_code for page in pages] == [200, 200]
     assert [post.status_code for post in posts] == [403, 403]
     assert Warehouse.objects.get(pk=east.pk).name == "Warehouse east"
+
+
+def test_a_manager_changes_a_warehouse_and_its_zones(manager, east):
+    # given
+    dach = ShippingZone.objects.create(name="DACH", slug="dach", countries=["DE", "AT"])
+
+    # when
+    response = manager.post(
+        f"{WAREHOUSES}{east.pk}/change/",
+        {
+            "name": "East",
+            "slug": "east-1",
+            "priority": "7",
+            "shipping_zones": [dach.pk],
+        },
+    )
+
+    # then: renamed, re-slugged, deactivated, and serving DACH instead of its own zone
+    assert response.status_code == 302
+    east.refresh_from_db()
+    assert (east.name, east.slug, east.priority, east.is_active) == ("East", "east-1", 7, False)
+    assert list(east.shipping_zones.all()) == [dach]
+
+
+def test_a_warehouse_slug_taken_is_a_form_error(manager, east, main):
+    # when
+    response = manager.post(
+        f"{WAREHOUSES}{east.pk}/change/",
+        {"name": "East", "slug": main.slug, "priority": "7", "is_active": "on"},
+    )
+
+    # then
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "slug": ["Warehouse with this Slug already exists."]
+    }
+    assert Warehouse.objects.get(pk=east.pk).slug == "east"
+
+
+def test_a_zone_is_renamed_and_its_countries_replaced(manager):
+    # given
+    zone = ShippingZone.objects.create(name="Nordics", slug="nordics", countries=["SE"])
+
+    # when
+    response = manager.post(
+        f"{ZONES}{zone.pk}/change/", {"name": "Nordic", "slug": "other", "countries": "no se dk"}
+    )
+
+    # then: the slug stays
+    assert response.status_code == 302
+    zone.refresh_from_db()
+    assert (zone.name, zone.slug, zone.countries) == ("Nordic", "nordics", ["DK", "NO", "SE"])
