@@ -22,6 +22,9 @@ from apps.catalog.models import (
 from ecommerce.api import fields, identifiers
 
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,120}", re.ASCII)
+# What PostgreSQL text cannot hold (NUL) or UTF-8 cannot encode (lone surrogates); DRF's
+# CharField refuses both, the free-form attribute values must too.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Units one product may hold, and one stock change may move: the column is a 32-bit integer.
 MAX_STOCK_CHANGE = 1_000_000
 # Bounds on one product write, so one request cannot cost much.
@@ -363,8 +366,8 @@ class AttributeValuesField(serializers.Field):
         "invalid": "Give attribute values as an object: attribute slug to value.",
         "too_many": f"At most {MAX_ATTRIBUTES} attributes.",
         "bad_slug": "Unknown attribute slug form: {slug}.",
-        "bad_value": "The value of {slug} must be a string of at most 200 characters, "
-        "a number, true/false or null.",
+        "bad_value": "The value of {slug} must be a string of at most 200 characters "
+        "(no NUL), a number, true/false or null.",
     }
 
     def to_internal_value(self, data: Any) -> dict[str, str | int | float | bool | None]:
@@ -378,7 +381,11 @@ class AttributeValuesField(serializers.Field):
             if not (
                 value is None
                 or isinstance(value, bool | int | float)
-                or (isinstance(value, str) and 0 < len(value.strip()) <= 200)
+                or (
+                    isinstance(value, str)
+                    and 0 < len(value.strip()) <= 200
+                    and not UNSTORABLE.search(value)
+                )
             ):
                 self.fail("bad_value", slug=slug)
         return dict(data)

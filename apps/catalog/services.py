@@ -112,14 +112,19 @@ def _value_for(attribute: Attribute, raw: str | int | float | bool) -> Attribute
         if isinstance(raw, bool):
             raise InvalidAttributes(f"{attribute.slug}: give a number.")
         try:
-            number = Decimal(str(raw)).normalize()
+            number = Decimal(str(raw))
         except InvalidOperation:
             raise InvalidAttributes(f"{attribute.slug}: give a number.") from None
-        if (
-            not number.is_finite()
-            or abs(number) >= Decimal("1e12")
-            or number.as_tuple().exponent < -6
-        ):
+        # Bounds before normalize(), which overflows on exponents like 1e999999999.
+        if not number.is_finite() or number.adjusted() >= 12 or number.adjusted() < -6:
+            if number.is_zero() and number.is_finite():
+                number = Decimal(0)
+            else:
+                raise InvalidAttributes(
+                    f"{attribute.slug}: a number below 10^12, 6 decimals at most."
+                )
+        number = number.normalize()
+        if number.as_tuple().exponent < -6:  # type: ignore[operator]
             raise InvalidAttributes(f"{attribute.slug}: a number below 10^12, 6 decimals at most.")
         text = format(number, "f")
         name = f"{text} {attribute.unit}".strip()

@@ -130,6 +130,8 @@ INVALID_ATTRIBUTES = [
     pytest.param({"attributes": {"width": 1e15}}, id="number-too-large"),
     pytest.param({"attributes": {"width": "0.0000001"}}, id="number-too-precise"),
     pytest.param({"attributes": {"width": "NaN"}}, id="number-nan"),
+    pytest.param({"attributes": {"width": "1e999999999"}}, id="number-huge-exponent"),
+    pytest.param({"attributes": {"width": "1e-999999999"}}, id="number-tiny-exponent"),
     pytest.param({"attributes": {"organic": "maybe"}}, id="boolean-not-a-boolean"),
     pytest.param({"attributes": {"organic": 1}}, id="boolean-a-number"),
     pytest.param({"product_type": None}, id="values-without-a-type"),
@@ -243,6 +245,7 @@ def test_a_sku_of_another_products_variant_in_any_case_is_a_409(manager_client, 
         ),
         ({"variants": [{"sku": f"v-{n}", "price": "1"} for n in range(101)]}, "#/variants"),
         ({"attributes": {"material": ""}}, "#/attributes"),
+        ({"attributes": {"material": "a\u0000b"}}, "#/attributes"),
         ({"attributes": {"bad slug!": "x"}}, "#/attributes"),
         ({"attributes": {f"a{n}": "x" for n in range(31)}}, "#/attributes"),
         ({"product_type": "no-such-type"}, "#/product_type"),
@@ -260,6 +263,21 @@ def test_a_malformed_variant_body_is_a_400_pointing_at_it(
 
     # then
     assert_invalid(response, pointer)
+    assert catalog_snapshot() == before
+
+
+@pytest.mark.django_db
+def test_a_lone_surrogate_in_a_value_is_a_400_not_a_500(manager_client, tee_type):
+    # given: JSON may escape a lone surrogate, which UTF-8 (and so PostgreSQL) cannot hold
+    before = catalog_snapshot()
+    body = b'{"name": "T", "sku": "t-1", "price": "1", "product_type": "t-shirt", '
+    body += b'"attributes": {"material": "\\ud800"}}'
+
+    # when
+    response = manager_client.post(PRODUCTS, body, content_type="application/json")
+
+    # then
+    assert_invalid(response, "#/attributes")
     assert catalog_snapshot() == before
 
 
