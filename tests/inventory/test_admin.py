@@ -511,3 +511,22 @@ def test_a_zone_is_renamed_and_its_countries_replaced(manager):
     assert response.status_code == 302
     zone.refresh_from_db()
     assert (zone.name, zone.slug, zone.countries) == ("Nordic", "nordics", ["DK", "NO", "SE"])
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        (f"{LEDGER}?variant__id__exact=abc", 302),  # the admin's "invalid filter" redirect
+        (f"{LEDGER}?variant__product__id__exact=-1", 200),
+        ("/admin/catalog/product/abc/stock/", 404),
+        ("/admin/catalog/product/{pk}/stock/?variant=abc&warehouse=%00", 200),
+        ("/admin/catalog/product/add/?product_type=abc", 200),
+        ("/admin/catalog/product/add/?product_type=999999", 200),
+    ],
+)
+def test_odd_addresses_are_never_a_server_error(manager, tee, path, status):
+    # when
+    response = manager.get(path.format(pk=tee.pk))
+
+    # then
+    assert response.status_code == status
