@@ -122,6 +122,9 @@ class ProductTypeRefSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(
+    examples=[OpenApiExample("A variant", value=VARIANT_EXAMPLE, response_only=True)]
+)
 class VariantOutputSerializer(serializers.ModelSerializer):
     attributes = AssignedAttributeSerializer(
         source="attribute_assignments", many=True, read_only=True
@@ -414,6 +417,21 @@ class ProductTypeLookupField(serializers.Field):
         return value.slug
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A size more",
+            value={
+                "sku": "TEE-BLK-L",
+                "name": "L / Black",
+                "price": "19.90",
+                "attributes": {"colour": "black", "size": "l"},
+                "stock": 5,
+            },
+            request_only=True,
+        )
+    ]
+)
 class VariantInputSerializer(serializers.Serializer):
     sku = fields.RegexField(SKU_PATTERN, max_length=64)
     name = fields.CharField(required=False, allow_blank=True, max_length=200, default="")
@@ -432,6 +450,20 @@ class VariantInputSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A new price, and off sale",
+            value={"price": "17.90", "is_active": False},
+            request_only=True,
+        ),
+        OpenApiExample(
+            "Another colour; null removes a value",
+            value={"attributes": {"colour": "white", "size": None}},
+            request_only=True,
+        ),
+    ]
+)
 class VariantUpdateInputSerializer(serializers.Serializer):
     name = fields.CharField(allow_blank=True, max_length=200)
     price = MoneyField()
