@@ -223,6 +223,18 @@ def test_a_second_release_writes_nothing(split_order):
     assert_ledger_matches(tee.pk)
 
 
+def test_units_go_back_to_their_warehouse_even_once_it_is_closed(split_order):
+    # The units are physically there: closing a warehouse stops new allocations only.
+    a, tee = split_order["a"], split_order["tee"]
+    a.is_active = False
+    a.save(update_fields=["is_active"])
+
+    services.release(reference="o1", reason=StockReason.CANCEL)
+
+    assert (stock_of(tee.pk, a.pk), stock_of(tee.pk, split_order["b"].pk)) == (13, 4)
+    assert_ledger_matches(tee.pk)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_four_concurrent_releases_return_the_units_once():
     a, b = make_warehouse("a", priority=1), make_warehouse("b", priority=2)
