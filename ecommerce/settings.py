@@ -124,7 +124,8 @@ MEDIA_STORAGE_BACKEND = env.str(
     "MEDIA_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
 )
 MEDIA_STORAGE_OPTIONS = env.json("MEDIA_STORAGE_OPTIONS", default={})
-MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
+# Relative to the project directory unless absolute; web and workers must share it.
+MEDIA_ROOT = BASE_DIR / env.str("MEDIA_ROOT", default="var/media")
 MEDIA_URL = env.str("MEDIA_URL", default="/media/")
 # With the local filesystem backend the app serves MEDIA_URL itself (ecommerce/media.py);
 # turn it off when a web server or CDN in front serves MEDIA_ROOT.

@@ -632,3 +632,28 @@ def test_the_list_costs_the_same_queries_with_images(
     assert len(rows) == 5
     thumbnail = re.compile(r"/media/products/\d+/[0-9a-f]{32}_160\.webp")
     assert all(thumbnail.fullmatch(row["thumbnail"]) for row in rows)
+
+
+@pytest.mark.django_db
+def test_any_storage_backend_serves_through_the_storage_api(
+    settings: Any, tee: Product, media_root: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Nothing reads or writes MEDIA_ROOT directly: an in-memory backend works the same."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+    storage = media_services.media_storage()
+
+    media = media_services.add_media(product=tee, upload=upload(image_bytes("JPEG", (640, 480))))
+    media_services.make_thumbnails(media_id=media.pk)
+    media.refresh_from_db()
+
+    names = [media.image.name, *media.thumbnails.values()]
+    assert all(storage.exists(name) for name in names)
+    with Image.open(storage.open(media.thumbnails["480"])) as thumbnail:
+        assert thumbnail.size == (480, 360)
+    assert stored_files(media_root) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        media_services.delete_media(media=media)
+    assert not any(storage.exists(name) for name in names)
