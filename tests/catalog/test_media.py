@@ -42,6 +42,7 @@ def image_bytes(
     *,
     noise: bool = False,
     colour: Any = "teal",
+    **options: Any,
 ) -> bytes:
     """A real image; with `noise`, random pixels (so a JPEG is large and cut mid-scan)."""
     image = Image.new(mode, size, colour)
@@ -49,7 +50,7 @@ def image_bytes(
         rng = random.Random(7)
         image.putdata([tuple(rng.randrange(256) for _ in mode) for _ in range(size[0] * size[1])])
     buffer = BytesIO()
-    image.save(buffer, kind)
+    image.save(buffer, kind, **options)
     return buffer.getvalue()
 
 
@@ -174,12 +175,24 @@ def test_images_join_the_end_of_the_gallery(tee: Product) -> None:
         (SVG, InvalidImage),
         (b"", InvalidImage),
         (image_bytes("JPEG", (300, 300), noise=True)[:6000], InvalidImage),
+        (image_bytes("JPEG", (300, 300), noise=True, progressive=True)[:-100], InvalidImage),
         (image_bytes("PNG", (300, 300), noise=True)[:-200], InvalidImage),
         (image_bytes("BMP", (10, 10)), InvalidImage),  # a real image of a type not taken
         (image_bytes("TIFF", (10, 10)), InvalidImage),
         (png_claiming(50_000, 50_000), ImageTooManyPixels),
     ],
-    ids=["text", "html", "svg", "empty", "truncated-jpeg", "truncated-png", "bmp", "tiff", "bomb"],
+    ids=[
+        "text",
+        "html",
+        "svg",
+        "empty",
+        "truncated-jpeg",
+        "truncated-progressive-jpeg",
+        "truncated-png",
+        "bmp",
+        "tiff",
+        "bomb",
+    ],
 )
 def test_a_bad_file_is_refused_and_nothing_is_stored(
     tee: Product, media_root: Path, data: bytes, error: type[Exception]
@@ -657,3 +670,20 @@ def test_any_storage_backend_serves_through_the_storage_api(
     with django_capture_on_commit_callbacks(execute=True):
         media_services.delete_media(media=media)
     assert not any(storage.exists(name) for name in names)
+
+
+@pytest.mark.django_db
+def test_a_polyglot_png_is_only_ever_served_as_an_image(
+    manager_client: APIClient, api_client: APIClient, tee: Product
+) -> None:
+    """A real PNG with HTML after its end is a valid image; it is stored as `.png` and
+    served as image/png with nosniff and a CSP that runs nothing, never as a page."""
+    polyglot = image_bytes("PNG", (20, 20)) + HTML
+
+    response = post_image(manager_client, "tee", {"image": upload(polyglot, "x.html", "text/html")})
+
+    assert response.status_code == 201, response.content
+    served = api_client.get(response.json()["url"])
+    assert served["Content-Type"] == "image/png"
+    assert served["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'none'" in served["Content-Security-Policy"]
