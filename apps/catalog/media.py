@@ -192,7 +192,7 @@ class CappedUploadHandler(FileUploadHandler):
         input_data: Any,
         META: dict[str, Any],
         content_length: int,
-        boundary: bytes,
+        boundary: str,
         encoding: str | None = None,
     ) -> None:
         if content_length > self.limit + (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0):
