@@ -745,3 +745,39 @@ def test_patching_a_one_variant_products_price_sets_its_variants(manager_client,
     assert response.json()["price"] == response.json()["variants"][0]["price"] == "22.50"
     assert ProductVariant.objects.get(sku="lamp").price == Decimal("22.50")
     assert price_of(lamp) == (Decimal("22.50"), "EUR")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_price_changes_of_two_variants_leave_the_cheapest_as_the_price(tee):
+    """Each change recomputes the product's price under its row lock, so the second to
+    commit sees the first's price: never a price no active variant has."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    from apps.catalog import services
+
+    black = ProductVariant.objects.get(sku="TEE-BLK-M")
+    white = ProductVariant.objects.get(sku="TEE-WHT-L")
+    barrier = Barrier(2)
+
+    def set_price(variant_id: int, price: str) -> None:
+        try:
+            variant = ProductVariant.objects.select_related("product").get(pk=variant_id)
+            barrier.wait(timeout=10)
+            services.update_variant(variant=variant, price=Decimal(price))
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for black_price, white_price in [("5.00", "30.00"), ("40.00", "6.00"), ("7.00", "8.00")]:
+            # each goes below the other's old price: a stale read would keep the old minimum
+            list(
+                pool.map(
+                    lambda args: set_price(*args),
+                    [(black.pk, black_price), (white.pk, white_price)],
+                )
+            )
+            tee.refresh_from_db()
+            assert tee.price == min(Decimal(black_price), Decimal(white_price))
