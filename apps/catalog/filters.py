@@ -35,7 +35,7 @@ from typing import Any
 import django_filters
 from django import forms
 from django.apps import apps as django_apps
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet
 from django.http import QueryDict
@@ -425,9 +425,12 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
             .order_by()
             .values_list("facet_value", "facet_product")
         )
-    if not parts:
+    try:
+        if not parts:
+            raise EmptyResultSet
+        pairs_sql, params = parts[0].union(*parts[1:], all=True).query.sql_with_params()
+    except EmptyResultSet:  # Django proved that nothing matches (`category=0`, no words)
         return {facet.slug: [] for facet in filters.facets}
-    pairs_sql, params = parts[0].union(*parts[1:], all=True).query.sql_with_params()
     # The pairs' SQL is Django's own compilation of the querysets above; values are params.
     sql = (
         "SELECT value.attribute_id, value.slug, value.name, counted.products "  # noqa: S608

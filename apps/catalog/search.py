@@ -177,10 +177,7 @@ def rebuild_search_documents() -> int:
     migration = import_module("apps.catalog.migrations.0008_search_document")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(migration.config_function(settings.SEARCH_LANGUAGE))
-        cursor.execute(
-            "UPDATE catalog_product "
-            "SET search_document = catalog_product_search_document(id, name, description)"
-        )
+        cursor.execute(migration.REBUILD)
         return int(cursor.rowcount)
 
 

@@ -390,3 +390,23 @@ def test_the_schema_documents_the_new_parameters_and_facets(api_client):
     if "$ref" in page:
         page = schema["components"]["schemas"][page["$ref"].rsplit("/", 1)[1]]
     assert "facets" in page["properties"]
+
+
+@pytest.mark.usefixtures("shop")
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"category": "0", "facets": "colour"},
+        {"category": "nowhere", "facets": "colour,size"},
+        {"attr": "0:0", "category": "0", "country": "AA", "facets": "0", "in_stock": "true"},
+        {"attr": "0:0", "facets": "colour", "min_price": "0", "max_price": "0"},
+        {"search": "---", "facets": "colour"},
+    ],
+)
+def test_facets_of_an_empty_list_are_empty(api_client, query):
+    # when
+    response = api_client.get(PRODUCTS, query)
+
+    # then
+    assert names(response) == []
+    assert all(values == [] for values in response.json()["facets"].values())

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 
 from apps.catalog import selectors, services
 from apps.catalog.models import Attribute, AttributeValue, Product, ProductType, ProductVariant
-from apps.catalog.search import SEARCH_PATTERN, ProductSearchFilter
+from apps.catalog.search import SEARCH_PATTERN, ProductSearchFilter, rebuild_search_documents
 from apps.catalog.services import VariantSpec
 from tests.catalog.asserts import assert_invalid
 from tests.catalog.factories import make_product
@@ -348,3 +348,26 @@ def test_the_published_pattern_accepts_exactly_what_the_server_answers(api_clien
 
     # then
     assert response.status_code == (200 if schema_accepts else 400)
+
+
+def test_a_rebuild_writes_the_documents_the_triggers_keep(garment):
+    # given: documents written by the triggers, one product per kind of content
+    _scarf(garment)
+    make_product(sku="MUG-9", name="Mug", description="Stoneware.")
+    make_product(sku="OLD-1", name="Old", is_active=False)
+
+    def documents() -> list[tuple[int, str]]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id, search_document::text FROM catalog_product ORDER BY id")
+            return cursor.fetchall()
+
+    kept = documents()
+
+    # when
+    rebuilt = rebuild_search_documents()
+
+    # then
+    assert rebuilt == len(kept) == 3
+    assert documents() == kept
+    assert "'cashmer':" in kept[0][1]
+    assert "'scf':" in kept[0][1]
