@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
+from apps.catalog import cache as catalog_cache
 from apps.catalog.models import Category
+from ecommerce import caching
 from ecommerce.api.permissions import Role
 from tests.catalog.asserts import assert_invalid, assert_problem, catalog_snapshot
-from tests.catalog.factories import CategoryFactory
+from tests.catalog.factories import CategoryFactory, make_product
 from tests.users.factories import UserFactory
 
 CATEGORIES = "/api/categories"
@@ -52,23 +52,6 @@ def tree() -> dict[str, Category]:
         "archive": archive,
         "old": make("Old", "old", archive),
     }
-
-
-@pytest.fixture
-def manager_client(client_for: Callable[[Any], APIClient]) -> APIClient:
-    return client_for(UserFactory(roles=[Role.CATALOG_MANAGER]))
-
-
-@pytest.fixture
-def client_of(
-    api_client: APIClient, client_for: Callable[[Any], APIClient]
-) -> Callable[[str], APIClient]:
-    def make_client(kind: str) -> APIClient:
-        if kind == "anonymous":
-            return api_client
-        return client_for(UserFactory(roles=[Role(kind)]))
-
-    return make_client
 
 
 # --- GET /api/categories --------------------------------------------------------------------
@@ -318,3 +301,31 @@ def test_only_catalog_staff_write_categories(
     # then
     assert_problem(response, status, code)
     assert catalog_snapshot() == before
+
+
+# --- Categories in cached product reads ----------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)  # cached reads: invalidated on commit
+def test_renaming_a_category_shows_in_its_products_and_keeps_the_others_cached(
+    manager_client, api_client, tree
+):
+    # given: a tee in T-shirts and a pan in Kitchen, both details cached
+    tee = make_product(sku="tee", category=tree["t-shirts"])
+    pan = make_product(sku="pan", category=tree["kitchen"])
+    assert api_client.get("/api/products/tee").json()["category"]["name"] == "T-shirts"
+    api_client.get("/api/products/pan")
+    pan_entry = caching._Store().get(catalog_cache.detail_key(pan.pk))
+
+    # when
+    response = manager_client.patch(f"{CATEGORIES}/t-shirts", {"name": "Tees"}, format="json")
+
+    # then
+    assert response.status_code == 200, response.content
+    assert api_client.get(f"/api/products/{tee.pk}").json()["category"] == {
+        "id": tree["t-shirts"].pk,
+        "slug": "t-shirts",
+        "name": "Tees",
+    }
+    assert pan_entry is not None
+    assert caching._Store().get(catalog_cache.detail_key(pan.pk)) == pan_entry
