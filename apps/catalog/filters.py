@@ -37,7 +37,7 @@ from django import forms
 from django.apps import apps as django_apps
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection
-from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet
+from django.db.models import Exists, FilteredRelation, OuterRef, Q, QuerySet
 from django.http import QueryDict
 from django_filters import utils as filter_utils
 from django_filters.rest_framework import DjangoFilterBackend
@@ -48,6 +48,7 @@ from apps.catalog.models import (
     AssignedProductAttribute,
     AssignedVariantAttribute,
     Attribute,
+    AttributeValue,
     Category,
     Product,
     ProductVariant,
@@ -390,53 +391,115 @@ class ProductFilterBackend(DjangoFilterBackend):
         return filterset.qs
 
 
+def _in(values: list[Any]) -> tuple[str, list[Any]]:
+    """`IN (%s, ...)` for a non-empty list; an always-false test for an empty one."""
+    if not values:
+        return " IS NULL AND FALSE", []
+    return f" IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+# The SQL below is built from table names, fixed text and `%s` placeholders only: every
+# value a request gives travels as a parameter.
+def _variant_conditions(
+    filters: ListFilters, *, except_attribute: int | None
+) -> tuple[str, list[Any]]:
+    """The variant-level conditions, as SQL on a variant aliased `v` (ListFilters.variants
+    in SQL, so the facet query can test them row by row inside its lateral join)."""
+    product_values = AssignedProductAttribute._meta.db_table
+    variant_values = AssignedVariantAttribute._meta.db_table
+    stock = django_apps.get_model("inventory", "Stock")._meta.db_table
+    parts, params = ["v.is_active"], []
+    if filters.min_price is not None:
+        parts.append("v.price >= %s")
+        params.append(filters.min_price)
+    if filters.max_price is not None:
+        parts.append("v.price <= %s")
+        params.append(filters.max_price)
+    if filters.in_stock or filters.warehouse_ids is not None:
+        where = "s.variant_id = v.id AND s.quantity > 0"
+        if filters.warehouse_ids is not None:
+            test, values = _in(filters.warehouse_ids)
+            where += f" AND s.warehouse_id{test}"
+            params += values
+        parts.append(f"EXISTS (SELECT 1 FROM {stock} s WHERE {where})")  # noqa: S608
+    for attribute_id, value_ids in filters.groups.items():
+        if attribute_id == except_attribute:
+            continue
+        test, values = _in(value_ids)
+        parts.append(
+            f"(EXISTS (SELECT 1 FROM {product_values} pv WHERE pv.product_id = v.product_id "  # noqa: S608
+            f"AND pv.value_id{test}) OR EXISTS (SELECT 1 FROM {variant_values} vv "
+            f"WHERE vv.variant_id = v.id AND vv.value_id{test}))"
+        )
+        params += values + values
+    return " AND ".join(parts), params
+
+
 def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, Any]]] | None:
     """Per requested facet, its values with the number of matching products, in one query.
 
     A product counts for a value when it holds it (product-level) and has an active variant
     meeting the other conditions, or when one of its active variants holds it and meets the
     other conditions itself. None when no facets were asked for.
+
+    One statement: the matching products once (a materialized CTE: the search is not run
+    again per facet), then per group of facets that share their conditions (every facet
+    without an `attr` filter of its own shares them all) the values their products and
+    variants hold. On PostgreSQL the variants are reached by a lateral join, product by
+    product through the variant's product index: a hash join would read all 100,000.
     """
     if filterset is None or not filterset.list_filters.facets:
         return None
     filters = filterset.list_filters
-    products = filterset.base.order_by().values("pk")
-    parts: list[QuerySet[Any]] = []
-    for facet in filters.facets:
-        if facet.id is None:
-            continue
-        variants = filters.variants(except_attribute=facet.id)
-        parts.append(
-            AssignedProductAttribute.objects.filter(
-                attribute_id=facet.id,
-                product_id__in=products,
-            )
-            .filter(Exists(variants.filter(product_id=OuterRef("product_id"))))
-            .annotate(facet_value=F("value_id"), facet_product=F("product_id"))
-            .order_by()
-            .values_list("facet_value", "facet_product")
-        )
-        parts.append(
-            AssignedVariantAttribute.objects.filter(
-                attribute_id=facet.id,
-                variant_id__in=variants.filter(product_id__in=products).values("pk"),
-            )
-            .annotate(facet_value=F("value_id"), facet_product=F("variant__product_id"))
-            .order_by()
-            .values_list("facet_value", "facet_product")
-        )
+    empty = {facet.slug: [] for facet in filters.facets}
     try:
-        if not parts:
-            raise EmptyResultSet
-        pairs_sql, params = parts[0].union(*parts[1:], all=True).query.sql_with_params()
+        base_sql, base_params = filterset.base.order_by().values("pk").query.sql_with_params()
     except EmptyResultSet:  # Django proved that nothing matches (`category=0`, no words)
-        return {facet.slug: [] for facet in filters.facets}
-    # The pairs' SQL is Django's own compilation of the querysets above; values are params.
+        return empty
+    known = [facet.id for facet in filters.facets if facet.id is not None]
+    if not known:
+        return empty
+    # Facets filtered by their own attribute leave that filter out; the others share all.
+    groups: list[tuple[list[int], int | None]] = [
+        ([attribute], attribute) for attribute in known if attribute in filters.groups
+    ]
+    shared = [attribute for attribute in known if attribute not in filters.groups]
+    if shared:
+        groups.append((shared, None))
+    product_values = AssignedProductAttribute._meta.db_table
+    variant_values = AssignedVariantAttribute._meta.db_table
+    variants = ProductVariant._meta.db_table
+    lateral = connection.vendor == "postgresql"
+    branches: list[str] = []
+    params: list[Any] = list(base_params)
+    for attributes, left_out in groups:
+        conditions, condition_params = _variant_conditions(filters, except_attribute=left_out)
+        within, attribute_params = _in(attributes)
+        held = (
+            f"FROM {variants} v JOIN {variant_values} a ON a.variant_id = v.id "
+            f"WHERE v.product_id = m.id AND a.attribute_id{within} AND {conditions}"
+        )
+        if lateral:
+            branches.append(
+                "SELECT held.value_id AS facet_value, m.id AS facet_product FROM matched m "  # noqa: S608
+                f"CROSS JOIN LATERAL (SELECT a.value_id {held}) held"
+            )
+        else:  # SQLite (embedded) has no LATERAL; its planner walks from `matched` anyway
+            branches.append(f"SELECT a.value_id, m.id FROM matched m, {held[len('FROM ') :]}")  # noqa: S608
+        params += attribute_params + condition_params
+        branches.append(
+            f"SELECT a.value_id, m.id FROM matched m JOIN {product_values} a "  # noqa: S608
+            f"ON a.product_id = m.id WHERE a.attribute_id{within} AND EXISTS "
+            f"(SELECT 1 FROM {variants} v WHERE v.product_id = m.id AND {conditions})"
+        )
+        params += attribute_params + condition_params
+    # Every piece is Django's compilation of a queryset or fixed text; values are params.
     sql = (
-        "SELECT value.attribute_id, value.slug, value.name, counted.products "  # noqa: S608
+        f"WITH matched (id) AS MATERIALIZED ({base_sql}) "  # noqa: S608
+        "SELECT value.attribute_id, value.slug, value.name, counted.products "
         "FROM (SELECT facet_value, COUNT(DISTINCT facet_product) AS products "
-        f"FROM ({pairs_sql}) pairs GROUP BY facet_value) counted "
-        "JOIN catalog_attributevalue value ON value.id = counted.facet_value "
+        f"FROM ({' UNION ALL '.join(branches)}) pairs GROUP BY facet_value) counted "
+        f"JOIN {AttributeValue._meta.db_table} value ON value.id = counted.facet_value "
         "ORDER BY value.attribute_id, value.sort_order, value.name, value.id"
     )
     result: dict[int | None, list[dict[str, Any]]] = {facet.id: [] for facet in filters.facets}
