@@ -482,7 +482,8 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
         if lateral:
             branches.append(
                 "SELECT held.value_id AS facet_value, m.id AS facet_product FROM matched m "  # noqa: S608
-                f"CROSS JOIN LATERAL (SELECT a.value_id {held}) held"
+                # OFFSET 0 keeps the planner from pulling the subquery up into a hash join.
+                f"CROSS JOIN LATERAL (SELECT a.value_id {held} OFFSET 0) held"
             )
         else:  # SQLite (embedded) has no LATERAL; its planner walks from `matched` anyway
             branches.append(f"SELECT a.value_id, m.id FROM matched m, {held[len('FROM ') :]}")  # noqa: S608
