@@ -486,7 +486,11 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
                 f"CROSS JOIN LATERAL (SELECT a.value_id {held} OFFSET 0) held"
             )
         else:  # SQLite (embedded) has no LATERAL; its planner walks from `matched` anyway
-            branches.append(f"SELECT a.value_id, m.id FROM matched m, {held[len('FROM ') :]}")  # noqa: S608
+            joined = held[len("FROM ") :]
+            branches.append(
+                "SELECT a.value_id AS facet_value, m.id AS facet_product "  # noqa: S608
+                f"FROM matched m, {joined}"
+            )
         params += attribute_params + condition_params
         branches.append(
             f"SELECT a.value_id, m.id FROM matched m JOIN {product_values} a "  # noqa: S608
