@@ -37,7 +37,7 @@ from django import forms
 from django.apps import apps as django_apps
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection
-from django.db.models import Exists, FilteredRelation, OuterRef, Q, QuerySet
+from django.db.models import Exists, FilteredRelation, OuterRef, Q, QuerySet, TextField
 from django.http import QueryDict
 from django_filters import utils as filter_utils
 from django_filters.rest_framework import DjangoFilterBackend
@@ -53,7 +53,7 @@ from apps.catalog.models import (
     Product,
     ProductVariant,
 )
-from apps.catalog.search import RANK
+from apps.catalog.search import RANK, ProductColumn
 from ecommerce.api import identifiers
 from ecommerce.api.filters import FilterSet, OrderingFilter, StrictBooleanFilter
 from ecommerce.api.pagination import PageNumberPagination
@@ -452,8 +452,15 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
         return None
     filters = filterset.list_filters
     empty = {facet.slug: [] for facet in filters.facets}
+    lateral = connection.vendor == "postgresql"
+    matched = filterset.base.order_by()
+    if lateral:
+        facet_values = ProductColumn("facet_values", TextField())
+        matched = matched.annotate(offered_values=facet_values).values("pk", "offered_values")
+    else:
+        matched = matched.values("pk")
     try:
-        base_sql, base_params = filterset.base.order_by().values("pk").query.sql_with_params()
+        base_sql, base_params = matched.query.sql_with_params()
     except EmptyResultSet:  # Django proved that nothing matches (`category=0`, no words)
         return empty
     known = [facet.id for facet in filters.facets if facet.id is not None]
@@ -469,12 +476,22 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
     product_values = AssignedProductAttribute._meta.db_table
     variant_values = AssignedVariantAttribute._meta.db_table
     variants = ProductVariant._meta.db_table
-    lateral = connection.vendor == "postgresql"
     branches: list[str] = []
     params: list[Any] = list(base_params)
     for attributes, left_out in groups:
         conditions, condition_params = _variant_conditions(filters, except_attribute=left_out)
         within, attribute_params = _in(attributes)
+        if lateral and not condition_params and conditions == "v.is_active":
+            # Nothing asked of the variants: the values each product offers are stored on
+            # it (facet_values, migration catalog.0008), one row per matching product.
+            branches.append(
+                "SELECT offered.value_id AS facet_value, m.id AS facet_product "  # noqa: S608
+                "FROM matched m CROSS JOIN LATERAL unnest(m.facet_values) AS offered(value_id) "
+                f"JOIN {AttributeValue._meta.db_table} av ON av.id = offered.value_id "
+                f"WHERE av.attribute_id{within}"
+            )
+            params += attribute_params
+            continue
         held = (
             f"FROM {variants} v JOIN {variant_values} a ON a.variant_id = v.id "
             f"WHERE v.product_id = m.id AND a.attribute_id{within} AND {conditions}"
@@ -500,7 +517,8 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
         params += attribute_params + condition_params
     # Every piece is Django's compilation of a queryset or fixed text; values are params.
     sql = (
-        f"WITH matched (id) AS MATERIALIZED ({base_sql}) "  # noqa: S608
+        f"WITH matched ({'id, facet_values' if lateral else 'id'}) "  # noqa: S608
+        f"AS MATERIALIZED ({base_sql}) "
         "SELECT value.attribute_id, value.slug, value.name, counted.products "
         "FROM (SELECT facet_value, COUNT(DISTINCT facet_product) AS products "
         f"FROM ({' UNION ALL '.join(branches)}) pairs GROUP BY facet_value) counted "

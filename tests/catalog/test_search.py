@@ -356,9 +356,12 @@ def test_a_rebuild_writes_the_documents_the_triggers_keep(garment):
     make_product(sku="MUG-9", name="Mug", description="Stoneware.")
     make_product(sku="OLD-1", name="Old", is_active=False)
 
-    def documents() -> list[tuple[int, str]]:
+    def documents() -> list[tuple[int, str, str]]:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT id, search_document::text FROM catalog_product ORDER BY id")
+            cursor.execute(
+                "SELECT id, search_document::text, facet_values::text FROM catalog_product "
+                "ORDER BY id"
+            )
             return cursor.fetchall()
 
     kept = documents()
@@ -371,3 +374,5 @@ def test_a_rebuild_writes_the_documents_the_triggers_keep(garment):
     assert documents() == kept
     assert "'cashmer':" in kept[0][1]
     assert "'scf':" in kept[0][1]
+    assert len(kept[0][2].strip("{}").split(",")) == 3  # cashmere, burgundy, ivory
+    assert kept[2][2] == "{}"  # no variant attributes at all

@@ -30,7 +30,12 @@ dropped, `T-Shirt` -> `tshirt`) carries the trigram GIN index typo-tolerant sear
 none with `shirt`. Stored, not an expression index, for the reason 0005 gave: a walk of the
 name index that tests each row must not compute the expression row by row.
 
-Neither column is declared on the model: only apps.catalog.search reads them. SQLite
+`facet_values` (bigint[]) holds the ids of the attribute values a product offers facets
+(its own and its active variants'), kept by the same triggers: a facet count without
+variant-level filters then reads one row per matching product instead of joining its
+variants and their values (apps.catalog.filters.facet_counts).
+
+None of these columns is declared on the model: only the search and the facets read them. SQLite
 (embedded mode) skips all this and searches by substring.
 """
 
@@ -78,13 +83,34 @@ DOCUMENT_FUNCTIONS = [
         )
     $$
     """,
+    # The ids of the attribute values a product offers to facets: its own, and its active
+    # variants'; none while no variant is on sale.
+    """
+    CREATE OR REPLACE FUNCTION catalog_product_facet_values(product bigint)
+    RETURNS bigint[] LANGUAGE sql STABLE AS $$
+        SELECT coalesce(array_agg(held.value_id ORDER BY held.value_id), '{}')
+        FROM (
+            SELECT value_id FROM catalog_assignedproductattribute WHERE product_id = product
+            UNION
+            SELECT assigned.value_id
+            FROM catalog_assignedvariantattribute assigned
+            JOIN catalog_productvariant variant ON variant.id = assigned.variant_id
+            WHERE variant.product_id = product AND variant.is_active
+        ) held
+        WHERE EXISTS (
+            SELECT 1 FROM catalog_productvariant
+            WHERE product_id = product AND is_active
+        )
+    $$
+    """,
     """
     CREATE OR REPLACE FUNCTION catalog_refresh_search_documents(products bigint[])
     RETURNS void LANGUAGE plpgsql AS $$
     BEGIN
         PERFORM 1 FROM catalog_product WHERE id = ANY(products) ORDER BY id FOR UPDATE;
         UPDATE catalog_product
-        SET search_document = catalog_product_search_document(id, name, description)
+        SET search_document = catalog_product_search_document(id, name, description),
+            facet_values = catalog_product_facet_values(id)
         WHERE id = ANY(products);
     END
     $$
@@ -251,7 +277,8 @@ REBUILD = """
                string_agg(regexp_replace(sku, '[^[:alnum:]]+', ' ', 'g'), ' ' ORDER BY id) AS skus
         FROM catalog_productvariant WHERE is_active GROUP BY product_id
     ), value_names AS (
-        SELECT held.product_id, string_agg(value.name, ' ' ORDER BY value.id) AS names
+        SELECT held.product_id, string_agg(value.name, ' ' ORDER BY value.id) AS names,
+               array_agg(value.id ORDER BY value.id) AS ids
         FROM (
             SELECT product_id, value_id FROM catalog_assignedproductattribute
             UNION
@@ -265,8 +292,12 @@ REBUILD = """
     )
     UPDATE catalog_product product
     SET search_document = catalog_search_document_of(
-        product.name, product.description, value_names.names, skus.skus
-    )
+            product.name, product.description, value_names.names, skus.skus
+        ),
+        -- skus is null exactly when no variant is on sale: then no value is offered
+        facet_values = CASE
+            WHEN skus.skus IS NULL THEN '{}' ELSE coalesce(value_names.ids, '{}')
+        END
     FROM catalog_product base
     LEFT JOIN skus ON skus.product_id = base.id
     LEFT JOIN value_names ON value_names.product_id = base.id
@@ -289,6 +320,8 @@ def forward_statements() -> list[str]:
         config_function(settings.SEARCH_LANGUAGE),
         "ALTER TABLE catalog_product ADD COLUMN IF NOT EXISTS search_document tsvector "
         "NOT NULL DEFAULT ''::tsvector",
+        "ALTER TABLE catalog_product ADD COLUMN IF NOT EXISTS facet_values bigint[] "
+        "NOT NULL DEFAULT '{}'",
         "ALTER TABLE catalog_product ADD COLUMN IF NOT EXISTS search_name text "
         "GENERATED ALWAYS AS (lower(regexp_replace(name, '[^[:alnum:][:space:]]+', '', 'g'))) "
         "STORED",
@@ -329,9 +362,11 @@ BACKWARD = [
     "DROP FUNCTION IF EXISTS catalog_search_variants_changed()",
     "DROP FUNCTION IF EXISTS catalog_product_search_document_row()",
     "DROP FUNCTION IF EXISTS catalog_refresh_search_documents(bigint[])",
+    "DROP FUNCTION IF EXISTS catalog_product_facet_values(bigint)",
     "DROP FUNCTION IF EXISTS catalog_product_search_document(bigint, text, text)",
     "DROP FUNCTION IF EXISTS catalog_search_document_of(text, text, text, text)",
     "ALTER TABLE catalog_product DROP COLUMN IF EXISTS search_name",
+    "ALTER TABLE catalog_product DROP COLUMN IF EXISTS facet_values",
     "ALTER TABLE catalog_product DROP COLUMN IF EXISTS search_document",
     "DROP FUNCTION IF EXISTS catalog_search_config()",
 ]
