@@ -137,6 +137,13 @@ class ProductViewSet(viewsets.GenericViewSet):
     def _product(self, lookup: str) -> Product:
         return selectors.get_product(lookup=_checked(lookup), include_inactive=True)
 
+    def get_object(self) -> Product:
+        """The product the URL names, by id or any variant SKU. DRF's OPTIONS asks for it
+        (the default would filter products on a `sku` column they no longer have)."""
+        product = self._product(self.kwargs[self.lookup_field])
+        self.check_object_permissions(self.request, product)
+        return product
+
     def _list_page(self) -> dict[str, Any]:
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)

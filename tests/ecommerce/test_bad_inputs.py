@@ -115,6 +115,25 @@ def test_a_malformed_id_in_any_address_is_a_404(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("sku", ["TEE", "NOPE"])
+def test_options_on_any_address_is_never_a_5xx(
+    schema: dict[str, Any], admin: APIClient, sku: str
+) -> None:
+    """DRF's OPTIONS describes the writes a staff member may make, and so looks the object
+    up its own way (`get_object`): on an existing address and a missing one."""
+    walked = 0
+    for path in schema["paths"]:
+        url = path.replace("{sku}", sku).replace("{slug}", "none").replace("{id}", "1")
+        url = url.replace("{public_id}", "7d4c1e9a-6b3d-4f2e-9c8b-0a1b2c3d4e5f")
+        url = url.replace("{media_id}", "1")
+        response = admin.options(url)
+        if response.status_code != 200:
+            assert_problem(response, 401, 403, 404, where=f"OPTIONS {url}")
+        walked += 1
+    assert walked >= 30
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("value", BAD_QUERY_VALUES.values(), ids=BAD_QUERY_VALUES.keys())
 def test_a_malformed_query_parameter_of_any_list_is_a_400(
     schema: dict[str, Any], admin: APIClient, value: str
