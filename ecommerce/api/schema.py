@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import exceptions, serializers
@@ -339,6 +340,9 @@ class AutoSchema(openapi.AutoSchema):
             and isinstance(field, serializers.CharField)
             and schema.get("type") == "string"
             and not {"pattern", "enum", "format"} & set(schema)
+            # A slug's or regex field's own pattern says more, and drf-spectacular adds it
+            # from the validator only where no pattern is set yet.
+            and not any(isinstance(v, RegexValidator) for v in field.validators)
         ):
             schema["pattern"] = text_pattern(field)
         return schema
