@@ -6,9 +6,10 @@ On PostgreSQL a product matches when either
   configured language (settings.SEARCH_LANGUAGE, stemmed: `shirts` finds `shirt`) or in
   the `simple` configuration (so stop words such as the size `s` still find SKU parts);
   a one-character word must be a whole word, as a prefix it would match half the catalog;
-- or, for typos, every word of three characters or more is close to a word of its name
-  (pg_trgm `word_similarity` >= SEARCH_TYPO_SIMILARITY against the name without its
-  punctuation: `tshrit` finds `T-Shirt`). Both are served by GIN indexes.
+- or, when that finds nothing at all (a typo), every word of three characters or more is
+  close to a word of its name (pg_trgm `word_similarity` >= SEARCH_TYPO_SIMILARITY against
+  the name without its punctuation: `tshrit` finds `T-Shirt`). Both are served by GIN
+  indexes; which one is used costs one indexed EXISTS query.
 Results are ranked, best first, unless `?ordering=` asks otherwise: `ts_rank` over the
 weighted document (a name match outranks a description match) plus the trigram
 similarity of the search to the name.
@@ -88,24 +89,34 @@ def tsquery_text(words: Sequence[str]) -> str:
     return " & ".join(word if len(word) == 1 else f"{word}:*" for word in words)
 
 
-def _matches_and_rank(words: Sequence[str]) -> tuple[Q, Expression]:
+_TSQUERY = "(to_tsquery(catalog_search_config(), %s) || to_tsquery('simple', %s))"
+
+
+def _full_text(words: Sequence[str]) -> Q:
     query = tsquery_text(words)
     document = ProductColumn("search_document", TextField())
+    return Q(_Sql(f"{{}} @@ {_TSQUERY}", [document], [query, query]))
+
+
+def _typo(words: Sequence[str]) -> Q | None:
+    """Every word close to a word of the name; None when a word is too short to compare."""
+    if not all(len(word) >= SEARCH_TYPO_MIN_CHARS for word in words):
+        return None
     name = ProductColumn("search_name", TextField())
-    tsquery = "(to_tsquery(catalog_search_config(), %s) || to_tsquery('simple', %s))"
-    condition = Q(_Sql(f"{{}} @@ {tsquery}", [document], [query, query]))
-    if all(len(word) >= SEARCH_TYPO_MIN_CHARS for word in words):
-        typo = Q()
-        for word in words:
-            typo &= Q(_Sql("%s <%% {}", [name], [word]))
-        condition |= typo
-    rank = _Sql(
-        f"ts_rank({{}}, {tsquery}) + word_similarity(%s, {{}})",
-        [document, name],
+    condition = Q()
+    for word in words:
+        condition &= Q(_Sql("%s <%% {}", [name], [word]))
+    return condition
+
+
+def _rank(words: Sequence[str]) -> Expression:
+    query = tsquery_text(words)
+    return _Sql(
+        f"ts_rank({{}}, {_TSQUERY}) + word_similarity(%s, {{}})",
+        [ProductColumn("search_document", TextField()), ProductColumn("search_name", TextField())],
         [query, query, " ".join(words)],
         output=FloatField(),
     )
-    return condition, rank
 
 
 class _Sql(Expression):
@@ -150,8 +161,18 @@ def search_products(queryset: QuerySet[Product], *, words: Sequence[str]) -> Que
                 | Q(pk__in=ProductVariant.objects.filter(sku__icontains=word).values("product_id"))
             )
         return queryset
-    condition, rank = _matches_and_rank(words)
-    return queryset.filter(condition).annotate(**{RANK: rank})
+    # Typos are looked for only when the words themselves find nothing: a common word
+    # (`cotton`) shares trigrams with thousands of names, each then checked row by row,
+    # while the full-text index answers it at once. One indexed EXISTS decides.
+    full_text = _full_text(words)
+    if queryset.filter(full_text).exists():
+        condition = full_text
+    else:
+        typo = _typo(words)
+        if typo is None:
+            return queryset.none()
+        condition = typo
+    return queryset.filter(condition).annotate(**{RANK: _rank(words)})
 
 
 def use_typo_threshold() -> None:
@@ -198,8 +219,9 @@ class ProductSearchFilter(SearchFilter):
     search_description = (
         "Products whose name, description, attribute values or variant SKUs hold a word "
         "starting with each word given, in any letter case and word form (`blu shirts` "
-        "finds Blue T-Shirt; a one-letter word must match a whole word), or whose name is "
-        "close to every word (`tshrit` finds T-Shirt). Best matches first unless `ordering` "
+        "finds Blue T-Shirt; a one-letter word must match a whole word), or, when none "
+        "does, whose name is close to every word (`tshrit` finds T-Shirt). Best matches "
+        "first unless `ordering` "
         f"is given. At most {SEARCH_MAX_CHARS} characters and {SEARCH_MAX_WORDS} words."
     )
 
