@@ -52,8 +52,16 @@ def _on_postgresql(statements):
     return run
 
 
+def forget_the_old_ledger_model(apps, schema_editor):
+    """Delete the old ledger's content type, and with it the permissions on it that roles
+    were granted (catalog.0003); inventory.0002 grants those on the new ledger."""
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    ContentType.objects.filter(app_label="catalog", model="stockmovement").delete()
+
+
 class Migration(migrations.Migration):
     dependencies = [
+        ("contenttypes", "0002_remove_content_type_name"),
         ("catalog", "0006_variants_attributes_media"),
         ("inventory", "0001_initial"),
         ("orders", "0006_order_lines_name_variants"),
@@ -80,4 +88,5 @@ class Migration(migrations.Migration):
         ),
         migrations.RemoveField(model_name="product", name="sku"),
         migrations.RemoveField(model_name="product", name="stock"),
+        migrations.RunPython(forget_the_old_ledger_model, migrations.RunPython.noop),
     ]
