@@ -17,6 +17,10 @@ import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.catalog import services as catalog_services
+from apps.catalog.models import Attribute, AttributeValue, ProductType, ProductVariant
+from apps.inventory import selectors as inventory_selectors
+from apps.inventory import services as inventory_services
+from apps.inventory.models import Warehouse
 from apps.notifications.models import WebhookEndpoint
 from apps.orders import services as order_services
 from ecommerce.api.permissions import Role
@@ -42,24 +46,83 @@ def access_token(user: Any, *, hours: int = 2) -> str:
     return str(token)
 
 
-def seed_shop() -> dict[str, Any]:
-    """Users of each role, a category tree, products in and out of stock, an order and a
-    webhook endpoint per user: enough for every operation to reach its logic."""
-    admin = UserFactory(email="admin@example.com", roles=[Role.ADMIN])
-    customer = UserFactory(email=CUSTOMER_EMAIL, password=CUSTOMER_PASSWORD)
+def seed_catalog(admin: Any) -> None:
+    """A category tree; a product type with product and variant attributes; one-variant
+    products in and out of stock (the tees typed, with a colour and a size); a hoodie in
+    two sizes; a second warehouse (serving one zone) holding some of it. The names are the
+    ones the schema's examples use."""
     apparel = catalog_services.create_category(name="Apparel", slug="apparel")
     tees = catalog_services.create_category(name="Tees", slug="tees", parent=apparel)
+    attributes = {}
+    for slug, values in {
+        "colour": ("Black", "White", "Grey"),
+        "size": ("M", "L"),
+        "material": ("Cotton",),
+    }.items():
+        attribute = Attribute.objects.create(name=slug.title(), slug=slug)
+        for order, name in enumerate(values):
+            AttributeValue.objects.create(
+                attribute=attribute, name=name, slug=name.lower(), sort_order=order
+            )
+        attributes[slug] = attribute
+    t_shirt = ProductType.objects.create(name="T-shirt", slug="t-shirt")
+    t_shirt.product_attributes.set([attributes["material"]])
+    t_shirt.variant_attributes.set([attributes["colour"], attributes["size"]])
+    tee_values = {"TEE-BLK-M": ("black", "m"), "TEE-WHT-L": ("white", "l")}
     for index, (sku, stock) in enumerate(
         [("TEE-BLK-M", 50), ("TEE-WHT-L", 50), ("MUG-1", 0), ("CAP-RED", 5)], start=1
     ):
+        colour, size = tee_values.get(sku, ("", ""))
         catalog_services.create_product(
-            sku=sku,
             name=f"Product {index}",
-            price=Decimal(f"{index * 7}.90"),
-            category=tees if sku.startswith("TEE") else apparel,
-            initial_stock=stock,
+            category=tees if sku in tee_values else apparel,
+            product_type=t_shirt if sku in tee_values else None,
+            attributes={"material": "cotton"} if sku in tee_values else {},
+            variants=[
+                catalog_services.VariantSpec(
+                    sku=sku,
+                    price=Decimal(f"{index * 7}.90"),
+                    attributes={"colour": colour, "size": size} if sku in tee_values else {},
+                    initial_stock=stock,
+                )
+            ],
             actor=admin,
         )
+    # The default warehouse first (a flushed database has none), so it stays the default.
+    inventory_selectors.default_warehouse()
+    north = Warehouse.objects.create(name="North", slug="north", priority=200)
+    north.shipping_zones.create(name="Nordics", slug="nordics", countries=["SE", "NO", "FI"])
+    catalog_services.create_product(
+        name="Hoodie",
+        category=apparel,
+        product_type=t_shirt,
+        attributes={"material": "cotton"},
+        variants=[
+            catalog_services.VariantSpec(
+                sku=f"HOOD-GRY-{size.upper()}",
+                name=f"{size.upper()} / Grey",
+                price=Decimal(price),
+                attributes={"size": size, "colour": "grey"},
+                initial_stock=stock,
+            )
+            for size, price, stock in (("m", "29.90", 3), ("l", "31.90", 0))
+        ],
+        actor=admin,
+    )
+    inventory_services.restock(
+        variant_id=ProductVariant.objects.get(sku="HOOD-GRY-L").pk,
+        quantity=2,
+        warehouse=north,
+        actor=admin,
+    )
+
+
+def seed_shop() -> dict[str, Any]:
+    """Users of each role, a catalog (seed_catalog), an order and a webhook endpoint per
+    user: enough for every operation to reach its logic."""
+    admin = UserFactory(email="admin@example.com", roles=[Role.ADMIN])
+    customer = UserFactory(email=CUSTOMER_EMAIL, password=CUSTOMER_PASSWORD)
+    seed_catalog(admin)
     order_services.place_order(
         user=customer,
         lines=[order_services.OrderLine("TEE-BLK-M", 1)],

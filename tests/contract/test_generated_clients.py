@@ -117,12 +117,51 @@ def test_the_generated_python_client_drives_the_shop(
         page_size=2,
     )
     assert isinstance(page, models.PaginatedProductListOutputList)
-    assert [row.sku for row in page.results] == ["CAP-RED", "TEE-WHT-L"]
-    assert (page.count, page.previous) == (3, None)
+    assert [row.sku for row in page.results] == ["HOOD-GRY-M", "CAP-RED"]
+    assert (page.count, page.previous) == (4, None)
     assert page.next_ == "/api/products/?in_stock=true&ordering=-price&page=2&page_size=2"
     tee = api("products.products_retrieve").sync(client=anonymous, sku="TEE-BLK-M")
     assert isinstance(tee, models.ProductDetailOutput)
     assert (tee.price, tee.stock, tee.category.slug) == ("7.90", 49, "tees")
+    hoodie = api("products.products_retrieve").sync(client=anonymous, sku="HOOD-GRY-L")
+    assert isinstance(hoodie, models.ProductDetailOutput)
+    assert [(v.sku, v.stock) for v in hoodie.variants] == [("HOOD-GRY-M", 3), ("HOOD-GRY-L", 2)]
+    assert {(a.attribute, a.slug) for a in hoodie.variants[1].attributes} == {
+        ("colour", "grey"),
+        ("size", "l"),
+    }
+
+    # Stock per warehouse (a catalog manager): the L hoodie is only in the north, which
+    # ships to the Nordics, so an order to Germany cannot have it.
+    admin = python_client.AuthenticatedClient(
+        base_url=live_shop.url, token=live_shop.tokens["admin"], raise_on_unexpected_status=True
+    )
+    warehouses = api("warehouses.warehouses_list").sync(client=admin)
+    assert [(w.slug, w.countries) for w in warehouses] == [
+        ("main", None),
+        ("north", ["FI", "NO", "SE"]),
+    ]
+    restocked = api("products.products_stock_create").sync(
+        client=admin,
+        sku="HOOD-GRY-L",
+        body=models.StockChangeInputRequest(
+            delta=3, reason=models.StockChangeInputReasonEnum("restock"), warehouse="north"
+        ),
+    )
+    assert isinstance(restocked, models.StockChangeOutput)
+    assert (restocked.warehouse, restocked.stock, restocked.total_stock) == ("north", 5, 5)
+    variant = api("variants.variants_retrieve").sync(client=admin, sku="HOOD-GRY-L")
+    assert isinstance(variant, models.VariantOutput)
+    assert (variant.stock, variant.in_stock) == (5, True)
+    to_germany = models.OrderCreateInputRequest(
+        items=[models.OrderLineInputRequest(id="HOOD-GRY-L", quantity=1)],
+        shipping_country="DE",
+        payment_token="tok_success",
+    )
+    refused = api("orders.orders_create").sync(client=ada, body=to_germany)
+    assert isinstance(refused, models.OrdersCreateResponse409)
+    assert refused.code == "out_of_stock"
+    assert [(s.sku, s.requested, s.available) for s in refused.shortfalls] == [("HOOD-GRY-L", 1, 0)]
 
     # Order with an Idempotency-Key; the retry is the same order.
     key = str(uuid.uuid4())
