@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from pytest_django.plugin import blocking_manager_key
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -39,18 +40,26 @@ def _outbox_hands_off() -> None:
     outbox_registry.resume_hand_off()
 
 
-@pytest.fixture(autouse=True)
-def _restore_roles_after_flush(
-    request: pytest.FixtureRequest, django_db_blocker: Any
-) -> Iterator[None]:
-    """A transactional test's flush deletes the role groups; put them back for the next."""
-    yield
-    marker = request.node.get_closest_marker("django_db")
-    transactional = (marker is not None and marker.kwargs.get("transaction")) or (
-        "live_server" in request.fixturenames or "transactional_db" in request.fixturenames
+def _is_transactional(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", ())
+    return bool(
+        (marker is not None and marker.kwargs.get("transaction"))
+        or "live_server" in fixtures
+        or "transactional_db" in fixtures
     )
-    if transactional:
-        with django_db_blocker.unblock():
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A transactional test's flush deletes the role groups; put them back for the next.
+
+    Done after every fixture of the test is torn down: the flush is the database fixture's
+    own teardown, so a fixture's teardown would run before it and be flushed away.
+    """
+    yield
+    if _is_transactional(item):
+        with item.config.stash[blocking_manager_key].unblock():
             restore_role_groups()
 
 
