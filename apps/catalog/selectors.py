@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Upper
 from django.http import QueryDict
 from rest_framework.renderers import JSONRenderer
@@ -74,7 +74,12 @@ def products(*, include_inactive: bool = False) -> QuerySet[Product]:
         stock_total=Coalesce(Subquery(stock), 0),
         first_media_thumbnails=Subquery(first_media.values("thumbnails")[:1]),
     )
-    return queryset if include_inactive else queryset.filter(is_active=True)
+    if include_inactive:
+        return queryset
+    # A product whose variants are all off sale cannot be bought: it is not listed either.
+    return queryset.filter(is_active=True).filter(
+        Exists(ProductVariant.objects.filter(product=OuterRef("pk"), is_active=True))
+    )
 
 
 def _assigned_variant_values() -> QuerySet[AssignedVariantAttribute]:

@@ -674,6 +674,28 @@ def test_a_deactivated_variant_leaves_the_public_detail_and_cannot_be_ordered(
     assert api_client.get(f"{PRODUCTS}/tee-wht-l").json()["price"] == "17.50"
 
 
+@pytest.mark.django_db(transaction=True)  # cached reads: invalidated on commit
+def test_a_product_with_no_variant_on_sale_leaves_the_public_list_and_detail(
+    manager_client, api_client
+):
+    # given
+    mug = make_product(sku="MUG-1", stock=3)
+    assert [row["sku"] for row in api_client.get(PRODUCTS).json()["results"]] == ["MUG-1"]
+
+    # when
+    response = manager_client.patch(f"{VARIANTS}/MUG-1", {"is_active": False}, format="json")
+
+    # then
+    assert response.status_code == 200, response.content
+    assert api_client.get(PRODUCTS).json()["results"] == []
+    assert_problem(
+        api_client.get(f"{PRODUCTS}/{mug.pk}"), 404, "product_not_found", extra=("products",)
+    )
+    staff_rows = manager_client.get(PRODUCTS).json()["results"]
+    # staff see every variant, on sale or not
+    assert [(row["id"], row["sku"], row["stock"]) for row in staff_rows] == [(mug.pk, "MUG-1", 3)]
+
+
 @pytest.mark.django_db
 def test_a_products_id_orders_its_only_active_variant(manager_client, client_for, tee):
     # given
