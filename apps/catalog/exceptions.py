@@ -5,24 +5,6 @@ from __future__ import annotations
 from ecommerce.errors import Conflict, InvalidInput, NotFound
 
 
-class OutOfStock(Conflict):
-    """Some lines ask for more than is on hand; nothing was reserved."""
-
-    code = "out_of_stock"
-    title = "Insufficient stock"
-
-    def __init__(self, *, shortfalls: dict[str, dict[str, int]]) -> None:
-        skus = ", ".join(sorted(shortfalls))
-        super().__init__(
-            f"Not enough stock for: {skus}.",
-            shortfalls=[
-                {"sku": sku, "requested": v["requested"], "available": v["available"]}
-                for sku, v in sorted(shortfalls.items())
-            ],
-        )
-        self.shortfalls = shortfalls
-
-
 class ProductNotFound(NotFound):
     code = "product_not_found"
     title = "Product not found"
