@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/", include("apps.users.urls")),
     path("api/", include("apps.catalog.urls")),
     path("api/", include("apps.inventory.urls")),
+    path("api/", include("apps.shipping.urls")),
     path("api/", include("apps.orders.urls")),
     path("api/", include("apps.notifications.urls")),
     # Same rate limit and lockout as /api/auth/token (ecommerce/api/ratelimit.py); listed

@@ -8,10 +8,12 @@ from django.db import models
 from ecommerce.models import TimeStampedModel
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
+# ISO 3166-1 assigns 249 alpha-2 codes: a zone lists at most every one of them.
+MAX_COUNTRIES = 250
 
 
 def validate_countries(value: object) -> None:
-    """A list of ISO 3166-1 alpha-2 codes in capitals, each once."""
+    """A list of at most MAX_COUNTRIES ISO 3166-1 alpha-2 codes in capitals, each once."""
     if not isinstance(value, list) or not all(
         isinstance(code, str)
         and len(code) == 2
@@ -23,6 +25,8 @@ def validate_countries(value: object) -> None:
         raise ValidationError("Give countries as two-letter ISO codes in capitals: DE, FR.")
     if len(set(value)) != len(value):
         raise ValidationError("A country is listed twice.")
+    if len(value) > MAX_COUNTRIES:
+        raise ValidationError(f"A zone lists at most {MAX_COUNTRIES} countries.")
 
 
 class ShippingZone(TimeStampedModel):

@@ -1,0 +1,7 @@
+from apps.shipping import api
+from ecommerce.api.routers import OptionalSlashRouter
+
+router = OptionalSlashRouter()
+router.register("shipping-zones", api.ShippingZoneViewSet, basename="shipping-zone")
+
+urlpatterns = router.urls
