@@ -58,6 +58,11 @@ class Order(TimeStampedModel):
     total = models.DecimalField(max_digits=12, decimal_places=2)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     fingerprint = models.CharField(max_length=64, blank=True)
+    # The single-use provider token the order is charged with (never a card number). The
+    # payments app reads it when it opens the order's payment (`order.placed`); write-only:
+    # never in API output, logs or the admin. db_default: a web process of the previous
+    # release still inserts orders without it during a rolling deploy.
+    payment_token = models.CharField(max_length=255, blank=True, db_default="", editable=False)
     # The first response, replayed verbatim to a retry with the same Idempotency-Key.
     creation_response = models.JSONField(null=True, blank=True, editable=False)
     placed_by = models.ForeignKey(

@@ -33,7 +33,6 @@ from apps.orders.exceptions import (
 )
 from apps.orders.models import RELEASES_STOCK, Order, OrderEvent, OrderItem, OrderStatus
 from apps.orders.serializers import order_to_dict
-from apps.payments import services as payments_services
 from ecommerce import outbox
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
@@ -119,6 +118,9 @@ def place_order(
     """Create an order priced from the catalog, take its stock from the warehouses serving
     `shipping_country`, and queue its charge.
 
+    The order keeps `payment_token` and publishes `order.placed`; the payments app opens
+    the order's payment from it and charges it (orders never calls payments: the app DAG).
+
     Returns (order, created). With an idempotency key already used by this user for the
     same body, returns the existing order and False.
     Raises InvalidOrder, ProductUnavailable, OutOfStock, IdempotencyKeyReused (same key,
@@ -159,6 +161,7 @@ def place_order(
         shipping_country=shipping_country,
         idempotency_key=idempotency_key or "",
         fingerprint=fingerprint,
+        payment_token=payment_token,
         placed_by=_actor(placed_by) if placed_by is not None and placed_by != user else None,
         created_at=now,
         updated_at=now,
@@ -195,7 +198,8 @@ def place_order(
             OrderEvent.objects.create(
                 order=order, from_status="", to_status=order.status, actor=_actor(placed_by or user)
             )
-            payments_services.open_payment(order=order, token=payment_token)
+            # Payments opens the payment and charges it; its sweep does so should this
+            # message be lost, so a placed order is never left without a payment.
             outbox.publish(events.ORDER_PLACED, {"order_id": order.pk})
             # Last: the stock row locks are held only until the commit right after.
             inventory_services.allocate(
@@ -278,9 +282,10 @@ def fail_payment(*, order_id: int, reason: str) -> Order:
 def expire_order(*, order_id: int, reason: str = "payment timeout") -> bool:
     """Expire one order still pending payment (stock comes back); False when it was not.
 
-    The caller has asked the provider first: an order is never expired blind (see
-    `payments.services.expire_overdue_orders`). Under the row lock the status is checked
-    again, so two expiry runs at once expire it once and a payment recorded meanwhile wins.
+    The caller has asked the provider first: an order is never expired blind (see the
+    payments app's expiry sweep, `payments.expire_orders`). Under the row lock the status is
+    checked again, so two expiry runs at once expire it once and a payment recorded
+    meanwhile wins.
     """
     with transaction.atomic():
         order = locks.order_for_update(order_id)

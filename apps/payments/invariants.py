@@ -85,6 +85,8 @@ def _verdict(
     succeeded = charge is not None and charge.status is ChargeStatus.SUCCEEDED
     settled = row["order__updated_at"] < context.settled_before()
     if status in PAID or status == OrderStatus.REFUNDED:
+        if row["pk"] is None:
+            return f"order {status} but it has no payment"
         expected = (
             PaymentStatus.REFUNDED if status == OrderStatus.REFUNDED else PaymentStatus.SUCCEEDED
         )
@@ -110,10 +112,36 @@ def _verdict(
     return f"order {status} but charge {charge.charge_id} succeeded and was not refunded"
 
 
+def _unopened_rows(context: CheckContext) -> list[dict[str, Any]]:
+    """Orders whose payment was never opened, as payment rows without one (pk None), asked
+    about under the key their payment would have: a charge there is one nobody recorded."""
+    return [
+        {
+            "pk": None,
+            "order_id": order["pk"],
+            "status": None,
+            "amount": None,
+            "currency": None,
+            "idempotency_key": Payment.key_for(order["public_id"]),
+            "provider_charge_id": "",
+            "order__status": order["status"],
+            "order__updated_at": order["updated_at"],
+        }
+        for order in _orders(context)
+        .filter(payment__isnull=True)
+        .order_by("pk")
+        .values("pk", "public_id", "status", "updated_at")
+    ]
+
+
 @invariant("payments.provider_agrees")
 def provider_agrees(context: CheckContext) -> Outcome:
     """Every paid order has exactly one succeeded charge at the provider, of its amount, and
-    every succeeded charge of ours belongs to a paid or refunded order (asked by key)."""
+    every succeeded charge of ours belongs to a paid or refunded order (asked by key).
+
+    Orders whose payment was never opened (pending, or cancelled before it was) are asked
+    about by the key their payment would have: none may hold a succeeded charge.
+    """
     rows = list(
         Payment.objects.filter(order__in=_orders(context))
         .order_by("pk")
@@ -128,7 +156,7 @@ def provider_agrees(context: CheckContext) -> Outcome:
             "order__status",
             "order__updated_at",
         )
-    )
+    ) + _unopened_rows(context)
     gateway = get_gateway()
 
     def lookup(row: dict[str, Any]) -> ChargeResult | None:
@@ -141,5 +169,5 @@ def provider_agrees(context: CheckContext) -> Outcome:
         problem = _verdict(row, charge, context)
         if problem:
             outcome.fail(f"order {row['order_id']} key {row['idempotency_key']}: {problem}")
-    outcome.notes.append(f"asked the provider about {len(rows)} payment(s)")
+    outcome.notes.append(f"asked the provider about {len(rows)} order(s)")
     return outcome

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
 from ecommerce.models import TimeStampedModel
@@ -39,3 +41,9 @@ class Payment(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.idempotency_key} ({self.status})"
+
+    @staticmethod
+    def key_for(order_public_id: uuid.UUID | str) -> str:
+        """The idempotency key of an order's payment: one per order, known before the row
+        exists, so the provider can be asked about an order whose payment is not open yet."""
+        return f"order-{order_public_id}"

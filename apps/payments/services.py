@@ -1,6 +1,10 @@
 """Charging and refunding orders through the payment provider, and the sweeps that make
 sure every order ends: paid, declined, failed, or expired only after asking the provider.
 
+An order is placed without a payment: orders stores the card token and publishes
+`order.placed`, and the first of its charge task, the sweep, expiry or a staff retry to
+reach it opens the payment (`open_payment`, from the order's token and total) and goes on.
+
 A charge is safe to run any number of times, from any number of workers:
 - a Redis lock per order keeps two workers from calling the provider at once;
 - the order is re-read and nothing happens unless it is still pending_payment;
@@ -53,15 +57,34 @@ UNPAID_ENDS = (OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.PAYMENT_F
 PROVIDER_DOWN = (ProviderUnavailable, CircuitOpen)
 
 
-def open_payment(*, order: Any, token: str) -> Payment:
-    """The payment of a new order, inside the order's transaction."""
-    return Payment.objects.create(
+def open_payment(*, order_id: int) -> Payment | None:
+    """The order's payment, opened from the order's token and total if it has none yet.
+
+    Opening is idempotent by constraint: the payment is one-to-one with its order and its
+    key is unique, so two deliveries of `order.placed` at once open one payment (the loser
+    of the insert reads the winner's row). It commits before any provider call is made
+    under its key, so an order without a payment has never been charged by us. Returns
+    None for an order that has no payment and is no longer pending payment (cancelled
+    before its payment was opened): nothing to charge, nothing to record.
+    """
+    payment = Payment.objects.select_related("order").filter(order_id=order_id).first()
+    if payment is not None:
+        return payment
+    order = Order.objects.filter(pk=order_id, status=OrderStatus.PENDING_PAYMENT).first()
+    if order is None:
+        return None
+    payment, created = Payment.objects.get_or_create(
         order=order,
-        amount=order.total,
-        currency=order.currency,
-        token=token,
-        idempotency_key=f"order-{order.public_id}",
+        defaults={
+            "amount": order.total,
+            "currency": order.currency,
+            "token": order.payment_token,
+            "idempotency_key": Payment.key_for(order.public_id),
+        },
     )
+    if created:
+        logger.info("payment_opened", order_id=str(order.public_id))
+    return payment
 
 
 def _provider_guard() -> Any:
@@ -168,7 +191,8 @@ def _max_attempts() -> int:
 
 
 def charge_payment(*, order_id: int, ask_first: bool = False) -> str:
-    """Charge a pending order once; returns what happened.
+    """Charge a pending order once, opening its payment first if need be; returns what
+    happened. The handler of `order.placed` (through `charge_payment_task`).
 
     "succeeded", "declined", "refunded_late", "failed" (given up: the payment reached
     PAYMENT_MAX_ATTEMPTS_PER_PAYMENT and the provider has no charge under its key), "noop"
@@ -188,7 +212,11 @@ def charge_payment(*, order_id: int, ask_first: bool = False) -> str:
 
 
 def _pending_payment(order_id: int) -> Payment | None:
-    payment = Payment.objects.select_related("order").filter(order_id=order_id).first()
+    """The order's payment, opened if need be, when both are still pending; else None.
+
+    Caller holds the order's charge lock.
+    """
+    payment = open_payment(order_id=order_id)
     if (
         payment is None
         or payment.status != PaymentStatus.PENDING
@@ -369,11 +397,14 @@ CHARGE_OUTCOMES = {"succeeded": "paid", "refunded_late": "refunded"}
 def reconcile_payments(*, now: Any = None) -> dict[str, int]:
     """Make sure no payment falls between two jobs; the periodic sweep (beat).
 
-    - A pending payment of a pending order never attempted PAYMENT_UNATTEMPTED_AFTER_SECONDS
-      after the order was placed (its charge message was lost), or whose last attempt is
-      older than PAYMENT_RECONCILE_AFTER_SECONDS (its outcome in doubt), is charged through
-      `charge_payment(ask_first=True)`: the provider is asked by key first, so a charge made
-      is recorded, not repeated; a payment at its attempt cap ends payment_failed.
+    - A pending order still without a payment PAYMENT_UNATTEMPTED_AFTER_SECONDS after it
+      was placed (its `order.placed` message was lost or not handled yet), a pending
+      payment of a pending order never attempted that long after the order was placed (its
+      charge message was lost), or one whose last attempt is older than
+      PAYMENT_RECONCILE_AFTER_SECONDS (its outcome in doubt), is charged through
+      `charge_payment(ask_first=True)`: the payment is opened if need be, the provider is
+      asked by key first, so a charge made is recorded, not repeated; a payment at its
+      attempt cap ends payment_failed.
     - A succeeded charge of an order that ended unpaid (expired, cancelled) is refunded.
     - A refund claimed but not finished (order refunding) is finished.
     Each step leaves what the provider cannot answer now for the next run.
@@ -393,7 +424,13 @@ def reconcile_payments(*, now: Any = None) -> dict[str, int]:
         status=PaymentStatus.PENDING,
         order__status=OrderStatus.PENDING_PAYMENT,
     ).order_by("pk")
-    for order_id in list(due.values_list("order_id", flat=True)[:batch]):
+    unopened = Order.objects.filter(
+        status=OrderStatus.PENDING_PAYMENT, payment__isnull=True, created_at__lt=unattempted
+    ).order_by("pk")
+    for order_id in [
+        *unopened.values_list("pk", flat=True)[:batch],
+        *due.values_list("order_id", flat=True)[:batch],
+    ]:
         if sweep.out_of_time():
             break
         try:
@@ -437,9 +474,13 @@ def expire_overdue_orders(*, now: Any = None) -> dict[str, int]:
 
     Under the order's charge lock (so no charge of ours starts meanwhile) the provider is
     asked by the payment's key: a succeeded charge pays the order, a declined one fails it,
-    none expires it (stock back). An order whose lock is taken (a charge in flight) or whose
-    provider cannot be asked is left for the next run, logged and counted as deferred:
-    never expired blind. Returns {"expired", "paid", "declined", "deferred"}.
+    none expires it (stock back). An order whose payment was never opened is asked about
+    too (its payment is opened first, so the answer has a row to land on): no row means no
+    charge of ours, but asking costs one read and keeps "never expired blind" free of any
+    assumption about who may have charged under the key. An order whose lock is taken (a
+    charge in flight) or whose provider cannot be asked is left for the next run, logged
+    and counted as deferred: never expired blind. Returns {"expired", "paid", "declined",
+    "deferred"}.
     """
     sweep = _Sweep("orders_expiry", ("expired", "paid", "declined", "deferred"))
     for order_id in orders_services.overdue_order_ids(now=now):

@@ -25,8 +25,9 @@ logger = get_logger(__name__)
     time_limit=90,
 )
 def charge_payment_task(self: Any, order_id: int) -> str:
-    """Charge an order. Transient provider errors and an open breaker are retried with
-    backoff. After the last retry the order is ended cleanly: the provider is asked by key,
+    """Charge an order, opening its payment first: the handler of `order.placed` and of a
+    staff retry. Transient provider errors and an open breaker are retried with backoff.
+    After the last retry the order is ended cleanly: the provider is asked by key,
     a charge it made is recorded, none fails the order (stock back); only when it cannot
     even be asked does the order stay pending, for `reconcile_payments`.
 

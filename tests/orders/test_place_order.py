@@ -80,16 +80,29 @@ def test_an_order_is_priced_from_the_catalog_and_reserves_stock(buyer, buyer_cli
     assert list(OrderEvent.objects.filter(order=order).values_list("from_status", "to_status")) == [
         ("", "pending_payment")
     ]
-    payment = Payment.objects.get(order=order)
-    assert (payment.amount, payment.currency, payment.status) == (
-        Decimal("16.75"),
-        "EUR",
-        "pending",
-    )
-    assert payment.idempotency_key == f"order-{order.public_id}"
+    # Orders keeps what payments needs and tells it; the payment is opened by its handler.
+    assert order.payment_token == TOKEN
+    assert TOKEN not in response.content.decode()
+    assert not Payment.objects.filter(order=order).exists()
     assert OutboxMessage.objects.filter(
         topic="order.placed", payload={"order_id": order.pk}
     ).exists()
+
+
+def test_the_order_placed_handler_opens_the_payment_from_the_order_and_charges_it(
+    buyer_client, django_capture_on_commit_callbacks
+):
+    make_product(sku="mug", price="4.50", stock=10)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = buyer_client.post("/api/orders", order_body(("mug", 3)), format="json")
+
+    order = Order.objects.get(public_id=response.json()["id"])
+    payment = Payment.objects.get(order=order)
+    assert (payment.amount, payment.currency, payment.token) == (Decimal("13.50"), "EUR", TOKEN)
+    assert payment.idempotency_key == f"order-{order.public_id}"
+    assert (payment.status, payment.attempts) == ("succeeded", 1)
+    assert order.status == OrderStatus.PAID
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", ""])
@@ -240,7 +253,7 @@ def test_payment_token_defaults_to_the_sandbox_success_token_in_debug(buyer_clie
         "/api/orders", {"items": [{"id": "p1", "quantity": 1}]}, format="json"
     )
     assert response.status_code == 201
-    assert Payment.objects.get().token == "tok_success"
+    assert Order.objects.get().payment_token == "tok_success"
 
 
 def test_a_customer_may_name_themselves_but_nobody_else(buyer, buyer_client):

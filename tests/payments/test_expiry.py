@@ -20,6 +20,7 @@ from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderEvent, OrderStatus
 from apps.payments.exceptions import PaymentDeclined
 from apps.payments.gateway import get_gateway
+from apps.payments import services as payments_services
 from apps.payments.models import Payment, PaymentStatus
 from apps.payments.services import expire_overdue_orders
 from ecommerce.resilience.locks import distributed_lock
@@ -39,7 +40,8 @@ def lamp() -> Product:
 
 @pytest.fixture
 def place(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
-    """Place an order whose charge never runs, `placed_ago` seconds ago."""
+    """Place an order and open its payment, whose charge never runs, `placed_ago` seconds
+    ago."""
 
     def make(*, placed_ago: float, token: str = "tok_success") -> Payment:
         with django_capture_on_commit_callbacks(execute=False):
@@ -50,7 +52,7 @@ def place(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
             )
         when = timezone.now() - timedelta(seconds=placed_ago)
         Order.objects.filter(pk=order.pk).update(created_at=when)
-        return Payment.objects.get(order=order)
+        return payments_services.open_payment(order_id=order.pk)
 
     return make
 

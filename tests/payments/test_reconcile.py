@@ -25,6 +25,7 @@ from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderEvent, OrderStatus
 from apps.payments.exceptions import PaymentDeclined
 from apps.payments.gateway import InProcessSandboxGateway, get_gateway
+from apps.payments import services as payments_services
 from apps.payments.models import Payment, PaymentStatus
 from apps.payments.services import reconcile_payments
 from tests.catalog.factories import make_product
@@ -43,8 +44,10 @@ def lamp() -> Product:
 
 @pytest.fixture
 def place(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
-    """Place an order whose charge never runs (nothing is dispatched on commit), as when
-    the broker lost its message; `placed_ago` backdates the order and its payment."""
+    """Place an order and open its payment, whose charge never runs (nothing is dispatched
+    on commit), as when a worker opened it and died or the broker lost a retry;
+    `placed_ago` backdates the order and its payment. `unopened` below leaves it unopened.
+    """
 
     def make(token: str = "tok_success", quantity: int = 2, placed_ago: float = 0) -> Payment:
         with django_capture_on_commit_callbacks(execute=False):
@@ -53,6 +56,7 @@ def place(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
                 lines=[orders_services.OrderLine("lamp", quantity)],
                 payment_token=token,
             )
+        payments_services.open_payment(order_id=order.pk)
         when = timezone.now() - timedelta(seconds=placed_ago)
         Order.objects.filter(pk=order.pk).update(created_at=when, updated_at=when)
         Payment.objects.filter(order=order).update(created_at=when, updated_at=when)
