@@ -16,6 +16,7 @@ from apps.catalog.models import ProductVariant
 from apps.inventory import selectors, services
 from apps.inventory.exceptions import (
     OutOfStock,
+    UnknownShippingZone,
     UnknownWarehouse,
     WarehouseNotFound,
     WarehouseSlugTaken,
@@ -128,8 +129,8 @@ class StockViewSet(viewsets.GenericViewSet):
 
 
 class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The warehouses, in allocation order, with the countries each serves; catalog
-    managers create and change them."""
+    """The warehouses, in allocation order, with the shipping zones (and so the countries)
+    each serves; catalog managers create and change them."""
 
     lookup_field = "slug"
     lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
@@ -167,8 +168,8 @@ class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         request=WarehouseInputSerializer,
         examples=[
             OpenApiExample(
-                "A warehouse serving two countries",
-                value={"name": "North", "slug": "north", "priority": 20, "countries": ["SE", "NO"]},
+                "A warehouse serving one zone",
+                value={"name": "North", "slug": "north", "priority": 20, "zones": ["nordics"]},
                 request_only=True,
             ),
             OpenApiExample(
@@ -177,7 +178,7 @@ class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         ],
         responses={
             status.HTTP_201_CREATED: WarehouseSerializer,
-            **problems(WarehouseSlugTaken(slug="north")),
+            **problems(WarehouseSlugTaken(slug="north"), UnknownShippingZone(zones=["nordics"])),
         },
     )
     def create(self, request: Request) -> Response:
@@ -192,21 +193,26 @@ class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     @extend_schema(
         summary="Change a warehouse (catalog managers)",
-        description="Send only what changes. `countries` replaces the countries it serves; "
-        "null makes it serve every destination. The next order follows the change.",
+        description="Send only what changes. `zones` replaces the shipping zones it serves "
+        "(their slugs); an empty list makes it serve every destination. The next order "
+        "follows the change.",
         request=WarehouseInputSerializer(partial=True),
         examples=[
             OpenApiExample(
-                "Serve two other countries",
-                value={"countries": ["DE", "AT"]},
+                "Serve the Nordics only",
+                value={"zones": ["nordics"]},
                 request_only=True,
             ),
-            OpenApiExample("Serve every destination", value={"countries": None}, request_only=True),
+            OpenApiExample("Serve every destination", value={"zones": []}, request_only=True),
             OpenApiExample("Close it", value={"is_active": False}, request_only=True),
         ],
         responses={
             status.HTTP_200_OK: WarehouseSerializer,
-            **problems(WarehouseNotFound(warehouse="north"), WarehouseSlugTaken(slug="north")),
+            **problems(
+                WarehouseNotFound(warehouse="north"),
+                WarehouseSlugTaken(slug="north"),
+                UnknownShippingZone(zones=["nordics"]),
+            ),
         },
     )
     def partial_update(self, request: Request, slug: str) -> Response:

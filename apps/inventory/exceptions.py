@@ -45,3 +45,13 @@ class WarehouseSlugTaken(Conflict):
 
     def __init__(self, *, slug: str) -> None:
         super().__init__(f"A warehouse is already called {slug}.", slug=slug)
+
+
+class UnknownShippingZone(InvalidInput):
+    """A warehouse was asked to serve zones that do not exist; nothing was changed."""
+
+    code = "unknown_shipping_zone"
+    title = "Unknown shipping zone"
+
+    def __init__(self, *, zones: list[str]) -> None:
+        super().__init__(f"No shipping zone {', '.join(zones)}.", zones=zones)

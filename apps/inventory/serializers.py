@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
@@ -130,25 +131,34 @@ WAREHOUSE_EXAMPLE: dict[str, Any] = {
     "slug": "north",
     "priority": 20,
     "is_active": True,
-    "countries": ["NO", "SE"],
+    "zones": ["nordics"],
+    "countries": ["DK", "FI", "NO", "SE"],
 }
+# Shipping zones one warehouse may link.
+MAX_ZONES = 100
 
 
 @extend_schema_serializer(
     examples=[OpenApiExample("A warehouse", value=WAREHOUSE_EXAMPLE, response_only=True)]
 )
 class WarehouseSerializer(serializers.ModelSerializer):
+    zones = serializers.SerializerMethodField(
+        help_text="Slugs of the shipping zones it serves; empty when it serves every destination."
+    )
     countries = serializers.SerializerMethodField(
-        help_text="The countries it serves; null when it serves every destination."
+        help_text="The countries of its zones (read-only); null when it serves every destination."
     )
 
     class Meta:
         model = Warehouse
-        fields = ("id", "name", "slug", "priority", "is_active", "countries")
+        fields = ("id", "name", "slug", "priority", "is_active", "zones", "countries")
         read_only_fields = fields
 
+    def get_zones(self, warehouse: Warehouse) -> list[str]:
+        return sorted(zone.slug for zone in warehouse.shipping_zones.all())
+
     def get_countries(self, warehouse: Warehouse) -> list[str] | None:
-        """The countries it serves; null when it serves every destination (no zone)."""
+        """The union of its zones' countries; null when it serves every destination (no zone)."""
         zones = warehouse.shipping_zones.all()
         if not zones:
             return None
@@ -173,19 +183,24 @@ class WarehouseInputSerializer(serializers.Serializer):
     is_active = fields.BooleanField(
         default=True, help_text="Inactive warehouses are never allocated from or restocked."
     )
-    countries = serializers.ListField(
-        child=fields.RegexField(r"^[A-Za-z]{2}$", max_length=2),
-        allow_null=True,
-        allow_empty=False,
-        max_length=300,
-        default=None,
-        help_text="Two-letter ISO codes the warehouse ships to; null: every destination.",
+    zones = serializers.ListField(
+        child=fields.SlugField(max_length=120),
+        max_length=MAX_ZONES,
+        default=list,
+        help_text="Slugs of the shipping zones (/api/shipping-zones) whose countries it "
+        "serves, each once; empty (the default): every destination.",
     )
 
-    def validate_countries(self, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        codes = [code.upper() for code in value]
-        if len(set(codes)) != len(codes):
-            raise serializers.ValidationError("A country is listed twice.")
-        return codes
+    def validate_zones(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("A zone is listed twice.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # The body once took `countries`: refuse it rather than ignore it, so an old client
+        # cannot make a warehouse serve every destination without knowing.
+        if isinstance(self.initial_data, Mapping) and "countries" in self.initial_data:
+            raise serializers.ValidationError(
+                {"countries": "Read-only: a warehouse serves the countries of its `zones`."}
+            )
+        return attrs

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from apps.inventory import services
 from apps.inventory.models import Warehouse
-from apps.shipping.models import ShippingZone
+from tests.shipping.factories import make_zone
 
 
 def make_warehouse(
     slug: str, *, priority: int = 10, countries: list[str] | None = None, is_active: bool = True
 ) -> Warehouse:
-    """A warehouse; with `countries`, in a zone of its own listing them (none: serves all)."""
+    """A warehouse; with `countries`, linked to a zone `zone-<slug>` listing them (none:
+    it serves every destination)."""
     warehouse = Warehouse.objects.create(
         name=f"Warehouse {slug}", slug=slug, priority=priority, is_active=is_active
     )
     if countries is not None:
-        zone = ShippingZone.objects.create(
-            name=f"Zone {slug}", slug=f"zone-{slug}", countries=countries
-        )
-        warehouse.shipping_zones.add(zone)
+        warehouse.shipping_zones.add(make_zone(f"zone-{slug}", countries))
     return warehouse
 
 

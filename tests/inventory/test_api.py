@@ -20,6 +20,7 @@ from tests.catalog.asserts import assert_invalid, assert_problem, catalog_snapsh
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.inventory.factories import make_warehouse, put_stock
+from tests.shipping.factories import make_zone
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -258,12 +259,22 @@ def test_the_ledger_of_an_unknown_product_is_a_404(manager_client, lookup):
 # --- /api/warehouses --------------------------------------------------------------------------
 
 
-def test_a_manager_creates_a_warehouse_that_serves_its_countries(manager_client):
+@pytest.fixture
+def zones() -> dict[str, ShippingZone]:
+    """`nordics` lists SE and NO, `dach` DE and AT, `none-yet` nothing."""
+    return {
+        "nordics": make_zone("nordics", ["SE", "NO"]),
+        "dach": make_zone("dach", ["DE", "AT"]),
+        "none-yet": make_zone("none-yet", []),
+    }
+
+
+def test_a_manager_creates_a_warehouse_that_serves_its_zones(manager_client, zones):
     tee = make_product(sku="tee", stock=1).variant
 
     response = manager_client.post(
         WAREHOUSES,
-        {"name": "North", "slug": "north", "priority": 5, "countries": ["se", "NO"]},
+        {"name": "North", "slug": "north", "priority": 5, "zones": ["nordics"]},
         format="json",
     )
 
@@ -275,12 +286,11 @@ def test_a_manager_creates_a_warehouse_that_serves_its_countries(manager_client)
         "slug": "north",
         "priority": 5,
         "is_active": True,
+        "zones": ["nordics"],
         "countries": ["NO", "SE"],
     }
     north = Warehouse.objects.get(slug="north")
-    assert list(north.shipping_zones.values_list("slug", "countries")) == [
-        (f"warehouse-{north.pk}", ["NO", "SE"])
-    ]
+    assert list(north.shipping_zones.all()) == [zones["nordics"]]
     # It serves Sweden before `main` (priority 5 < 100), and never Germany.
     put_stock(tee.pk, north, 1)
     services.allocate(lines=[StockLine(tee.pk, 1)], reference="se", country="SE")
@@ -292,26 +302,53 @@ def test_a_manager_creates_a_warehouse_that_serves_its_countries(manager_client)
         ("main",)
     ]
     listed = manager_client.get(WAREHOUSES).json()
-    assert [(w["slug"], w["countries"]) for w in listed] == [
-        ("north", ["NO", "SE"]),
-        ("main", None),
+    assert [(w["slug"], w["zones"], w["countries"]) for w in listed] == [
+        ("north", ["nordics"], ["NO", "SE"]),
+        ("main", [], None),
     ]
 
 
-def test_a_warehouse_without_countries_serves_everywhere(manager_client):
-    response = manager_client.post(WAREHOUSES, {"name": "Hub", "slug": "hub"}, format="json")
+def test_a_warehouse_serves_the_union_of_its_zones_countries(manager_client, zones):
+    response = manager_client.post(
+        WAREHOUSES,
+        {"name": "Central", "slug": "central", "zones": ["nordics", "dach", "none-yet"]},
+        format="json",
+    )
 
     assert response.status_code == 201, response.content
-    assert (response.json()["priority"], response.json()["countries"]) == (100, None)
+    assert (response.json()["zones"], response.json()["countries"]) == (
+        ["dach", "none-yet", "nordics"],
+        ["AT", "DE", "NO", "SE"],
+    )
+
+
+def test_a_warehouse_linking_only_an_empty_zone_serves_no_country(manager_client, zones):
+    response = manager_client.post(
+        WAREHOUSES, {"name": "Shelf", "slug": "shelf", "zones": ["none-yet"]}, format="json"
+    )
+
+    # Not null: it has a zone, whose list of countries is still empty.
+    assert (response.json()["zones"], response.json()["countries"]) == (["none-yet"], [])
+
+
+@pytest.mark.parametrize("body", [{}, {"zones": []}], ids=["left out", "empty"])
+def test_a_warehouse_without_zones_serves_every_destination(manager_client, body):
+    response = manager_client.post(
+        WAREHOUSES, {"name": "Hub", "slug": "hub", **body}, format="json"
+    )
+
+    assert response.status_code == 201, response.content
+    assert (response.json()["priority"], response.json()["zones"]) == (100, [])
+    assert response.json()["countries"] is None
     assert not Warehouse.objects.get(slug="hub").shipping_zones.exists()
 
 
-def test_a_taken_slug_is_a_409_and_changes_nothing(manager_client):
+def test_a_taken_slug_is_a_409_and_changes_nothing(manager_client, zones):
     make_warehouse("north")
     before = warehouse_snapshot()
 
     response = manager_client.post(
-        WAREHOUSES, {"name": "Other", "slug": "north", "countries": ["DE"]}, format="json"
+        WAREHOUSES, {"name": "Other", "slug": "north", "zones": ["dach"]}, format="json"
     )
 
     body = assert_problem(response, 409, "warehouse_slug_taken", extra=("slug",))
@@ -322,12 +359,17 @@ def test_a_taken_slug_is_a_409_and_changes_nothing(manager_client):
 @pytest.mark.parametrize(
     ("change", "pointer"),
     [
-        ({"countries": []}, "#/countries"),
-        ({"countries": ["D1"]}, "#/countries/0"),
-        ({"countries": ["DE", "FRA"]}, "#/countries/1"),
-        ({"countries": ["DE", "de"]}, "#/countries"),
-        ({"countries": "DE"}, "#/countries"),
-        ({"countries": [49]}, "#/countries/0"),
+        ({"zones": None}, "#/zones"),
+        ({"zones": "nordics"}, "#/zones"),
+        ({"zones": {"slug": "nordics"}}, "#/zones"),
+        ({"zones": [5]}, "#/zones/0"),
+        ({"zones": ["nordics", "no slug"]}, "#/zones/1"),
+        ({"zones": [""]}, "#/zones/0"),
+        ({"zones": ["x" * 121]}, "#/zones/0"),
+        ({"zones": ["nordics", "nordics"]}, "#/zones"),
+        ({"zones": [f"z{i}" for i in range(101)]}, "#/zones"),
+        ({"countries": ["SE"]}, "#/countries"),
+        ({"countries": None}, "#/countries"),
         ({"priority": -1}, "#/priority"),
         ({"priority": 2**31}, "#/priority"),
         ({"priority": 1.5}, "#/priority"),
@@ -338,7 +380,7 @@ def test_a_taken_slug_is_a_409_and_changes_nothing(manager_client):
         ({"name": 5}, "#/name"),
     ],
 )
-def test_a_bad_warehouse_is_refused_and_changes_nothing(manager_client, change, pointer):
+def test_a_bad_warehouse_is_refused_and_changes_nothing(manager_client, zones, change, pointer):
     make_warehouse("north", countries=["SE"])
     before = warehouse_snapshot()
 
@@ -353,27 +395,78 @@ def test_a_bad_warehouse_is_refused_and_changes_nothing(manager_client, change, 
     assert warehouse_snapshot() == before
 
 
-def test_a_manager_changes_countries_priority_and_activity(manager_client):
+def test_an_unknown_zone_is_a_400_naming_it_and_changes_nothing(manager_client, zones):
+    make_warehouse("north", countries=["SE"])
+    before = warehouse_snapshot()
+    change = {"priority": 1, "zones": ["nordics", "moon", "atlantis"]}
+
+    created = manager_client.post(
+        WAREHOUSES, {"name": "South", "slug": "south", **change}, format="json"
+    )
+    changed = manager_client.patch(f"{WAREHOUSES}/north", change, format="json")
+
+    for response in (created, changed):
+        body = assert_problem(response, 400, "unknown_shipping_zone", extra=("zones",))
+        assert body["zones"] == ["atlantis", "moon"]
+        assert body["detail"] == "No shipping zone atlantis, moon."
+    # Neither the new warehouse nor the priority, saved before the zones were looked up.
+    assert warehouse_snapshot() == before
+
+
+def test_a_manager_changes_zones_priority_and_activity(manager_client, zones):
     tee = make_product(sku="tee").variant
     north = make_warehouse("north", priority=5, countries=["SE"])
     put_stock(tee.pk, north, 3)
 
     rezoned = manager_client.patch(
-        f"{WAREHOUSES}/north", {"countries": ["DE", "AT"], "priority": 7}, format="json"
+        f"{WAREHOUSES}/north", {"zones": ["dach"], "priority": 7}, format="json"
     )
     services.allocate(lines=[StockLine(tee.pk, 1)], reference="de", country="DE")
-    everywhere = manager_client.patch(f"{WAREHOUSES}/north", {"countries": None}, format="json")
+    everywhere = manager_client.patch(f"{WAREHOUSES}/north", {"zones": []}, format="json")
     services.allocate(lines=[StockLine(tee.pk, 1)], reference="jp", country="JP")
     closed = manager_client.patch(f"{WAREHOUSES}/north", {"is_active": False}, format="json")
 
     assert rezoned.status_code == 200, rezoned.content
-    assert (rezoned.json()["countries"], rezoned.json()["priority"]) == (["AT", "DE"], 7)
-    assert everywhere.json()["countries"] is None
-    assert closed.json()["is_active"] is False
+    assert (rezoned.json()["zones"], rezoned.json()["countries"], rezoned.json()["priority"]) == (
+        ["dach"],
+        ["AT", "DE"],
+        7,
+    )
+    assert (everywhere.json()["zones"], everywhere.json()["countries"]) == ([], None)
+    # A PATCH without `zones` leaves them as they are.
+    assert (closed.json()["is_active"], closed.json()["zones"]) == (False, [])
     assert stock_of(tee.pk, north.pk) == 1
     with pytest.raises(OutOfStock):
         services.allocate(lines=[StockLine(tee.pk, 1)], reference="x")
     assert manager_client.get(f"{WAREHOUSES}/north").json()["is_active"] is False
+    # Its old zone is unlinked, not deleted: zones belong to the shipping app.
+    assert ShippingZone.objects.filter(slug="zone-north").exists()
+
+
+def test_a_patch_without_zones_keeps_them(manager_client, zones):
+    make_warehouse("north", countries=["SE"])
+
+    response = manager_client.patch(f"{WAREHOUSES}/north", {"priority": 3}, format="json")
+
+    assert (response.json()["zones"], response.json()["countries"]) == (["zone-north"], ["SE"])
+
+
+def test_a_warehouse_follows_its_zones_countries(manager_client, zones):
+    tee = make_product(sku="tee").variant
+    north = make_warehouse("north", priority=5)
+    manager_client.patch(f"{WAREHOUSES}/north", {"zones": ["nordics"]}, format="json")
+    put_stock(tee.pk, north, 2)
+
+    changed = manager_client.patch(
+        "/api/shipping-zones/nordics", {"countries": ["se", "fi"]}, format="json"
+    )
+    services.allocate(lines=[StockLine(tee.pk, 1)], reference="fi", country="FI")
+
+    assert changed.status_code == 200, changed.content
+    assert manager_client.get(f"{WAREHOUSES}/north").json()["countries"] == ["FI", "SE"]
+    assert list(StockMovement.objects.filter(reference="fi").values_list("warehouse__slug")) == [
+        ("north",)
+    ]
 
 
 def test_a_warehouse_is_renamed_and_its_slug_can_change(manager_client):
@@ -392,12 +485,12 @@ def test_a_warehouse_is_renamed_and_its_slug_can_change(manager_client):
 
 
 def test_renaming_to_a_taken_slug_is_a_409_and_changes_nothing(manager_client):
-    make_warehouse("north")
+    make_warehouse("north", countries=["SE"])
     make_warehouse("south")
     before = warehouse_snapshot()
 
     response = manager_client.patch(
-        f"{WAREHOUSES}/north", {"slug": "south", "countries": ["SE"]}, format="json"
+        f"{WAREHOUSES}/north", {"slug": "south", "zones": []}, format="json"
     )
 
     assert_problem(response, 409, "warehouse_slug_taken", extra=("slug",))

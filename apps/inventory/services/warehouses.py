@@ -1,4 +1,4 @@
-"""Warehouse writes: create one, change it, and the countries it serves."""
+"""Warehouse writes: create one, change it, and the shipping zones it serves."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from apps.inventory.exceptions import WarehouseNotFound, WarehouseSlugTaken
+from apps.inventory.exceptions import UnknownShippingZone, WarehouseNotFound, WarehouseSlugTaken
 from apps.inventory.models import Warehouse
-from apps.shipping import services as shipping_services
 from ecommerce.errors import InvalidInput
 from ecommerce.observability.logging import get_logger
 
@@ -18,21 +17,19 @@ logger = get_logger(__name__)
 WAREHOUSE_FIELDS = frozenset({"name", "slug", "priority", "is_active"})
 
 
-def _serve(warehouse: Warehouse, countries: Sequence[str] | None) -> None:
-    """Make `warehouse` serve exactly `countries` (None: every destination).
+def _serve(warehouse: Warehouse, zones: Sequence[str]) -> None:
+    """Make `warehouse` serve exactly the zones slugged `zones`; none: every destination.
 
-    The countries live in a zone of the warehouse's own (`warehouse-<id>`), which replaces
-    any zone it had; with None it leaves every zone and serves everywhere.
+    Zones belong to the shipping app, which manages them (/api/shipping-zones); the
+    warehouse only links them, through its own relation, so inventory never imports it.
+    Raises UnknownShippingZone naming every slug that matches no zone.
     """
-    if countries is None:
-        warehouse.shipping_zones.clear()
-        return
-    if not countries:
-        raise InvalidInput("A warehouse serves at least one country, or every one (null).")
-    zone = shipping_services.save_zone(
-        slug=f"warehouse-{warehouse.pk}", name=f"Served by {warehouse.name}", countries=countries
-    )
-    warehouse.shipping_zones.set([zone])
+    zone_model = warehouse.shipping_zones.model
+    found = list(zone_model.objects.filter(slug__in=zones)) if zones else []
+    unknown = sorted(set(zones) - {zone.slug for zone in found})
+    if unknown:
+        raise UnknownShippingZone(zones=unknown)
+    warehouse.shipping_zones.set(found)
 
 
 def create_warehouse(
@@ -41,13 +38,13 @@ def create_warehouse(
     slug: str,
     priority: int = 100,
     is_active: bool = True,
-    countries: Sequence[str] | None = None,
+    zones: Sequence[str] = (),
     actor: Any = None,
 ) -> Warehouse:
-    """A new warehouse serving `countries` (None: every destination). It holds no stock
-    until something is received into it.
+    """A new warehouse serving the countries of the shipping zones slugged `zones` (none:
+    every destination). It holds no stock until something is received into it.
 
-    Raises WarehouseSlugTaken, InvalidInput (an empty country list).
+    Raises WarehouseSlugTaken, UnknownShippingZone; nothing is stored then.
     """
     with transaction.atomic():
         try:
@@ -57,27 +54,28 @@ def create_warehouse(
                 )
         except IntegrityError:
             raise WarehouseSlugTaken(slug=slug) from None
-        _serve(warehouse, countries)
+        _serve(warehouse, zones)
     logger.info(
         "warehouse_created",
         warehouse=warehouse.slug,
         priority=priority,
         is_active=is_active,
-        countries=sorted(countries) if countries is not None else None,
+        zones=sorted(zones),
         actor_id=getattr(actor, "pk", None),
     )
     return warehouse
 
 
 def update_warehouse(*, slug: str, changes: dict[str, Any], actor: Any = None) -> Warehouse:
-    """Change a warehouse's name, slug, priority, activity and, under "countries", the
-    countries it serves (None: every destination); keys left out stay as they are.
+    """Change a warehouse's name, slug, priority, activity and, under "zones", the slugs
+    of the shipping zones it serves (none: every destination); keys left out stay as they are.
 
     Allocation reads warehouses and zones in its locking statement, so the next order
     already follows the change; stock already taken stays where it was taken from.
-    Raises WarehouseNotFound, WarehouseSlugTaken, InvalidInput.
+    Raises WarehouseNotFound, WarehouseSlugTaken, UnknownShippingZone, InvalidInput (not
+    a warehouse field); nothing is changed then.
     """
-    fields = {key: value for key, value in changes.items() if key != "countries"}
+    fields = {key: value for key, value in changes.items() if key != "zones"}
     unknown = set(fields) - WAREHOUSE_FIELDS
     if unknown:
         raise InvalidInput(f"Not a warehouse field: {', '.join(sorted(unknown))}.")
@@ -95,8 +93,8 @@ def update_warehouse(*, slug: str, changes: dict[str, Any], actor: Any = None) -
                     warehouse.save(update_fields=[*sorted(fields), "updated_at"])
             except IntegrityError:
                 raise WarehouseSlugTaken(slug=fields.get("slug", slug)) from None
-        if "countries" in changes:
-            _serve(warehouse, changes["countries"])
+        if "zones" in changes:
+            _serve(warehouse, changes["zones"])
     logger.info(
         "warehouse_updated",
         warehouse=warehouse.slug,
