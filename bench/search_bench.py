@@ -1,8 +1,10 @@
 """Product search and facets over 100,000 variants: p50/p95/p99 of `GET /api/products?...`.
 
     .venv/bin/python bench/search_bench.py [--products 25000] [--rounds 20] [--keep|--reuse]
+        [--database ecommerce_search_bench] [--redis-db 11]
 
-Builds a throwaway PostgreSQL database (`ecommerce_search_bench`), migrates it, bulk-loads
+Builds a throwaway PostgreSQL database (`ecommerce_search_bench` unless `--database` names
+another, so two people can measure at once), migrates it, bulk-loads
 products (4 variants each, so 100,000 variants by default) with realistic names ("Classic
 Navy Cotton T-Shirt"), a material per product and a colour and size per variant, a
 category tree, and stock in two warehouses serving different countries. Then it sends
@@ -99,7 +101,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--reuse", action="store_true", help="use a database kept by an earlier --keep run"
     )
-    return parser.parse_args()
+    parser.add_argument("--database", default=DB, help="the database to build (or reuse)")
+    parser.add_argument("--redis-db", type=int, default=REDIS_DB, help="the Redis db to use")
+    args = parser.parse_args()
+    if not args.database.replace("_", "").isalnum() or not args.database.isascii():
+        parser.error("--database: letters, digits and underscores only")
+    return args
 
 
 def admin_connection() -> Any:
@@ -108,27 +115,27 @@ def admin_connection() -> Any:
     return conn
 
 
-def create_database() -> None:
+def create_database(name: str) -> None:
     conn = admin_connection()  # not `with conn`: that opens a transaction
     with conn.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        cursor.execute(f"CREATE DATABASE {DB}")
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cursor.execute(f"CREATE DATABASE {name}")
     conn.close()
 
 
-def drop_database() -> None:
+def drop_database(name: str) -> None:
     conn = admin_connection()
     with conn.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     conn.close()
 
 
-def setup_django() -> None:
+def setup_django(database: str, redis_db: int) -> None:
     os.environ.update(
         env_for(
-            DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB}",
-            REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
-            CELERY_BROKER_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{database}",
+            REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
+            CELERY_BROKER_URL=f"redis://127.0.0.1:6379/{redis_db}",
             OTEL_TRACES_SAMPLER_RATIO="0",
         )
     )
@@ -381,9 +388,9 @@ def run(rounds: int) -> None:
 def main() -> None:
     args = parse_args()
     if not args.reuse:
-        create_database()
+        create_database(args.database)
     try:
-        setup_django()
+        setup_django(args.database, args.redis_db)
         if not args.reuse:
             from django.core.management import call_command
 
@@ -401,7 +408,7 @@ def main() -> None:
 
         connections.close_all()
         if not args.keep:
-            drop_database()
+            drop_database(args.database)
 
 
 if __name__ == "__main__":

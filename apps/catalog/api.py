@@ -38,7 +38,6 @@ from apps.catalog.filters import (
     ProductFilterBackend,
     ProductOrdering,
     ProductPagination,
-    facet_counts,
 )
 from apps.catalog.models import Attribute, Category, Product, ProductType, ProductVariant
 from apps.catalog.search import ProductSearchFilter
@@ -149,7 +148,7 @@ class ProductViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(queryset)
         data = ProductListOutputSerializer(page, many=True).data
         body: dict[str, Any] = self.get_paginated_response(data).data
-        facets = facet_counts(getattr(self, "product_filterset", None))
+        facets = getattr(self.paginator, "facets", None)  # read with the page (ProductPagination)
         if facets is not None:
             body["facets"] = facets
         return body

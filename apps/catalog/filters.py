@@ -37,7 +37,15 @@ from django import forms
 from django.apps import apps as django_apps
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection
-from django.db.models import Exists, FilteredRelation, OuterRef, Q, QuerySet, TextField
+from django.db.models import (
+    Exists,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Q,
+    QuerySet,
+    TextField,
+)
 from django.http import QueryDict
 from django_filters import utils as filter_utils
 from django_filters.rest_framework import DjangoFilterBackend
@@ -400,6 +408,16 @@ def _in(values: list[Any]) -> tuple[str, list[Any]]:
 
 # The SQL below is built from table names, fixed text and `%s` placeholders only: every
 # value a request gives travels as a parameter.
+def _stock_exists(filters: ListFilters) -> tuple[str, list[Any]]:
+    """The variant `v` has units (in a warehouse serving the country, if one is given)."""
+    stock = django_apps.get_model("inventory", "Stock")._meta.db_table
+    where, params = "s.variant_id = v.id AND s.quantity > 0", []
+    if filters.warehouse_ids is not None:
+        test, params = _in(filters.warehouse_ids)
+        where += f" AND s.warehouse_id{test}"
+    return f"EXISTS (SELECT 1 FROM {stock} s WHERE {where})", params  # noqa: S608
+
+
 def _variant_conditions(
     filters: ListFilters, *, except_attribute: int | None
 ) -> tuple[str, list[Any]]:
@@ -407,7 +425,6 @@ def _variant_conditions(
     in SQL, so the facet query can test them row by row inside its lateral join)."""
     product_values = AssignedProductAttribute._meta.db_table
     variant_values = AssignedVariantAttribute._meta.db_table
-    stock = django_apps.get_model("inventory", "Stock")._meta.db_table
     parts, params = ["v.is_active"], []
     if filters.min_price is not None:
         parts.append("v.price >= %s")
@@ -416,12 +433,9 @@ def _variant_conditions(
         parts.append("v.price <= %s")
         params.append(filters.max_price)
     if filters.in_stock or filters.warehouse_ids is not None:
-        where = "s.variant_id = v.id AND s.quantity > 0"
-        if filters.warehouse_ids is not None:
-            test, values = _in(filters.warehouse_ids)
-            where += f" AND s.warehouse_id{test}"
-            params += values
-        parts.append(f"EXISTS (SELECT 1 FROM {stock} s WHERE {where})")  # noqa: S608
+        stocked, stocked_params = _stock_exists(filters)
+        parts.append(stocked)
+        params += stocked_params
     for attribute_id, value_ids in filters.groups.items():
         if attribute_id == except_attribute:
             continue
@@ -435,49 +449,33 @@ def _variant_conditions(
     return " AND ".join(parts), params
 
 
-def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, Any]]] | None:
-    """Per requested facet, its values with the number of matching products, in one query.
-
-    A product counts for a value when it holds it (product-level) and has an active variant
-    meeting the other conditions, or when one of its active variants holds it and meets the
-    other conditions itself. None when no facets were asked for.
-
-    One statement: the matching products once (a materialized CTE: the search is not run
-    again per facet), then per group of facets that share their conditions (every facet
-    without an `attr` filter of its own shares them all) the values their products and
-    variants hold. On PostgreSQL the variants are reached by a lateral join, product by
-    product through the variant's product index: a hash join would read all 100,000.
-    """
-    if filterset is None or not filterset.list_filters.facets:
-        return None
-    filters = filterset.list_filters
-    empty = {facet.slug: [] for facet in filters.facets}
-    lateral = connection.vendor == "postgresql"
-    matched = filterset.base.order_by()
-    if lateral:
-        facet_values = ProductColumn("facet_values", TextField())
-        matched = matched.annotate(offered_values=facet_values).values("pk", "offered_values")
-    else:
-        matched = matched.values("pk")
-    try:
-        base_sql, base_params = matched.query.sql_with_params()
-    except EmptyResultSet:  # Django proved that nothing matches (`category=0`, no words)
-        return empty
+def _facet_groups(filters: ListFilters) -> list[tuple[list[int], int | None]]:
+    """The requested, known facets grouped by the conditions their counts share: a facet
+    filtered by its own attribute leaves that filter out; the others share them all."""
     known = [facet.id for facet in filters.facets if facet.id is not None]
-    if not known:
-        return empty
-    # Facets filtered by their own attribute leave that filter out; the others share all.
     groups: list[tuple[list[int], int | None]] = [
         ([attribute], attribute) for attribute in known if attribute in filters.groups
     ]
     shared = [attribute for attribute in known if attribute not in filters.groups]
     if shared:
         groups.append((shared, None))
+    return groups
+
+
+def _counted_values(filters: ListFilters, *, lateral: bool) -> tuple[str, list[Any]] | None:
+    """SQL counting, per attribute value of the requested facets, the products of a CTE
+    `matched` (columns `id`, and `facet_values` when `lateral`) that hold it: rows
+    (facet_value, products). None when no requested facet is known."""
+    groups = _facet_groups(filters)
+    if not groups:
+        return None
     product_values = AssignedProductAttribute._meta.db_table
     variant_values = AssignedVariantAttribute._meta.db_table
     variants = ProductVariant._meta.db_table
     branches: list[str] = []
-    params: list[Any] = list(base_params)
+    params: list[Any] = []
+    # The stored values are one row per product and value; the variants' may repeat one.
+    distinct = False
     for attributes, left_out in groups:
         conditions, condition_params = _variant_conditions(filters, except_attribute=left_out)
         within, attribute_params = _in(attributes)
@@ -492,6 +490,7 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
             )
             params += attribute_params
             continue
+        distinct = True
         held = (
             f"FROM {variants} v JOIN {variant_values} a ON a.variant_id = v.id "
             f"WHERE v.product_id = m.id AND a.attribute_id{within} AND {conditions}"
@@ -515,22 +514,182 @@ def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, An
             f"(SELECT 1 FROM {variants} v WHERE v.product_id = m.id AND {conditions})"
         )
         params += attribute_params + condition_params
+    pairs = " UNION ALL ".join(branches)
+    if distinct:  # hashed, where COUNT(DISTINCT ...) would sort every pair
+        pairs = f"SELECT DISTINCT facet_value, facet_product FROM ({pairs}) every_pair"  # noqa: S608
+    sql = f"SELECT facet_value, COUNT(*) AS products FROM ({pairs}) pairs GROUP BY facet_value"  # noqa: S608
+    return sql, params
+
+
+def _facets_from(
+    filters: ListFilters, rows: list[tuple[int, str, str, int]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The `facets` member from (attribute id, value slug, value name, count) rows, in
+    the values' order."""
+    result: dict[int | None, list[dict[str, Any]]] = {facet.id: [] for facet in filters.facets}
+    for attribute_id, slug, name, count in rows:
+        result[attribute_id].append({"slug": slug, "name": name, "count": count})
+    return {facet.slug: result[facet.id] for facet in filters.facets}
+
+
+def facet_counts(filterset: ProductFilter | None) -> dict[str, list[dict[str, Any]]] | None:
+    """Per requested facet, its values with the number of matching products, in one query.
+
+    A product counts for a value when it holds it (product-level) and has an active variant
+    meeting the other conditions, or when one of its active variants holds it and meets the
+    other conditions itself. None when no facets were asked for.
+
+    One statement: the matching products once (a materialized CTE: the search is not run
+    again per facet), then per group of facets that share their conditions (every facet
+    without an `attr` filter of its own shares them all) the values their products and
+    variants hold. On PostgreSQL the variants are reached by a lateral join, product by
+    product through the variant's product index: a hash join would read all 100,000.
+    (PostgreSQL lists count them in the statement that reads the page: read_list.)
+    """
+    if filterset is None or not filterset.list_filters.facets:
+        return None
+    filters = filterset.list_filters
+    empty = {facet.slug: [] for facet in filters.facets}
+    lateral = connection.vendor == "postgresql"
+    matched = filterset.base.order_by()
+    if lateral:
+        facet_values = ProductColumn("facet_values", TextField())
+        matched = matched.annotate(offered_values=facet_values).values("pk", "offered_values")
+    else:
+        matched = matched.values("pk")
+    try:
+        base_sql, base_params = matched.query.sql_with_params()
+    except EmptyResultSet:  # Django proved that nothing matches (`category=0`, no words)
+        return empty
+    counted = _counted_values(filters, lateral=lateral)
+    if counted is None:
+        return empty
+    counted_sql, counted_params = counted
     # Every piece is Django's compilation of a queryset or fixed text; values are params.
     sql = (
         f"WITH matched ({'id, facet_values' if lateral else 'id'}) "  # noqa: S608
         f"AS MATERIALIZED ({base_sql}) "
         "SELECT value.attribute_id, value.slug, value.name, counted.products "
-        "FROM (SELECT facet_value, COUNT(DISTINCT facet_product) AS products "
-        f"FROM ({' UNION ALL '.join(branches)}) pairs GROUP BY facet_value) counted "
+        f"FROM ({counted_sql}) counted "
         f"JOIN {AttributeValue._meta.db_table} value ON value.id = counted.facet_value "
         "ORDER BY value.attribute_id, value.sort_order, value.name, value.id"
     )
-    result: dict[int | None, list[dict[str, Any]]] = {facet.id: [] for facet in filters.facets}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*base_params, *counted_params])
+        return _facets_from(filters, cursor.fetchall())
+
+
+@dataclass(frozen=True)
+class ListRead:
+    """One page of a product list as read_list read it."""
+
+    count: int  # products matching every filter
+    ids: list[int]  # the page's products, in order
+    facets: dict[str, list[dict[str, Any]]] | None  # None: none asked for
+
+
+# The orderings read_list can apply to its CTE: a product field by its name in order_by.
+_ORDER_COLUMNS = {"pk": "id", "id": "id", "name": "name", "price": "price", "created_at": "created"}
+
+
+def _order_sql(order_by: tuple[Any, ...]) -> str | None:
+    """`ORDER BY` terms over read_list's `listed` CTE for a queryset's ordering, or None
+    when it orders by anything else."""
+    terms = []
+    for term in order_by:
+        if not isinstance(term, str):
+            return None
+        name = term.removeprefix("-")
+        column = "rank" if name == RANK else _ORDER_COLUMNS.get(name)
+        if column is None:
+            return None
+        terms.append(f"{column} DESC" if term.startswith("-") else column)
+    return ", ".join(terms) if terms else None
+
+
+def read_list(
+    filterset: ProductFilter | None, queryset: QuerySet[Product], *, offset: int, limit: int
+) -> ListRead | None:
+    """A list page on PostgreSQL in one statement: its ids, the number of matches and the
+    facet counts. None where the caller must read it with the ORM (another database, an
+    ordering of another kind).
+
+    The products the search and the category select (`filterset.base`) are matched once,
+    into a materialized CTE with what ordering reads (the search rank, computed once per
+    match); the variant-level filters then keep the listed ones, which are counted and
+    ordered for the page, while the facets count within all matched (each facet leaves its
+    own filter out). The separate count, page and facet queries each redid the match.
+    """
+    if connection.vendor != "postgresql" or filterset is None:
+        return None
+    order = _order_sql(queryset.query.order_by)
+    if order is None:
+        return None
+    filters = filterset.list_filters
+    facets = None if not filters.facets else {facet.slug: [] for facet in filters.facets}
+    base = filterset.base.order_by()
+    columns: dict[str, Any] = {
+        "listed_id": F("pk"),
+        "listed_values": ProductColumn("facet_values", TextField()),
+        "listed_name": F("name"),
+        "listed_price": F("price"),
+        "listed_created": F("created_at"),
+    }
+    ranked = RANK in base.query.annotations
+    if ranked:
+        columns["listed_rank"] = F(RANK)
+    elif "rank" in order:
+        return None
+    try:
+        base_sql, base_params = base.annotate(**columns).values(*columns).query.sql_with_params()
+    except EmptyResultSet:  # Django proved that nothing matches (`category=0`, no words)
+        return ListRead(count=0, ids=[], facets=facets)
+    variants = ProductVariant._meta.db_table
+    keep, keep_params = [], []
+    if filters.restricts_variants:
+        conditions, keep_params = _variant_conditions(filters, except_attribute=None)
+        keep.append(
+            f"EXISTS (SELECT 1 FROM {variants} v WHERE v.product_id = m.id AND {conditions})"  # noqa: S608
+        )
+    if filters.in_stock is False:
+        stocked, stocked_params = _stock_exists(filters)
+        keep.append(
+            f"NOT EXISTS (SELECT 1 FROM {variants} v WHERE v.product_id = m.id "  # noqa: S608
+            f"AND v.is_active AND {stocked})"
+        )
+        keep_params += stocked_params
+    rank = "b.listed_rank" if ranked else "NULL::float8"
+    # Every piece is Django's compilation of a queryset or fixed text; values are params.
+    sql = (
+        "WITH matched AS MATERIALIZED (SELECT b.listed_id AS id, "  # noqa: S608
+        "b.listed_values AS facet_values, b.listed_name AS name, b.listed_price AS price, "
+        f"b.listed_created AS created, {rank} AS rank FROM ({base_sql}) b), "
+        f"listed AS (SELECT * FROM matched m WHERE {' AND '.join(keep) or 'TRUE'}) "
+        "SELECT NULL::bigint, NULL::text, NULL::text, (SELECT COUNT(*) FROM listed), "
+        f"ARRAY(SELECT id FROM listed ORDER BY {order} LIMIT %s OFFSET %s)"
+    )
+    params: list[Any] = [*base_params, *keep_params, limit, offset]
+    counted = _counted_values(filters, lateral=True) if filters.facets else None
+    if counted is not None:
+        counted_sql, counted_params = counted
+        sql += (
+            " UNION ALL SELECT value.attribute_id, value.slug, value.name, counted.products, "  # noqa: S608
+            "ARRAY[row_number() OVER "
+            "(ORDER BY value.attribute_id, value.sort_order, value.name, value.id)] "
+            f"FROM ({counted_sql}) counted "
+            f"JOIN {AttributeValue._meta.db_table} value ON value.id = counted.facet_value"
+        )
+        params += counted_params
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for attribute_id, slug, name, count in cursor.fetchall():
-            result[attribute_id].append({"slug": slug, "name": name, "count": count})
-    return {facet.slug: result[facet.id] for facet in filters.facets}
+        rows = cursor.fetchall()
+    # The first part's row is the count and the page (the only one without an attribute).
+    ((_, _, _, count, ids),) = [row for row in rows if row[0] is None]
+    values = [row for row in rows if row[0] is not None]
+    if facets is not None:
+        values.sort(key=lambda row: row[4][0])
+        facets = _facets_from(filters, [row[:4] for row in values])
+    return ListRead(count=count, ids=list(ids), facets=facets)
 
 
 class ProductOrdering(OrderingFilter):
@@ -558,8 +717,68 @@ FACET_VALUE_SCHEMA = {
 }
 
 
+# PostgreSQL's OFFSET is a bigint: a page number past it is past every page.
+_OFFSET_MAX = 2**63 - 1
+
+
+class _ReadPage:
+    """A page already read, as Django's Paginator asks for it: the number of matches
+    (`count()`) and the page's rows (the one slice it takes)."""
+
+    def __init__(self, count: int, rows: list[Product]) -> None:
+        self._count = count
+        self._rows = rows
+
+    def count(self) -> int:
+        return self._count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: slice) -> list[Product]:
+        return self._rows
+
+
 class ProductPagination(PageNumberPagination):
-    """Pages of products, which carry `facets` when the request asked for them."""
+    """Pages of products, which carry `facets` (in `self.facets`) when the request asked.
+
+    A page is read in two steps: the ids of its products, then those products with what a
+    list row shows (first SKU, stock, thumbnail: per-row subqueries, so computed for the
+    page's rows only, not for every match). On PostgreSQL a search or a request for facets
+    reads the ids, the count and the facets in one statement (read_list); otherwise the ids
+    and the count are two indexed queries (a browse in name order reads 20 rows of an index).
+    """
+
+    def paginate_queryset(
+        self, queryset: QuerySet[Product], request: Request, view: Any = None
+    ) -> list[Product] | None:
+        self.facets: dict[str, list[dict[str, Any]]] | None = None
+        if view is None:
+            return super().paginate_queryset(queryset, request, view)
+        self.request = request
+        size = self.get_page_size(request)
+        number = self.get_page_number(request, None)
+        offset = (number - 1) * size
+        filterset: ProductFilter | None = getattr(view, "product_filterset", None)
+        wants_facets = filterset is not None and bool(filterset.list_filters.facets)
+        read = None
+        ranked = RANK in queryset.query.annotations
+        if offset + size <= _OFFSET_MAX and (ranked or wants_facets):
+            read = read_list(filterset, queryset, offset=offset, limit=size)
+        ids: list[int] = []
+        if read is not None:
+            count, ids = read.count, read.ids
+        else:
+            if offset + size <= _OFFSET_MAX:
+                ids = list(queryset.values_list("pk", flat=True)[offset : offset + size])
+            # No row on this page: nothing matches, or it is past the last page (a 404
+            # below, whatever the count).
+            count = queryset.count() if ids else 0
+        products = view.get_queryset().filter(pk__in=ids).in_bulk() if ids else {}
+        page = _ReadPage(count, [products[pk] for pk in ids if pk in products])
+        rows = super().paginate_queryset(page, request, view)  # type: ignore[arg-type]
+        self.facets = read.facets if read is not None else facet_counts(filterset)
+        return rows
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         page = super().get_paginated_response_schema(schema)

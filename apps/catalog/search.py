@@ -33,7 +33,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Expression, FloatField, Q, QuerySet, TextField
+from django.db.models import (
+    BooleanField,
+    Exists,
+    Expression,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    TextField,
+)
 from django.db.models.sql.compiler import SQLCompiler
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import SearchFilter
@@ -81,6 +90,14 @@ class ProductColumn(Expression):
     def as_sql(self, compiler: SQLCompiler, connection: Any) -> tuple[str, list[Any]]:
         column = connection.ops.quote_name(self.column)
         return f"{compiler.quote_name_unless_alias(self.alias)}.{column}", []
+
+
+def on_sale() -> Q:
+    """Some variant of the product is active: the `on_sale` column the search triggers keep
+    (migration catalog.0009) on PostgreSQL, an EXISTS over the variants elsewhere."""
+    if connection.vendor != "postgresql":
+        return Q(Exists(ProductVariant.objects.filter(product=OuterRef("pk"), is_active=True)))
+    return Q(_Sql("{}", [ProductColumn("on_sale", BooleanField())], []))
 
 
 def tsquery_text(words: Sequence[str]) -> str:
@@ -195,10 +212,12 @@ def rebuild_search_documents() -> int:
 
     if connection.vendor != "postgresql":
         return 0
-    migration = import_module("apps.catalog.migrations.0008_search_document")
+    document = import_module("apps.catalog.migrations.0008_search_document")
+    # 0009's REBUILD: 0008's, also setting `on_sale`.
+    rebuild = import_module("apps.catalog.migrations.0009_product_on_sale").REBUILD
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(migration.config_function(settings.SEARCH_LANGUAGE))
-        cursor.execute(migration.REBUILD)
+        cursor.execute(document.config_function(settings.SEARCH_LANGUAGE))
+        cursor.execute(rebuild)
         return int(cursor.rowcount)
 
 

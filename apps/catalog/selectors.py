@@ -8,12 +8,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Upper
 from django.http import QueryDict
 from rest_framework.renderers import JSONRenderer
 
-from apps.catalog import cache
+from apps.catalog import cache, search
 from apps.catalog.exceptions import AttributeNotFound, ProductNotFound, ProductTypeNotFound
 from apps.catalog.models import (
     AssignedProductAttribute,
@@ -77,9 +77,7 @@ def products(*, include_inactive: bool = False) -> QuerySet[Product]:
     if include_inactive:
         return queryset
     # A product whose variants are all off sale cannot be bought: it is not listed either.
-    return queryset.filter(is_active=True).filter(
-        Exists(ProductVariant.objects.filter(product=OuterRef("pk"), is_active=True))
-    )
+    return queryset.filter(is_active=True).filter(search.on_sale())
 
 
 def _assigned_variant_values() -> QuerySet[AssignedVariantAttribute]:
