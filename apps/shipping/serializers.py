@@ -57,8 +57,8 @@ class ShippingZoneOutputSerializer(serializers.ModelSerializer):
 @extend_schema_serializer(
     examples=[
         OpenApiExample(
-            "The Nordics",
-            value={"name": "Nordics", "slug": "nordics", "countries": ["se", "NO", "FI", "DK"]},
+            "Germany, Austria and Switzerland",
+            value={"name": "DACH", "slug": "dach", "countries": ["de", "AT", "ch"]},
             request_only=True,
         )
     ]

@@ -23,6 +23,7 @@ from apps.inventory import services as inventory_services
 from apps.inventory.models import Warehouse
 from apps.notifications.models import WebhookEndpoint
 from apps.orders import services as order_services
+from apps.shipping import services as shipping_services
 from ecommerce.api.permissions import Role
 from tests.servers import GunicornServer, project_env
 from tests.users.factories import UserFactory
@@ -91,7 +92,9 @@ def seed_catalog(admin: Any) -> None:
     # The default warehouse first (a flushed database has none), so it stays the default.
     inventory_selectors.default_warehouse()
     north = Warehouse.objects.create(name="North", slug="north", priority=200)
-    north.shipping_zones.create(name="Nordics", slug="nordics", countries=["SE", "NO", "FI"])
+    north.shipping_zones.add(
+        shipping_services.create_zone(name="Nordics", slug="nordics", countries=["SE", "NO", "FI"])
+    )
     catalog_services.create_product(
         name="Hoodie",
         category=apparel,

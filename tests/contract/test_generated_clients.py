@@ -137,10 +137,13 @@ def test_the_generated_python_client_drives_the_shop(
         base_url=live_shop.url, token=live_shop.tokens["admin"], raise_on_unexpected_status=True
     )
     warehouses = api("warehouses.warehouses_list").sync(client=admin)
-    assert [(w.slug, w.countries) for w in warehouses] == [
-        ("main", None),
-        ("north", ["FI", "NO", "SE"]),
+    assert [(w.slug, w.zones, w.countries) for w in warehouses] == [
+        ("main", [], None),
+        ("north", ["nordics"], ["FI", "NO", "SE"]),
     ]
+    nordics = api("shipping_zones.shipping_zones_retrieve").sync(client=admin, slug="nordics")
+    assert isinstance(nordics, models.ShippingZoneOutput)
+    assert (nordics.name, nordics.countries) == ("Nordics", ["FI", "NO", "SE"])
     restocked = api("products.products_stock_create").sync(
         client=admin,
         sku="HOOD-GRY-L",
