@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from apps.inventory import services as inventory_services
 from apps.inventory.models import Stock, Warehouse
 from apps.notifications.models import Notification, NotificationStatus, WebhookEndpoint
+from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderStatus
 from apps.payments.gateway import get_gateway
 from apps.payments.models import Payment, PaymentStatus
@@ -225,6 +226,86 @@ def test_a_charge_for_an_expired_unrefunded_order_is_a_break(place: Any) -> None
 
     assert code == 1
     assert f"order expired but charge {charge.charge_id} succeeded and was not refunded" in output
+
+
+@pytest.fixture
+def place_unopened(buyer: Any) -> Any:
+    """Place an order whose `order.placed` has not reached payments: it has no payment."""
+
+    def place_order(sku: str) -> Order:
+        order, _ = orders_services.place_order(
+            user=buyer, lines=[orders_services.OrderLine(sku, 1)], payment_token="tok_success"
+        )
+        return order
+
+    return place_order
+
+
+def test_an_order_waiting_for_its_payment_within_its_window_holds(
+    shop: dict[str, Any], place_unopened: Any
+) -> None:
+    order = place_unopened("inv-a")
+
+    window = run("--check", "payments.payment_window")
+    agrees = run("--check", "payments.provider_agrees", "--json")
+
+    assert window[0] == 0, window[1]
+    assert agrees[0] == 0, agrees[1]
+    (check,) = json.loads(agrees[1])["checks"]
+    assert check["checked"] == 3  # the paid and the declined payment, and this order's key
+    assert not Payment.objects.filter(order=order).exists()
+
+
+def test_an_order_whose_payment_was_never_opened_past_its_window_is_a_break(
+    place_unopened: Any, settings: Any
+) -> None:
+    make_product(sku="inv-g", stock=3)
+    settings.ORDER_PAYMENT_TIMEOUT_SECONDS = 60
+    order = place_unopened("inv-g")
+    age(Order.objects.filter(pk=order.pk), 61)
+
+    code, output = run("--check", "payments.payment_window")
+
+    assert code == 1
+    assert f"order {order.pk} ({order.public_id})" in output
+    assert "still pending_payment: no payment" in output
+
+
+def test_a_charge_under_the_key_of_an_order_without_a_payment_is_a_break(
+    place_unopened: Any,
+) -> None:
+    make_product(sku="inv-h", stock=3)
+    order = place_unopened("inv-h")
+    orders_services.cancel_order(order_id=order.pk, by=None)
+    # A charge nobody recorded: the order ended before any payment was opened for it.
+    charge = get_gateway().charge(
+        amount=order.total,
+        currency=order.currency,
+        token="tok_success",
+        idempotency_key=f"order-{order.public_id}",
+    )
+    age(Order.objects.filter(pk=order.pk), 5)
+
+    code, output = run("--check", "payments.provider_agrees")
+
+    assert code == 1
+    assert (
+        f"order {order.pk} key order-{order.public_id}: order cancelled but charge "
+        f"{charge.charge_id} succeeded and was not refunded" in output
+    )
+
+
+def test_a_paid_order_without_a_payment_is_a_break(place_unopened: Any) -> None:
+    make_product(sku="inv-i", stock=3)
+    order = place_unopened("inv-i")
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.PAID)
+
+    code, output = run("--check", "payments.provider_agrees")
+
+    assert code == 1
+    assert f"order {order.pk} key order-{order.public_id}: order paid but it has no payment" in (
+        output
+    )
 
 
 def test_a_released_order_still_holding_stock_is_a_break(shop: dict[str, Any]) -> None:

@@ -1,4 +1,8 @@
-"""`manage.py expire_orders` as its own process, on orders this process committed."""
+"""`manage.py expire_orders` as its own process, on orders this process committed.
+
+Their `order.placed` is never handled here (no_charge_requests), so they reach expiry
+without a payment: expiry asks the provider by the key the payment would have all the same.
+"""
 
 from __future__ import annotations
 
@@ -69,8 +73,12 @@ def test_an_unpaid_order_past_the_timeout_expires_once_and_its_stock_returns_onc
     ) == [(-2, "order"), (2, "expiry")]
     assert stock_of(product.variant.pk) == 4
     assert_ledger_matches(product.variant.pk)
+    # Opened by expiry to ask the provider under its key, never charged; the fresh order
+    # was not asked about.
     payment = Payment.objects.get(order=stale)
     assert (payment.status, payment.attempts) == (PaymentStatus.PENDING, 0)
+    assert payment.idempotency_key == f"order-{stale.public_id}"
+    assert not Payment.objects.filter(order=fresh).exists()
     assert OutboxMessage.objects.filter(topic="order.expired").count() == 1
 
 

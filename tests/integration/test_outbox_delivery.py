@@ -351,7 +351,7 @@ def test_a_message_lost_with_a_killed_worker_runs_again_after_its_lease(
     sandbox.configure(respond_after_commit_delay_ms=2000)
     make_product(sku="p", stock=5)
     order = placed_order(place(client, "p"))
-    key = Payment.objects.get(order=order).idempotency_key
+    key = Payment.key_for(order.public_id)  # the payment is opened by the worker
     wait_until(lambda: sandbox.charge_for(key), what="the provider charged", worker=doomed)
 
     doomed.kill()  # SIGKILL, mid-charge: its message stays unacknowledged in the broker

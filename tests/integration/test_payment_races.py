@@ -10,6 +10,7 @@ at the provider, or it is not paid and any charge made for it was refunded in fu
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -256,6 +257,65 @@ def test_two_expiries_of_one_order_at_once_expire_it_once_under_the_row_lock(
     assert history(order) == [("", "pending_payment"), ("pending_payment", "expired")]
     assert StockMovement.objects.filter(reference=f"order:{order.public_id}").count() == 2
     assert stock_of(lamp.variant.pk) == 50
+    assert_ledger_matches(lamp.variant.pk)
+
+
+class PairedGateway(gateway_module.HttpPaymentGateway):
+    """The sandbox over HTTP, each charge held until a second one is on its way too: two
+    workers calling the provider for one order at once."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, connect_timeout_seconds=1.0, read_timeout_seconds=5.0)
+        self.both = threading.Barrier(2)
+
+    def charge(self, **kwargs: Any) -> Any:
+        self.both.wait(timeout=10)
+        return super().charge(**kwargs)
+
+
+def test_two_deliveries_of_order_placed_at_once_open_one_payment_and_charge_once(
+    provider: SandboxServer, lamp: Product, no_charge_requests: None
+) -> None:
+    order = place()
+    assert not Payment.objects.filter(order=order).exists()
+
+    outcomes = race(*[partial(payments_services.charge_payment, order_id=order.pk)] * 2)
+    # The one that found the lock taken ("busy") comes back later, as its task does.
+    again = payments_services.charge_payment(order_id=order.pk)
+
+    assert sorted(outcomes) in (["busy", "succeeded"], ["noop", "succeeded"]), outcomes
+    assert again == "noop"
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.attempts) == (PaymentStatus.SUCCEEDED, 1)
+    assert provider.charges() == {"succeeded": 1, "declined": 0, "total": 1}
+    assert assert_money_agrees(order, provider) == OrderStatus.PAID
+    assert history(order) == [("", "pending_payment"), ("pending_payment", "paid")]
+
+
+def test_two_deliveries_without_the_charge_lock_still_open_one_payment_and_charge_once(
+    provider: SandboxServer,
+    lamp: Product,
+    no_charge_requests: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As if the charge lock were lost (Redis restarted mid-charge): the payment's one-to-one
+    order and the provider's idempotency key alone keep it to one payment and one charge."""
+    gateway = PairedGateway(provider.url)
+    monkeypatch.setattr(payments_services, "get_gateway", lambda: gateway)
+    monkeypatch.setattr(
+        payments_services, "distributed_lock", lambda *args, **kwargs: contextlib.nullcontext()
+    )
+    order = place()
+
+    outcomes = race(*[partial(payments_services.charge_payment, order_id=order.pk)] * 2)
+
+    assert outcomes == ["succeeded", "succeeded"]
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.attempts) == (PaymentStatus.SUCCEEDED, 2)
+    assert provider.charges() == {"succeeded": 1, "declined": 0, "total": 1}
+    assert assert_money_agrees(order, provider) == OrderStatus.PAID
+    assert history(order) == [("", "pending_payment"), ("pending_payment", "paid")]
+    assert stock_of(lamp.variant.pk) == 48
     assert_ledger_matches(lamp.variant.pk)
 
 

@@ -8,8 +8,11 @@ every side recorded: the order and its payment in PostgreSQL, the charges at the
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,6 +231,54 @@ def test_the_same_charge_task_twice_at_once_charges_once(
     assert sandbox.charges() == ONE_SUCCEEDED
 
 
+def test_an_order_placed_while_no_worker_runs_is_opened_and_charged_once_one_comes_up(
+    workers: Workers,
+    publishing: Broker,
+    sandbox: SandboxServer,
+    client: APIClient,
+    process_env: dict[str, str],
+    integration_dir: Path,
+) -> None:
+    # given: no worker at all; the order's messages wait in the broker
+    workers.stop()
+    product = make_product(sku="p", stock=5, price="12.50")
+    order = placed_order(place(client, "p", 2))
+    assert not Payment.objects.filter(order=order).exists()
+    assert publishing.backlog() == 2  # its charge and its notification
+
+    # when: a worker comes up (started here: Workers.running would purge the queues)
+    worker = CeleryWorker(
+        env=process_env,
+        nodename=f"late-{os.getpid()}@127.0.0.1",
+        log_path=integration_dir / f"late-{os.getpid()}-{order.pk}.log",
+    )
+    try:
+        wait_for_status(order, OrderStatus.PAID, worker=worker)
+        wait_until(
+            lambda: not OutboxMessage.objects.filter(completed_at__isnull=True).exists(),
+            what="every outbox message handled",
+            worker=worker,
+        )
+    finally:
+        worker.stop()
+
+    # then: the handler opened the payment from the order and charged it once
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.attempts, payment.amount) == (
+        PaymentStatus.SUCCEEDED,
+        1,
+        Decimal("25.00"),
+    )
+    assert sandbox.charges() == ONE_SUCCEEDED
+    charge = sandbox.charge_for(payment.idempotency_key)
+    assert charge is not None
+    assert charge["id"] == payment.provider_charge_id
+    assert len(logged(worker, "payment_opened", order_id=str(order.public_id))) == 1
+    assert task_outcomes(worker) == ["succeeded"]
+    assert history(order) == [("", "pending_payment"), ("pending_payment", "paid")]
+    assert stock_of(product.variant.pk) == 3
+
+
 def test_an_order_committed_while_the_broker_is_down_is_paid_after_the_relay(
     live_celery: CeleryWorker, sandbox: SandboxServer, client: APIClient
 ) -> None:
@@ -245,7 +296,7 @@ def test_an_order_committed_while_the_broker_is_down_is_paid_after_the_relay(
         ("payments.charge_payment", None, 1),
     ]
     assert all(m.last_error.startswith("OperationalError:") for m in messages)
-    assert Payment.objects.get(order=order).attempts == 0
+    assert not Payment.objects.filter(order=order).exists()  # opened by the handler
 
     assert relay_pending() == 2
 
@@ -267,7 +318,7 @@ def test_a_pool_process_killed_mid_charge_has_its_task_run_again_and_charged_onc
     make_product(sku="p", stock=5)
     mark = len(worker.log())
     order = placed_order(place(client, "p"))
-    key = Payment.objects.get(order=order).idempotency_key
+    key = Payment.key_for(order.public_id)  # the payment is opened by the worker
     wait_until(lambda: sandbox.charge_for(key), what="the provider charged", worker=worker)
 
     assert len(worker.kill_pool()) == 2  # while the charging run waits for the answer
@@ -298,7 +349,7 @@ def test_a_worker_killed_mid_charge_leaves_the_task_to_another_that_charges_once
     make_product(sku="p", stock=5)
     mark = len(doomed.log())
     order = placed_order(place(client, "p"))
-    key = Payment.objects.get(order=order).idempotency_key
+    key = Payment.key_for(order.public_id)  # the payment is opened by the worker
     wait_until(lambda: sandbox.charge_for(key), what="the provider charged", worker=doomed)
 
     doomed.kill()  # the main process and its pool, while the run waits for the answer
@@ -395,17 +446,18 @@ def test_an_order_whose_charge_message_was_lost_is_charged_by_the_sweep(
     client: APIClient,
     no_charge_requests: None,
 ) -> None:
-    # given: placed, but its charge never queued (a broker restarted empty), a while ago
+    # given: placed a while ago, but its order.placed never queued (a broker restarted
+    # empty), so payments never opened a payment for it
     product = make_product(sku="p", stock=5)
     order = placed_order(place(client, "p", 2))
     Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=61))
-    Payment.objects.filter(order=order).update(updated_at=timezone.now() - timedelta(seconds=61))
+    assert not Payment.objects.filter(order=order).exists()
     mark = len(live_celery.log())
 
     # when: the periodic sweep runs on the worker
     reconcile_payments_task.delay()
 
-    # then: asked first (nothing there), then charged once
+    # then: opened, asked first (nothing there), then charged once
     wait_for_status(order, OrderStatus.PAID, worker=live_celery)
     payment = Payment.objects.get(order=order)
     assert (payment.status, payment.attempts) == (PaymentStatus.SUCCEEDED, 1)

@@ -171,6 +171,9 @@ def test_change_page_shows_items_and_history_with_money_read_only(admin, place, 
     assert 'name="subtotal"' not in html
     assert 'name="total"' not in html
     assert "25.00" in html
+    # The card token the order keeps for payments is never shown, nor editable.
+    assert "payment_token" not in html
+    assert "tok_success" not in html
 
 
 def test_orders_cannot_be_added_or_deleted_in_the_admin(admin, place, ann):

@@ -83,6 +83,9 @@ def test_an_order_is_priced_from_the_catalog_and_reserves_stock(buyer, buyer_cli
     # Orders keeps what payments needs and tells it; the payment is opened by its handler.
     assert order.payment_token == TOKEN
     assert TOKEN not in response.content.decode()
+    detail = buyer_client.get(f"/api/orders/{order.public_id}")
+    assert detail.status_code == 200
+    assert TOKEN not in detail.content.decode()
     assert not Payment.objects.filter(order=order).exists()
     assert OutboxMessage.objects.filter(
         topic="order.placed", payload={"order_id": order.pk}

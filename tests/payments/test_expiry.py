@@ -18,9 +18,9 @@ from apps.catalog.models import Product
 from apps.inventory.models import StockMovement
 from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderEvent, OrderStatus
+from apps.payments import services as payments_services
 from apps.payments.exceptions import PaymentDeclined
 from apps.payments.gateway import get_gateway
-from apps.payments import services as payments_services
 from apps.payments.models import Payment, PaymentStatus
 from apps.payments.services import expire_overdue_orders
 from ecommerce.resilience.locks import distributed_lock
@@ -39,11 +39,11 @@ def lamp() -> Product:
 
 
 @pytest.fixture
-def place(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
-    """Place an order and open its payment, whose charge never runs, `placed_ago` seconds
-    ago."""
+def unopened(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
+    """Place an order `placed_ago` seconds ago whose `order.placed` never reached payments:
+    it has no payment."""
 
-    def make(*, placed_ago: float, token: str = "tok_success") -> Payment:
+    def make(*, placed_ago: float, token: str = "tok_success") -> Order:
         with django_capture_on_commit_callbacks(execute=False):
             order, _ = orders_services.place_order(
                 user=UserFactory(),
@@ -52,6 +52,17 @@ def place(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
             )
         when = timezone.now() - timedelta(seconds=placed_ago)
         Order.objects.filter(pk=order.pk).update(created_at=when)
+        return Order.objects.get(pk=order.pk)
+
+    return make
+
+
+@pytest.fixture
+def place(unopened: Any) -> Any:
+    """Place an order `placed_ago` seconds ago and open its payment, whose charge never runs."""
+
+    def make(*, placed_ago: float, token: str = "tok_success") -> Payment:
+        order = unopened(placed_ago=placed_ago, token=token)
         return payments_services.open_payment(order_id=order.pk)
 
     return make
@@ -163,4 +174,57 @@ def test_the_command_expires_every_batch_and_prints_the_counts(place, lamp, sett
     call_command("expire_orders", stdout=out)
 
     assert out.getvalue() == "expired 3 order(s), 1 paid, 0 declined, 0 deferred\n"
+    assert stock_of(lamp.variant.pk) == 8
+
+
+def test_an_overdue_order_without_a_payment_is_asked_about_by_its_key_then_expired(unopened, lamp):
+    order = unopened(placed_ago=overdue())
+
+    assert expire_overdue_orders() == {**NOTHING, "expired": 1}
+
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.EXPIRED
+    assert stock_of(lamp.variant.pk) == 10
+    assert_ledger_matches(lamp.variant.pk)
+    # Opened to be asked about under its key, never charged.
+    payment = Payment.objects.get(order=order)
+    assert (payment.idempotency_key, payment.status, payment.attempts) == (
+        f"order-{order.public_id}",
+        PaymentStatus.PENDING,
+        0,
+    )
+    assert get_gateway().find_charge(idempotency_key=payment.idempotency_key) is None
+
+
+def test_an_overdue_order_without_a_payment_the_provider_charged_is_paid_not_expired(
+    unopened, lamp
+):
+    order = unopened(placed_ago=overdue())
+    charge = get_gateway().charge(
+        amount=order.total,
+        currency=order.currency,
+        token="tok_success",
+        idempotency_key=Payment.key_for(order.public_id),
+    )
+
+    assert expire_overdue_orders() == {**NOTHING, "paid": 1}
+
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
+    payment = Payment.objects.get(order=order)
+    assert (payment.status, payment.provider_charge_id) == (
+        PaymentStatus.SUCCEEDED,
+        charge.charge_id,
+    )
+    assert stock_of(lamp.variant.pk) == 8
+
+
+def test_an_overdue_order_without_a_payment_is_not_expired_while_the_provider_is_unreachable(
+    unopened, lamp, settings, closed_port
+):
+    settings.PAYMENT_PROVIDER_URL = f"http://127.0.0.1:{closed_port}"
+    settings.PAYMENT_PROVIDER_CONNECT_TIMEOUT_SECONDS = 0.2
+    order = unopened(placed_ago=overdue())
+
+    assert expire_overdue_orders() == {**NOTHING, "deferred": 1}
+
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_PAYMENT
     assert stock_of(lamp.variant.pk) == 8

@@ -23,9 +23,9 @@ from prometheus_client import REGISTRY
 from apps.catalog.models import Product
 from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderEvent, OrderStatus
+from apps.payments import services as payments_services
 from apps.payments.exceptions import PaymentDeclined
 from apps.payments.gateway import InProcessSandboxGateway, get_gateway
-from apps.payments import services as payments_services
 from apps.payments.models import Payment, PaymentStatus
 from apps.payments.services import reconcile_payments
 from tests.catalog.factories import make_product
@@ -43,24 +43,37 @@ def lamp() -> Product:
 
 
 @pytest.fixture
-def place(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
-    """Place an order and open its payment, whose charge never runs (nothing is dispatched
-    on commit), as when a worker opened it and died or the broker lost a retry;
-    `placed_ago` backdates the order and its payment. `unopened` below leaves it unopened.
-    """
+def unopened(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
+    """Place an order whose `order.placed` never reached payments (nothing is dispatched on
+    commit: the broker lost it, or no worker took it yet), so it has no payment;
+    `placed_ago` backdates it."""
 
-    def make(token: str = "tok_success", quantity: int = 2, placed_ago: float = 0) -> Payment:
+    def make(token: str = "tok_success", quantity: int = 2, placed_ago: float = 0) -> Order:
         with django_capture_on_commit_callbacks(execute=False):
             order, _ = orders_services.place_order(
                 user=UserFactory(),
                 lines=[orders_services.OrderLine("lamp", quantity)],
                 payment_token=token,
             )
-        payments_services.open_payment(order_id=order.pk)
         when = timezone.now() - timedelta(seconds=placed_ago)
         Order.objects.filter(pk=order.pk).update(created_at=when, updated_at=when)
-        Payment.objects.filter(order=order).update(created_at=when, updated_at=when)
-        return Payment.objects.get(order=order)
+        return Order.objects.get(pk=order.pk)
+
+    return make
+
+
+@pytest.fixture
+def place(unopened: Any) -> Any:
+    """Place an order and open its payment, whose charge never runs, as when the worker
+    that opened it died or the broker lost a retry; `placed_ago` backdates both."""
+
+    def make(token: str = "tok_success", quantity: int = 2, placed_ago: float = 0) -> Payment:
+        order = unopened(token=token, quantity=quantity, placed_ago=placed_ago)
+        payment = payments_services.open_payment(order_id=order.pk)
+        Payment.objects.filter(pk=payment.pk).update(
+            created_at=order.created_at, updated_at=order.created_at
+        )
+        return Payment.objects.get(pk=payment.pk)
 
     return make
 
@@ -177,6 +190,60 @@ def test_a_never_attempted_payment_the_provider_charged_is_recorded_not_charged_
     assert status_of(payment) == (OrderStatus.PAID, PaymentStatus.SUCCEEDED)
     assert (payment.provider_charge_id, payment.attempts) == (charge.charge_id, 0)
     assert len(provider_charges(payment)) == 1
+
+
+def test_an_order_whose_payment_was_never_opened_gets_one_and_is_charged(unopened, lamp):
+    # given: placed a while ago, its order.placed lost before payments opened a payment
+    order = unopened(placed_ago=unattempted_long_ago())
+
+    # when
+    outcome = reconcile_payments()
+
+    # then: opened from the order, the provider asked first (nothing there), charged once
+    assert outcome == {**NOTHING, "paid": 1}
+    payment = Payment.objects.get(order=order)
+    assert (payment.amount, payment.token, payment.idempotency_key) == (
+        order.total,
+        "tok_success",
+        f"order-{order.public_id}",
+    )
+    assert status_of(payment) == (OrderStatus.PAID, PaymentStatus.SUCCEEDED)
+    assert payment.attempts == 1
+    assert [c["id"] for c in provider_charges(payment)] == [payment.provider_charge_id]
+    assert stock_of(lamp.variant.pk) == 8
+    assert reconcile_payments() == NOTHING
+
+
+def test_an_order_without_a_payment_the_provider_charged_is_recorded_not_charged_again(
+    unopened,
+):
+    # given: a charge under the key its payment would have, and no payment row
+    order = unopened(placed_ago=unattempted_long_ago())
+    charge = get_gateway().charge(
+        amount=order.total,
+        currency=order.currency,
+        token="tok_success",
+        idempotency_key=Payment.key_for(order.public_id),
+    )
+
+    # when
+    outcome = reconcile_payments()
+
+    # then
+    assert outcome == {**NOTHING, "paid": 1}
+    payment = Payment.objects.get(order=order)
+    assert status_of(payment) == (OrderStatus.PAID, PaymentStatus.SUCCEEDED)
+    assert (payment.provider_charge_id, payment.attempts) == (charge.charge_id, 0)
+    assert [c["id"] for c in provider_charges(payment)] == [charge.charge_id]
+
+
+def test_a_recent_order_without_a_payment_is_left_to_its_handler(unopened):
+    order = unopened(placed_ago=settings.PAYMENT_UNATTEMPTED_AFTER_SECONDS - 5)
+
+    assert reconcile_payments() == NOTHING
+
+    assert not Payment.objects.filter(order=order).exists()
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_PAYMENT
 
 
 def test_a_declined_charge_found_fails_the_order_and_returns_the_stock(place, lamp):
