@@ -11,9 +11,10 @@ from apps.payments.services import reconcile_payments
 
 class Command(BaseCommand):
     help = (
-        "Charge payments never attempted (their message was lost) and settle ones in doubt, "
-        "asking the provider by idempotency key first; refund charges of unpaid orders and "
-        "finish refunds left half-done."
+        "Open and charge the payment of an order whose order.placed was lost, charge payments "
+        "never attempted (their message was lost) and settle ones in doubt, asking the "
+        "provider by idempotency key first; refund charges of unpaid orders and finish "
+        "refunds left half-done."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
