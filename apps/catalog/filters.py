@@ -36,7 +36,7 @@ import django_filters
 from django import forms
 from django.apps import apps as django_apps
 from django.core.exceptions import EmptyResultSet, ValidationError
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     Exists,
     F,
@@ -61,7 +61,7 @@ from apps.catalog.models import (
     Product,
     ProductVariant,
 )
-from apps.catalog.search import RANK, ProductColumn
+from apps.catalog.search import RANK, SEARCH_RANKED, SEARCH_TEXT, TEXT_RANK, ProductColumn
 from ecommerce.api import identifiers
 from ecommerce.api.filters import FilterSet, OrderingFilter, StrictBooleanFilter
 from ecommerce.api.pagination import PageNumberPagination
@@ -262,13 +262,13 @@ class ListFilters:
         for attribute_id, value_ids in self.groups.items():
             if attribute_id == except_attribute:
                 continue
-            on_product = AssignedProductAttribute.objects.filter(
-                product_id=OuterRef("product_id"), value_id__in=value_ids
+            # Uncorrelated: each set is read once (by the value index) and hashed.
+            on_product = AssignedProductAttribute.objects.filter(value_id__in=value_ids)
+            on_variant = AssignedVariantAttribute.objects.filter(value_id__in=value_ids)
+            variants = variants.filter(
+                Q(product_id__in=on_product.values("product_id"))
+                | Q(pk__in=on_variant.values("variant_id"))
             )
-            on_variant = AssignedVariantAttribute.objects.filter(
-                variant_id=OuterRef("pk"), value_id__in=value_ids
-            )
-            variants = variants.filter(Exists(on_product) | Exists(on_variant))
         return variants.order_by()
 
     def apply(self, products: QuerySet[Product]) -> QuerySet[Product]:
@@ -440,10 +440,11 @@ def _variant_conditions(
         if attribute_id == except_attribute:
             continue
         test, values = _in(value_ids)
+        # Uncorrelated: each set is read once (by the value index) and hashed.
         parts.append(
-            f"(EXISTS (SELECT 1 FROM {product_values} pv WHERE pv.product_id = v.product_id "  # noqa: S608
-            f"AND pv.value_id{test}) OR EXISTS (SELECT 1 FROM {variant_values} vv "
-            f"WHERE vv.variant_id = v.id AND vv.value_id{test}))"
+            f"(v.product_id IN (SELECT pv.product_id FROM {product_values} pv "  # noqa: S608
+            f"WHERE pv.value_id{test}) OR v.id IN (SELECT vv.variant_id FROM {variant_values} vv "
+            f"WHERE vv.value_id{test}))"
         )
         params += values + values
     return " AND ".join(parts), params
@@ -593,18 +594,26 @@ _ORDER_COLUMNS = {"pk": "id", "id": "id", "name": "name", "price": "price", "cre
 
 
 def _order_sql(order_by: tuple[Any, ...]) -> str | None:
-    """`ORDER BY` terms over read_list's `listed` CTE for a queryset's ordering, or None
-    when it orders by anything else."""
+    """`ORDER BY` terms over read_list's `listed` CTE for a queryset's ordering of product
+    fields, or None when it orders by anything else (the search rank among them)."""
     terms = []
     for term in order_by:
-        if not isinstance(term, str):
-            return None
-        name = term.removeprefix("-")
-        column = "rank" if name == RANK else _ORDER_COLUMNS.get(name)
+        column = _ORDER_COLUMNS.get(term.removeprefix("-")) if isinstance(term, str) else None
         if column is None:
             return None
         terms.append(f"{column} DESC" if term.startswith("-") else column)
     return ", ".join(terms) if terms else None
+
+
+# The best first (ProductOrdering): the SEARCH_RANKED best matches by text rank, ordered by
+# text rank plus the words' similarity to the name (search.py), then the others by text
+# rank; the similarity is computed for those SEARCH_RANKED only (the CASE is lazy).
+_BEST_FIRST = (
+    "(SELECT id, rank, words, name_key, "
+    "row_number() OVER (ORDER BY rank DESC, id) AS place FROM listed) best "
+    "ORDER BY place > %s, "
+    "CASE WHEN place <= %s THEN rank + word_similarity(words, name_key) ELSE rank END DESC, id"
+)
 
 
 def read_list(
@@ -615,19 +624,22 @@ def read_list(
     ordering of another kind).
 
     The products the search and the category select (`filterset.base`) are matched once,
-    into a materialized CTE with what ordering reads (the search rank, computed once per
+    into a materialized CTE with what ordering reads (the text rank, computed once per
     match); the variant-level filters then keep the listed ones, which are counted and
-    ordered for the page, while the facets count within all matched (each facet leaves its
-    own filter out). The separate count, page and facet queries each redid the match.
+    ordered for the page (best first: _BEST_FIRST), while the facets count within all
+    matched (each facet leaves its own filter out). Separate count, page and facet queries
+    would each redo the match.
     """
     if connection.vendor != "postgresql" or filterset is None:
         return None
+    base = filterset.base.order_by()
+    ranked = RANK in base.query.annotations
+    best_first = ranked and tuple(queryset.query.order_by) == (f"-{RANK}", "pk")
     order = _order_sql(queryset.query.order_by)
-    if order is None:
+    if order is None and not best_first:
         return None
     filters = filterset.list_filters
     facets = None if not filters.facets else {facet.slug: [] for facet in filters.facets}
-    base = filterset.base.order_by()
     columns: dict[str, Any] = {
         "listed_id": F("pk"),
         "listed_values": ProductColumn("facet_values", TextField()),
@@ -635,40 +647,52 @@ def read_list(
         "listed_price": F("price"),
         "listed_created": F("created_at"),
     }
-    ranked = RANK in base.query.annotations
-    if ranked:
-        columns["listed_rank"] = F(RANK)
-    elif "rank" in order:
-        return None
+    if best_first:
+        columns["listed_rank"] = F(TEXT_RANK)
+        columns["listed_words"] = F(SEARCH_TEXT)
+        columns["listed_name_key"] = ProductColumn("search_name", TextField())
     try:
         base_sql, base_params = base.annotate(**columns).values(*columns).query.sql_with_params()
     except EmptyResultSet:  # Django proved that nothing matches (`category=0`, no words)
         return ListRead(count=0, ids=[], facets=facets)
     variants = ProductVariant._meta.db_table
     keep, keep_params = [], []
+    # A search's matches are tested product by product (OFFSET 0 keeps the test a subplan
+    # probing the variants' product index: with table scans off, see below, a join would
+    # walk all 100,000 variants in index order); a browse may join them as it likes.
+    per_product = " OFFSET 0" if ranked else ""
     if filters.restricts_variants:
         conditions, keep_params = _variant_conditions(filters, except_attribute=None)
         keep.append(
-            f"EXISTS (SELECT 1 FROM {variants} v WHERE v.product_id = m.id AND {conditions})"  # noqa: S608
+            f"EXISTS (SELECT 1 FROM {variants} v WHERE v.product_id = m.id AND {conditions}"  # noqa: S608
+            f"{per_product})"
         )
     if filters.in_stock is False:
         stocked, stocked_params = _stock_exists(filters)
         keep.append(
             f"NOT EXISTS (SELECT 1 FROM {variants} v WHERE v.product_id = m.id "  # noqa: S608
-            f"AND v.is_active AND {stocked})"
+            f"AND v.is_active AND {stocked}{per_product})"
         )
         keep_params += stocked_params
-    rank = "b.listed_rank" if ranked else "NULL::float8"
+    ranking = (
+        "b.listed_rank AS rank, b.listed_words AS words, b.listed_name_key AS name_key"
+        if best_first
+        else "NULL::float8 AS rank"
+    )
+    page = _BEST_FIRST if best_first else f"listed ORDER BY {order}"
     # Every piece is Django's compilation of a queryset or fixed text; values are params.
     sql = (
         "WITH matched AS MATERIALIZED (SELECT b.listed_id AS id, "  # noqa: S608
         "b.listed_values AS facet_values, b.listed_name AS name, b.listed_price AS price, "
-        f"b.listed_created AS created, {rank} AS rank FROM ({base_sql}) b), "
+        f"b.listed_created AS created, {ranking} FROM ({base_sql}) b), "
         f"listed AS (SELECT * FROM matched m WHERE {' AND '.join(keep) or 'TRUE'}) "
         "SELECT NULL::bigint, NULL::text, NULL::text, (SELECT COUNT(*) FROM listed), "
-        f"ARRAY(SELECT id FROM listed ORDER BY {order} LIMIT %s OFFSET %s)"
+        f"ARRAY(SELECT id FROM {page} LIMIT %s OFFSET %s)"
     )
-    params: list[Any] = [*base_params, *keep_params, limit, offset]
+    params: list[Any] = [*base_params, *keep_params]
+    if best_first:
+        params += [SEARCH_RANKED, SEARCH_RANKED]
+    params += [limit, offset]
     counted = _counted_values(filters, lateral=True) if filters.facets else None
     if counted is not None:
         counted_sql, counted_params = counted
@@ -680,7 +704,16 @@ def read_list(
             f"JOIN {AttributeValue._meta.db_table} value ON value.id = counted.facet_value"
         )
         params += counted_params
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # For this statement only (SET LOCAL): no JIT compilation, which its estimated cost
+        # (a per-product join priced high) triggers at ~80 ms for a statement of a few ms;
+        # and a search's matches read through its GIN index, never by a table scan that
+        # tests every row's document (PostgreSQL prices a text match like a comparison,
+        # so a word in a sixth of the catalog tips its estimate to a scan twice as slow).
+        cursor.execute(
+            "SELECT set_config('jit', 'off', true)"
+            + (", set_config('enable_seqscan', 'off', true)" if ranked else "")
+        )
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     # The first part's row is the count and the page (the only one without an attribute).
@@ -762,8 +795,13 @@ class ProductPagination(PageNumberPagination):
         filterset: ProductFilter | None = getattr(view, "product_filterset", None)
         wants_facets = filterset is not None and bool(filterset.list_filters.facets)
         read = None
+        # A plain browse (or one category's) reads its page from an index in name order:
+        # the ORM's two queries do better than a statement that orders every match.
+        filtered = filterset is not None and (
+            filterset.list_filters.restricts_variants or filterset.list_filters.in_stock is False
+        )
         ranked = RANK in queryset.query.annotations
-        if offset + size <= _OFFSET_MAX and (ranked or wants_facets):
+        if offset + size <= _OFFSET_MAX and (ranked or wants_facets or filtered):
             read = read_list(filterset, queryset, offset=offset, limit=size)
         ids: list[int] = []
         if read is not None:

@@ -12,7 +12,11 @@ On PostgreSQL a product matches when either
   indexes; which one is used costs one indexed EXISTS query.
 Results are ranked, best first, unless `?ordering=` asks otherwise: `ts_rank` over the
 weighted document (a name match outranks a description match) plus the trigram
-similarity of the search to the name.
+similarity of the search to the name. The similarity costs more than the rest of the
+search together (trigrams of every name), so a list page computes it for the best
+SEARCH_RANKED matches by `ts_rank` only, which come first; any further matches follow in
+`ts_rank` order (apps.catalog.filters.read_list). Up to SEARCH_RANKED matches, the order
+is exactly that of the sum; past them, a name that a word matches exactly still ranks first.
 
 Embedded SQLite has neither full-text search nor trigrams: there every word must be a
 substring of the name, the description or a variant's SKU, in any letter case, with no
@@ -32,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
@@ -42,6 +47,7 @@ from django.db.models import (
     Q,
     QuerySet,
     TextField,
+    Value,
 )
 from django.db.models.sql.compiler import SQLCompiler
 from rest_framework.exceptions import ValidationError
@@ -59,7 +65,13 @@ SEARCH_MAX_WORDS = 8
 SEARCH_TYPO_SIMILARITY = 0.4
 # Words shorter than this take no part in typo matching: too few trigrams to compare.
 SEARCH_TYPO_MIN_CHARS = 3
+# How many matches, the best by text rank, a list page ranks by name similarity too.
+SEARCH_RANKED = 500
 RANK = "search_rank"
+# The parts of RANK that apps.catalog.filters.read_list reads to rank SEARCH_RANKED only:
+# the text rank, and the search's words (for their similarity to the name).
+TEXT_RANK = "search_text_rank"
+SEARCH_TEXT = "search_text"
 _WORD_CHARS = re.compile(r"[^\W_]+")
 
 
@@ -136,6 +148,16 @@ def _rank(words: Sequence[str]) -> Expression:
     )
 
 
+def _text_rank(words: Sequence[str]) -> Expression:
+    query = tsquery_text(words)
+    return _Sql(
+        f"ts_rank({{}}, {_TSQUERY})",
+        [ProductColumn("search_document", TextField())],
+        [query, query],
+        output=FloatField(),
+    )
+
+
 class _Sql(Expression):
     """A fragment of SQL whose `{}` are product columns (resolved under the query's alias)
     and whose `%s` are parameters: RawSQL cannot take expressions."""
@@ -167,7 +189,7 @@ class _Sql(Expression):
 
 def search_products(queryset: QuerySet[Product], *, words: Sequence[str]) -> QuerySet[Product]:
     """The products matching every word (see the module docstring), annotated with
-    `search_rank` on PostgreSQL. Callers bound `words` (SEARCH_MAX_WORDS)."""
+    `search_rank` (and its parts) on PostgreSQL. Callers bound `words` (SEARCH_MAX_WORDS)."""
     if not words:
         return queryset.none()
     if connection.vendor != "postgresql":
@@ -182,14 +204,37 @@ def search_products(queryset: QuerySet[Product], *, words: Sequence[str]) -> Que
     # (`cotton`) shares trigrams with thousands of names, each then checked row by row,
     # while the full-text index answers it at once. One indexed EXISTS decides.
     full_text = _full_text(words)
-    if queryset.filter(full_text).exists():
+    if _any(queryset.filter(full_text)):
         condition = full_text
     else:
         typo = _typo(words)
         if typo is None:
             return queryset.none()
         condition = typo
-    return queryset.filter(condition).annotate(**{RANK: _rank(words)})
+    return queryset.filter(condition).annotate(
+        **{
+            RANK: _rank(words),
+            TEXT_RANK: _text_rank(words),
+            SEARCH_TEXT: Value(" ".join(words), output_field=TextField()),
+        }
+    )
+
+
+def _any(queryset: QuerySet[Product]) -> bool:
+    """Whether anything matches, read through the GIN index. Not `exists()`: its LIMIT 1
+    has the planner scan the table for the first match it expects early on (a word's
+    matches look common to it), which a typo, matching nothing, makes a scan of every row.
+    A materialized CTE is planned on its own, without the limit, and read lazily: the
+    index finds the matches, and the first one answers."""
+    try:
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:
+        return False
+    with connection.cursor() as cursor:
+        # Django's compilation of a queryset; the words are parameters.
+        hits = f"WITH hits AS MATERIALIZED ({sql}) SELECT EXISTS (SELECT 1 FROM hits)"  # noqa: S608
+        cursor.execute(hits, params)
+        return bool(cursor.fetchone()[0])
 
 
 def use_typo_threshold() -> None:
