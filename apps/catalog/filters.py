@@ -415,7 +415,11 @@ def _stock_exists(filters: ListFilters) -> tuple[str, list[Any]]:
     if filters.warehouse_ids is not None:
         test, params = _in(filters.warehouse_ids)
         where += f" AND s.warehouse_id{test}"
-    return f"EXISTS (SELECT 1 FROM {stock} s WHERE {where})", params  # noqa: S608
+    # After attribute values, few variants are left to test: OFFSET 0 keeps the test a
+    # probe of the stock's variant index per variant, where the planner, blind to how few
+    # (it cannot estimate the value sets), would hash every stock row first.
+    probe = " OFFSET 0" if filters.groups else ""
+    return f"EXISTS (SELECT 1 FROM {stock} s WHERE {where}{probe})", params  # noqa: S608
 
 
 def _variant_conditions(
@@ -466,60 +470,64 @@ def _facet_groups(filters: ListFilters) -> list[tuple[list[int], int | None]]:
 def _counted_values(filters: ListFilters, *, lateral: bool) -> tuple[str, list[Any]] | None:
     """SQL counting, per attribute value of the requested facets, the products of a CTE
     `matched` (columns `id`, and `facet_values` when `lateral`) that hold it: rows
-    (facet_value, products). None when no requested facet is known."""
+    (facet_value, products). None when no requested facet is known.
+
+    Each group of facets is counted on its own (groups hold different attributes, so no
+    value is counted twice)."""
     groups = _facet_groups(filters)
     if not groups:
         return None
     product_values = AssignedProductAttribute._meta.db_table
     variant_values = AssignedVariantAttribute._meta.db_table
+    values_table = AttributeValue._meta.db_table
     variants = ProductVariant._meta.db_table
-    branches: list[str] = []
+    counts: list[str] = []
     params: list[Any] = []
-    # The stored values are one row per product and value; the variants' may repeat one.
-    distinct = False
     for attributes, left_out in groups:
         conditions, condition_params = _variant_conditions(filters, except_attribute=left_out)
         within, attribute_params = _in(attributes)
         if lateral and not condition_params and conditions == "v.is_active":
             # Nothing asked of the variants: the values each product offers are stored on
-            # it (facet_values, migration catalog.0008), one row per matching product.
-            branches.append(
-                "SELECT offered.value_id AS facet_value, m.id AS facet_product "  # noqa: S608
+            # it (facet_values, migration catalog.0008), each once. Counted first, then
+            # kept to the facets' attributes (tens of values, not a row per product).
+            counts.append(
+                "SELECT offered.value_id AS facet_value, COUNT(*) AS products "  # noqa: S608
                 "FROM matched m CROSS JOIN LATERAL unnest(m.facet_values) AS offered(value_id) "
-                f"JOIN {AttributeValue._meta.db_table} av ON av.id = offered.value_id "
-                f"WHERE av.attribute_id{within}"
+                "GROUP BY offered.value_id HAVING offered.value_id IN "
+                f"(SELECT av.id FROM {values_table} av WHERE av.attribute_id{within})"
             )
             params += attribute_params
             continue
-        distinct = True
         held = (
             f"FROM {variants} v JOIN {variant_values} a ON a.variant_id = v.id "
             f"WHERE v.product_id = m.id AND a.attribute_id{within} AND {conditions}"
         )
         if lateral:
-            branches.append(
+            on_variants = (
                 "SELECT held.value_id AS facet_value, m.id AS facet_product FROM matched m "  # noqa: S608
                 # OFFSET 0 keeps the planner from pulling the subquery up into a hash join.
                 f"CROSS JOIN LATERAL (SELECT a.value_id {held} OFFSET 0) held"
             )
         else:  # SQLite (embedded) has no LATERAL; its planner walks from `matched` anyway
             joined = held[len("FROM ") :]
-            branches.append(
+            on_variants = (
                 "SELECT a.value_id AS facet_value, m.id AS facet_product "  # noqa: S608
                 f"FROM matched m, {joined}"
             )
-        params += attribute_params + condition_params
-        branches.append(
+        on_product = (
             f"SELECT a.value_id, m.id FROM matched m JOIN {product_values} a "  # noqa: S608
             f"ON a.product_id = m.id WHERE a.attribute_id{within} AND EXISTS "
             f"(SELECT 1 FROM {variants} v WHERE v.product_id = m.id AND {conditions})"
         )
-        params += attribute_params + condition_params
-    pairs = " UNION ALL ".join(branches)
-    if distinct:  # hashed, where COUNT(DISTINCT ...) would sort every pair
-        pairs = f"SELECT DISTINCT facet_value, facet_product FROM ({pairs}) every_pair"  # noqa: S608
-    sql = f"SELECT facet_value, COUNT(*) AS products FROM ({pairs}) pairs GROUP BY facet_value"  # noqa: S608
-    return sql, params
+        params += attribute_params + condition_params + attribute_params + condition_params
+        # Several variants of a product may hold a value: pairs are made distinct (hashed,
+        # where COUNT(DISTINCT ...) would sort them all), then counted.
+        counts.append(
+            "SELECT facet_value, COUNT(*) AS products FROM (SELECT DISTINCT facet_value, "  # noqa: S608
+            f"facet_product FROM ({on_variants} UNION ALL {on_product}) every_pair) pairs "
+            "GROUP BY facet_value"
+        )
+    return " UNION ALL ".join(counts), params
 
 
 def _facets_from(
@@ -591,6 +599,7 @@ class ListRead:
 
 # The orderings read_list can apply to its CTE: a product field by its name in order_by.
 _ORDER_COLUMNS = {"pk": "id", "id": "id", "name": "name", "price": "price", "created_at": "created"}
+_ORDER_FIELDS = {"name": "name", "price": "price", "created": "created_at"}
 
 
 def _order_sql(order_by: tuple[Any, ...]) -> str | None:
@@ -640,17 +649,19 @@ def read_list(
         return None
     filters = filterset.list_filters
     facets = None if not filters.facets else {facet.slug: [] for facet in filters.facets}
-    columns: dict[str, Any] = {
-        "listed_id": F("pk"),
-        "listed_values": ProductColumn("facet_values", TextField()),
-        "listed_name": F("name"),
-        "listed_price": F("price"),
-        "listed_created": F("created_at"),
-    }
+    # The CTE's columns (by their name in it), only those something reads.
+    columns: dict[str, Any] = {"id": F("pk")}
+    if filters.facets:
+        columns["facet_values"] = ProductColumn("facet_values", TextField())
+    for term in queryset.query.order_by if not best_first else ():
+        column = _ORDER_COLUMNS[term.removeprefix("-")]
+        if column != "id":
+            columns[column] = F(_ORDER_FIELDS[column])
     if best_first:
-        columns["listed_rank"] = F(TEXT_RANK)
-        columns["listed_words"] = F(SEARCH_TEXT)
-        columns["listed_name_key"] = ProductColumn("search_name", TextField())
+        columns["rank"] = F(TEXT_RANK)
+        columns["words"] = F(SEARCH_TEXT)
+        columns["name_key"] = ProductColumn("search_name", TextField())
+    columns = {f"listed_{name}": expression for name, expression in columns.items()}
     try:
         base_sql, base_params = base.annotate(**columns).values(*columns).query.sql_with_params()
     except EmptyResultSet:  # Django proved that nothing matches (`category=0`, no words)
@@ -674,18 +685,15 @@ def read_list(
             f"AND v.is_active AND {stocked}{per_product})"
         )
         keep_params += stocked_params
-    ranking = (
-        "b.listed_rank AS rank, b.listed_words AS words, b.listed_name_key AS name_key"
-        if best_first
-        else "NULL::float8 AS rank"
-    )
+    selected = ", ".join(f"b.{alias} AS {alias.removeprefix('listed_')}" for alias in columns)
+    # What the count and the page read (not the facets' arrays).
+    names = [alias.removeprefix("listed_") for alias in columns]
+    listed = ", ".join(f"m.{name}" for name in names if name != "facet_values")
     page = _BEST_FIRST if best_first else f"listed ORDER BY {order}"
     # Every piece is Django's compilation of a queryset or fixed text; values are params.
     sql = (
-        "WITH matched AS MATERIALIZED (SELECT b.listed_id AS id, "  # noqa: S608
-        "b.listed_values AS facet_values, b.listed_name AS name, b.listed_price AS price, "
-        f"b.listed_created AS created, {ranking} FROM ({base_sql}) b), "
-        f"listed AS (SELECT * FROM matched m WHERE {' AND '.join(keep) or 'TRUE'}) "
+        f"WITH matched AS MATERIALIZED (SELECT {selected} FROM ({base_sql}) b), "  # noqa: S608
+        f"listed AS (SELECT {listed} FROM matched m WHERE {' AND '.join(keep) or 'TRUE'}) "
         "SELECT NULL::bigint, NULL::text, NULL::text, (SELECT COUNT(*) FROM listed), "
         f"ARRAY(SELECT id FROM {page} LIMIT %s OFFSET %s)"
     )

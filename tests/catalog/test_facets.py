@@ -302,8 +302,8 @@ def test_all_facets_are_counted_in_one_query(api_client, shop, django_user_model
     # the one statement that also counts the matches and reads the page's ids
     assert len(one) == len(plain) + 1
     assert len(three) == len(one)
-    assert sum("GROUP BY facet_value" in sql for sql in three) == 1
-    assert sum("GROUP BY facet_value" in sql for sql in plain) == 0
+    assert sum("facet_value" in sql for sql in three) == 1
+    assert sum("facet_value" in sql for sql in plain) == 0
 
 
 def test_cached_pages_key_on_every_filter(api_client, shop):
