@@ -225,8 +225,9 @@ ORDER_EXPIRY_BATCH_SIZE = env.int("ORDER_EXPIRY_BATCH_SIZE", default=200)
 PAYMENT_LOCK_TTL_SECONDS = env.int("PAYMENT_LOCK_TTL_SECONDS", default=60)
 PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", default=300)
 PAYMENT_RECONCILE_BATCH_SIZE = env.int("PAYMENT_RECONCILE_BATCH_SIZE", default=100)
-# A payment never attempted this long after its order was placed (its charge message was
-# lost) is charged by the reconcile sweep, after asking the provider by its key.
+# A payment never attempted, or an order whose payment was never opened, this long after
+# the order was placed (its order.placed message was lost) is opened and charged by the
+# reconcile sweep, after asking the provider by its key.
 PAYMENT_UNATTEMPTED_AFTER_SECONDS = env.int("PAYMENT_UNATTEMPTED_AFTER_SECONDS", default=60)
 # Calls to the provider one payment may make, across task retries and sweeps; then the
 # order fails (payment_failed, stock back). Refusals by the open breaker do not count.
@@ -555,8 +556,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.expire_orders",
         "schedule": env.float("ORDER_EXPIRY_INTERVAL_SECONDS", default=60.0),
     },
-    # Charges lost payments and settles ones in doubt: a lost charge message is charged
-    # within PAYMENT_UNATTEMPTED_AFTER_SECONDS plus this interval.
+    # Opens and charges lost payments and settles ones in doubt: a lost order.placed message
+    # is charged within PAYMENT_UNATTEMPTED_AFTER_SECONDS plus this interval.
     "reconcile-payments": {
         "task": "payments.reconcile_payments",
         "schedule": env.float("PAYMENT_RECONCILE_INTERVAL_SECONDS", default=30.0),
