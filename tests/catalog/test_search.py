@@ -212,6 +212,74 @@ def test_the_search_document_follows_every_write(
     assert not found("cashmere")
     assert found("burgundy")
 
+    # when: its last variant on sale is taken off sale, then put back
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_variant(variant=ProductVariant.objects.get(sku="SCF-BRG"), is_active=False)
+    hidden = api_client.get(PRODUCTS, {"search": "stole"}).json()["count"]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_variant(variant=ProductVariant.objects.get(sku="SCF-BRG"), is_active=True)
+
+    # then: the product left the list (its `on_sale` column, migration 0009) and came back
+    assert hidden == 0
+    assert found("stole")
+
+
+def _names_of(response: Any) -> list[str]:
+    assert response.status_code == 200, response.content
+    return [row["name"] for row in response.json()["results"]]
+
+
+def test_only_the_best_matches_by_text_rank_are_ranked_by_name_similarity_too(
+    api_client, monkeypatch
+):
+    # given: the same text rank (the name holds `linen` once), older first; the newer
+    # name holds the word exactly, the older one only as `linens` (stemmed alike)
+    make_product(sku="LIN-1", name="Linens Bundle")
+    make_product(sku="LIN-2", name="Grey Linen")
+
+    # when: both are among the SEARCH_RANKED best, then only the first is
+    both = api_client.get(PRODUCTS, {"search": "linen"})
+    monkeypatch.setattr("apps.catalog.filters.SEARCH_RANKED", 1)
+    first_only = api_client.get(PRODUCTS, {"search": "linen", "page_size": 2})  # not cached
+    pages = [
+        api_client.get(PRODUCTS, {"search": "linen", "page_size": 1, "page": n}) for n in (1, 2)
+    ]
+
+    # then: the similarity decides among the ranked ones; the rest follow by text rank
+    # (here: by id), and pages neither repeat nor skip a product
+    assert _names_of(both) == ["Grey Linen", "Linens Bundle"]
+    assert _names_of(first_only) == ["Linens Bundle", "Grey Linen"]
+    assert [name for page in pages for name in _names_of(page)] == _names_of(first_only)
+    assert {page.json()["count"] for page in pages} == {2}
+
+
+@pytest.mark.usefixtures("wardrobe")
+@pytest.mark.parametrize("page", ["2", "99999999999999999999999"])
+def test_a_search_page_past_the_last_is_a_404(api_client, page):
+    # when
+    response = api_client.get(PRODUCTS, {"search": "shirt", "facets": "colour", "page": page})
+
+    # then
+    assert response.status_code == 404, response.content
+    assert response["Content-Type"].startswith("application/problem+json")
+
+
+@pytest.mark.usefixtures("wardrobe")
+def test_a_search_in_price_order_pages_through_every_match(api_client):
+    # when
+    pages = [
+        api_client.get(
+            PRODUCTS, {"search": "blue", "ordering": "-price,name", "page_size": 1, "page": n}
+        )
+        for n in (1, 2)
+    ]
+
+    # then
+    assert [name for page in pages for name in _names_of(page)] == [
+        "Blue Wool Sweater",
+        "Slim Blue Linen T-Shirt",
+    ]
+
 
 # --- Bounds: a 400 problem, not a slow query ---------------------------------------------------
 
@@ -356,11 +424,13 @@ def test_a_rebuild_writes_the_documents_the_triggers_keep(garment):
     make_product(sku="MUG-9", name="Mug", description="Stoneware.")
     make_product(sku="OLD-1", name="Old", is_active=False)
 
-    def documents() -> list[tuple[int, str, str]]:
+    ProductVariant.objects.filter(sku="OLD-1").update(is_active=False)
+
+    def documents() -> list[tuple[int, str, str, bool]]:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT id, search_document::text, facet_values::text FROM catalog_product "
-                "ORDER BY id"
+                "SELECT id, search_document::text, facet_values::text, on_sale "
+                "FROM catalog_product ORDER BY id"
             )
             return cursor.fetchall()
 
@@ -376,3 +446,4 @@ def test_a_rebuild_writes_the_documents_the_triggers_keep(garment):
     assert "'scf':" in kept[0][1]
     assert len(kept[0][2].strip("{}").split(",")) == 3  # cashmere, burgundy, ivory
     assert kept[2][2] == "{}"  # no variant attributes at all
+    assert [row[3] for row in kept] == [True, True, False]  # OLD-1's one variant is off sale
