@@ -783,11 +783,13 @@ class _ReadPage:
 class ProductPagination(PageNumberPagination):
     """Pages of products, which carry `facets` (in `self.facets`) when the request asked.
 
-    A page is read in two steps: the ids of its products, then those products with what a
-    list row shows (first SKU, stock, thumbnail: per-row subqueries, so computed for the
-    page's rows only, not for every match). On PostgreSQL a search or a request for facets
-    reads the ids, the count and the facets in one statement (read_list); otherwise the ids
-    and the count are two indexed queries (a browse in name order reads 20 rows of an index).
+    On PostgreSQL a search, a request for facets or one with variant-level filters is read
+    in two steps: the page's ids with the count and the facets in one statement
+    (read_list), then those products with what a list row shows (first SKU, stock,
+    thumbnail: per-row subqueries, so computed for the page's rows only, not for every
+    match). A browse (of everything or of a category, in any order) is the count and the
+    page as Django's paginator reads them: its page comes from an index in order, and its
+    rows' subqueries run for those rows only.
     """
 
     def paginate_queryset(
@@ -811,19 +813,16 @@ class ProductPagination(PageNumberPagination):
         ranked = RANK in queryset.query.annotations
         if offset + size <= _OFFSET_MAX and (ranked or wants_facets or filtered):
             read = read_list(filterset, queryset, offset=offset, limit=size)
-        ids: list[int] = []
-        if read is not None:
-            count, ids = read.count, read.ids
-        else:
-            if offset + size <= _OFFSET_MAX:
-                ids = list(queryset.values_list("pk", flat=True)[offset : offset + size])
-            # No row on this page: nothing matches, or it is past the last page (a 404
-            # below, whatever the count).
-            count = queryset.count() if ids else 0
-        products = view.get_queryset().filter(pk__in=ids).in_bulk() if ids else {}
-        page = _ReadPage(count, [products[pk] for pk in ids if pk in products])
+        if read is None:
+            # Count, then the page: its rows' subqueries run for the rows the index order
+            # reaches (PostgreSQL evaluates them past the LIMIT).
+            rows = super().paginate_queryset(queryset, request, view)
+            self.facets = facet_counts(filterset)
+            return rows
+        products = view.get_queryset().filter(pk__in=read.ids).in_bulk() if read.ids else {}
+        page = _ReadPage(read.count, [products[pk] for pk in read.ids if pk in products])
         rows = super().paginate_queryset(page, request, view)  # type: ignore[arg-type]
-        self.facets = read.facets if read is not None else facet_counts(filterset)
+        self.facets = read.facets
         return rows
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
