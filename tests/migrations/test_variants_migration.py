@@ -381,8 +381,13 @@ def test_products_stock_ledger_and_orders_move_to_variants_and_the_main_warehous
         )
     assert Order.objects.get(pk=shop.orders["paid"][0]).shipping_country == ""
 
-    # What the shop promises about its data holds on the migrated data.
-    results = run_checks(CheckContext(now=timezone.now(), since=None, grace=timedelta(0)))
+    # What the shop promises about the data these migrations move holds on the migrated
+    # data. (The payment checks ask the provider about each order's charge: the migration
+    # moves no payment, and this shop's history has no provider behind it.)
+    results = run_checks(
+        CheckContext(now=timezone.now(), since=None, grace=timedelta(0)),
+        only=["inventory.stock_matches_ledger", "orders.stock_held"],
+    )
     assert {r.name: (r.status, r.examples) for r in results if not r.ok} == {}
     checked = {r.name: r.checked for r in results}
     assert checked["inventory.stock_matches_ledger"] == len(PRODUCTS)
