@@ -19,8 +19,9 @@ alternatives (`attr=size:m&attr=size:l`: M or L); across attributes all must hol
   apps.inventory (the catalog sits below it), and not by a join on zone countries, which
   SQLite (embedded mode) cannot query inside JSON.
 - `facets=colour,size` (FACETS_MAX at most): the page also carries, per attribute, each
-  value with the number of matching products, in one query for all of them (an unknown
-  or unfilterable attribute gets an empty list). Counts are disjunctive: a facet's own
+  value with the number of matching products, in one query for all of them (on
+  PostgreSQL the statement that also counts the matches and reads the page: read_list;
+  an unknown or unfilterable attribute gets an empty list). Counts are disjunctive: a facet's own
   `attr` filter is left out of its counts, so each count is what the list holds after
   also choosing that value alone.
 """
@@ -411,7 +412,7 @@ def _in(values: list[Any]) -> tuple[str, list[Any]]:
 def _stock_exists(filters: ListFilters) -> tuple[str, list[Any]]:
     """The variant `v` has units (in a warehouse serving the country, if one is given)."""
     stock = django_apps.get_model("inventory", "Stock")._meta.db_table
-    where, params = "s.variant_id = v.id AND s.quantity > 0", []
+    where, params = "s.variant_id = v.id AND s.quantity > 0", list[Any]()
     if filters.warehouse_ids is not None:
         test, params = _in(filters.warehouse_ids)
         where += f" AND s.warehouse_id{test}"
@@ -644,17 +645,19 @@ def read_list(
     base = filterset.base.order_by()
     ranked = RANK in base.query.annotations
     best_first = ranked and tuple(queryset.query.order_by) == (f"-{RANK}", "pk")
-    order = _order_sql(queryset.query.order_by)
+    order = _order_sql(tuple(queryset.query.order_by))
     if order is None and not best_first:
         return None
     filters = filterset.list_filters
-    facets = None if not filters.facets else {facet.slug: [] for facet in filters.facets}
+    facets: dict[str, list[dict[str, Any]]] | None = (
+        {facet.slug: [] for facet in filters.facets} if filters.facets else None
+    )
     # The CTE's columns (by their name in it), only those something reads.
     columns: dict[str, Any] = {"id": F("pk")}
     if filters.facets:
         columns["facet_values"] = ProductColumn("facet_values", TextField())
     for term in queryset.query.order_by if not best_first else ():
-        column = _ORDER_COLUMNS[term.removeprefix("-")]
+        column = _ORDER_COLUMNS[str(term).removeprefix("-")]
         if column != "id":
             columns[column] = F(_ORDER_FIELDS[column])
     if best_first:
@@ -667,7 +670,8 @@ def read_list(
     except EmptyResultSet:  # Django proved that nothing matches (`category=0`, no words)
         return ListRead(count=0, ids=[], facets=facets)
     variants = ProductVariant._meta.db_table
-    keep, keep_params = [], []
+    keep: list[str] = []
+    keep_params: list[Any] = []
     # A search's matches are tested product by product (OFFSET 0 keeps the test a subplan
     # probing the variants' product index: with table scans off, see below, a join would
     # walk all 100,000 variants in index order); a browse may join them as it likes.

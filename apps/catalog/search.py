@@ -13,10 +13,10 @@ On PostgreSQL a product matches when either
 Results are ranked, best first, unless `?ordering=` asks otherwise: `ts_rank` over the
 weighted document (a name match outranks a description match) plus the trigram
 similarity of the search to the name. The similarity costs more than the rest of the
-search together (trigrams of every name), so a list page computes it for the best
-SEARCH_RANKED matches by `ts_rank` only, which come first; any further matches follow in
-`ts_rank` order (apps.catalog.filters.read_list). Up to SEARCH_RANKED matches, the order
-is exactly that of the sum; past them, a name that a word matches exactly still ranks first.
+search together (the trigrams of every matching name), so a list page computes it for the
+SEARCH_RANKED best matches by `ts_rank` only, which come first in the order of the sum;
+any further matches follow in `ts_rank` order (apps.catalog.filters.read_list). Up to
+SEARCH_RANKED matches the order is exactly that of the sum.
 
 Embedded SQLite has neither full-text search nor trigrams: there every word must be a
 substring of the name, the description or a variant's SKU, in any letter case, with no
