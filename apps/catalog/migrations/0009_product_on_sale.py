@@ -7,9 +7,10 @@ per candidate product: 25,000 probes to count a browse of the whole catalog, mor
 rest of the count. The flag turns it into a column test. It changes exactly when
 `facet_values` may (a variant inserted, deleted, moved, or its activity changed), so the
 function that recomputes a product's search columns (catalog_refresh_search_documents,
-redefined here) sets it too, and REBUILD (apps.catalog.search.rebuild_search_documents)
-computes it for every product. Not declared on the model, like the other search columns;
-SQLite (embedded mode) keeps the EXISTS.
+redefined here) sets it too, and REBUILD (0008's, extended here; run by
+apps.catalog.search.rebuild_search_documents) computes it for every product. Not
+declared on the model, like the other search columns; SQLite (embedded mode) keeps the
+EXISTS.
 
 Indexes: the listed products in name order (the default browse order), and in category
 (a category's browse and its count).
@@ -71,7 +72,9 @@ REBUILD = """
 FORWARD = [
     "ALTER TABLE catalog_product ADD COLUMN IF NOT EXISTS on_sale boolean NOT NULL DEFAULT false",
     REFRESH,
-    REBUILD,
+    # The column alone: the documents and facet values 0008 wrote stay as they are.
+    "UPDATE catalog_product product SET on_sale = true WHERE EXISTS "
+    "(SELECT 1 FROM catalog_productvariant WHERE product_id = product.id AND is_active)",
     "CREATE INDEX IF NOT EXISTS catalog_listed_name_idx ON catalog_product (name, id) "
     "WHERE is_active AND on_sale",
     "CREATE INDEX IF NOT EXISTS catalog_listed_category_idx ON catalog_product (category_id) "
