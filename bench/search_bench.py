@@ -311,7 +311,7 @@ def figures(samples: list[float]) -> str:
 
 def plans(params: dict[str, str]) -> list[tuple[str, str]]:
     """EXPLAIN ANALYZE of every query one request runs: (first words of the SQL, plan)."""
-    from django.db import connection
+    from django.db import connection, transaction
     from django.test import Client
 
     captured: list[tuple[str, Any]] = []
@@ -323,12 +323,21 @@ def plans(params: dict[str, str]) -> list[tuple[str, str]]:
     with connection.execute_wrapper(capture):
         Client(HTTP_HOST="127.0.0.1").get("/api/products", params)
     found = []
+    settings: tuple[str, Any] | None = None
     with connection.cursor() as cursor:
         for sql, sql_params in captured:
+            if "set_config('jit'" in sql:
+                settings = (sql, sql_params)  # the next statement's own (read_list)
+                continue
             if not sql.lstrip().upper().startswith(("SELECT", "WITH")) or "set_config" in sql:
                 continue
-            cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", sql_params)
-            found.append((sql[:60], "\n".join(row[0] for row in cursor.fetchall())))
+            with transaction.atomic():  # SET LOCAL, rolled back after the statement
+                if settings is not None:
+                    cursor.execute(*settings)
+                    settings = None
+                cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", sql_params)
+                found.append((sql[:60], "\n".join(row[0] for row in cursor.fetchall())))
+                transaction.set_rollback(True)
     return found
 
 

@@ -728,6 +728,8 @@ def read_list(
         )
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+        # A read: rolling back ends the settings here, within a caller's transaction too.
+        transaction.set_rollback(True)
     # The first part's row is the count and the page (the only one without an attribute).
     ((_, _, _, count, ids),) = [row for row in rows if row[0] is None]
     values = [row for row in rows if row[0] is not None]
