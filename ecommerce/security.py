@@ -1,14 +1,15 @@
-"""Content-Security-Policy headers: strict for the admin, CDN-aware for the API docs.
+"""Content-Security-Policy headers: strict for the admin and for the API docs.
 
 Django 5.2 has no CSP support of its own and django-csp would be a dependency for three
 fixed policies, so a small middleware sets them by path:
 
 - the admin: everything from this origin only; inline styles allowed (one admin template
   has a <style> block), inline scripts never;
-- the API docs (Swagger UI, ReDoc): scripts and styles from the jsDelivr CDN that
-  drf-spectacular loads them from, ReDoc's Google fonts, and exactly the inline scripts the
-  page was served with, allowed by their SHA-256 (Swagger UI's set-up script), never
-  'unsafe-inline' scripts;
+- the API docs (Swagger UI, ReDoc): scripts, styles and images from this origin only (the
+  pinned builds of drf-spectacular-sidecar, served as static files; no CDN, no web fonts),
+  and exactly the inline scripts the page was served with, allowed by their SHA-256
+  (Swagger UI's set-up script), never 'unsafe-inline' scripts. Inline styles are allowed:
+  both pages and Swagger UI itself set them. ReDoc runs its search in a blob: worker;
 - everything else (JSON, problem+json, metrics): nothing may load or frame it.
 A response that already carries a policy keeps it.
 """
@@ -23,9 +24,6 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 HEADER = "Content-Security-Policy"
-CDN = "https://cdn.jsdelivr.net"
-FONTS_CSS = "https://fonts.googleapis.com"
-FONTS = "https://fonts.gstatic.com"
 
 ADMIN_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -34,9 +32,8 @@ ADMIN_POLICY = (
 )
 # {scripts}: the hashes of the page's inline scripts.
 DOCS_POLICY = (
-    "default-src 'none'; script-src 'self' {scripts}" + CDN + "; "
-    f"style-src 'self' 'unsafe-inline' {CDN} {FONTS_CSS}; img-src 'self' data: {CDN}; "
-    f"font-src 'self' data: {FONTS}; connect-src 'self'; worker-src blob:; "
+    "default-src 'none'; script-src 'self'{scripts}; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 API_POLICY = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -63,7 +60,7 @@ def policy_for(path: str, response: HttpResponseBase) -> str:
         return ADMIN_POLICY
     if is_docs_path(path):
         html = response.content if isinstance(response, HttpResponse) else b""
-        scripts = "".join(f"{source} " for source in script_hashes(html))
+        scripts = "".join(f" {source}" for source in script_hashes(html))
         return DOCS_POLICY.format(scripts=scripts)
     return API_POLICY
 

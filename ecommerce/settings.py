@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI and ReDoc builds, pinned with the package and served as static files.
+    "drf_spectacular_sidecar",
     "ecommerce.resilience",
 ]
 
@@ -429,6 +431,14 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # /api/docs and /api/redoc load their assets from this origin (drf-spectacular-sidecar,
+    # pinned in requirements), not from a CDN at @latest: they work offline, and the CSP
+    # (ecommerce/security.py) allows no other host.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No validator badge: Swagger UI would send the schema's URL to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # Separate request and response components, so read-only and write-only fields are
     # each in the one they belong to.
     "COMPONENT_SPLIT_REQUEST": True,

@@ -17,7 +17,11 @@ urlpatterns = [
     re_path(r"^traces/?$", observability.traces, name="traces"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    re_path(
+        r"^api/redoc/?$",
+        SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"),
+        name="redoc",
+    ),
     path("api/", include("apps.users.urls")),
     path("api/", include("apps.catalog.urls")),
     path("api/", include("apps.inventory.urls")),
