@@ -8,6 +8,7 @@ PostgreSQL, Redis and real workers.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import sys
 from datetime import timedelta
@@ -161,6 +162,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # at connect (libpq `options`): behind PgBouncer, allow it (ignore_startup_parameters).
     _statement_timeout_ms = round(env.float("DATABASE_STATEMENT_TIMEOUT_SECONDS", default=0) * 1000)
     _options = DATABASES["default"]["OPTIONS"]
+    # libpq reads PGOPTIONS only when no `options` is given: keep it, ours come after.
+    _options.setdefault("options", os.environ.get("PGOPTIONS", ""))
     if _statement_timeout_ms > 0:
         _options["options"] = (
             f"{_options.get('options', '')} -c statement_timeout={_statement_timeout_ms}".strip()

@@ -235,3 +235,37 @@ def test_service_urls_switch_to_postgres_redis_and_real_workers() -> None:
         "eager": False,
         "debug": True,
     }
+
+
+DATABASE_OPTIONS = [
+    "-c",
+    "from django.conf import settings as s; print(s.DATABASES['default']['OPTIONS']['options'])",
+]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "-c jit=off"),
+        ({"DATABASE_JIT": "true"}, ""),
+        ({"PGOPTIONS": "-c lock_timeout=300"}, "-c lock_timeout=300 -c jit=off"),
+        (
+            {"PGOPTIONS": "-c lock_timeout=300", "DATABASE_STATEMENT_TIMEOUT_SECONDS": "2"},
+            "-c lock_timeout=300 -c statement_timeout=2000 -c jit=off",
+        ),
+    ],
+    ids=["jit-off", "jit-asked-for", "pgoptions-kept", "pgoptions-and-timeout"],
+)
+def test_connection_options_keep_pgoptions_and_turn_jit_off(
+    env: dict[str, str], expected: str
+) -> None:
+    # libpq ignores PGOPTIONS once `options` is given, so the settings must carry it on.
+    result = run_python(
+        DATABASE_OPTIONS,
+        DEBUG="1",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/ecommerce",
+        **env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
