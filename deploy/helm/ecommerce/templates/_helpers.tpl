@@ -97,6 +97,16 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 {{- end }}
 {{- end }}
 
+{{/* prometheus.io annotations of a pod that serves metrics, when metrics.annotations.enabled:
+(dict "ctx" $ "port" 8080). For Prometheus jobs that discover pods by annotation. */}}
+{{- define "ecommerce.scrapeAnnotations" -}}
+{{- if .ctx.Values.metrics.annotations.enabled }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | toString | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end }}
+
 {{/* The pod-level fields web, worker, beat and the job share. */}}
 {{- define "ecommerce.podCommon" -}}
 serviceAccountName: {{ include "ecommerce.serviceAccountName" . }}
