@@ -108,7 +108,19 @@ class ImageUploadParser(parsers.MultiPartParser):
         return parsers.DataAndFiles(data, files)
 
 
-class ProductViewSet(viewsets.GenericViewSet):
+class PublicReadsMixin:
+    """Anyone may call `public_actions`; every other action is for catalog managers."""
+
+    action: str | None
+    public_actions: tuple[str, ...] = ("list", "retrieve")
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.action in self.public_actions:
+            return [AllowAny()]
+        return [HasRole.of(Role.CATALOG_MANAGER)()]
+
+
+class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
     """Products by SKU (or numeric id). Anyone reads active products; catalog managers and
     admins also see inactive ones, and write."""
 
@@ -124,11 +136,6 @@ class ProductViewSet(viewsets.GenericViewSet):
     serializer_class = ProductDetailOutputSerializer
     # Public pages are cached by these parameters; links carry nothing else.
     link_query_params = selectors.LIST_PARAMS
-
-    def get_permissions(self) -> list[BasePermission]:
-        if self.action in ("list", "retrieve"):
-            return [AllowAny()]
-        return [HasRole.of(Role.CATALOG_MANAGER)()]
 
     def get_queryset(self) -> QuerySet[Product]:
         return selectors.products(include_inactive=_is_catalog_staff(self.request))
@@ -381,7 +388,7 @@ class VariantViewSet(viewsets.GenericViewSet):
         )
 
 
-class CategoryViewSet(viewsets.GenericViewSet):
+class CategoryViewSet(PublicReadsMixin, viewsets.GenericViewSet):
     """The category tree (public); catalog managers create and edit categories."""
 
     lookup_field = "slug"
@@ -390,10 +397,7 @@ class CategoryViewSet(viewsets.GenericViewSet):
     filter_backends = ()  # the tree is listed whole
     serializer_class = CategoryTreeSerializer
 
-    def get_permissions(self) -> list[BasePermission]:
-        if self.action == "list":
-            return [AllowAny()]
-        return [HasRole.of(Role.CATALOG_MANAGER)()]
+    public_actions = ("list",)
 
     def get_queryset(self) -> QuerySet[Category]:
         return Category.objects.all()
@@ -441,7 +445,7 @@ def _category_out(category: Category) -> dict[str, Any]:
     return CategoryTreeSerializer(category).data
 
 
-class AttributeViewSet(viewsets.GenericViewSet):
+class AttributeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
     """Attributes with their choice values (public, for filters and facets); catalog
     managers declare attributes, change them and add choice values."""
 
@@ -449,11 +453,6 @@ class AttributeViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
     filter_backends = ()
     serializer_class = AttributeOutputSerializer
-
-    def get_permissions(self) -> list[BasePermission]:
-        if self.action in ("list", "retrieve"):
-            return [AllowAny()]
-        return [HasRole.of(Role.CATALOG_MANAGER)()]
 
     def get_queryset(self) -> QuerySet[Attribute]:
         return selectors.attributes()
@@ -542,7 +541,7 @@ class AttributeViewSet(viewsets.GenericViewSet):
         )
 
 
-class ProductTypeViewSet(viewsets.GenericViewSet):
+class ProductTypeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
     """Product types and the attributes their products and variants declare (public);
     catalog managers create and change them."""
 
@@ -550,11 +549,6 @@ class ProductTypeViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
     filter_backends = ()
     serializer_class = ProductTypeOutputSerializer
-
-    def get_permissions(self) -> list[BasePermission]:
-        if self.action in ("list", "retrieve"):
-            return [AllowAny()]
-        return [HasRole.of(Role.CATALOG_MANAGER)()]
 
     def get_queryset(self) -> QuerySet[ProductType]:
         return selectors.product_types()
