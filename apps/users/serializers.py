@@ -7,10 +7,12 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
+from rest_framework.exceptions import ErrorDetail
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from apps.users.addresses import MAX_LENGTHS, AddressInvalid, address_data, validate_address
 from apps.users.models import User
 from ecommerce.api import fields
 from ecommerce.api.permissions import roles_of
@@ -112,3 +114,84 @@ class AccountOutputSerializer(serializers.ModelSerializer):
 class SetPasswordInputSerializer(serializers.Serializer):
     token = fields.CharField(max_length=200, trim_whitespace=True)
     password = PasswordField()
+
+
+def _address_text(field: str, *, required: bool = False, **kwargs: Any) -> fields.CharField:
+    return fields.CharField(
+        max_length=MAX_LENGTHS[field],
+        required=required,
+        allow_blank=not required,
+        trim_whitespace=True,
+        **kwargs,
+    )
+
+
+class AddressSerializer(serializers.Serializer):
+    """One postal address, in and out (the address book, a cart, an order).
+
+    Input passes `validate_address`: it comes out normalized (spacing, letter case, the
+    canonical postal code), and a refusal names each field as a 400 `validation_error`,
+    nested under the field that holds the address when this serializer is nested. With
+    `partial=True` and an `instance`, the fields sent are checked merged into the
+    instance's address, so a change is checked as the whole address it makes.
+    """
+
+    first_name = _address_text("first_name", required=True)
+    last_name = _address_text("last_name", required=True)
+    company = _address_text("company")
+    street_address_1 = _address_text("street_address_1", required=True)
+    street_address_2 = _address_text("street_address_2")
+    city = _address_text("city", required=True)
+    postal_code = _address_text(
+        "postal_code",
+        help_text="Required where the country uses postal codes; stored in the country's "
+        "canonical form (`sw1a1aa` becomes `SW1A 1AA`).",
+    )
+    country = fields.RegexField(
+        r"^[A-Za-z]{2}$",
+        max_length=2,
+        help_text="ISO 3166-1 alpha-2 code, stored in capitals.",
+    )
+    country_area = _address_text(
+        "country_area",
+        help_text="State, province or prefecture: required in US, CA, AU, BR, MX, JP, CN and "
+        "IN; in US and CA stored as the postal abbreviation (`California` becomes `CA`).",
+    )
+    phone = _address_text("phone", help_text="Digits with +, spaces, dashes, dots, brackets.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = dict(attrs)
+        if self.partial:
+            if self.instance is None:
+                return attrs
+            data = {**address_data(self.instance), **attrs}
+        try:
+            return validate_address(data)
+        except AddressInvalid as exc:
+            raise serializers.ValidationError(
+                {
+                    field: [ErrorDetail(message, code=exc.codes.get(field, "invalid"))]
+                    for field, message in exc.extra["errors"].items()
+                }
+            ) from None
+
+
+class AddressBookEntryInputSerializer(AddressSerializer):
+    """An address for the book, and whether it becomes a default (absent: unchanged)."""
+
+    is_default_shipping = fields.BooleanField(required=False)
+    is_default_billing = fields.BooleanField(required=False)
+
+    DEFAULT_FLAGS = ("is_default_shipping", "is_default_billing")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        flags = {key: attrs.pop(key) for key in self.DEFAULT_FLAGS if key in attrs}
+        return {**super().validate(attrs), **flags}
+
+
+class AddressBookEntryOutputSerializer(AddressSerializer):
+    id = serializers.IntegerField(read_only=True)
+    is_default_shipping = serializers.BooleanField(read_only=True)
+    is_default_billing = serializers.BooleanField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
