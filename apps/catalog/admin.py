@@ -633,7 +633,7 @@ class AttributeAdmin(ServiceSaveMixin, admin.ModelAdmin):
 class ProductTypeForm(forms.ModelForm):
     class Meta:
         model = ProductType
-        fields = ("name", "slug", "product_attributes", "variant_attributes")
+        fields = ("name", "slug", "tax_class", "product_attributes", "variant_attributes")
 
     def clean(self) -> dict[str, Any]:
         """An attribute is either the product's or each variant's (the service refuses
@@ -654,7 +654,8 @@ class ProductTypeAdmin(ServiceSaveMixin, admin.ModelAdmin):
     its values on the type's products."""
 
     form = ProductTypeForm
-    list_display = ("name", "slug")
+    list_display = ("name", "slug", "tax_class")
+    list_filter = ("tax_class",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     filter_horizontal = ("product_attributes", "variant_attributes")
@@ -674,6 +675,7 @@ class ProductTypeAdmin(ServiceSaveMixin, admin.ModelAdmin):
             created = services.create_product_type(
                 name=data["name"],
                 slug=data["slug"],
+                tax_class=data["tax_class"],
                 product_attributes=list(data["product_attributes"]),
                 variant_attributes=list(data["variant_attributes"]),
             )
@@ -681,8 +683,8 @@ class ProductTypeAdmin(ServiceSaveMixin, admin.ModelAdmin):
             obj._state.adding, obj._state.db = False, created._state.db
             return
         fields = {
-            name: list(data[name]) if name != "name" else data[name]
-            for name in ("name", "product_attributes", "variant_attributes")
+            name: list(data[name]) if name.endswith("_attributes") else data[name]
+            for name in ("name", "tax_class", "product_attributes", "variant_attributes")
             if name in form.changed_data
         }
         services.update_product_type(product_type=ProductType.objects.get(pk=obj.pk), **fields)

@@ -592,7 +592,7 @@ class ProductTypeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
         )
 
     @extend_schema(
-        summary="Rename a product type or change its attributes (catalog managers)",
+        summary="Rename a product type, change its tax class or attributes (catalog managers)",
         description="An attribute the type stops declaring loses its values on every "
         "product or variant of the type.",
         request=ProductTypeUpdateInputSerializer,

@@ -111,6 +111,15 @@ class ProductType(TimeStampedModel):
 
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=120, unique=True)
+    # A slug, not a foreign key: pricing depends on the catalog, never the other way round.
+    # Pricing reads it to find the tax rate of the type's products in the destination.
+    tax_class = models.SlugField(
+        max_length=32,
+        default="standard",
+        help_text="The tax class of this type's products: the slug of a class under "
+        "Pricing > Tax classes (standard, reduced, zero, ...). A class without a rate for "
+        "the destination country is taxed at 0%.",
+    )
     product_attributes = models.ManyToManyField(Attribute, blank=True, related_name="product_types")
     variant_attributes = models.ManyToManyField(
         Attribute, blank=True, related_name="variant_product_types"

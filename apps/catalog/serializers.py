@@ -629,9 +629,13 @@ PRODUCT_TYPE_EXAMPLE: dict[str, Any] = {
     "id": 2,
     "slug": "t-shirt",
     "name": "T-shirt",
+    "tax_class": "standard",
     "product_attributes": ["material"],
     "variant_attributes": ["colour", "size"],
 }
+TAX_CLASS_HELP = (
+    "The slug of the pricing tax class of the type's products (standard, reduced, zero, ...)."
+)
 # Bounds on one attribute or product type write.
 MAX_VALUES = 200
 
@@ -779,7 +783,7 @@ class ProductTypeOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProductType
-        fields = ("id", "slug", "name", "product_attributes", "variant_attributes")
+        fields = ("id", "slug", "name", "tax_class", "product_attributes", "variant_attributes")
         read_only_fields = fields
 
 
@@ -795,6 +799,9 @@ class ProductTypeOutputSerializer(serializers.ModelSerializer):
 class ProductTypeInputSerializer(serializers.Serializer):
     name = fields.CharField(max_length=120)
     slug = fields.SlugField(max_length=120)
+    tax_class = fields.SlugField(
+        max_length=32, required=False, default="standard", help_text=TAX_CLASS_HELP
+    )
     product_attributes = AttributeSlugsField(required=False, default=list)
     variant_attributes = AttributeSlugsField(required=False, default=list)
 
@@ -812,5 +819,6 @@ class ProductTypeUpdateInputSerializer(serializers.Serializer):
     """An attribute left out of a list loses its values on the type's products."""
 
     name = fields.CharField(max_length=120)
+    tax_class = fields.SlugField(max_length=32, help_text=TAX_CLASS_HELP)
     product_attributes = AttributeSlugsField()
     variant_attributes = AttributeSlugsField()

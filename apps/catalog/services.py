@@ -587,6 +587,7 @@ def create_product_type(
     *,
     name: str,
     slug: str,
+    tax_class: str = "standard",
     product_attributes: Sequence[Attribute] = (),
     variant_attributes: Sequence[Attribute] = (),
 ) -> ProductType:
@@ -595,7 +596,7 @@ def create_product_type(
     _check_type_attributes(product_attributes, variant_attributes)
     try:
         with transaction.atomic():
-            product_type = ProductType.objects.create(name=name, slug=slug)
+            product_type = ProductType.objects.create(name=name, slug=slug, tax_class=tax_class)
             product_type.product_attributes.set(product_attributes)
             product_type.variant_attributes.set(variant_attributes)
     except IntegrityError:
@@ -604,11 +605,13 @@ def create_product_type(
     return product_type
 
 
-UPDATABLE_PRODUCT_TYPE_FIELDS = frozenset({"name", "product_attributes", "variant_attributes"})
+UPDATABLE_PRODUCT_TYPE_FIELDS = frozenset(
+    {"name", "tax_class", "product_attributes", "variant_attributes"}
+)
 
 
 def update_product_type(*, product_type: ProductType, **fields: Any) -> ProductType:
-    """Rename a product type or change the attributes it declares.
+    """Rename a product type, change its tax class or the attributes it declares.
 
     An attribute the type stops declaring loses its values on every product (or variant)
     of the type, so no product shows a value its type lacks. Retires the cached products
@@ -628,9 +631,11 @@ def update_product_type(*, product_type: ProductType, **fields: Any) -> ProductT
             "variant_attributes", list(product_type.variant_attributes.all())
         )
         _check_type_attributes(product_attributes, variant_attributes)
-        if "name" in fields:
-            product_type.name = fields["name"]
-            product_type.save(update_fields=["name", "updated_at"])
+        changed = [name for name in ("name", "tax_class") if name in fields]
+        for name in changed:
+            setattr(product_type, name, fields[name])
+        if changed:
+            product_type.save(update_fields=[*changed, "updated_at"])
         if "product_attributes" in fields:
             product_type.product_attributes.set(product_attributes)
         if "variant_attributes" in fields:

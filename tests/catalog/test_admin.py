@@ -734,13 +734,14 @@ def test_a_product_type_is_made_and_changed_through_the_services(manager, tee, t
     changed = manager.post(f"{TYPES}{tee_type.pk}/change/", data)
     added = manager.post(
         f"{TYPES}add/",
-        {"name": "Mug", "slug": "mug", "product_attributes": [material.pk]},
+        {"name": "Mug", "slug": "mug", "tax_class": "reduced", "product_attributes": [material.pk]},
     )
 
     # then: its products lose their material value
     assert (changed.status_code, added.status_code) == (302, 302)
     assert product_values(tee) == {}
     mug = ProductType.objects.get(slug="mug")
+    assert mug.tax_class == "reduced"
     assert list(mug.product_attributes.all()) == [material]
     assert list(mug.variant_attributes.all()) == []
     assert size in tee_type.variant_attributes.all()
@@ -756,6 +757,7 @@ def test_an_attribute_at_both_levels_is_a_form_error(admin, tee_type):
         {
             "name": "Sock",
             "slug": "sock",
+            "tax_class": "standard",
             "product_attributes": [size.pk],
             "variant_attributes": [size.pk],
         },

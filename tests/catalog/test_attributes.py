@@ -301,6 +301,7 @@ def test_anyone_reads_product_types_with_their_attributes(api_client, tee_type):
         "id": tee_type.pk,
         "slug": "t-shirt",
         "name": "T-shirt",
+        "tax_class": "standard",
         "product_attributes": ["material", "organic", "width"],
         "variant_attributes": ["colour", "size"],
     }
@@ -321,8 +322,26 @@ def test_a_manager_creates_a_product_type(manager_client, tee_type):
     assert response["Location"] == "/api/product-types/mug"
     assert response.json()["product_attributes"] == ["material", "width"]
     assert response.json()["variant_attributes"] == []
+    assert response.json()["tax_class"] == "standard"
     mug = ProductType.objects.get(slug="mug")
     assert sorted(mug.product_attributes.values_list("slug", flat=True)) == ["material", "width"]
+
+
+@pytest.mark.django_db
+def test_a_manager_sets_and_changes_the_tax_class_of_a_type(manager_client, tee_type):
+    # when
+    created = manager_client.post(
+        TYPES, {"name": "Book", "slug": "book", "tax_class": "reduced"}, format="json"
+    )
+    changed = manager_client.patch(f"{TYPES}/t-shirt", {"tax_class": "zero"}, format="json")
+
+    # then
+    assert (created.status_code, changed.status_code) == (201, 200), changed.content
+    assert created.json()["tax_class"] == "reduced"
+    assert changed.json()["tax_class"] == "zero"
+    assert ProductType.objects.get(slug="book").tax_class == "reduced"
+    tee_type.refresh_from_db()
+    assert (tee_type.tax_class, tee_type.name) == ("zero", "T-shirt")
 
 
 @pytest.mark.django_db
@@ -361,6 +380,8 @@ def test_a_manager_creates_a_product_type(manager_client, tee_type):
             "#/variant_attributes",
         ),
         ({"name": "X", "slug": "x y"}, 400, None, "#/slug"),
+        ({"name": "X", "slug": "x", "tax_class": "not a slug"}, 400, None, "#/tax_class"),
+        ({"name": "X", "slug": "x", "tax_class": "x" * 33}, 400, None, "#/tax_class"),
     ],
 )
 def test_a_bad_product_type_is_refused_and_nothing_is_stored(
@@ -418,6 +439,7 @@ def test_an_attribute_a_type_stops_declaring_leaves_its_products(
         ("t-shirt", {"variant_attributes": ["material"]}, 400, "invalid_attributes"),
         ("t-shirt", {"product_attributes": ["nope"]}, 400, "validation_error"),
         ("t-shirt", {"name": ""}, 400, "validation_error"),
+        ("t-shirt", {"tax_class": ""}, 400, "validation_error"),
         ("nope", {"name": "X"}, 404, "product_type_not_found"),
     ],
 )
