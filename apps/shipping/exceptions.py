@@ -19,3 +19,24 @@ class ShippingZoneSlugTaken(Conflict):
 
     def __init__(self, *, slug: str) -> None:
         super().__init__(f"A shipping zone is already called {slug}.", slug=slug)
+
+
+class ShippingMethodNotFound(NotFound):
+    code = "shipping_method_not_found"
+    title = "Shipping method not found"
+
+    def __init__(self, *, method_id: int | str) -> None:
+        super().__init__(f"No shipping method {method_id}.", method_id=method_id)
+
+
+class ShippingMethodNameTaken(Conflict):
+    code = "shipping_method_name_taken"
+    title = "Shipping method name taken"
+
+    def __init__(self, *, zone: str, name: str, currency: str) -> None:
+        super().__init__(
+            f"Zone {zone} has a method called {name} in {currency}.",
+            zone=zone,
+            name=name,
+            currency=currency,
+        )
