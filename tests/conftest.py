@@ -15,7 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from ecommerce.outbox import registry as outbox_registry
 from tests.preflight import service_problems
-from tests.roles import restore_role_groups
+from tests.roles import restore_role_groups, restore_tax_classes
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,7 +52,7 @@ def _is_transactional(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """A transactional test's flush deletes the role groups; put them back for the next.
+    """A transactional test's flush deletes the role groups and tax classes; put them back.
 
     Done after every fixture of the test is torn down: the flush is the database fixture's
     own teardown, so a fixture's teardown would run before it and be flushed away.
@@ -61,6 +61,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if _is_transactional(item):
         with item.config.stash[blocking_manager_key].unblock():
             restore_role_groups()
+            restore_tax_classes()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Re-create the role groups that the data migrations create.
+"""Re-create the role groups (and the tax classes) that the data migrations create.
 
 Transactional tests end with a flush that empties every table, migration data included;
 tests that run after them on the same database need the groups back.
@@ -16,6 +16,8 @@ _orders = import_module("apps.orders.migrations.0002_role_permissions")
 _order_actions = import_module("apps.orders.migrations.0003_role_action_permissions")
 _notifications = import_module("apps.notifications.migrations.0002_role_permissions")
 _inventory = import_module("apps.inventory.migrations.0002_role_permissions")
+_pricing = import_module("apps.pricing.migrations.0003_role_permissions")
+_tax_classes = import_module("apps.pricing.migrations.0002_tax_classes")
 
 
 def restore_role_groups() -> None:
@@ -35,9 +37,18 @@ def restore_role_groups() -> None:
         grants[role].extend(perms)
     for role, perms in _inventory.GRANTS.items():
         grants[role].extend(perms)
+    for role, perms in _pricing.GRANTS.items():
+        grants[role].extend(perms)
     for role, perms in grants.items():
         group, _ = Group.objects.get_or_create(name=role)
         for app_label, codename in perms:
             group.permissions.add(
                 Permission.objects.get(content_type__app_label=app_label, codename=codename)
             )
+
+
+def restore_tax_classes() -> None:
+    from apps.pricing.models import TaxClass
+
+    for slug, name in _tax_classes.TAX_CLASSES:
+        TaxClass.objects.get_or_create(slug=slug, defaults={"name": name})

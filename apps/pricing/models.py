@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from apps.pricing.cache import invalidate_tax_settings_on_commit
 from ecommerce.models import TimeStampedModel
 from ecommerce.money import amount_error
 
@@ -42,6 +43,16 @@ class TaxClass(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    # The cached tax setting names the shipping class by slug.
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        invalidate_tax_settings_on_commit()
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        deleted = super().delete(*args, **kwargs)
+        invalidate_tax_settings_on_commit()
+        return deleted
 
 
 class TaxRate(models.Model):
@@ -111,6 +122,16 @@ class TaxSettings(models.Model):
 
     def __str__(self) -> str:
         return "Tax settings"
+
+    # Every priced cart reads this row through the cache (apps.pricing.selectors).
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        invalidate_tax_settings_on_commit()
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        deleted = super().delete(*args, **kwargs)
+        invalidate_tax_settings_on_commit()
+        return deleted
 
 
 def _window_constraint(prefix: str) -> models.CheckConstraint:
