@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Q
 
 from apps.orders.exceptions import IllegalTransition
 from ecommerce.models import TimeStampedModel
@@ -39,6 +42,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 # Leaving pending_payment without payment, or refunding, returns the goods to stock.
 RELEASES_STOCK: frozenset[str] = frozenset({S.PAYMENT_FAILED, S.CANCELLED, S.EXPIRED, S.REFUNDED})
 
+ZERO = Decimal("0.00")
+
+
+def _money(**kwargs: Any) -> models.DecimalField:
+    """An amount column: Decimal with two places (ecommerce.money)."""
+    return models.DecimalField(max_digits=12, decimal_places=2, **kwargs)
+
 
 class Order(TimeStampedModel):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -54,8 +64,41 @@ class Order(TimeStampedModel):
         blank=True,
         help_text="ISO code of the destination; stock comes from the warehouses serving it.",
     )
-    subtotal = models.DecimalField(max_digits=12, decimal_places=2)
-    total = models.DecimalField(max_digits=12, decimal_places=2)
+    # The columns from `email` to `expires_at` came with priced checkout. Those with a
+    # database default let a web process of the previous release, which does not know them,
+    # still insert orders during a rolling deploy (bar total_net, which the total CHECK needs).
+    # The buyer's email when the order was placed: receipts go where the buyer was then.
+    email = models.EmailField(blank=True, default="", db_default="")
+    # Addresses as entered and validated at checkout (apps.users.addresses fields); a copy,
+    # so editing the address book later never rewrites an order. {} when none was given.
+    shipping_address = models.JSONField(blank=True, default=dict, db_default={})
+    billing_address = models.JSONField(blank=True, default=dict, db_default={})
+    # Money, as priced at placement (docs/pricing.md). `subtotal`: the undiscounted lines on
+    # the entered basis (gross or net, see prices_include_tax); `total`: what is charged,
+    # tax included; total = total_net + tax_total.
+    subtotal = _money()
+    discount_total = _money(
+        default=ZERO, db_default=ZERO, help_text="Promotions and voucher, lines and shipping."
+    )
+    shipping_method_name = models.CharField(max_length=200, blank=True, default="", db_default="")
+    shipping_price = _money(
+        default=ZERO, db_default=ZERO, help_text="Shipping as entered, before any discount."
+    )
+    shipping_tax = _money(default=ZERO, db_default=ZERO)
+    tax_total = _money(default=ZERO, db_default=ZERO, help_text="Lines and shipping.")
+    total_net = _money(help_text="The total without tax.")
+    total = _money()
+    prices_include_tax = models.BooleanField(
+        default=True,
+        db_default=True,
+        help_text="Whether prices were entered with tax included (gross) or without (net).",
+    )
+    voucher_code = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # [{"rate": "19", "net": "16.81", "tax": "3.19"}] per tax rate, lines and shipping.
+    tax_breakdown = models.JSONField(blank=True, default=list, db_default=[])
+    # The hold: unpaid by then, the order expires and its stock (and voucher) come back.
+    # Null for orders placed before holds were stored: created_at + the timeout then.
+    expires_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     fingerprint = models.CharField(max_length=64, blank=True)
     # The single-use provider token the order is charged with (never a card number). The
@@ -83,12 +126,29 @@ class Order(TimeStampedModel):
             ),
             models.CheckConstraint(condition=models.Q(total__gte=0), name="orders_total_gte_0"),
             models.CheckConstraint(
+                condition=Q(
+                    subtotal__gte=0,
+                    discount_total__gte=0,
+                    shipping_price__gte=0,
+                    shipping_tax__gte=0,
+                    tax_total__gte=0,
+                    total_net__gte=0,
+                ),
+                name="orders_amounts_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(total=F("total_net") + F("tax_total")),
+                name="orders_total_is_net_plus_tax",
+            ),
+            models.CheckConstraint(
                 condition=models.Q(status__in=OrderStatus.values), name="orders_status_valid"
             ),
         ]
         indexes = [
             models.Index(fields=["user", "-created_at"], name="orders_user_created_idx"),
             models.Index(fields=["status", "created_at"], name="orders_status_created_idx"),
+            # The expiry sweep: pending orders whose hold has run out.
+            models.Index(fields=["status", "expires_at"], name="orders_status_expires_idx"),
             models.Index(fields=["-created_at"], name="orders_created_idx"),
         ]
         # Precise rights for what staff do to orders (granted to roles by migration
@@ -118,7 +178,12 @@ class Order(TimeStampedModel):
 
 
 class OrderItem(models.Model):
-    """A line as it was bought: SKU, names and price are copied from the catalog."""
+    """A line as it was bought: SKU, names and price are copied from the catalog.
+
+    `unit_price` is as entered (gross or net, as the order's prices_include_tax says);
+    `line_total` is what the line costs the buyer after discounts, tax included
+    (= total_net + tax), so unit_price * quantity when no discount or tax applies.
+    """
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     variant = models.ForeignKey(
@@ -127,13 +192,35 @@ class OrderItem(models.Model):
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=200)
     variant_name = models.CharField(max_length=200, blank=True)
-    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    unit_price = _money()
     quantity = models.PositiveIntegerField()
-    line_total = models.DecimalField(max_digits=12, decimal_places=2)
+    discount = _money(default=ZERO, db_default=ZERO, help_text="Promotion and voucher.")
+    promotion_name = models.CharField(max_length=200, blank=True, default="", db_default="")
+    tax_rate = models.DecimalField(
+        max_digits=5, decimal_places=2, default=ZERO, db_default=ZERO, help_text="Percent."
+    )
+    tax = _money(default=ZERO, db_default=ZERO)
+    total_net = _money(help_text="After discounts, without tax.")
+    line_total = _money()
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=models.Q(quantity__gt=0), name="orders_item_qty_gt_0"),
+            models.CheckConstraint(
+                condition=Q(
+                    unit_price__gte=0,
+                    discount__gte=0,
+                    tax__gte=0,
+                    total_net__gte=0,
+                    tax_rate__gte=0,
+                    tax_rate__lte=100,
+                ),
+                name="orders_item_amounts_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(line_total=F("total_net") + F("tax")),
+                name="orders_item_total_is_net_plus_tax",
+            ),
             models.UniqueConstraint(
                 fields=["order", "variant"], name="orders_item_one_per_variant"
             ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.catalog import selectors as catalog_selectors
@@ -40,6 +41,7 @@ from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
 logger = get_logger(__name__)
 
 CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
 COUNTRY = re.compile(r"[A-Z]{2}")
 
 
@@ -105,32 +107,65 @@ def _refuse_missing(missing: list[str]) -> None:
     raise ProductUnavailable(lookups=missing)
 
 
-def place_order(
-    *,
-    user: Any,
-    lines: Sequence[OrderLine],
-    payment_token: str,
-    shipping_country: str = "",
-    idempotency_key: str | None = None,
-    fingerprint: str = "",
-    placed_by: Any = None,
-) -> tuple[Order, bool]:
-    """Create an order priced from the catalog, take its stock from the warehouses serving
-    `shipping_country`, and queue its charge.
+@dataclass(frozen=True)
+class DraftLine:
+    """One priced line of an order about to be created (docs/pricing.md).
 
-    The order keeps `payment_token` and publishes `order.placed`; the payments app opens
-    the order's payment from it and charges it (orders never calls payments: the app DAG).
+    `unit_price` as entered; `discount` = promotion + voucher; line_total = total_net + tax,
+    what the line costs after discounts, tax included.
+    """
 
-    Returns (order, created). With an idempotency key already used by this user for the
-    same body, returns the existing order and False.
-    Raises InvalidOrder, ProductUnavailable, OutOfStock, IdempotencyKeyReused (same key,
-    other body) and IdempotentRequestInProgress (same key, first request still running).
+    variant: ProductVariant
+    quantity: int
+    unit_price: Decimal
+    discount: Decimal
+    promotion_name: str
+    tax_rate: Decimal
+    tax: Decimal
+    total_net: Decimal
+    line_total: Decimal
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """Everything an order is created from, priced already: `create_order` stores it as given.
+
+    total = total_net + tax_total (the database checks it, and line_total = total_net + tax
+    per line). `tax_breakdown`: [{"rate", "net", "tax"}] per tax rate, lines and shipping.
+    """
+
+    currency: str
+    lines: Sequence[DraftLine]
+    subtotal: Decimal
+    discount_total: Decimal
+    shipping_method_name: str
+    shipping_price: Decimal
+    shipping_tax: Decimal
+    tax_total: Decimal
+    total_net: Decimal
+    total: Decimal
+    prices_include_tax: bool
+    voucher_code: str
+    tax_breakdown: list[dict[str, Any]]
+    shipping_country: str
+    shipping_address: dict[str, Any]
+    billing_address: dict[str, Any]
+    payment_token: str
+    hold_seconds: int | None = None  # None: settings.ORDER_PAYMENT_TIMEOUT_SECONDS
+    email: str = ""  # empty: the user's
+
+
+def resolve_lines(lines: Sequence[OrderLine]) -> list[tuple[ProductVariant, int]]:
+    """The variants the lines name, with their quantities merged, in variant pk order.
+
+    A line names a variant by SKU, or a one-variant product by its id; lines naming the same
+    variant are added up. Variants come with their product loaded.
+    Raises InvalidOrder (no lines, too many lines or units, a product with several variants
+    asked by id, more than one currency) and ProductUnavailable (unknown or not for sale).
     """
     merged = _merge(lines)
     if not merged:
         raise InvalidOrder("An order needs at least one item.")
-    if shipping_country and not COUNTRY.fullmatch(shipping_country):
-        raise InvalidOrder("A shipping country is a two-letter ISO code in capitals: DE.")
     variants = catalog_selectors.variants_for_order(lookups=merged)
     missing = [lookup for lookup in merged if lookup not in variants]
     if missing:
@@ -150,18 +185,144 @@ def place_order(
         raise InvalidOrder(
             f"At most {settings.ORDER_MAX_ITEM_QUANTITY} units per item: {', '.join(too_many)}."
         )
-    currencies = {variant.currency for variant in by_id.values()}
-    if len(currencies) != 1:
+    if len({variant.currency for variant in by_id.values()}) != 1:
         raise InvalidOrder("All items of an order must be priced in one currency.")
+    return [(by_id[pk], qty) for pk, qty in sorted(quantities.items())]
 
+
+def place_order(
+    *,
+    user: Any,
+    lines: Sequence[OrderLine],
+    payment_token: str,
+    shipping_country: str = "",
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    placed_by: Any = None,
+) -> tuple[Order, bool]:
+    """Create an order priced from the catalog as entered (no discount, no tax), take its
+    stock from the warehouses serving `shipping_country`, and queue its charge.
+
+    The order keeps `payment_token` and publishes `order.placed`; the payments app opens
+    the order's payment from it and charges it (orders never calls payments: the app DAG).
+
+    Returns (order, created). With an idempotency key already used by this user for the
+    same body, returns the existing order and False.
+    Raises InvalidOrder, ProductUnavailable, OutOfStock, IdempotencyKeyReused (same key,
+    other body) and IdempotentRequestInProgress (same key, first request still running).
+    """
+    if shipping_country and not COUNTRY.fullmatch(shipping_country):
+        raise InvalidOrder("A shipping country is a two-letter ISO code in capitals: DE.")
+    resolved = resolve_lines(lines)
+    currency = resolved[0][0].currency
+    draft_lines = []
+    for variant, quantity in resolved:
+        # Exact: a stored price has two places. Not rounded to the currency either, so a
+        # price the currency cannot carry reaches the provider as it is (and is refused).
+        amount = (variant.price * quantity).quantize(CENT)
+        draft_lines.append(
+            DraftLine(
+                variant=variant,
+                quantity=quantity,
+                unit_price=variant.price,
+                discount=ZERO,
+                promotion_name="",
+                tax_rate=ZERO,
+                tax=ZERO,
+                total_net=amount,
+                line_total=amount,
+            )
+        )
+    subtotal = sum((line.line_total for line in draft_lines), ZERO)
+    draft = OrderDraft(
+        currency=currency,
+        lines=draft_lines,
+        subtotal=subtotal,
+        discount_total=ZERO,
+        shipping_method_name="",
+        shipping_price=ZERO,
+        shipping_tax=ZERO,
+        tax_total=ZERO,
+        total_net=subtotal,
+        total=subtotal,
+        prices_include_tax=True,
+        voucher_code="",
+        tax_breakdown=[],
+        shipping_country=shipping_country,
+        shipping_address={},
+        billing_address={},
+        payment_token=payment_token,
+    )
+    return create_order(
+        draft=draft,
+        user=user,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        placed_by=placed_by,
+    )
+
+
+def _rate(value: Any) -> str:
+    """A tax rate as text without trailing zeros: "19", "7.7", "0"."""
+    return format(Decimal(str(value)).normalize(), "f")
+
+
+def _stored_tax_breakdown(rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The tax breakdown as JSON stores and returns it: strings, so the replay and a later
+    read show the same values the creation response did."""
+    return [
+        {"rate": _rate(row["rate"]), "net": f"{row['net']:.2f}", "tax": f"{row['tax']:.2f}"}
+        for row in rows
+    ]
+
+
+def create_order(
+    *,
+    draft: OrderDraft,
+    user: Any,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    placed_by: Any = None,
+    within: Callable[[Order], None] | None = None,
+) -> tuple[Order, bool]:
+    """Store a priced order, take its stock and queue its charge, in one transaction.
+
+    The draft is stored as given (the caller priced it); the order is held for
+    `draft.hold_seconds` (ORDER_PAYMENT_TIMEOUT_SECONDS when None): unpaid by `expires_at`,
+    the expiry sweep expires it. `within(order)` runs inside the transaction after the order,
+    its items, history and `order.placed` are written and before the stock is taken: writes
+    that must commit with the order or not at all (a voucher claim). Whatever it raises
+    leaves nothing behind. May run inside the caller's transaction (a savepoint then).
+
+    Returns (order, created). With an idempotency key already used by this user for the
+    same body, returns the existing order and False (`within` does not run then).
+    Raises OutOfStock, IdempotencyKeyReused, IdempotentRequestInProgress, and whatever
+    `within` raises.
+    """
     now = timezone.now()
+    hold_seconds = draft.hold_seconds or settings.ORDER_PAYMENT_TIMEOUT_SECONDS
     order = Order(
         user=user,
-        currency=currencies.pop(),
-        shipping_country=shipping_country,
+        email=draft.email or getattr(user, "email", "") or "",
+        currency=draft.currency,
+        shipping_country=draft.shipping_country,
+        shipping_address=dict(draft.shipping_address),
+        billing_address=dict(draft.billing_address),
+        subtotal=draft.subtotal,
+        discount_total=draft.discount_total,
+        shipping_method_name=draft.shipping_method_name,
+        shipping_price=draft.shipping_price,
+        shipping_tax=draft.shipping_tax,
+        tax_total=draft.tax_total,
+        total_net=draft.total_net,
+        total=draft.total,
+        prices_include_tax=draft.prices_include_tax,
+        voucher_code=draft.voucher_code,
+        tax_breakdown=_stored_tax_breakdown(draft.tax_breakdown),
+        expires_at=now + timedelta(seconds=hold_seconds),
         idempotency_key=idempotency_key or "",
         fingerprint=fingerprint,
-        payment_token=payment_token,
+        payment_token=draft.payment_token,
         placed_by=_actor(placed_by) if placed_by is not None and placed_by != user else None,
         created_at=now,
         updated_at=now,
@@ -169,18 +330,21 @@ def place_order(
     items = [
         OrderItem(
             order=order,
-            variant=by_id[pk],
-            sku=by_id[pk].sku,
-            name=by_id[pk].product.name,
-            variant_name=by_id[pk].name,
-            unit_price=by_id[pk].price,
-            quantity=qty,
-            line_total=(by_id[pk].price * qty).quantize(CENT),
+            variant=line.variant,
+            sku=line.variant.sku,
+            name=line.variant.product.name,
+            variant_name=line.variant.name,
+            unit_price=line.unit_price,
+            quantity=line.quantity,
+            discount=line.discount,
+            promotion_name=line.promotion_name,
+            tax_rate=line.tax_rate,
+            tax=line.tax,
+            total_net=line.total_net,
+            line_total=line.line_total,
         )
-        for pk, qty in sorted(quantities.items())
+        for line in sorted(draft.lines, key=lambda line: line.variant.pk)
     ]
-    order.subtotal = sum((item.line_total for item in items), Decimal("0.00"))
-    order.total = order.subtotal
 
     try:
         with transaction.atomic():
@@ -201,9 +365,11 @@ def place_order(
             # Payments opens the payment and charges it; its sweep does so should this
             # message be lost, so a placed order is never left without a payment.
             outbox.publish(events.ORDER_PLACED, {"order_id": order.pk})
+            if within is not None:
+                within(order)
             # Last: the stock row locks are held only until the commit right after.
             inventory_services.allocate(
-                lines=[inventory_services.StockLine(pk, qty) for pk, qty in quantities.items()],
+                lines=[inventory_services.StockLine(i.variant_id, i.quantity) for i in items],
                 reference=f"order:{order.public_id}",
                 country=order.shipping_country,
                 actor=_actor(placed_by or user),
@@ -296,10 +462,16 @@ def expire_order(*, order_id: int, reason: str = "payment timeout") -> bool:
 
 
 def overdue_order_ids(*, now: Any = None, limit: int | None = None) -> list[int]:
-    """Orders still pending payment past ORDER_PAYMENT_TIMEOUT_SECONDS, oldest first."""
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
+    """Orders still pending payment past their hold (`expires_at`), oldest first.
+
+    Orders placed before holds were stored have none: created_at + ORDER_PAYMENT_TIMEOUT_SECONDS
+    stands in. Served by the (status, expires_at) and (status, created_at) indexes.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
     return list(
-        Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, created_at__lt=cutoff)
+        Order.objects.filter(status=OrderStatus.PENDING_PAYMENT)
+        .filter(Q(expires_at__lt=now) | Q(expires_at__isnull=True, created_at__lt=cutoff))
         .order_by("pk")
         .values_list("pk", flat=True)[: limit or settings.ORDER_EXPIRY_BATCH_SIZE]
     )

@@ -43,7 +43,11 @@ def expire_orders(env: dict[str, str]) -> str:
 
 
 def created_ago(order: Order, seconds: int) -> None:
-    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=seconds))
+    """Backdate an order's placement, and its hold with it."""
+    created = timezone.now() - timedelta(seconds=seconds)
+    Order.objects.filter(pk=order.pk).update(
+        created_at=created, expires_at=created + timedelta(seconds=TIMEOUT_SECONDS)
+    )
 
 
 def test_an_unpaid_order_past_the_timeout_expires_once_and_its_stock_returns_once(

@@ -75,7 +75,9 @@ def place(*, quantity: int = 2, overdue: bool = False) -> Order:
     )
     if overdue:
         created = timezone.now() - timedelta(seconds=TIMEOUT_SECONDS + 1)
-        Order.objects.filter(pk=order.pk).update(created_at=created)
+        Order.objects.filter(pk=order.pk).update(
+            created_at=created, expires_at=created + timedelta(seconds=TIMEOUT_SECONDS)
+        )
     return order
 
 
@@ -200,7 +202,9 @@ def test_expiry_racing_successful_charges_never_keeps_money_for_an_expired_order
 
     for order in orders:
         overdue = timezone.now() - timedelta(seconds=TIMEOUT_SECONDS + 1)
-        Order.objects.filter(pk=order.pk).update(created_at=overdue)  # this one only
+        Order.objects.filter(pk=order.pk).update(  # this one only
+            created_at=overdue, expires_at=overdue + timedelta(seconds=TIMEOUT_SECONDS)
+        )
         outcomes.append(
             race(
                 partial(payments_services.charge_payment, order_id=order.pk),

@@ -236,7 +236,10 @@ def test_expiry_expires_old_pending_orders_and_returns_stock_once(client, settin
     product = make_product(sku="p", stock=5)
     old_id = place(client, "p", 2).json()["id"]
     fresh_id = place(client, "p", 1).json()["id"]
-    Order.objects.filter(public_id=old_id).update(created_at=timezone.now() - timedelta(minutes=5))
+    placed = timezone.now() - timedelta(minutes=5)
+    Order.objects.filter(public_id=old_id).update(
+        created_at=placed, expires_at=placed + timedelta(seconds=60)
+    )
 
     # Expiry asks the provider first (here it has no charge for either order).
     assert payments_services.expire_overdue_orders()["expired"] == 1

@@ -51,7 +51,11 @@ def unopened(lamp: Product, django_capture_on_commit_callbacks: Any) -> Any:
                 payment_token=token,
             )
         when = timezone.now() - timedelta(seconds=placed_ago)
-        Order.objects.filter(pk=order.pk).update(created_at=when)
+        # Its hold runs from its placement: backdated with it.
+        Order.objects.filter(pk=order.pk).update(
+            created_at=when,
+            expires_at=when + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS),
+        )
         return Order.objects.get(pk=order.pk)
 
     return make
