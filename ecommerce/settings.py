@@ -233,6 +233,11 @@ ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
 ORDER_MAX_ITEM_QUANTITY = env.int("ORDER_MAX_ITEM_QUANTITY", default=100)
 ORDER_PAYMENT_TIMEOUT_SECONDS = env.int("ORDER_PAYMENT_TIMEOUT_SECONDS", default=900)
 ORDER_EXPIRY_BATCH_SIZE = env.int("ORDER_EXPIRY_BATCH_SIZE", default=200)
+# A cart with no change for this long is gone (404) and deleted by the beat task.
+CART_IDLE_SECONDS = env.int("CART_IDLE_SECONDS", default=30 * 24 * 3600)
+# Different variants per cart: a cart becomes one order, so never more than an order holds.
+CART_MAX_LINES = min(env.int("CART_MAX_LINES", default=ORDER_MAX_LINES), ORDER_MAX_LINES)
+CART_EXPIRY_BATCH_SIZE = env.int("CART_EXPIRY_BATCH_SIZE", default=1000)
 PAYMENT_LOCK_TTL_SECONDS = env.int("PAYMENT_LOCK_TTL_SECONDS", default=60)
 PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", default=300)
 PAYMENT_RECONCILE_BATCH_SIZE = env.int("PAYMENT_RECONCILE_BATCH_SIZE", default=100)
@@ -592,6 +597,10 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https")
     if env.bool("TRUST_X_FORWARDED_PROTO", default=False)
     else None
+    "delete-idle-carts": {
+        "task": "checkout.delete_idle_carts",
+        "schedule": env.float("CART_EXPIRY_INTERVAL_SECONDS", default=3600.0),
+    },
 )
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 # Probes and scrapes reach the pod over plain HTTP, by its IP, without X-Forwarded-Proto:

@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/", include("apps.inventory.urls")),
     path("api/", include("apps.shipping.urls")),
     path("api/", include("apps.orders.urls")),
+    path("api/", include("apps.checkout.urls")),
     path("api/", include("apps.notifications.urls")),
     # Same rate limit and lockout as /api/auth/token (ecommerce/api/ratelimit.py); listed
     # before the admin's own URLs so that it answers /admin/login/.
