@@ -333,6 +333,10 @@ WEBHOOK_MAX_ENDPOINTS_PER_USER = env.int("WEBHOOK_MAX_ENDPOINTS_PER_USER", defau
 # Host names or CIDRs webhooks may reach although not public (private networks, tests).
 WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
 
+# --- Users ------------------------------------------------------------------------------
+# Addresses one customer's address book holds at most (apps/users/services.py).
+ADDRESS_BOOK_MAX = env.int("ADDRESS_BOOK_MAX", default=50)
+
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {

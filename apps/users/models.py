@@ -9,6 +9,9 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from apps.users.addresses import MAX_LENGTHS
+from ecommerce.models import TimeStampedModel
+
 
 def normalize_email(email: str) -> str:
     """Emails are stored lower-cased, so a plain unique index is case-insensitive."""
@@ -72,3 +75,51 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.name
+
+
+class Address(TimeStampedModel):
+    """An entry of a customer's address book.
+
+    Its fields have passed `apps.users.addresses.validate_address` (services write them);
+    orders and carts keep their own copies, so editing or deleting an entry never changes
+    an order. A customer has at most one default shipping and one default billing address.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="addresses")
+    first_name = models.CharField(max_length=MAX_LENGTHS["first_name"])
+    last_name = models.CharField(max_length=MAX_LENGTHS["last_name"])
+    company = models.CharField(max_length=MAX_LENGTHS["company"], blank=True)
+    street_address_1 = models.CharField(max_length=MAX_LENGTHS["street_address_1"])
+    street_address_2 = models.CharField(max_length=MAX_LENGTHS["street_address_2"], blank=True)
+    city = models.CharField(max_length=MAX_LENGTHS["city"])
+    postal_code = models.CharField(max_length=MAX_LENGTHS["postal_code"], blank=True)
+    country = models.CharField(max_length=MAX_LENGTHS["country"])
+    country_area = models.CharField(max_length=MAX_LENGTHS["country_area"], blank=True)
+    phone = models.CharField(max_length=MAX_LENGTHS["phone"], blank=True)
+    is_default_shipping = models.BooleanField(default=False)
+    is_default_billing = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("pk",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(is_default_shipping=True),
+                name="users_address_one_default_shipping",
+                violation_error_message="This customer already has a default shipping address.",
+            ),
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(is_default_billing=True),
+                name="users_address_one_default_billing",
+                violation_error_message="This customer already has a default billing address.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(country__regex=r"^[A-Z]{2}$"),
+                name="users_address_country_code",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}"
+        return f"{name}, {self.street_address_1}, {self.city} ({self.country})"

@@ -1,12 +1,13 @@
-"""Reads of user accounts, scoped to what the reader may see."""
+"""Reads of user accounts and address books, scoped to what the reader may see."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from apps.users.models import User
+from apps.users.addresses import AddressNotFound
+from apps.users.models import Address, User
 from ecommerce.api.permissions import Role, has_role
 
 
@@ -20,3 +21,29 @@ def users_visible_to(user: Any) -> QuerySet[User]:
 
 def active_user(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).first()
+
+
+def addresses_of(*, user: Any) -> QuerySet[Address]:
+    """A customer's address book, oldest entry first."""
+    return Address.objects.filter(user_id=user.pk).order_by("pk")
+
+
+def address_of(*, user: Any, address_id: int) -> Address:
+    """One of `user`'s addresses. Raises AddressNotFound, for another customer's entry too."""
+    address = addresses_of(user=user).filter(pk=address_id).first()
+    if address is None:
+        raise AddressNotFound(address_id=address_id)
+    return address
+
+
+def default_addresses(*, user: Any) -> tuple[Address | None, Address | None]:
+    """A customer's default shipping and billing addresses (None where there is none)."""
+    shipping = billing = None
+    for address in addresses_of(user=user).filter(
+        Q(is_default_shipping=True) | Q(is_default_billing=True)
+    ):
+        if address.is_default_shipping:
+            shipping = address
+        if address.is_default_billing:
+            billing = address
+    return shipping, billing

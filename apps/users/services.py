@@ -1,21 +1,28 @@
-"""Writes to user accounts: registration, profile changes, setting a password by token."""
+"""Writes to user accounts: registration, profile changes, setting a password by token,
+and the address book."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
 
 from apps.users import events
+from apps.users.addresses import AddressBookFull, AddressNotFound, validate_address
 from apps.users.exceptions import (
     EmailAlreadyRegistered,
     SetPasswordTokenExpired,
     SetPasswordTokenInvalid,
 )
-from apps.users.models import User, normalize_email
+from apps.users.models import Address, User, normalize_email
 from apps.users.tokens import set_password_tokens
 from ecommerce import outbox
 from ecommerce.api.permissions import Role
@@ -103,3 +110,136 @@ def set_password_with_token(*, token: str, password: str) -> User:
         user.save(update_fields=["password"])
     logger.info("user_password_set", user_id=user.pk)
     return user
+
+
+# --- Address book ------------------------------------------------------------------------
+
+
+def _lock_address_book(user: User) -> None:
+    """Serialize one customer's address book writes on their user row.
+
+    The cap is a count, which no constraint can hold: two concurrent saves would both see
+    room for one more. Locking the owner's row makes count-then-insert one step. The
+    default flags are guarded by partial unique constraints; the lock only makes the
+    clear-then-set of a new default never collide with another request doing the same.
+    Call inside a transaction.
+    """
+    User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).get()
+
+
+def _apply_defaults(
+    *, user: User, address: Address, shipping: bool | None, billing: bool | None
+) -> list[str]:
+    """Set or clear the default flags of `address`; a new default takes over from the old.
+
+    Caller holds the address book lock. Returns the fields it changed on `address`.
+    """
+    changed: list[str] = []
+    for field, wanted in (("is_default_shipping", shipping), ("is_default_billing", billing)):
+        if wanted is None or getattr(address, field) == wanted:
+            continue
+        if wanted:
+            others = Address.objects.filter(user=user, **{field: True})
+            if address.pk is not None:
+                others = others.exclude(pk=address.pk)
+            others.update(**{field: False, "updated_at": timezone.now()})
+        setattr(address, field, wanted)
+        changed.append(field)
+    return changed
+
+
+def store_address(
+    *,
+    user: User,
+    data: Mapping[str, Any],
+    default_shipping: bool = False,
+    default_billing: bool = False,
+) -> tuple[Address, bool]:
+    """Add an address to `user`'s book unless an equal one is there; True when added.
+
+    Equal after normalization means the same entry: saving the address of every order
+    does not fill the book with copies. A default flag asked for is applied either way
+    (False leaves an existing entry's flag as it is).
+    Raises AddressInvalid, and AddressBookFull when the book is at ADDRESS_BOOK_MAX.
+    """
+    address_fields = validate_address(data)
+    with transaction.atomic():
+        _lock_address_book(user)
+        address = Address.objects.filter(user=user, **address_fields).order_by("pk").first()
+        created = address is None
+        if address is None:
+            limit = settings.ADDRESS_BOOK_MAX
+            if Address.objects.filter(user=user).count() >= limit:
+                raise AddressBookFull(limit=limit)
+            address = Address(user=user, **address_fields)
+        changed = _apply_defaults(
+            user=user,
+            address=address,
+            shipping=default_shipping or None,
+            billing=default_billing or None,
+        )
+        if created:
+            address.save(force_insert=True)
+        elif changed:
+            address.save(update_fields=[*changed, "updated_at"])
+    logger.info("address_saved", user_id=user.pk, address_id=address.pk, created=created)
+    return address, created
+
+
+def save_address(
+    *,
+    user: User,
+    data: Mapping[str, Any],
+    default_shipping: bool = False,
+    default_billing: bool = False,
+) -> Address:
+    """`store_address` for callers that do not need to know whether it was new."""
+    address, _ = store_address(
+        user=user, data=data, default_shipping=default_shipping, default_billing=default_billing
+    )
+    return address
+
+
+def update_address(
+    *,
+    user: User,
+    address_id: int,
+    data: Mapping[str, Any],
+    default_shipping: bool | None = None,
+    default_billing: bool | None = None,
+) -> Address:
+    """Replace the fields of one of `user`'s addresses with `data` (a whole address).
+
+    A default flag of None leaves it as it is; True makes this entry the default in place
+    of any other; False clears it.
+    Raises AddressInvalid, and AddressNotFound when the entry is not `user`'s.
+    """
+    address_fields = validate_address(data)
+    with transaction.atomic():
+        _lock_address_book(user)
+        address = Address.objects.filter(user=user, pk=address_id).first()
+        if address is None:
+            raise AddressNotFound(address_id=address_id)
+        changed = [
+            name for name, value in address_fields.items() if getattr(address, name) != value
+        ]
+        for name in changed:
+            setattr(address, name, address_fields[name])
+        changed += _apply_defaults(
+            user=user, address=address, shipping=default_shipping, billing=default_billing
+        )
+        if changed:
+            address.save(update_fields=[*changed, "updated_at"])
+    logger.info("address_updated", user_id=user.pk, address_id=address.pk, fields=changed)
+    return address
+
+
+def delete_address(*, user: User, address_id: int) -> None:
+    """Remove one of `user`'s addresses (orders keep their own copies).
+
+    Raises AddressNotFound when the entry is not `user`'s.
+    """
+    deleted, _ = Address.objects.filter(user=user, pk=address_id).delete()
+    if not deleted:
+        raise AddressNotFound(address_id=address_id)
+    logger.info("address_deleted", user_id=user.pk, address_id=address_id)
