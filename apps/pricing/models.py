@@ -247,8 +247,17 @@ class Voucher(TimeStampedModel):
         return self.code
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save with the code and currency in capitals, never writing `used_count` back
+        over an existing row (it was read when the form opened; claims may have moved it
+        since): the services change it with F() updates only."""
         self.code = (self.code or "").strip().upper()
         self.currency = (self.currency or "").strip().upper()
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name != "used_count"
+            ]
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
