@@ -5,15 +5,58 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlparse
 
+import redis
 from celery import Celery
 from celery.signals import celeryd_init, setup_logging
+from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecommerce.settings")
 
 # Every task, `@shared_task` ones included, is an ecommerce.tasks.Task: transient
 # infrastructure errors retried, outbox deliveries marked completed on success.
 app = Celery("ecommerce", task_cls="ecommerce.tasks:Task")
+
+
+class _RedisBrokerChannel(kombu_redis.Channel):  # type: ignore[misc]
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection was released")
+        return dict(super()._connparams(asynchronous=asynchronous))
+
+
+class RedisBrokerTransport(kombu_redis.Transport):  # type: ignore[misc]
+    """kombu's Redis transport, whose channels fail with a connection error, not an
+    AttributeError, once their connection has been released.
+
+    After the broker connection breaks, the worker's consumer releases it twice
+    (`Connection.collect()`, then `close()`). When closing a channel failed the first time
+    (it was waiting on a BRPOP, or the channel before it in the teardown could not delete
+    its remote-control fanout queue), the second close finds the transport detached from
+    its connection; restoring the channel's delivered, unacknowledged messages then builds
+    a new Redis pool from the detached transport, and kombu 5.7 raised AttributeError.
+    Celery treats that as unrecoverable: the worker shut down for good when Redis was
+    killed while a task was in flight, and nothing consumed its queues again (charges, the
+    outbox relay, the sweeps; tests/integration/test_faults.py, about one run in six). As
+    a connection error it is ignored like the others on that path and the consumer
+    reconnects. The messages it could not restore stay in the broker's unacked set (back
+    after the visibility timeout) or, when the broker lost them, come back through the
+    outbox lease and the sweeps; a late ack on such a channel is logged, not raised.
+    """
+
+    Channel = _RedisBrokerChannel
+
+
+@app.on_after_configure.connect
+def _use_the_redis_broker_transport(sender: Celery, **_kwargs: Any) -> None:
+    """A `redis://` broker goes through RedisBrokerTransport; other brokers are untouched."""
+    conf = sender.conf
+    url = conf.broker_url
+    if not conf.broker_transport and isinstance(url, str) and urlparse(url).scheme == "redis":
+        conf.broker_transport = f"{__name__}:RedisBrokerTransport"
+
+
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -557,6 +557,20 @@ def _done_column(database: FaultDatabase) -> str:
     return "completed_at" if "completed_at" in columns else "dispatched_at"
 
 
+def stopped_processes(stack: Stack) -> list[str]:
+    """Workers and beat that exited during the scenario: nothing restarts them here, so
+    every later symptom (orders left unpaid, rows left in the outbox) follows from this."""
+    stopped = [
+        f"worker {name} exited with {worker.process.returncode}, last logged: "
+        + " | ".join(str(line.get("event"))[:200] for line in worker.log()[-3:])
+        for name, worker in stack.workers.items()
+        if not worker.alive
+    ]
+    if stack.beat is not None and stack.beat.process.poll() is not None:
+        stopped.append(f"beat exited with {stack.beat.process.returncode}")
+    return stopped
+
+
 def outcome_of(
     stack: Stack, load: LoadGenerator, *, since: datetime, ask_provider: bool = True
 ) -> Outcome:
@@ -564,7 +578,7 @@ def outcome_of(
     provider, with its notifications; nothing left waiting in the outbox or to be sent."""
     database = stack.database
     accepted = load.accepted()
-    problems: list[str] = []
+    problems: list[str] = stopped_processes(stack)
     keys = [p.key for p in load.placements]
     rows = database.rows(
         "SELECT o.idempotency_key, o.public_id::text, o.status, o.id, p.status"
