@@ -27,7 +27,7 @@ from apps.pricing import selectors as pricing_selectors
 from apps.pricing.calculator import Breakdown
 from apps.shipping import selectors as shipping_selectors
 from apps.shipping.selectors import ShippingQuote
-from ecommerce.money import format_amount
+from ecommerce.money import format_amount, is_exact
 
 # What new_cart_token makes (URL-safe base64); anything else names no cart.
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -91,7 +91,14 @@ def _lines(cart: Cart) -> list[CartLine]:
 
 
 def _for_sale(variant: ProductVariant, currency: str) -> bool:
-    return variant.is_active and variant.product.is_active and variant.currency == currency
+    """Active, in the cart's currency, and at a price that currency can carry (a legacy
+    100.50 JPY cannot be priced)."""
+    return (
+        variant.is_active
+        and variant.product.is_active
+        and variant.currency == currency
+        and is_exact(variant.price, currency)
+    )
 
 
 def _basis(lines: list[CartLine], currency: str) -> tuple[int, Decimal]:

@@ -7,8 +7,10 @@ a change racing a checkout included, run one after the other. A change touches
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +32,7 @@ from apps.checkout.exceptions import (
 )
 from apps.checkout.models import Cart, CartLine, CartStatus
 from apps.orders import services as orders_services
-from apps.orders.exceptions import IdempotencyKeyReused
+from apps.orders.exceptions import IdempotencyKeyReused, InvalidOrder
 from apps.orders.models import Order
 from apps.pricing import selectors as pricing_selectors
 from apps.pricing import services as pricing_services
@@ -38,10 +40,12 @@ from apps.pricing.calculator import Breakdown
 from apps.shipping import selectors as shipping_selectors
 from apps.users import addresses as users_addresses
 from apps.users import services as users_services
+from ecommerce.money import is_exact
 from ecommerce.observability.logging import get_logger
 
 logger = get_logger(__name__)
 
+COUNTRY = re.compile(r"[A-Z]{2}")
 # "Leave this field as it is" for update_cart's optional arguments (None means "clear").
 UNSET: Any = object()
 
@@ -393,7 +397,10 @@ def _draft(
         total=breakdown.total,
         prices_include_tax=breakdown.prices_include_tax,
         voucher_code=breakdown.voucher_code,
-        tax_breakdown=breakdown.tax_breakdown(),
+        # The calculator gives JSON-ready strings; the order stores amounts it formats.
+        tax_breakdown=[
+            {key: Decimal(value) for key, value in row.items()} for row in breakdown.tax_breakdown()
+        ],
         shipping_country=country,
         shipping_address=shipping_address,
         billing_address=billing_address,
@@ -531,8 +538,22 @@ def place_order(
     Raises InvalidOrder, ProductUnavailable, OutOfStock, IdempotencyKeyReused,
     IdempotentRequestInProgress.
     """
+    if shipping_country and not COUNTRY.fullmatch(shipping_country):
+        raise InvalidOrder("A shipping country is a two-letter ISO code in capitals: DE.")
     items = orders_services.resolve_lines(lines)
     currency = items[0][0].currency
+    if not all(is_exact(variant.price, currency) for variant, _ in items):
+        # A legacy price its currency cannot carry (100.50 JPY) cannot be priced: the order
+        # is placed as entered, as before, and the provider refuses the charge.
+        return orders_services.place_order(
+            user=user,
+            lines=lines,
+            payment_token=payment_token,
+            shipping_country=shipping_country,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            placed_by=placed_by,
+        )
     breakdown = pricing_selectors.price_items(
         items, currency=currency, country=shipping_country, user=user
     )

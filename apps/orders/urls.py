@@ -1,7 +1,10 @@
-from apps.orders import api
-from ecommerce.api.routers import OptionalSlashRouter
+"""The orders app's routes: none of its own.
 
-router = OptionalSlashRouter()
-router.register("orders", api.OrderViewSet, basename="order")
+`/api/orders` (apps.orders.api.OrderViewSet) is registered by apps.checkout.urls, whose
+subclass places orders through checkout (priced with taxes and promotions); listing,
+reading and cancelling are this app's views as they were.
+"""
 
-urlpatterns = router.urls
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
