@@ -17,6 +17,7 @@ _order_actions = import_module("apps.orders.migrations.0003_role_action_permissi
 _notifications = import_module("apps.notifications.migrations.0002_role_permissions")
 _inventory = import_module("apps.inventory.migrations.0002_role_permissions")
 _pricing = import_module("apps.pricing.migrations.0003_role_permissions")
+_shipping_methods = import_module("apps.shipping.migrations.0003_role_permissions_for_methods")
 _tax_classes = import_module("apps.pricing.migrations.0002_tax_classes")
 
 
@@ -38,6 +39,8 @@ def restore_role_groups() -> None:
     for role, perms in _inventory.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in _pricing.GRANTS.items():
+        grants[role].extend(perms)
+    for role, perms in _shipping_methods.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in grants.items():
         group, _ = Group.objects.get_or_create(name=role)

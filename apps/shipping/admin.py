@@ -1,5 +1,5 @@
-"""Shipping zones in the admin: countries typed as `DE, AT`, saved through
-apps.shipping.services (capitals, sorted, each once)."""
+"""Shipping in the admin: zones with countries typed as `DE, AT`, saved through
+apps.shipping.services (capitals, sorted, each once); methods with their rate bands inline."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from apps.shipping import services
-from apps.shipping.models import ShippingZone, validate_countries
+from apps.shipping.models import (
+    BANDED_KINDS,
+    ShippingMethod,
+    ShippingMethodKind,
+    ShippingRateBand,
+    ShippingZone,
+    validate_countries,
+)
 
 
 class CountriesField(forms.CharField):
@@ -67,3 +74,64 @@ class ShippingZoneAdmin(admin.ModelAdmin):
         zone = services.save_zone(slug=obj.slug, name=data["name"], countries=data["countries"])
         obj.pk, obj.countries = zone.pk, zone.countries
         obj._state.adding, obj._state.db = False, zone._state.db
+
+
+class ShippingMethodForm(forms.ModelForm):
+    class Meta:
+        model = ShippingMethod
+        fields = (
+            "zone",
+            "name",
+            "kind",
+            "price",
+            "currency",
+            "free_over",
+            "is_active",
+            "sort_order",
+        )
+
+    def clean_currency(self) -> str:
+        # Stored in capitals (the CHECK constraint); typed in any case.
+        return str(self.cleaned_data["currency"]).strip().upper()
+
+
+class ShippingRateBandFormSet(forms.BaseInlineFormSet):
+    """A banded method needs a band; a flat rate has none (the service's rule)."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept = [
+            form
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE", False)
+        ]
+        kind = self.instance.kind
+        if kind == ShippingMethodKind.FLAT and kept:
+            raise ValidationError(
+                "A flat-rate method has no bands: delete them or change the kind."
+            )
+        if kind in BANDED_KINDS and not kept:
+            raise ValidationError("A method priced by bands needs at least one band.")
+
+
+class ShippingRateBandInline(admin.TabularInline):
+    model = ShippingRateBand
+    formset = ShippingRateBandFormSet
+    fields = ("lower", "upper", "price")
+    extra = 0
+    ordering = ("lower", "pk")
+
+
+@admin.register(ShippingMethod)
+class ShippingMethodAdmin(admin.ModelAdmin):
+    """Methods with their bands. Weight bands are in grams, price bands in the method's
+    currency; amounts must be exact to the currency (no decimals for JPY)."""
+
+    form = ShippingMethodForm
+    inlines = (ShippingRateBandInline,)
+    list_display = ("name", "zone", "kind", "price", "currency", "free_over", "is_active")
+    list_filter = ("is_active", "kind", "zone")
+    list_select_related = ("zone",)
+    search_fields = ("name", "zone__name", "zone__slug")
+    ordering = ("zone__name", "sort_order", "name", "pk")
+    fields = ("zone", "name", "kind", "price", "currency", "free_over", "is_active", "sort_order")

@@ -12,7 +12,7 @@ from django.db.models.functions import Upper
 
 from apps.catalog.models import store_currency
 from ecommerce.models import TimeStampedModel
-from ecommerce.money import amount_error
+from ecommerce.money import THREE_DECIMAL_CURRENCIES, amount_error
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
@@ -90,6 +90,8 @@ def method_errors(
     errors: dict[str, str] = {}
     if not (isinstance(currency, str) and re.fullmatch(CURRENCY_PATTERN, currency)):
         return {"currency": "Give a three-letter ISO 4217 code in capitals: EUR."}
+    if currency in THREE_DECIMAL_CURRENCIES:
+        return {"currency": f"{currency} has three decimal places, which prices cannot hold."}
     if problem := amount_problem(price, currency):
         errors["price"] = problem
     elif kind in BANDED_KINDS and price != 0:

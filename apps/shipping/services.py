@@ -169,11 +169,10 @@ def _store_bands(method: ShippingMethod, bands: Sequence[BandSpec]) -> None:
 
 
 def _name_taken(*, zone: ShippingZone, name: str, currency: str, other_than: int | None) -> bool:
-    return (
-        ShippingMethod.objects.filter(zone=zone, name__iexact=name, currency=currency)
-        .exclude(pk=other_than)
-        .exists()
-    )
+    same = ShippingMethod.objects.filter(zone=zone, name__iexact=name, currency=currency)
+    if other_than is not None:
+        same = same.exclude(pk=other_than)
+    return same.exists()
 
 
 def create_method(

@@ -25,15 +25,20 @@ def germany():
     return zone, standard, express
 
 
-def offered(**cart: object) -> list[tuple[str, str, bool]]:
-    cart = {"country": "DE", "currency": "EUR", "weight_grams": 0, "subtotal": "10.00", **cart}
+def offered(
+    *,
+    country: str = "DE",
+    currency: str = "EUR",
+    weight_grams: int = 0,
+    subtotal: str = "10.00",
+) -> list[tuple[str, str, bool]]:
     return [
         (q.name, str(q.price), q.free)
         for q in selectors.quotes(
-            country=str(cart["country"]),
-            currency=str(cart["currency"]),
-            weight_grams=int(cart["weight_grams"]),  # type: ignore[call-overload]
-            subtotal=Decimal(str(cart["subtotal"])),
+            country=country,
+            currency=currency,
+            weight_grams=weight_grams,
+            subtotal=Decimal(subtotal),
         )
     ]
 

@@ -133,6 +133,29 @@ CATALOG_DEPTH_VIEW = {
     "shipping.view_shippingzone",
 }
 
+# What shipping.0003 grants on shipping methods and their rate bands.
+SHIPPING_METHODS_MANAGE = {
+    f"shipping.{verb}_{model}"
+    for model in ("shippingmethod", "shippingrateband")
+    for verb in ("add", "change", "delete", "view")
+}
+SHIPPING_METHODS_VIEW = {"shipping.view_shippingmethod", "shipping.view_shippingrateband"}
+
+# What pricing.0003 grants: tax, vouchers and promotions; voucher uses are view-only.
+PRICING_MANAGE = (
+    {
+        f"pricing.{verb}_{model}"
+        for model in ("taxclass", "taxrate", "voucher", "promotion")
+        for verb in ("add", "change", "delete", "view")
+    }
+    | {"pricing.change_taxsettings", "pricing.view_taxsettings"}
+    | {"pricing.view_voucheruse"}
+)
+PRICING_VIEW = {
+    f"pricing.view_{model}"
+    for model in ("taxclass", "taxrate", "voucher", "promotion", "taxsettings", "voucheruse")
+}
+
 # Every permission each role holds once all the role migrations have run. A migration that
 # grants something new fails here until this table (and the README's roles) says so.
 MIGRATED_GRANTS = {
@@ -148,7 +171,9 @@ MIGRATED_GRANTS = {
         "payments.view_payment",
         "users.view_user",
     }
-    | CATALOG_DEPTH_VIEW,
+    | CATALOG_DEPTH_VIEW
+    | SHIPPING_METHODS_VIEW
+    | PRICING_VIEW,
     "catalog_manager": {
         "catalog.add_category",
         "catalog.add_product",
@@ -157,7 +182,9 @@ MIGRATED_GRANTS = {
         "catalog.view_category",
         "catalog.view_product",
     }
-    | CATALOG_DEPTH_MANAGE,
+    | CATALOG_DEPTH_MANAGE
+    | SHIPPING_METHODS_MANAGE
+    | PRICING_MANAGE,
     "admin": {
         "catalog.add_category",
         "catalog.add_product",
@@ -184,7 +211,9 @@ MIGRATED_GRANTS = {
         "users.delete_user",
         "users.view_user",
     }
-    | CATALOG_DEPTH_MANAGE,
+    | CATALOG_DEPTH_MANAGE
+    | SHIPPING_METHODS_MANAGE
+    | PRICING_MANAGE,
 }
 
 
