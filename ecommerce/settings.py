@@ -456,7 +456,10 @@ SPECTACULAR_SETTINGS = {
     # Separate request and response components, so read-only and write-only fields are
     # each in the one they belong to.
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"OrderStatusEnum": "apps.orders.models.OrderStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "apps.orders.models.OrderStatus",
+        "ShippingMethodKindEnum": "apps.shipping.models.ShippingMethodKind",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ecommerce.api.schema.add_header_components",
