@@ -1,15 +1,19 @@
-"""Admin for accounts: staff log in with their email; roles are groups."""
+"""Admin for accounts: staff log in with their email; roles are groups; addresses inline."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import InlineModelAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.users.models import User, normalize_email
+from apps.users.addresses import ADDRESS_FIELDS, AddressInvalid, validate_address
+from apps.users.models import Address, User, normalize_email
 
 # Only a superuser may grant what bypasses the roles: the superuser flag and permissions
 # given to one account outside its groups.
@@ -33,6 +37,54 @@ class AccountChangeForm(UserChangeForm):
 
     def clean_email(self) -> str:
         return normalize_email(self.cleaned_data["email"])
+
+
+class AddressAdminForm(forms.ModelForm):
+    """An address edited by staff passes the same checks and normalization as the API's."""
+
+    class Meta:
+        model = Address
+        fields = (*ADDRESS_FIELDS, "is_default_shipping", "is_default_billing")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        try:
+            cleaned.update(validate_address(cleaned))
+        except AddressInvalid as exc:
+            for field, message in exc.extra["errors"].items():
+                self.add_error(field, message)
+        return cleaned
+
+
+class AddressInline(admin.StackedInline):
+    """A customer's address book, read by whoever may view the account and edited by
+    whoever may change it (no permission of its own to hand out)."""
+
+    model = Address
+    form = AddressAdminForm
+    extra = 0
+    fields = (
+        ("first_name", "last_name", "company"),
+        ("street_address_1", "street_address_2"),
+        ("postal_code", "city", "country_area", "country"),
+        "phone",
+        ("is_default_shipping", "is_default_billing"),
+    )
+
+    def _user_admin(self) -> admin.ModelAdmin:
+        return self.admin_site.get_model_admin(User)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._user_admin().has_view_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._user_admin().has_change_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._user_admin().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._user_admin().has_change_permission(request, obj)
 
 
 @admin.register(User)
@@ -65,6 +117,20 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).prefetch_related("groups")
+
+    def get_inlines(self, request: HttpRequest, obj: User | None) -> list[type[InlineModelAdmin]]:
+        """The address book on an existing account's page.
+
+        A change posted without the address formset (a script filling only the account's
+        fields) saves the account and leaves the addresses alone, instead of failing on
+        the formset's missing management data.
+        """
+        if obj is None:
+            return []
+        prefix = Address._meta.get_field("user").remote_field.get_accessor_name()
+        if request.method == "POST" and f"{prefix}-TOTAL_FORMS" not in request.POST:
+            return []
+        return [AddressInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
         """A staff member who may change accounts still cannot make anyone a superuser or

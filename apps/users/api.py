@@ -1,4 +1,5 @@
-"""Users and authentication endpoints (thin: parse, call a service or selector, serialize)."""
+"""Users, address book and authentication endpoints (thin: parse, call a service or
+selector, serialize)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, ErrorDetail, ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -26,21 +27,27 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.serializers import TokenBlacklistSerializer
 
 from apps.users import selectors, services
+from apps.users.addresses import AddressBookFull, AddressNotFound
 from apps.users.exceptions import (
     EmailAlreadyRegistered,
     SetPasswordTokenExpired,
     SetPasswordTokenInvalid,
 )
 from apps.users.filters import UserFilter
-from apps.users.models import User
+from apps.users.models import Address, User
 from apps.users.serializers import (
     AccountOutputSerializer,
+    AddressBookEntryInputSerializer,
+    AddressBookEntryOutputSerializer,
     ProfileUpdateInputSerializer,
     RegistrationInputSerializer,
     SetPasswordInputSerializer,
+    TokenObtainInputSerializer,
     TokenRefreshInputSerializer,
     UserOutputSerializer,
+    cart_token_field,
 )
+from apps.users.signals import announce_sign_in
 from ecommerce.api import identifiers, ratelimit
 from ecommerce.api.filters import OrderingFilter, SearchFilter
 from ecommerce.api.permissions import HasRole, Role
@@ -183,6 +190,7 @@ class UserViewSet(viewsets.GenericViewSet):
             fields={
                 "email": serializers.EmailField(),
                 "password": serializers.CharField(style={"input_type": "password"}),
+                "cart_token": cart_token_field(),
             },
         ),
         responses={
@@ -200,15 +208,36 @@ class UserViewSet(viewsets.GenericViewSet):
                 value={"email": "customer@example.com", "password": "demo-shop-2026"},
                 request_only=True,
             ),
+            OpenApiExample(
+                "Credentials and the cart filled before logging in",
+                value={
+                    "email": "customer@example.com",
+                    "password": "demo-shop-2026",
+                    "cart_token": "pV3o0kq9Vd1mZ2yJ8bQe5Xn4Ws7Hc6Tg",
+                },
+                request_only=True,
+            ),
             TOKEN_PAIR_EXAMPLE,
         ],
     )
 )
 class TokenObtainView(ratelimit.LoginLockoutMixin, jwt_views.TokenObtainPairView):
-    """Exchange email and password for an access and a refresh token."""
+    """Exchange email and password for an access and a refresh token, then announce the
+    sign-in (`customer_signed_in`) with the cart token sent, so the visitor's cart follows."""
 
     authentication_classes = ()
     rate_limit_scope = ratelimit.AUTH
+    serializer_class = TokenObtainInputSerializer
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        # SimpleJWT's post() builds the serializer itself; kept to know who logged in.
+        self.login = super().get_serializer(*args, **kwargs)
+        return self.login
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().post(request, *args, **kwargs)
+        announce_sign_in(sender=type(self), user=self.login.user, cart_token=self.login.cart_token)
+        return response
 
 
 @extend_schema_view(
@@ -277,3 +306,184 @@ class SetPasswordView(APIView):
         serializer.is_valid(raise_exception=True)
         services.set_password_with_token(**serializer.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+ADDRESS_INPUT_EXAMPLE = OpenApiExample(
+    "An address",
+    value={
+        "first_name": "John",
+        "last_name": "Doe",
+        "street_address_1": "Friedrichstraße 123",
+        "city": "Berlin",
+        "postal_code": "10117",
+        "country": "DE",
+        "phone": "+49 30 1234567",
+        "is_default_shipping": True,
+    },
+    request_only=True,
+)
+ADDRESS_EXAMPLE = OpenApiExample(
+    "An address book entry",
+    value={
+        "id": 12,
+        "first_name": "John",
+        "last_name": "Doe",
+        "company": "",
+        "street_address_1": "Friedrichstraße 123",
+        "street_address_2": "",
+        "city": "Berlin",
+        "postal_code": "10117",
+        "country": "DE",
+        "country_area": "",
+        "phone": "+49 30 1234567",
+        "is_default_shipping": True,
+        "is_default_billing": False,
+        "created_at": "2026-11-27T10:15:00.123456Z",
+        "updated_at": "2026-11-27T10:15:00.123456Z",
+    },
+    response_only=True,
+)
+ADDRESS_REFUSED = ValidationError(
+    {
+        "postal_code": [
+            ErrorDetail("Not a valid postal code for DE (like 12345).", "invalid_postal_code")
+        ],
+        "country_area": [ErrorDetail("This field is required.", "required")],
+    }
+)
+ADDRESS_NOT_FOUND = AddressNotFound(address_id=12)
+DEFAULT_FLAGS = AddressBookEntryInputSerializer.DEFAULT_FLAGS
+
+
+def _default_flags(data: dict[str, Any]) -> dict[str, bool | None]:
+    """The default flags of an input, None where absent, taken out of `data`."""
+    shipping, billing = (data.pop(flag, None) for flag in DEFAULT_FLAGS)
+    return {"default_shipping": shipping, "default_billing": billing}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List one's addresses", examples=[ADDRESS_EXAMPLE]),
+    retrieve=extend_schema(
+        summary="Read one of one's addresses",
+        responses={
+            status.HTTP_200_OK: AddressBookEntryOutputSerializer,
+            **problems(ADDRESS_NOT_FOUND),
+        },
+        examples=[ADDRESS_EXAMPLE],
+    ),
+    create=extend_schema(
+        summary="Add an address to one's address book",
+        description="The address is normalized (spacing, letter case, the country's postal "
+        "code format) and checked against its country's rules. An address equal to one "
+        "already in the book is not stored twice: the answer is that entry. "
+        "`is_default_shipping` / `is_default_billing` make it the default in place of the "
+        "previous one.",
+        request=AddressBookEntryInputSerializer,
+        responses={
+            status.HTTP_201_CREATED: AddressBookEntryOutputSerializer,
+            **problems(ADDRESS_REFUSED, AddressBookFull(limit=50)),
+        },
+        parameters=[
+            OpenApiParameter(
+                "Location",
+                str,
+                OpenApiParameter.HEADER,
+                response=[201],
+                description="The address.",
+            )
+        ],
+        examples=[ADDRESS_INPUT_EXAMPLE, ADDRESS_EXAMPLE],
+    ),
+    update=extend_schema(
+        summary="Replace one of one's addresses",
+        description="Fields left out are emptied; default flags left out stay as they are "
+        "(`false` clears one).",
+        request=AddressBookEntryInputSerializer,
+        responses={
+            status.HTTP_200_OK: AddressBookEntryOutputSerializer,
+            **problems(ADDRESS_REFUSED, ADDRESS_NOT_FOUND),
+        },
+        examples=[ADDRESS_INPUT_EXAMPLE, ADDRESS_EXAMPLE],
+    ),
+    partial_update=extend_schema(
+        summary="Change one of one's addresses",
+        description="The fields sent replace those stored; the result is checked as a "
+        "whole address.",
+        request=AddressBookEntryInputSerializer(partial=True),
+        responses={
+            status.HTTP_200_OK: AddressBookEntryOutputSerializer,
+            **problems(ADDRESS_REFUSED, ADDRESS_NOT_FOUND),
+        },
+        examples=[
+            OpenApiExample(
+                "New postal code, and the default billing address",
+                value={"postal_code": "10115", "is_default_billing": True},
+                request_only=True,
+            ),
+            ADDRESS_EXAMPLE,
+        ],
+    ),
+    destroy=extend_schema(
+        summary="Delete one of one's addresses",
+        description="Orders keep their own copy of the addresses they were placed with.",
+        responses={status.HTTP_204_NO_CONTENT: None, **problems(ADDRESS_NOT_FOUND)},
+    ),
+)
+class AddressViewSet(viewsets.GenericViewSet):
+    """The caller's address book at /api/users/me/addresses; another customer's entry is
+    a 404, as if it did not exist."""
+
+    lookup_value_regex = identifiers.ID_PATTERN
+    permission_classes = (IsAuthenticated,)
+    filter_backends = ()
+    serializer_class = AddressBookEntryOutputSerializer
+    queryset = Address.objects.none()  # for the schema only: reads go through selectors
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(selectors.addresses_of(user=request.user))
+        return self.get_paginated_response(AddressBookEntryOutputSerializer(page, many=True).data)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        address = selectors.address_of(user=request.user, address_id=identifiers.id_from_path(pk))
+        return Response(AddressBookEntryOutputSerializer(address).data)
+
+    def create(self, request: Request) -> Response:
+        serializer = AddressBookEntryInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        flags = _default_flags(data)
+        address = services.save_address(
+            user=request.user,
+            data=data,
+            default_shipping=bool(flags["default_shipping"]),
+            default_billing=bool(flags["default_billing"]),
+        )
+        # 201 for an equal entry already in the book too: one answer whatever was there.
+        return Response(
+            AddressBookEntryOutputSerializer(address).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/users/me/addresses/{address.pk}"},
+        )
+
+    def update(self, request: Request, pk: str) -> Response:
+        address_id = identifiers.id_from_path(pk)
+        serializer = AddressBookEntryInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._update(address_id, dict(serializer.validated_data))
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        address = selectors.address_of(user=request.user, address_id=identifiers.id_from_path(pk))
+        serializer = AddressBookEntryInputSerializer(address, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        return self._update(address.pk, dict(serializer.validated_data))
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.delete_address(user=request.user, address_id=identifiers.id_from_path(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _update(self, address_id: int, data: dict[str, Any]) -> Response:
+        flags = _default_flags(data)
+        address = services.update_address(
+            user=self.request.user, address_id=address_id, data=data, **flags
+        )
+        return Response(AddressBookEntryOutputSerializer(address).data)

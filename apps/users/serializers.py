@@ -8,7 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.exceptions import ErrorDetail
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
@@ -61,6 +61,29 @@ class RegistrationInputSerializer(serializers.Serializer):
 
 class ProfileUpdateInputSerializer(serializers.Serializer):
     name = fields.CharField(max_length=150, trim_whitespace=True, required=False)
+
+
+CART_TOKEN_MAX_LENGTH = 100
+
+
+def cart_token_field() -> fields.CharField:
+    return fields.CharField(
+        max_length=CART_TOKEN_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        help_text="The token of a cart filled before logging in: it is merged into the "
+        "customer's cart.",
+    )
+
+
+class TokenObtainInputSerializer(TokenObtainPairSerializer):
+    """SimpleJWT's login, plus the optional token of the cart the visitor filled."""
+
+    cart_token = cart_token_field()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        self.cart_token: str = attrs.get("cart_token", "")
+        return super().validate(attrs)
 
 
 class TokenRefreshInputSerializer(TokenRefreshSerializer):
@@ -149,7 +172,6 @@ class AddressSerializer(serializers.Serializer):
     )
     country = fields.RegexField(
         r"^[A-Za-z]{2}$",
-        max_length=2,
         help_text="ISO 3166-1 alpha-2 code, stored in capitals.",
     )
     country_area = _address_text(

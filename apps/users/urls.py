@@ -5,6 +5,7 @@ from ecommerce.api.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("users", api.UserViewSet, basename="user")
+router.register("users/me/addresses", api.AddressViewSet, basename="address")
 
 urlpatterns = [
     re_path(r"^auth/token/?$", api.TokenObtainView.as_view(), name="token-obtain"),
