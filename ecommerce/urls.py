@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/", include("apps.catalog.urls")),
     path("api/", include("apps.inventory.urls")),
     path("api/", include("apps.shipping.urls")),
+    path("api/", include("apps.pricing.urls")),
     path("api/", include("apps.orders.urls")),
     path("api/", include("apps.checkout.urls")),
     path("api/", include("apps.notifications.urls")),

@@ -361,3 +361,38 @@ def price_items(
             shipping=shipping_input,
         ),
     )
+
+
+# --- Staff reads (the API) ------------------------------------------------------------------
+
+
+def list_vouchers(*, is_active: bool | None = None, search: str = "") -> QuerySet[Voucher]:
+    """Vouchers by code, with their products and categories prefetched."""
+    vouchers = Voucher.objects.prefetch_related("products", "categories").order_by("code")
+    if is_active is not None:
+        vouchers = vouchers.filter(is_active=is_active)
+    if search.strip():
+        vouchers = vouchers.filter(code__contains=normalize_code(search))
+    return vouchers
+
+
+def get_voucher(*, code: str) -> Voucher:
+    """The voucher `code` (any letter case), usable or not. Raises VoucherNotFound."""
+    voucher = list_vouchers().filter(code=normalize_code(code)).first()
+    if voucher is None:
+        raise VoucherNotFound(code=normalize_code(code))
+    return voucher
+
+
+def uses_of(*, code: str) -> QuerySet[VoucherUse]:
+    """The uses of voucher `code`, newest first. Raises VoucherNotFound."""
+    return VoucherUse.objects.filter(voucher=get_voucher(code=code)).order_by("-created_at", "-pk")
+
+
+def list_tax_rates(*, country: str = "") -> QuerySet[TaxRate]:
+    rates = TaxRate.objects.select_related("tax_class").order_by("country", "tax_class__slug")
+    return rates.filter(country=country.upper()) if country else rates
+
+
+def list_promotions() -> QuerySet[Promotion]:
+    return Promotion.objects.prefetch_related("products", "categories").order_by("name", "pk")
