@@ -9,16 +9,42 @@ order leaves a LogEntry, shown on the order's History page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import linebreaksbr
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from apps.orders import selectors, services
 from apps.orders.models import Order, OrderEvent, OrderItem
+from apps.orders.serializers import percent
 from ecommerce.errors import DomainError
+
+
+def address_lines(address: Mapping[str, Any]) -> list[str]:
+    """A postal address as the lines of a label; [] when none was given."""
+    if not address:
+        return []
+    name = " ".join(filter(None, (address.get("first_name"), address.get("last_name"))))
+    place = " ".join(filter(None, (address.get("postal_code"), address.get("city"))))
+    if address.get("country_area"):
+        place = f"{place}, {address['country_area']}"
+    lines = (
+        name,
+        address.get("company"),
+        address.get("street_address_1"),
+        address.get("street_address_2"),
+        place,
+        address.get("country"),
+        address.get("phone"),
+    )
+    return [str(line) for line in lines if line]
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -34,8 +60,22 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 class OrderItemInline(ReadOnlyInline):
+    """The lines as priced: `line_total` is after discounts, tax included."""
+
     model = OrderItem
-    fields = ("sku", "name", "variant_name", "unit_price", "quantity", "line_total")
+    fields = (
+        "sku",
+        "name",
+        "variant_name",
+        "unit_price",
+        "quantity",
+        "discount",
+        "promotion_name",
+        "tax_rate",
+        "tax",
+        "total_net",
+        "line_total",
+    )
     readonly_fields = fields
 
 
@@ -53,19 +93,69 @@ class OrderAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("user",)
     inlines = (OrderItemInline, OrderEventInline)
-    fields = (
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "public_id",
+                    "user",
+                    "email",
+                    "placed_by",
+                    "status",
+                    "hold_expires",
+                    "idempotency_key",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+        (
+            "Price breakdown",
+            {
+                "description": "As priced at placement. Lines (below) show their discounts "
+                "and tax; total = subtotal + shipping - discounts, plus the tax when prices "
+                "are net.",
+                "fields": (
+                    "currency",
+                    "price_basis",
+                    "subtotal",
+                    "shipping",
+                    "discount_total",
+                    "voucher_code",
+                    "tax_by_rate",
+                    "tax_total",
+                    "total_net",
+                    "total",
+                ),
+            },
+        ),
+        ("Addresses", {"fields": ("shipping_country", "shipping_to", "billing_to")}),
+    )
+    readonly_fields = (
         "public_id",
         "user",
+        "email",
         "placed_by",
         "status",
-        "currency",
-        "subtotal",
-        "total",
+        "hold_expires",
         "idempotency_key",
         "created_at",
         "updated_at",
+        "currency",
+        "price_basis",
+        "subtotal",
+        "shipping",
+        "discount_total",
+        "voucher_code",
+        "tax_by_rate",
+        "tax_total",
+        "total_net",
+        "total",
+        "shipping_country",
+        "shipping_to",
+        "billing_to",
     )
-    readonly_fields = fields
     actions = ("mark_fulfilled", "refund", "cancel", "retry_payment")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -73,6 +163,52 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    # --- The breakdown, as text ----------------------------------------------------------
+
+    @admin.display(description="Hold expires")
+    def hold_expires(self, order: Order) -> str:
+        if order.expires_at is not None:
+            return str(order.expires_at)
+        # Placed before holds were stored: the expiry sweep uses the timeout.
+        fallback = order.created_at + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
+        return f"{fallback} (placement + payment timeout)"
+
+    @admin.display(description="Prices")
+    def price_basis(self, order: Order) -> str:
+        return "Tax included (gross)" if order.prices_include_tax else "Before tax (net)"
+
+    @admin.display(description="Shipping")
+    def shipping(self, order: Order) -> str:
+        if not order.shipping_method_name and not order.shipping_price:
+            return "None"
+        method = order.shipping_method_name or "Shipping"
+        return f"{method}: {order.shipping_price} {order.currency} (tax {order.shipping_tax})"
+
+    @admin.display(description="Tax by rate")
+    def tax_by_rate(self, order: Order) -> SafeString | str:
+        if not order.tax_breakdown:
+            return "None"
+        return format_html(
+            "<table><thead><tr><th>Rate</th><th>Net</th><th>Tax</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            format_html_join(
+                "",
+                "<tr><td>{}%</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (percent(row.get("rate", "0")), row.get("net", ""), row.get("tax", ""))
+                    for row in order.tax_breakdown
+                ),
+            ),
+        )
+
+    @admin.display(description="Shipping address")
+    def shipping_to(self, order: Order) -> SafeString | str:
+        return _address_html(order.shipping_address)
+
+    @admin.display(description="Billing address")
+    def billing_to(self, order: Order) -> SafeString | str:
+        return _address_html(order.billing_address)
 
     # --- Who may run each action ----------------------------------------------------------
 
@@ -156,3 +292,10 @@ class OrderAdmin(admin.ModelAdmin):
         for order in pending:
             self.log_change(request, order, "Requested payment again")
         self.message_user(request, f"Requested payment of {len(pending)} order(s).")
+
+
+def _address_html(address: Mapping[str, Any]) -> SafeString | str:
+    lines = address_lines(address or {})
+    if not lines:
+        return "None"
+    return linebreaksbr("\n".join(lines), autoescape=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -114,14 +116,36 @@ class OrderCancelInputSerializer(serializers.Serializer):
 # The output shapes below describe, for the OpenAPI schema, the dicts that `order_to_dict`
 # and `order_detail_to_dict` build by hand; tests check that the two agree key for key.
 MONEY_STRING = {"help_text": "Decimal amount with two places, as a string: `19.90`."}
+RATE_STRING = {"help_text": "Tax rate in percent, as a string without trailing zeros: `19`, `7.7`."}
+ADDRESS_EXAMPLE: dict[str, str] = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "company": "",
+    "street_address_1": "Unter den Linden 1",
+    "street_address_2": "",
+    "city": "Berlin",
+    "postal_code": "10117",
+    "country": "DE",
+    "country_area": "",
+    "phone": "+49 30 1234567",
+}
 ORDER_EXAMPLE: dict[str, Any] = {
     "id": "7d4c1e9a-6b3d-4f2e-9c8b-0a1b2c3d4e5f",
     "status": "pending_payment",
     "user_id": 7,
     "currency": "EUR",
     "shipping_country": "DE",
+    "shipping_address": ADDRESS_EXAMPLE,
+    "billing_address": ADDRESS_EXAMPLE,
+    "prices_include_tax": True,
     "subtotal": "59.70",
-    "total": "59.70",
+    "discount_total": "5.97",
+    "shipping": {"method": "DHL Paket", "price": "4.90", "tax": "0.78"},
+    "tax_total": "9.36",
+    "total_net": "49.27",
+    "total": "58.63",
+    "voucher_code": "WELCOME10",
+    "tax_breakdown": [{"rate": "19", "net": "49.27", "tax": "9.36"}],
     "items": [
         {
             "sku": "TEE-BLK-M",
@@ -129,9 +153,15 @@ ORDER_EXAMPLE: dict[str, Any] = {
             "variant": "M / Black",
             "unit_price": "19.90",
             "quantity": 3,
-            "line_total": "59.70",
+            "discount": "5.97",
+            "promotion_name": "",
+            "tax_rate": "19",
+            "tax": "8.58",
+            "total_net": "45.15",
+            "line_total": "53.73",
         }
     ],
+    "expires_at": "2026-11-24T10:30:00.123456Z",
     "created_at": "2026-11-24T10:15:00.123456Z",
     "updated_at": "2026-11-24T10:15:00.123456Z",
 }
@@ -141,9 +171,56 @@ class OrderItemOutputSerializer(serializers.Serializer):
     sku = serializers.CharField(help_text="The variant's SKU.")
     name = serializers.CharField(help_text="The product's name.")
     variant = serializers.CharField(help_text="The variant's name (`M / Black`), or empty.")
-    unit_price = serializers.CharField(**MONEY_STRING)
+    unit_price = serializers.CharField(
+        help_text="Price of one unit as entered in the catalog: tax included when the "
+        "order's `prices_include_tax`, else without. Decimal string: `19.90`."
+    )
     quantity = serializers.IntegerField()
-    line_total = serializers.CharField(**MONEY_STRING)
+    discount = serializers.CharField(
+        help_text="Promotion and voucher discount on the line. Decimal string: `5.97`."
+    )
+    promotion_name = serializers.CharField(
+        help_text="The automatic promotion applied to the line, or empty."
+    )
+    tax_rate = serializers.CharField(**RATE_STRING)
+    tax = serializers.CharField(**MONEY_STRING)
+    total_net = serializers.CharField(
+        help_text="The line after discounts, without tax. Decimal string: `45.15`."
+    )
+    line_total = serializers.CharField(
+        help_text="What the line costs after discounts, tax included (`total_net` + `tax`). "
+        "Decimal string: `53.73`."
+    )
+
+
+class OrderAddressOutputSerializer(serializers.Serializer):
+    """An address as the order keeps it; an empty object when none was given."""
+
+    first_name = serializers.CharField(required=False)
+    last_name = serializers.CharField(required=False)
+    company = serializers.CharField(required=False)
+    street_address_1 = serializers.CharField(required=False)
+    street_address_2 = serializers.CharField(required=False)
+    city = serializers.CharField(required=False)
+    postal_code = serializers.CharField(required=False)
+    country = serializers.CharField(required=False, help_text="ISO 3166-1 alpha-2 code.")
+    country_area = serializers.CharField(required=False)
+    phone = serializers.CharField(required=False)
+
+
+class OrderShippingOutputSerializer(serializers.Serializer):
+    method = serializers.CharField(help_text="The shipping method's name, or empty: none.")
+    price = serializers.CharField(
+        help_text="Shipping as entered (gross or net like the prices), before any discount. "
+        "Decimal string: `4.90`."
+    )
+    tax = serializers.CharField(**MONEY_STRING)
+
+
+class OrderTaxLineOutputSerializer(serializers.Serializer):
+    rate = serializers.CharField(**RATE_STRING)
+    net = serializers.CharField(**MONEY_STRING)
+    tax = serializers.CharField(**MONEY_STRING)
 
 
 @extend_schema_serializer(
@@ -155,9 +232,35 @@ class OrderOutputSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
     currency = serializers.CharField(help_text="ISO 4217 code, e.g. `EUR`.")
     shipping_country = serializers.CharField(help_text="Destination country, or empty.")
-    subtotal = serializers.CharField(**MONEY_STRING)
-    total = serializers.CharField(**MONEY_STRING)
+    shipping_address = OrderAddressOutputSerializer()
+    billing_address = OrderAddressOutputSerializer()
+    prices_include_tax = serializers.BooleanField(
+        help_text="Whether unit prices and the shipping price were entered with tax included."
+    )
+    subtotal = serializers.CharField(
+        help_text="The lines before discounts, as entered (see `prices_include_tax`). "
+        "Decimal string: `59.70`."
+    )
+    discount_total = serializers.CharField(
+        help_text="Promotions and voucher, on the lines and on shipping. Decimal string."
+    )
+    shipping = OrderShippingOutputSerializer()
+    tax_total = serializers.CharField(help_text="Tax on the lines and shipping. Decimal string.")
+    total_net = serializers.CharField(help_text="`total` without tax. Decimal string.")
+    total = serializers.CharField(
+        help_text="What is charged, tax included: subtotal + shipping price - discounts, "
+        "plus the tax when prices are net. Decimal string: `58.63`."
+    )
+    voucher_code = serializers.CharField(help_text="The voucher applied, or empty.")
+    tax_breakdown = OrderTaxLineOutputSerializer(
+        many=True, help_text="Tax per rate over the lines and shipping."
+    )
     items = OrderItemOutputSerializer(many=True)
+    expires_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Unpaid by then, the order expires and its items are released. Null for "
+        "orders placed before the hold was recorded.",
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -209,6 +312,15 @@ def money(value: Any) -> str:
     return f"{value:.2f}"
 
 
+def percent(value: Any) -> str:
+    """A tax rate as text without trailing zeros: "19", "7.7", "0"."""
+    return format(Decimal(str(value)).normalize(), "f")
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
 def item_to_dict(item: OrderItem) -> dict[str, Any]:
     return {
         "sku": item.sku,
@@ -216,22 +328,46 @@ def item_to_dict(item: OrderItem) -> dict[str, Any]:
         "variant": item.variant_name,
         "unit_price": money(item.unit_price),
         "quantity": item.quantity,
+        "discount": money(item.discount),
+        "promotion_name": item.promotion_name,
+        "tax_rate": percent(item.tax_rate),
+        "tax": money(item.tax),
+        "total_net": money(item.total_net),
         "line_total": money(item.line_total),
     }
 
 
 def order_to_dict(order: Order, items: Iterable[OrderItem]) -> dict[str, Any]:
+    """The order as the API, its idempotent replay, and notifications show it.
+
+    Never the buyer's email or the payment token: webhooks carry this to the buyer's own
+    endpoints, and the API answers with it.
+    """
     return {
         "id": str(order.public_id),
         "status": order.status,
         "user_id": order.user_id,
         "currency": order.currency,
         "shipping_country": order.shipping_country,
+        "shipping_address": dict(order.shipping_address or {}),
+        "billing_address": dict(order.billing_address or {}),
+        "prices_include_tax": order.prices_include_tax,
         "subtotal": money(order.subtotal),
+        "discount_total": money(order.discount_total),
+        "shipping": {
+            "method": order.shipping_method_name,
+            "price": money(order.shipping_price),
+            "tax": money(order.shipping_tax),
+        },
+        "tax_total": money(order.tax_total),
+        "total_net": money(order.total_net),
         "total": money(order.total),
+        "voucher_code": order.voucher_code,
+        "tax_breakdown": [dict(row) for row in order.tax_breakdown or []],
         "items": [item_to_dict(item) for item in items],
-        "created_at": order.created_at.isoformat().replace("+00:00", "Z"),
-        "updated_at": order.updated_at.isoformat().replace("+00:00", "Z"),
+        "expires_at": _timestamp(order.expires_at),
+        "created_at": _timestamp(order.created_at),
+        "updated_at": _timestamp(order.updated_at),
     }
 
 
@@ -240,7 +376,7 @@ def event_to_dict(event: OrderEvent) -> dict[str, Any]:
         "from": event.from_status or None,
         "to": event.to_status,
         "reason": event.reason,
-        "at": event.created_at.isoformat().replace("+00:00", "Z"),
+        "at": _timestamp(event.created_at),
     }
 
 

@@ -33,7 +33,7 @@ from apps.orders.exceptions import (
     InvalidOrder,
 )
 from apps.orders.models import RELEASES_STOCK, Order, OrderEvent, OrderItem, OrderStatus
-from apps.orders.serializers import order_to_dict
+from apps.orders.serializers import order_to_dict, percent
 from ecommerce import outbox
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
@@ -262,16 +262,11 @@ def place_order(
     )
 
 
-def _rate(value: Any) -> str:
-    """A tax rate as text without trailing zeros: "19", "7.7", "0"."""
-    return format(Decimal(str(value)).normalize(), "f")
-
-
 def _stored_tax_breakdown(rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     """The tax breakdown as JSON stores and returns it: strings, so the replay and a later
     read show the same values the creation response did."""
     return [
-        {"rate": _rate(row["rate"]), "net": f"{row['net']:.2f}", "tax": f"{row['tax']:.2f}"}
+        {"rate": percent(row["rate"]), "net": f"{row['net']:.2f}", "tax": f"{row['tax']:.2f}"}
         for row in rows
     ]
 

@@ -25,6 +25,7 @@ from apps.notifications.services import (
 from apps.orders.models import Order
 from tests.notifications.conftest import make_tee, place_order
 from tests.notifications.receivers import html_part, smtp_server, text_part
+from tests.orders.factories import untaxed_line
 from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db
@@ -266,6 +267,7 @@ def test_an_order_email_names_the_variant_bought_as_the_order_line_copied_it(
             "unit_price": "19.90",
             "quantity": 2,
             "line_total": "39.80",
+            **untaxed_line("39.80"),
         }
     ]
 

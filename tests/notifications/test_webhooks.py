@@ -15,6 +15,7 @@ from ecommerce.resilience.breaker import breaker
 from tests.notifications.conftest import make_endpoint, make_tee, place_order
 from tests.notifications.receivers import Answer, webhook_receiver
 from tests.notifications.signatures import verify_webhook
+from tests.orders.factories import untaxed_line
 from tests.servers import silent_tcp_server
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_local")]
@@ -83,6 +84,7 @@ def test_an_order_event_lists_each_line_with_its_product_and_variant_names(
             "unit_price": "21.90",
             "quantity": 3,
             "line_total": "65.70",
+            **untaxed_line("65.70"),
         }
     ]
     assert payload["data"]["order"]["items"] == order["items"]  # as the order API shows it

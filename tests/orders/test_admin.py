@@ -155,6 +155,11 @@ def test_change_page_shows_items_and_history_with_money_read_only(admin, place, 
         "variant_name",
         "unit_price",
         "quantity",
+        "discount",
+        "promotion_name",
+        "tax_rate",
+        "tax",
+        "total_net",
         "line_total",
     ]
     assert [(f.instance.from_status, f.instance.to_status) for f in events.formset.forms] == [

@@ -17,6 +17,7 @@ from ecommerce.api.permissions import Role
 from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches, stock_of
+from tests.orders.factories import untaxed_line
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +65,7 @@ def test_an_order_is_priced_from_the_catalog_and_reserves_stock(buyer, buyer_cli
             "unit_price": "4.50",
             "quantity": 3,
             "line_total": "13.50",
+            **untaxed_line("13.50"),
         },
         {
             "sku": "tea",
@@ -72,6 +74,7 @@ def test_an_order_is_priced_from_the_catalog_and_reserves_stock(buyer, buyer_cli
             "unit_price": "3.25",
             "quantity": 1,
             "line_total": "3.25",
+            **untaxed_line("3.25"),
         },
     ]
     assert stock_of(mug.variant.pk) == 7
@@ -142,6 +145,7 @@ def test_a_numeric_product_id_is_accepted_and_merged_with_its_sku(buyer_client):
             "unit_price": "1.00",
             "quantity": 5,
             "line_total": "5.00",
+            **untaxed_line("5.00"),
         }
     ]
 

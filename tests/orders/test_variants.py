@@ -20,6 +20,7 @@ from ecommerce.api.permissions import Role
 from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.inventory.factories import make_warehouse, put_stock
+from tests.orders.factories import untaxed_line
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -106,6 +107,7 @@ def test_variants_of_a_multi_variant_product_are_ordered_by_sku(buyer_client, te
             "unit_price": "19.90",
             "quantity": 1,
             "line_total": "19.90",
+            **untaxed_line("19.90"),
         },
         {
             "sku": "TEE-L-BLK",
@@ -114,6 +116,7 @@ def test_variants_of_a_multi_variant_product_are_ordered_by_sku(buyer_client, te
             "unit_price": "21.50",
             "quantity": 2,
             "line_total": "43.00",
+            **untaxed_line("43.00"),
         },
     ]
     assert body["subtotal"] == body["total"] == "62.90"
@@ -157,6 +160,7 @@ def test_a_one_variant_product_is_ordered_by_its_numeric_id(buyer_client):
             "unit_price": "4.50",
             "quantity": 2,
             "line_total": "9.00",
+            **untaxed_line("9.00"),
         }
     ]
     assert stock_of(variant("MUG-1").pk) == 2
@@ -329,6 +333,7 @@ def test_order_lines_keep_what_was_bought_after_the_catalog_changes(buyer_client
             "unit_price": "21.50",
             "quantity": 2,
             "line_total": "43.00",
+            **untaxed_line("43.00"),
         }
     ]
 
