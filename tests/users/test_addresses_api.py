@@ -396,7 +396,7 @@ def test_a_malformed_cart_token_is_a_400_before_any_login(
 
 
 @pytest.mark.django_db
-def test_a_failing_receiver_does_not_fail_the_login(api_client, customer, sign_ins):
+def test_a_failing_receiver_does_not_fail_the_login(api_client, customer, sign_ins, caplog):
     def broken(sender: Any, **kwargs: Any) -> None:
         raise RuntimeError("cart store down")
 
@@ -409,6 +409,8 @@ def test_a_failing_receiver_does_not_fail_the_login(api_client, customer, sign_i
     assert response.status_code == 200
     assert set(response.json()) == {"access", "refresh"}
     assert [s["cart_token"] for s in sign_ins] == ["abc"]
+    assert "customer_signed_in_receiver_failed" in caplog.text
+    assert "cart store down" in caplog.text
 
 
 # --- OpenAPI ------------------------------------------------------------------------------
