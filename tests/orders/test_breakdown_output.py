@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
+import jsonschema
 import pytest
 from django.test import Client
+from rest_framework.test import APIClient
 
 from apps.catalog.models import Product
 from apps.notifications.channels.email import render_email
@@ -58,6 +61,46 @@ def net_order(mug: Product, buyer: Any) -> Order:
 def email_for(order: Order, event: str = NotificationEvent.ORDER_PLACED) -> Any:
     (notification,) = notify_order_event(event=event, order_id=order.pk)
     return render_email(notification)
+
+
+def as_json_schema(node: Any) -> Any:
+    """An OpenAPI 3.0 schema as JSON Schema: `nullable: true` becomes "or null"."""
+    if isinstance(node, list):
+        return [as_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: as_json_schema(value) for key, value in node.items() if key != "nullable"}
+    if node.get("nullable") is True:
+        return {"anyOf": [converted, {"type": "null"}]}
+    return converted
+
+
+# --- API ------------------------------------------------------------------------------------
+
+
+def test_orders_with_and_without_a_breakdown_match_the_documented_schema(
+    gross_order, mug, buyer, client_for
+):
+    """A full order, and one from before the breakdown (no addresses, no hold)."""
+    old, _ = services.place_order(
+        user=buyer, lines=[services.OrderLine("mug", 1)], payment_token="tok_success"
+    )
+    Order.objects.filter(pk=old.pk).update(expires_at=None)
+    document = json.loads(
+        APIClient().get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").content
+    )
+    components = as_json_schema(document["components"])
+    detail = {"$ref": "#/components/schemas/OrderDetailOutput", "components": components}
+    listed = {"$ref": "#/components/schemas/OrderOutput", "components": components}
+    client = client_for(buyer)
+
+    for order in (gross_order, old):
+        jsonschema.validate(client.get(f"/api/orders/{order.public_id}").json(), detail)
+    page = client.get("/api/orders").json()["results"]
+    assert len(page) == 2
+    for body in page:
+        jsonschema.validate(body, listed)
+    assert {body["expires_at"] is None for body in page} == {True, False}
 
 
 # --- Emails ---------------------------------------------------------------------------------
