@@ -216,7 +216,9 @@ class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
     def update(self, request: Request, sku: str) -> Response:
         product = self._product(sku)
         serializer = ProductUpdateInputSerializer(
-            data=request.data, partial=request.method == "PATCH"
+            data=request.data,
+            partial=request.method == "PATCH",
+            context={"currency": product.currency},
         )
         serializer.is_valid(raise_exception=True)
         services.update_product(product=product, **serializer.validated_data)
@@ -248,7 +250,9 @@ class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], url_path="variants")
     def variants(self, request: Request, sku: str) -> Response:
         product = self._product(sku)
-        serializer = VariantInputSerializer(data=request.data)
+        serializer = VariantInputSerializer(
+            data=request.data, context={"currency": product.currency}
+        )
         serializer.is_valid(raise_exception=True)
         variant = services.add_variant(
             product=product, spec=_variant_spec(serializer.validated_data), actor=request.user
@@ -380,7 +384,9 @@ class VariantViewSet(viewsets.GenericViewSet):
     )
     def partial_update(self, request: Request, sku: str) -> Response:
         variant = selectors.get_variant(sku=sku, include_inactive=True)
-        serializer = VariantUpdateInputSerializer(data=request.data, partial=True)
+        serializer = VariantUpdateInputSerializer(
+            data=request.data, partial=True, context={"currency": variant.currency}
+        )
         serializer.is_valid(raise_exception=True)
         services.update_variant(variant=variant, **serializer.validated_data)
         return Response(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from ecommerce.errors import Conflict, InvalidInput, NotFound
 
 
@@ -33,6 +35,16 @@ class SkuTaken(Conflict):
 
     def __init__(self, *, sku: str) -> None:
         super().__init__(f"A product with SKU {sku} already exists.", sku=sku)
+
+
+class InvalidPrice(InvalidInput):
+    """A price its currency cannot hold exactly: 12.50 in yen, any price in dinars."""
+
+    code = "invalid_price"
+    title = "Invalid price"
+
+    def __init__(self, *, price: Decimal, currency: str, reason: str) -> None:
+        super().__init__(reason, price=str(price), currency=currency)
 
 
 class InvalidCategory(InvalidInput):

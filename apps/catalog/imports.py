@@ -26,10 +26,12 @@ from apps.catalog.models import (
     Product,
     ProductType,
     ProductVariant,
+    store_currency,
 )
 from apps.catalog.serializers import CategoryLookupField, MoneyField, ProductTypeLookupField
 from ecommerce.api import fields, identifiers
 from ecommerce.api.parsers import FormData  # a CSV row is text, read as a form is
+from ecommerce.money import amount_error
 
 ATTRIBUTE_PREFIX = "attr:"
 COLUMNS = (
@@ -186,7 +188,8 @@ def upsert_row(row: Mapping[str, str], *, product_id: int | None, actor: Any) ->
         for key, value in values.items()
         if key.startswith(ATTRIBUTE_PREFIX) and value
     }
-    serializer = RowSerializer(data=FormData({"sku": sku, **given}))
+    # The price's currency is known once the row's variant or product is: checked below.
+    serializer = RowSerializer(data=FormData({"sku": sku, **given}), context={"currency": None})
     if not serializer.is_valid():
         raise RowError(messages_of(serializer.errors))
     data = dict(serializer.validated_data)
@@ -207,6 +210,13 @@ def upsert_row(row: Mapping[str, str], *, product_id: int | None, actor: Any) ->
         product = Product.objects.select_related("product_type").get(pk=product_id)
     else:
         product = None
+    if "price" in data:
+        currency = (
+            variant.currency if variant else product.currency if product else store_currency()
+        )
+        reason = amount_error(data["price"], currency)
+        if reason is not None:
+            raise RowError(f"price: {reason}")
     product_type = data.get("product_type", product.product_type if product else None)
     product_values, variant_values = _split_attributes(attributes, product_type)
     spec = {

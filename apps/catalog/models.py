@@ -11,11 +11,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Upper
 
 from ecommerce.models import TimeStampedModel
+from ecommerce.money import amount_error
 
 # A SKU is human-readable and holds at least one letter, so it never reads as a numeric id.
 SKU_PATTERN = r"^(?=.*[A-Za-z])[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -208,6 +210,19 @@ class ProductVariant(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.sku
+
+    def clean(self) -> None:
+        """A price exact to its currency's minor unit (the services refuse the rest too;
+        here a form shows it beside the field). A new variant takes its product's currency."""
+        super().clean()
+        if self.price is None:
+            return
+        currency = self.currency
+        if self._state.adding and self.product_id is not None:
+            currency = self.product.currency
+        reason = amount_error(self.price, currency)
+        if reason is not None:
+            raise ValidationError({"price": reason})
 
     @property
     def display_name(self) -> str:

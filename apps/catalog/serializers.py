@@ -1,4 +1,5 @@
-"""Input and output shapes of the catalog API. Money is a decimal string with its currency."""
+"""Input and output shapes of the catalog API. Money is a decimal string with its currency,
+in that currency's places: "19.90" EUR, "1200" JPY."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
@@ -20,6 +22,7 @@ from apps.catalog.models import (
     ProductVariant,
 )
 from ecommerce.api import fields, identifiers
+from ecommerce.money import amount_error, format_amount
 
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,120}", re.ASCII)
 # What PostgreSQL text cannot hold (NUL) or UTF-8 cannot encode (lone surrogates); DRF's
@@ -39,10 +42,38 @@ MONEY_PATTERN = r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,9}(\.[0-9]{1,2})?)$"
     {"type": "string", "format": "decimal", "pattern": MONEY_PATTERN, "example": "19.90"}
 )
 class MoneyField(serializers.DecimalField):
-    """A positive amount with at most two decimal places, as a string: `19.90`."""
+    """A positive price exact to its currency's minor unit, as a string: `19.90`, `1200`.
+
+    The currency is the serializer context's `currency` (the product's or variant's when it
+    exists), else the store's; a context `currency` of None leaves the check to the caller.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text",
+            "Exact to the currency's minor unit: two places at most (none for JPY, KRW, ...).",
+        )
         super().__init__(**{**MONEY, **kwargs})
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        value = super().to_internal_value(data)
+        currency = self.context.get("currency", settings.STORE_CURRENCY)
+        if currency is not None:
+            reason = amount_error(value, currency)
+            if reason is not None:
+                raise serializers.ValidationError(reason, code="inexact_amount")
+        return value
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "example": "19.90"})
+class PriceOutputField(serializers.Field):
+    """The object's `price` in its `currency`'s places: `19.90`, `1200` (yen)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return format_amount(value.price, value.currency)
 
 
 # Examples for the OpenAPI schema.
@@ -126,6 +157,7 @@ class ProductTypeRefSerializer(serializers.ModelSerializer):
     examples=[OpenApiExample("A variant", value=VARIANT_EXAMPLE, response_only=True)]
 )
 class VariantOutputSerializer(serializers.ModelSerializer):
+    price = PriceOutputField()
     attributes = AssignedAttributeSerializer(
         source="attribute_assignments", many=True, read_only=True
     )
@@ -236,6 +268,7 @@ class ProductListOutputSerializer(serializers.ModelSerializer):
     sku = serializers.CharField(
         source="first_sku", read_only=True, help_text="SKU of its first variant."
     )
+    price = PriceOutputField(help_text="The lowest price of its variants.")
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     stock = serializers.IntegerField(source="stock_total", read_only=True)
     in_stock = serializers.SerializerMethodField()

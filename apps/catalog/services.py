@@ -19,7 +19,13 @@ from django.utils.text import slugify
 
 from apps.catalog import signals
 from apps.catalog.cache import invalidate_products_on_commit
-from apps.catalog.exceptions import InvalidAttributes, InvalidCategory, SkuTaken, SlugTaken
+from apps.catalog.exceptions import (
+    InvalidAttributes,
+    InvalidCategory,
+    InvalidPrice,
+    SkuTaken,
+    SlugTaken,
+)
 from apps.catalog.models import (
     AssignedProductAttribute,
     AssignedVariantAttribute,
@@ -29,8 +35,10 @@ from apps.catalog.models import (
     Product,
     ProductType,
     ProductVariant,
+    store_currency,
 )
 from ecommerce.errors import InvalidInput
+from ecommerce.money import amount_error
 from ecommerce.observability.logging import get_logger
 
 logger = get_logger(__name__)
@@ -48,6 +56,14 @@ class VariantSpec:
     weight_grams: int | None = None
     is_active: bool = True
     initial_stock: int = 0
+
+
+def check_price(price: Decimal, currency: str) -> None:
+    """Refuse a price its currency cannot hold exactly (docs/pricing.md): 12.50 JPY, or
+    any price in a three-decimal currency. Raises InvalidPrice."""
+    reason = amount_error(price, currency)
+    if reason is not None:
+        raise InvalidPrice(price=price, currency=currency.upper(), reason=reason)
 
 
 def check_category_parent(category: Category | None, parent: Category | None) -> None:
@@ -312,6 +328,8 @@ def create_product(
     """
     if not variants:
         raise InvalidInput("A product has at least one variant.")
+    for spec in variants:
+        check_price(spec.price, store_currency())
     seen: set[str] = set()
     for spec in variants:
         if spec.sku.upper() in seen:
@@ -339,7 +357,8 @@ def create_product(
 
 
 def add_variant(*, product: Product, spec: VariantSpec, actor: Any = None) -> ProductVariant:
-    """Add a variant to a product. Raises SkuTaken, InvalidAttributes."""
+    """Add a variant to a product. Raises SkuTaken, InvalidAttributes, InvalidPrice."""
+    check_price(spec.price, product.currency)
     with transaction.atomic():
         _lock_product(product.pk)
         position = ProductVariant.objects.filter(product=product).count()
@@ -359,11 +378,13 @@ def update_variant(*, variant: ProductVariant, **fields: Any) -> ProductVariant:
 
     The product's price follows its cheapest active variant. An inactive variant leaves
     the public detail and cannot be ordered; its SKU no longer finds the product publicly.
-    Raises InvalidAttributes; nothing is stored then.
+    Raises InvalidAttributes, InvalidPrice; nothing is stored then.
     """
     unknown = set(fields) - UPDATABLE_VARIANT_FIELDS
     if unknown:
         raise InvalidInput(f"Fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    if "price" in fields:
+        check_price(fields["price"], variant.currency)
     attributes = fields.pop("attributes", None)
     with transaction.atomic():
         _lock_product(variant.product_id)
@@ -398,7 +419,8 @@ def update_product(*, product: Product, **fields: Any) -> Product:
     `price` sets the price of a product's only variant (InvalidInput when it has several:
     prices are per variant). A new product type drops the values, of the product and of
     its variants, that the new type does not declare; `attributes` given with it are
-    checked against the new type. Raises InvalidAttributes; nothing is stored then.
+    checked against the new type. Raises InvalidAttributes, InvalidPrice; nothing is stored
+    then.
     """
     unknown = set(fields) - UPDATABLE_PRODUCT_FIELDS
     if unknown:
@@ -424,6 +446,7 @@ def update_product(*, product: Product, **fields: Any) -> Product:
                 raise InvalidInput(
                     "This product has several variants: set the price of each variant."
                 )
+            check_price(price, variants[0].currency)
             variants[0].price = price
             variants[0].save(update_fields=["price", "updated_at"])
             refresh_price(product)
