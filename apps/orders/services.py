@@ -291,9 +291,11 @@ def create_order(
 
     Returns (order, created). With an idempotency key already used by this user for the
     same body, returns the existing order and False (`within` does not run then).
-    Raises OutOfStock, IdempotencyKeyReused, IdempotentRequestInProgress, and whatever
-    `within` raises.
+    Raises InvalidOrder (no lines), OutOfStock, IdempotencyKeyReused,
+    IdempotentRequestInProgress, and whatever `within` raises.
     """
+    if not draft.lines:
+        raise InvalidOrder("An order needs at least one item.")
     now = timezone.now()
     hold_seconds = draft.hold_seconds or settings.ORDER_PAYMENT_TIMEOUT_SECONDS
     order = Order(

@@ -3,6 +3,7 @@ the payment hold, and place_order's unchanged numbers on top of it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ from apps.catalog.models import Product
 from apps.inventory.exceptions import OutOfStock
 from apps.inventory.models import StockMovement
 from apps.orders import events, services
+from apps.orders.exceptions import InvalidOrder
 from apps.orders.models import Order, OrderEvent, OrderItem, OrderStatus
 from apps.orders.services import OrderLine
 from ecommerce.outbox.models import OutboxMessage
@@ -195,6 +197,15 @@ def test_a_total_that_is_not_net_plus_tax_is_refused_by_the_database(tee, mug, b
 
     assert counts() == before
     assert stock_of(tee.variant.pk) == 30
+
+
+def test_a_draft_without_lines_is_refused(tee, mug, buyer):
+    before = counts()
+
+    with pytest.raises(InvalidOrder):
+        services.create_order(draft=replace(full_draft(tee, mug), lines=[]), user=buyer)
+
+    assert counts() == before
 
 
 # --- within -------------------------------------------------------------------------------------
