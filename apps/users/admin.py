@@ -48,6 +48,8 @@ class AddressAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if self.errors:  # a field already refused (too long, ...): one message each
+            return cleaned
         try:
             cleaned.update(validate_address(cleaned))
         except AddressInvalid as exc:
