@@ -73,6 +73,7 @@ class CartViewSet(viewsets.GenericViewSet):
     lookup_field = "token"
     lookup_value_regex = "[^/.]+"
     permission_classes = (AllowAny,)
+    pagination_class = None  # no lists here: the shipping methods are a few
     rate_limit_scope = {"checkout": ratelimit.ORDERS}
     serializer_class = CartOutputSerializer  # for the schema: carts are rendered by hand
     queryset = Cart.objects.none()
@@ -86,19 +87,18 @@ class CartViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Create a cart (or get a customer's current one)",
         description=(
-            "Anonymous: a new cart, addressed by its unguessable `token` (201). Signed in: "
-            "your current open cart (200), made when you have none (201). Send an anonymous "
-            "cart's token as `cart_token` when signing in to keep its lines."
+            "Anonymous: a new cart, addressed by its unguessable `token`. Signed in: your "
+            "current open cart, made when you have none. Send an anonymous cart's token as "
+            "`cart_token` when signing in to keep its lines."
         ),
         request=None,
-        responses={
-            status.HTTP_201_CREATED: CART,
-            status.HTTP_200_OK: OpenApiResponse(CartOutputSerializer, "Your current cart."),
-        },
+        responses={status.HTTP_201_CREATED: CART},
     )
     def create(self, request: Request) -> Response:
-        cart, created = services.create_cart(user=request.user)
-        return self._render(cart, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        # 201 for a customer's existing cart too: one success status per operation, and
+        # the answer is the same resource either way (the cart to use from now on).
+        cart, _ = services.create_cart(user=request.user)
+        return self._render(cart, status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Read a cart, priced now",

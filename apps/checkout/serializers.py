@@ -17,14 +17,18 @@ MONEY = {"help_text": "Decimal amount with the currency's places, as a string: `
 ADDRESS_EXAMPLE = {
     "first_name": "Ada",
     "last_name": "Lovelace",
-    "company": "",
     "street_address_1": "Unter den Linden 1",
-    "street_address_2": "",
     "city": "Berlin",
     "postal_code": "10117",
     "country": "DE",
-    "country_area": "",
     "phone": "+49 30 123456",
+}
+# As the cart answers it: every field, empty when not given.
+ADDRESS_OUTPUT_EXAMPLE = {
+    **ADDRESS_EXAMPLE,
+    "company": "",
+    "street_address_2": "",
+    "country_area": "",
 }
 
 
@@ -169,6 +173,30 @@ class CartShippingOutputSerializer(serializers.Serializer):
     tax = serializers.CharField(**MONEY)
 
 
+class AddressOutputSerializer(serializers.Serializer):
+    """An address as stored on the cart: validated and normalized when it was set."""
+
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    company = serializers.CharField(allow_blank=True)
+    street_address_1 = serializers.CharField()
+    street_address_2 = serializers.CharField(allow_blank=True)
+    city = serializers.CharField()
+    postal_code = serializers.CharField(allow_blank=True)
+    country = serializers.CharField(help_text="ISO 3166-1 alpha-2.")
+    country_area = serializers.CharField(allow_blank=True)
+    phone = serializers.CharField(allow_blank=True)
+
+
+SHIPPING_METHODS_EXAMPLE = [
+    {"id": 3, "name": "DHL Paket", "zone": "germany", "price": "4.90", "free": False},
+    {"id": 4, "name": "DHL Express", "zone": "germany", "price": "12.90", "free": False},
+]
+
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("A method", value=SHIPPING_METHODS_EXAMPLE[0], response_only=True)]
+)
 class ShippingMethodOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -221,12 +249,10 @@ CART_EXAMPLE: dict[str, Any] = {
     "prices_include_tax": True,
     "voucher_code": "WELCOME10",
     "voucher_applied": True,
-    "shipping_address": ADDRESS_EXAMPLE,
+    "shipping_address": ADDRESS_OUTPUT_EXAMPLE,
     "billing_address": None,
     "save_addresses": False,
-    "shipping_methods": [
-        {"id": 3, "name": "DHL Paket", "zone": "germany", "price": "4.90", "free": False}
-    ],
+    "shipping_methods": SHIPPING_METHODS_EXAMPLE[:1],
     "problems": [],
     "updated_at": "2026-11-27T10:15:00.123456Z",
     "expires_at": "2026-12-27T10:15:00.123456Z",
@@ -292,8 +318,8 @@ class CartOutputSerializer(serializers.Serializer):
     prices_include_tax = serializers.BooleanField()
     voucher_code = serializers.CharField(help_text="The code applied, or empty.")
     voucher_applied = serializers.BooleanField(help_text="Whether it discounts this cart now.")
-    shipping_address = AddressSerializer(allow_null=True)
-    billing_address = AddressSerializer(allow_null=True)
+    shipping_address = AddressOutputSerializer(allow_null=True)
+    billing_address = AddressOutputSerializer(allow_null=True)
     save_addresses = serializers.BooleanField()
     shipping_methods = ShippingMethodOutputSerializer(
         many=True, help_text="The methods that ship this cart to its address, cheapest first."

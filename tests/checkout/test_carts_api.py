@@ -66,7 +66,7 @@ def test_signed_in_customer_has_one_current_cart(client_for):
     first = client.post("/api/carts")
     again = client.post("/api/carts")
     assert first.status_code == 201
-    assert again.status_code == 200
+    assert again.status_code == 201
     assert again.json()["token"] == first.json()["token"]
     assert Cart.objects.filter(user=user).count() == 1
 
