@@ -262,7 +262,8 @@ def variants_for_order(*, lookups: Iterable[str]) -> dict[str, ProductVariant]:
     skus = [value.upper() for value in wanted if not value.isdigit()]
     rows = (
         ProductVariant.objects.filter(is_active=True, product__is_active=True)
-        .select_related("product")
+        # The product type too: pricing reads its tax class for every line.
+        .select_related("product", "product__product_type")
         .annotate(sku_upper=Upper("sku"))
         .filter(Q(product_id__in=ids) | Q(sku_upper__in=skus))
     )
