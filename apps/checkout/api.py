@@ -136,7 +136,7 @@ class CartViewSet(viewsets.GenericViewSet):
         data = dict(serializer.validated_data)
         if "shipping_method" in data:
             data["shipping_method_id"] = data.pop("shipping_method")
-        cart = services.update_cart(cart=cart, user=request.user, **data)
+        cart = services.update_cart(cart=cart, **data)
         return self._render(cart)
 
     @extend_schema(

@@ -195,7 +195,6 @@ def remove_line(*, cart: Cart, sku: str) -> Cart:
 def update_cart(
     *,
     cart: Cart,
-    user: Any = None,
     shipping_address: Mapping[str, Any] | None = UNSET,
     billing_address: Mapping[str, Any] | None = UNSET,
     shipping_method_id: int | None = UNSET,

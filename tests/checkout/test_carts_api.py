@@ -11,6 +11,7 @@ from django.utils import timezone
 from apps.catalog.models import ProductVariant
 from apps.checkout.models import Cart, CartLine, CartStatus
 from apps.checkout.services import delete_idle_carts
+from apps.checkout.tasks import delete_idle_carts_task
 from tests.catalog.factories import make_product
 from tests.checkout.helpers import BERLIN, add, codes, new_cart
 from tests.users.factories import UserFactory
@@ -187,7 +188,8 @@ def test_idle_cart_is_gone_and_the_task_deletes_it(api_client):
 
     assert api_client.get(f"/api/carts/{token}").status_code == 404
     assert add(api_client, token, "TEE").status_code == 404
-    assert delete_idle_carts() == 1
+    assert delete_idle_carts_task() == 1
+    assert delete_idle_carts() == 0
     assert not Cart.objects.filter(token=token).exists()
     assert not CartLine.objects.exists()
     assert api_client.get(f"/api/carts/{fresh}").status_code == 200

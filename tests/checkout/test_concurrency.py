@@ -20,6 +20,7 @@ from apps.inventory.invariants import stock_matches_ledger
 from apps.inventory.models import StockMovement
 from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderStatus
+from apps.pricing.exceptions import VoucherExhausted
 from apps.pricing.models import Voucher, VoucherUse
 from ecommerce.invariants import CheckContext
 from tests.catalog.factories import make_product
@@ -47,10 +48,13 @@ def ledger_is_consistent() -> None:
     assert not outcome.breaks, outcome.breaks
 
 
-def test_two_hundred_checkouts_of_the_last_ten_units_make_ten_orders():
-    product = make_product(sku="LAST", stock=10, price="5.00")
+@pytest.mark.parametrize("scarce", ["stock", "voucher"])
+def test_two_hundred_checkouts_of_the_last_ten_make_ten_orders(scarce):
+    """The last 10 units, or the last 10 uses of a voucher every cart carries."""
+    product = make_product(sku="LAST", stock=10 if scarce == "stock" else 500, price="5.00")
+    voucher = make_voucher("LAST10", value="10", usage_limit=10 if scarce == "voucher" else None)
     buyers = [UserFactory() for _ in range(200)]
-    carts = [cart_for(buyer, "LAST") for buyer in buyers]
+    carts = [cart_for(buyer, "LAST", voucher="LAST10") for buyer in buyers]
     workers = 32
     barrier = threading.Barrier(workers)
 
@@ -74,12 +78,17 @@ def test_two_hundred_checkouts_of_the_last_ten_units_make_ten_orders():
         results = list(pool.map(check_out, range(200)))
 
     orders = [r for r in results if isinstance(r, Order)]
-    refused = [r for r in results if isinstance(r, OutOfStock | CheckoutProblems)]
+    refusals = OutOfStock | CheckoutProblems | VoucherExhausted
+    refused = [r for r in results if isinstance(r, refusals)]
     assert len(orders) == 10
     assert len(refused) == 190, [r for r in results if not isinstance(r, Order)][:3]
     assert Order.objects.count() == 10
-    assert stock_of(product.variant.pk) == 0
+    assert stock_of(product.variant.pk) == (0 if scarce == "stock" else 490)
     assert StockMovement.objects.filter(variant=product.variant, reason="order").count() == 10
+    assert Voucher.objects.get(pk=voucher.pk).used_count == 10
+    assert set(VoucherUse.objects.values_list("reference", flat=True)) == {
+        f"order:{order.public_id}" for order in orders
+    }
     assert_ledger_matches(product.variant.pk)
     ledger_is_consistent()
     assert Cart.objects.filter(status=CartStatus.CHECKED_OUT).count() == 10
