@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.orders.models import Order, OrderStatus
 from apps.payments.gateway import ChargeResult, ChargeStatus, get_gateway
@@ -34,16 +34,20 @@ def _orders(context: CheckContext) -> QuerySet[Order]:
 
 @invariant("payments.payment_window")
 def payment_window(context: CheckContext) -> Outcome:
-    """Every order older than its payment window (plus grace) has left pending_payment.
+    """Every order past its hold (its payment window, plus grace) has left pending_payment.
 
     Explained, not broken: an overdue order whose payment was attempted within the grace
     period and last failed to reach the provider (expiry waits for the provider's answer).
     """
+    settled = context.settled_before()
     window = timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
-    cutoff = context.settled_before() - window
+    # The hold an order was placed with; rows from before holds were stored: the timeout.
+    past_hold = Q(expires_at__lt=settled) | Q(
+        expires_at__isnull=True, created_at__lt=settled - window
+    )
     orders = _orders(context)
-    outcome = Outcome(checked=orders.filter(created_at__lt=cutoff).count())
-    overdue = orders.filter(status=OrderStatus.PENDING_PAYMENT, created_at__lt=cutoff)
+    outcome = Outcome(checked=orders.filter(past_hold).count())
+    overdue = orders.filter(past_hold, status=OrderStatus.PENDING_PAYMENT)
     payments = {
         p["order_id"]: p
         for p in Payment.objects.filter(order__in=overdue).values(
@@ -56,7 +60,7 @@ def payment_window(context: CheckContext) -> Outcome:
             payment is not None
             and payment["last_error"]
             and payment["last_attempt_at"] is not None
-            and payment["last_attempt_at"] >= context.settled_before()
+            and payment["last_attempt_at"] >= settled
         ):
             outcome.explained += 1
             continue
