@@ -22,6 +22,7 @@ are typed from the route patterns in `ecommerce.api.identifiers`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
@@ -298,6 +299,30 @@ def _merge_problem_schemas(first: dict[str, Any], second: dict[str, Any]) -> dic
     return {"allOf": [base, {"type": "object", "properties": extra}]}
 
 
+BLANK_OPTION = {"type": "string", "maxLength": 0}
+
+
+def _without_redundant_blank(schema: dict[str, Any]) -> dict[str, Any]:
+    """Undo drf-spectacular's `oneOf: [<text>, <blank>]` where <text> accepts "" already.
+
+    For a blank-allowed field with a pattern it offers "" as a second option; when the
+    pattern matches "" too, "" matches both options and so, by `oneOf`, neither: a strict
+    validator refuses the very value the field accepts.
+    """
+    options = schema.get("oneOf")
+    if not (isinstance(options, list) and len(options) == 2 and options[1] == BLANK_OPTION):
+        return schema
+    text = options[0]
+    if text.get("minLength", 0) > 0 or "format" in text:
+        return schema
+    pattern = text.get("pattern")
+    if pattern is not None and re.search(pattern, "") is None:
+        return schema
+    merged = {key: value for key, value in schema.items() if key != "oneOf"}
+    merged.update(text)
+    return merged
+
+
 class AutoSchema(openapi.AutoSchema):
     """drf-spectacular's AutoSchema plus the gateway's errors and rate-limit headers."""
 
@@ -346,6 +371,13 @@ class AutoSchema(openapi.AutoSchema):
         ):
             schema["pattern"] = text_pattern(field)
         return schema
+
+    def _insert_field_validators(self, field: Any, schema: dict[str, Any]) -> None:
+        super()._insert_field_validators(field, schema)
+        redundant = _without_redundant_blank(schema)
+        if redundant is not schema:
+            schema.clear()
+            schema.update(redundant)
 
     def _has_body(self) -> bool:
         return self.method in ("POST", "PUT", "PATCH") and bool(self.get_request_serializer())
