@@ -597,6 +597,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.sweep",
         "schedule": NOTIFICATION_SWEEP_INTERVAL_SECONDS,
     },
+    "delete-idle-carts": {
+        "task": "checkout.delete_idle_carts",
+        "schedule": env.float("CART_EXPIRY_INTERVAL_SECONDS", default=3600.0),
+    },
 }
 
 # --- Security ---------------------------------------------------------------------------
@@ -604,10 +608,6 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https")
     if env.bool("TRUST_X_FORWARDED_PROTO", default=False)
     else None
-    "delete-idle-carts": {
-        "task": "checkout.delete_idle_carts",
-        "schedule": env.float("CART_EXPIRY_INTERVAL_SECONDS", default=3600.0),
-    },
 )
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 # Probes and scrapes reach the pod over plain HTTP, by its IP, without X-Forwarded-Proto:
