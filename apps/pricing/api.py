@@ -48,7 +48,7 @@ class VoucherViewSet(viewsets.GenericViewSet):
         parameters=[VoucherQuerySerializer],
     )
     def list(self, request: Request) -> Response:
-        query = VoucherQuerySerializer(data=request.query_params)
+        query = VoucherQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         vouchers = selectors.list_vouchers(
             is_active=query.validated_data.get("is_active"),
@@ -102,7 +102,7 @@ class TaxRateViewSet(viewsets.GenericViewSet):
         responses={status.HTTP_200_OK: TaxRateOutputSerializer(many=True)},
     )
     def list(self, request: Request) -> Response:
-        query = TaxRateQuerySerializer(data=request.query_params)
+        query = TaxRateQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         rates = selectors.list_tax_rates(country=query.validated_data.get("country", ""))
         return Response(TaxRateOutputSerializer(rates, many=True).data)

@@ -188,10 +188,14 @@ class PromotionOutputSerializer(serializers.ModelSerializer):
 
 
 class VoucherQuerySerializer(serializers.Serializer):
-    # A query string is text: DRF's own field reads `true`/`false`; absent is null.
-    is_active = serializers.BooleanField(
-        required=False, allow_null=True, help_text="Only active (or inactive) ones."
+    # Exactly `true` or `false`, as the other lists' boolean filters: DRF's BooleanField
+    # would read an empty value as "either".
+    is_active = fields.ChoiceField(
+        choices=["true", "false"], required=False, help_text="Only active (or inactive) ones."
     )
+
+    def validate_is_active(self, value: str) -> bool:
+        return value == "true"
     search = fields.CharField(
         required=False, max_length=32, help_text="Part of the code, any letter case."
     )

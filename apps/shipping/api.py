@@ -182,7 +182,8 @@ class ShippingMethodViewSet(viewsets.GenericViewSet):
         responses={status.HTTP_200_OK: ShippingQuoteOutputSerializer(many=True)},
     )
     def list(self, request: Request) -> Response:
-        query = QuoteQuerySerializer(data=request.query_params)
+        # A plain dict: from a QueryDict DRF reads `weight_grams=` as left out (the default).
+        query = QuoteQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         found = selectors.quotes(**query.validated_data)
         return Response(ShippingQuoteOutputSerializer(found, many=True).data)

@@ -133,6 +133,10 @@ def test_options_on_any_address_is_never_a_5xx(
     assert walked >= 30
 
 
+# A well-formed value of every query parameter that some list requires.
+VALID_REQUIRED_QUERY = {"country": "DE"}
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("value", BAD_QUERY_VALUES.values(), ids=BAD_QUERY_VALUES.keys())
 def test_a_malformed_query_parameter_of_any_list_is_a_400(
@@ -141,10 +145,11 @@ def test_a_malformed_query_parameter_of_any_list_is_a_400(
     walked = 0
     for path, method, operation in operations(schema):
         url = path.replace("{sku}", "TEE")
-        for parameter in operation.get("parameters", []):
-            if parameter["in"] != "query":
-                continue
-            response = getattr(admin, method)(url, {parameter["name"]: value})
+        query = [p for p in operation.get("parameters", []) if p["in"] == "query"]
+        # The others well-formed, so that only the one under test can be refused.
+        required = {p["name"]: VALID_REQUIRED_QUERY[p["name"]] for p in query if p.get("required")}
+        for parameter in query:
+            response = getattr(admin, method)(url, {**required, parameter["name"]: value})
             where = f"{method.upper()} {path}?{parameter['name']}={value!r}"
             schema_type = parameter["schema"].get("type")
             strict = schema_type in ("integer", "boolean") or "enum" in parameter["schema"]
@@ -212,8 +217,11 @@ BAD_BODY_VALUES = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("value", BAD_BODY_VALUES.values(), ids=BAD_BODY_VALUES.keys())
 def test_a_bad_value_in_any_body_field_is_never_a_5xx(
-    schema: dict[str, Any], admin: APIClient, value: Any
+    schema: dict[str, Any], admin: APIClient, value: Any, settings: Any
 ) -> None:
+    # One caller walks every field of every operation: far more writes than a minute's
+    # limit, and a 429 would hide what the handler does with the value.
+    settings.RATE_LIMIT_ENABLED = False
     components = schema["components"]["schemas"]
     walked = 0
     for path, method, operation in operations(schema):
