@@ -16,6 +16,7 @@ from rest_framework import serializers
 from apps.catalog.models import SKU_PATTERN
 from apps.orders.models import Order, OrderEvent, OrderItem, OrderStatus
 from ecommerce.api import fields, identifiers
+from ecommerce.money import format_amount, is_exact
 
 SKU = re.compile(SKU_PATTERN, re.ASCII)
 
@@ -308,7 +309,11 @@ class OrderDetailOutputSerializer(OrderOutputSerializer):
     history = OrderEventOutputSerializer(many=True, help_text="Status changes, oldest first.")
 
 
-def money(value: Any) -> str:
+def money(value: Decimal, currency: str) -> str:
+    """An amount with its currency's places ("1200" yen, "9.90" euros); a row stored before
+    prices were held to their currency shows what it holds."""
+    if is_exact(value, currency):
+        return format_amount(value, currency)
     return f"{value:.2f}"
 
 
@@ -321,19 +326,19 @@ def _timestamp(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def item_to_dict(item: OrderItem) -> dict[str, Any]:
+def item_to_dict(item: OrderItem, currency: str) -> dict[str, Any]:
     return {
         "sku": item.sku,
         "name": item.name,
         "variant": item.variant_name,
-        "unit_price": money(item.unit_price),
+        "unit_price": money(item.unit_price, currency),
         "quantity": item.quantity,
-        "discount": money(item.discount),
+        "discount": money(item.discount, currency),
         "promotion_name": item.promotion_name,
         "tax_rate": percent(item.tax_rate),
-        "tax": money(item.tax),
-        "total_net": money(item.total_net),
-        "line_total": money(item.line_total),
+        "tax": money(item.tax, currency),
+        "total_net": money(item.total_net, currency),
+        "line_total": money(item.line_total, currency),
     }
 
 
@@ -352,19 +357,19 @@ def order_to_dict(order: Order, items: Iterable[OrderItem]) -> dict[str, Any]:
         "shipping_address": dict(order.shipping_address or {}),
         "billing_address": dict(order.billing_address or {}),
         "prices_include_tax": order.prices_include_tax,
-        "subtotal": money(order.subtotal),
-        "discount_total": money(order.discount_total),
+        "subtotal": money(order.subtotal, order.currency),
+        "discount_total": money(order.discount_total, order.currency),
         "shipping": {
             "method": order.shipping_method_name,
-            "price": money(order.shipping_price),
-            "tax": money(order.shipping_tax),
+            "price": money(order.shipping_price, order.currency),
+            "tax": money(order.shipping_tax, order.currency),
         },
-        "tax_total": money(order.tax_total),
-        "total_net": money(order.total_net),
-        "total": money(order.total),
+        "tax_total": money(order.tax_total, order.currency),
+        "total_net": money(order.total_net, order.currency),
+        "total": money(order.total, order.currency),
         "voucher_code": order.voucher_code,
         "tax_breakdown": [dict(row) for row in order.tax_breakdown or []],
-        "items": [item_to_dict(item) for item in items],
+        "items": [item_to_dict(item, order.currency) for item in items],
         "expires_at": _timestamp(order.expires_at),
         "created_at": _timestamp(order.created_at),
         "updated_at": _timestamp(order.updated_at),

@@ -33,7 +33,7 @@ from apps.orders.exceptions import (
     InvalidOrder,
 )
 from apps.orders.models import RELEASES_STOCK, Order, OrderEvent, OrderItem, OrderStatus
-from apps.orders.serializers import order_to_dict, percent
+from apps.orders.serializers import money, order_to_dict, percent
 from ecommerce import outbox
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
@@ -262,11 +262,16 @@ def place_order(
     )
 
 
-def _stored_tax_breakdown(rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
-    """The tax breakdown as JSON stores and returns it: strings, so the replay and a later
-    read show the same values the creation response did."""
+def _stored_tax_breakdown(rows: Sequence[dict[str, Any]], currency: str) -> list[dict[str, str]]:
+    """The tax breakdown as JSON stores and returns it: strings with the currency's places,
+    so the replay and a later read show the same values the creation response did. Rows
+    may hold Decimals or their strings."""
     return [
-        {"rate": percent(row["rate"]), "net": f"{row['net']:.2f}", "tax": f"{row['tax']:.2f}"}
+        {
+            "rate": percent(Decimal(str(row["rate"]))),
+            "net": money(Decimal(str(row["net"])), currency),
+            "tax": money(Decimal(str(row["tax"])), currency),
+        }
         for row in rows
     ]
 
@@ -315,7 +320,7 @@ def create_order(
         total=draft.total,
         prices_include_tax=draft.prices_include_tax,
         voucher_code=draft.voucher_code,
-        tax_breakdown=_stored_tax_breakdown(draft.tax_breakdown),
+        tax_breakdown=_stored_tax_breakdown(draft.tax_breakdown, draft.currency),
         expires_at=now + timedelta(seconds=hold_seconds),
         idempotency_key=idempotency_key or "",
         fingerprint=fingerprint,

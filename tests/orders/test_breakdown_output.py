@@ -210,3 +210,20 @@ def test_the_admin_page_of_an_order_from_before_the_breakdown_says_so(admin, mug
 
     assert "(placement + payment timeout)" in html
     assert "Tax included (gross)" in html
+
+
+def test_a_yen_order_shows_whole_yen_everywhere(settings: Any, buyer: Any) -> None:
+    settings.STORE_CURRENCY = "JPY"
+    bowl = make_product(sku="bowl", stock=5, price="1200", name="Bowl")
+    assert bowl.variant.currency == "JPY"
+
+    order, _ = services.place_order(
+        user=buyer, lines=[services.OrderLine("bowl", 2)], payment_token="tok_success"
+    )
+
+    client = APIClient()
+    client.force_authenticate(buyer)
+    body = client.get(f"/api/orders/{order.public_id}").json()
+    assert (body["currency"], body["subtotal"], body["total"]) == ("JPY", "2400", "2400")
+    assert (body["items"][0]["unit_price"], body["items"][0]["line_total"]) == ("1200", "2400")
+    assert body["shipping"]["price"] == body["tax_total"] == "0"
