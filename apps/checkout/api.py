@@ -23,6 +23,7 @@ from apps.checkout.exceptions import (
     InvalidCart,
     ShippingMethodUnavailable,
     SignInRequired,
+    UnknownVoucher,
 )
 from apps.checkout.models import Cart
 from apps.checkout.serializers import (
@@ -40,7 +41,6 @@ from apps.orders.serializers import OrderOutputSerializer
 from apps.pricing.exceptions import (
     VoucherExhausted,
     VoucherNotActive,
-    VoucherNotFound,
     VoucherPerCustomerLimitReached,
 )
 from ecommerce.api import ratelimit
@@ -60,7 +60,7 @@ TOKEN_PARAMETER = OpenApiParameter(
 SKU_PARAMETER = OpenApiParameter("sku", str, OpenApiParameter.PATH, description="The line's SKU.")
 CART = OpenApiResponse(CartOutputSerializer, "The cart, priced now, with its problems.")
 VOUCHER_ERRORS = (
-    VoucherNotFound(code="SUMMER"),
+    UnknownVoucher(code="SUMMER"),
     VoucherNotActive(code="SUMMER", reason=VoucherNotActive.ENDED),
     VoucherExhausted(code="SUMMER"),
 )
@@ -201,7 +201,9 @@ class CartViewSet(viewsets.GenericViewSet):
         cart = self._cart(token)
         serializer = CartLineUpdateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        cart = services.set_line_quantity(cart=cart, sku=sku, **serializer.validated_data)
+        quantity = serializer.validated_data.get("quantity")
+        if quantity is not None:
+            cart = services.set_line_quantity(cart=cart, sku=sku, quantity=quantity)
         return self._render(cart)
 
     @extend_schema(
@@ -262,6 +264,7 @@ class CartViewSet(viewsets.GenericViewSet):
                 str,
                 OpenApiParameter.HEADER,
                 description="1 to 255 printable ASCII characters; a UUID is ideal.",
+                pattern="^[!-~]{1,255}$",
             ),
             OpenApiParameter(
                 "Location", str, OpenApiParameter.HEADER, response=[201], description="The order."

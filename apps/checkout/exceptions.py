@@ -80,3 +80,14 @@ class SignInRequired(Forbidden):
             "Sign in to check out: send this cart's token as cart_token to POST "
             "/api/auth/token and the cart becomes (or joins) your cart."
         )
+
+
+class UnknownVoucher(InvalidInput):
+    """A code applied to a cart names no voucher: the cart is there, the code is wrong
+    (400, not pricing's 404, which would say the cart is missing)."""
+
+    code = "voucher_not_found"
+    title = "Voucher not found"
+
+    def __init__(self, *, code: str) -> None:
+        super().__init__(f"No voucher {code}.", voucher_code=code)

@@ -65,8 +65,10 @@ class CartLineInputSerializer(serializers.Serializer):
     examples=[OpenApiExample("Three", value={"quantity": 3}, request_only=True)]
 )
 class CartLineUpdateInputSerializer(serializers.Serializer):
+    # Optional as PATCH fields are: a body without it changes nothing.
     quantity = QuantityField(
-        help_text="The line's new quantity; it also accepts the variant's current price."
+        required=False,
+        help_text="The line's new quantity; it also accepts the variant's current price.",
     )
 
 

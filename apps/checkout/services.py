@@ -29,6 +29,7 @@ from apps.checkout.exceptions import (
     InvalidCart,
     ShippingMethodUnavailable,
     SignInRequired,
+    UnknownVoucher,
 )
 from apps.checkout.models import Cart, CartLine, CartStatus
 from apps.orders import services as orders_services
@@ -37,6 +38,7 @@ from apps.orders.models import Order
 from apps.pricing import selectors as pricing_selectors
 from apps.pricing import services as pricing_services
 from apps.pricing.calculator import Breakdown
+from apps.pricing.exceptions import VoucherNotFound
 from apps.shipping import selectors as shipping_selectors
 from apps.users import addresses as users_addresses
 from apps.users import services as users_services
@@ -206,13 +208,17 @@ def update_cart(
     Addresses are validated for their country (users.addresses). A shipping method must be
     one the cart's address is offered now; a voucher must exist, be active and have uses
     left now (it may still lapse later: the priced cart then shows a problem).
-    Raises AddressInvalid, ShippingMethodUnavailable, voucher errors, CartNotOpen.
+    Raises AddressInvalid, ShippingMethodUnavailable, UnknownVoucher, VoucherNotActive,
+    VoucherExhausted, CartNotOpen.
     """
     shipping = _address_or_empty(shipping_address)
     billing = _address_or_empty(billing_address)
     code = (voucher_code or "").strip().upper() if voucher_code is not UNSET else UNSET
     if code is not UNSET and code:
-        pricing_selectors.voucher_terms(code)  # raises when unknown, inactive or used up
+        try:
+            pricing_selectors.voucher_terms(code)  # raises when unknown, inactive or used up
+        except VoucherNotFound:
+            raise UnknownVoucher(code=code) from None
     with transaction.atomic():
         cart = _open_for_update(cart)
         fields: list[str] = []

@@ -144,7 +144,7 @@ def test_tax_of_the_destination_is_on_the_cart(api_client):
 @pytest.mark.parametrize(
     ("voucher", "status", "code"),
     [
-        ({"code": "OTHER"}, 404, "voucher_not_found"),
+        ({"code": "OTHER"}, 400, "voucher_not_found"),
         ({"is_active": False}, 409, "voucher_not_active"),
         ({"usage_limit": 1, "used_count": 1}, 409, "voucher_exhausted"),
     ],
