@@ -40,12 +40,13 @@ VOUCHER_ERRORS = (
 )
 
 
-def _idle_cutoff(now: datetime | None = None) -> datetime:
+def idle_cutoff(now: datetime | None = None) -> datetime:
+    """Carts last changed before this are gone."""
     return (now or timezone.now()) - timedelta(seconds=settings.CART_IDLE_SECONDS)
 
 
 def _live(carts: Any) -> Any:
-    return carts.filter(updated_at__gte=_idle_cutoff())
+    return carts.filter(updated_at__gte=idle_cutoff())
 
 
 def cart_for(*, token: str, user: Any) -> Cart:

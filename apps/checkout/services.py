@@ -89,6 +89,7 @@ def create_cart(*, user: Any) -> tuple[Cart, bool]:
     current = selectors.current_cart_of(user=user)
     if current is not None:
         return current, False
+    _drop_idle_open_cart(user)
     try:
         with transaction.atomic():
             return Cart.objects.create(user=user), True
@@ -97,6 +98,14 @@ def create_cart(*, user: Any) -> tuple[Cart, bool]:
         if current is None:
             raise
         return current, False
+
+
+def _drop_idle_open_cart(user: Any) -> None:
+    """Delete the customer's open cart that went idle (gone already, not yet deleted by
+    the beat task), so a new or adopted one may take its place as the open cart."""
+    Cart.objects.filter(
+        user=user, status=CartStatus.OPEN, updated_at__lt=selectors.idle_cutoff()
+    ).delete()
 
 
 def _variant_for_sale(sku: str) -> ProductVariant:
@@ -285,6 +294,8 @@ def merge_cart_into_customer(*, user: Any, token: str) -> Cart | None:
         return None
     with transaction.atomic():
         current = selectors.current_cart_of(user=user)
+        if current is None:
+            _drop_idle_open_cart(user)
         # Both rows locked, in pk order, so two sign-ins at once cannot deadlock.
         ids = sorted({anonymous.pk} | ({current.pk} if current is not None else set()))
         locked = {cart_id: locks.cart_for_update(cart_id) for cart_id in ids}

@@ -14,7 +14,7 @@ from apps.checkout.services import delete_idle_carts
 from apps.checkout.tasks import delete_idle_carts_task
 from tests.catalog.factories import make_product
 from tests.checkout.helpers import BERLIN, add, codes, new_cart
-from tests.users.factories import UserFactory
+from tests.users.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -202,3 +202,27 @@ def test_checked_out_cart_takes_no_changes(api_client):
     response = add(api_client, token, "TEE")
     assert response.status_code == 409
     assert response.json()["code"] == "cart_not_open"
+
+
+def test_a_customer_whose_cart_went_idle_gets_a_new_one(client_for, api_client):
+    make_product(sku="TEE", stock=5)
+    user = UserFactory()
+    client = client_for(user)
+    stale = new_cart(client)["token"]
+    Cart.objects.filter(token=stale).update(updated_at=timezone.now() - timedelta(days=31))
+
+    fresh = new_cart(client)["token"]
+
+    assert fresh != stale
+    assert list(Cart.objects.filter(user=user).values_list("token", flat=True)) == [fresh]
+    # Signing in with an anonymous cart over an idle one adopts the anonymous cart.
+    Cart.objects.filter(token=fresh).update(updated_at=timezone.now() - timedelta(days=31))
+    anonymous = new_cart(api_client)["token"]
+    add(api_client, anonymous, "TEE")
+    signed_in = api_client.post(
+        "/api/auth/token",
+        {"email": user.email, "password": DEFAULT_PASSWORD, "cart_token": anonymous},
+        format="json",
+    )
+    assert signed_in.status_code == 200
+    assert list(Cart.objects.filter(user=user).values_list("token", flat=True)) == [anonymous]
