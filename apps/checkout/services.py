@@ -303,31 +303,48 @@ def merge_cart_into_customer(*, user: Any, token: str) -> Cart | None:
         if source.status != CartStatus.OPEN or source.user_id is not None:
             return None
         if current is None:
-            source.user = user
-            _touch(source, "user")
-            logger.info("cart_adopted", cart_id=source.pk, user_id=user.pk)
-            return source
+            try:
+                with transaction.atomic():
+                    source.user = user
+                    _touch(source, "user")
+            except IntegrityError:
+                # The customer's open cart was made meanwhile (another sign-in, a POST
+                # /api/carts): merge into it instead.
+                source.user = None
+                current = selectors.current_cart_of(user=user)
+                if current is None:
+                    raise
+            else:
+                logger.info("cart_adopted", cart_id=source.pk, user_id=user.pk)
+                return source
+            locked[current.pk] = locks.cart_for_update(current.pk)
         target = locked[current.pk]
-        _merge_lines(source=source, target=target)
-        source.status = CartStatus.MERGED
-        _touch(source, "status")
-        if not target.voucher_code and source.voucher_code:
-            target.voucher_code = source.voucher_code
-        if not target.shipping_address and source.shipping_address:
-            target.shipping_address = source.shipping_address
-            target.country = source.country
-            target.billing_address = source.billing_address
-            target.shipping_method_id = source.shipping_method_id
-        _touch(
-            target,
-            "voucher_code",
-            "shipping_address",
-            "country",
-            "billing_address",
-            "shipping_method_id",
-        )
+        _merge_cart(source=source, target=target)
         logger.info("cart_merged", cart_id=source.pk, into_cart_id=target.pk, user_id=user.pk)
         return target
+
+
+def _merge_cart(*, source: Cart, target: Cart) -> None:
+    """Lines, voucher and (when the target has none) addresses of `source` go to `target`;
+    `source` becomes merged. Both rows are locked by the caller."""
+    _merge_lines(source=source, target=target)
+    source.status = CartStatus.MERGED
+    _touch(source, "status")
+    if not target.voucher_code and source.voucher_code:
+        target.voucher_code = source.voucher_code
+    if not target.shipping_address and source.shipping_address:
+        target.shipping_address = source.shipping_address
+        target.country = source.country
+        target.billing_address = source.billing_address
+        target.shipping_method_id = source.shipping_method_id
+    _touch(
+        target,
+        "voucher_code",
+        "shipping_address",
+        "country",
+        "billing_address",
+        "shipping_method_id",
+    )
 
 
 def _merge_lines(*, source: Cart, target: Cart) -> None:

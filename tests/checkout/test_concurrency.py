@@ -174,3 +174,26 @@ def test_hold_expiry_racing_a_late_payment_returns_stock_and_voucher_once():
     released = VoucherUse.objects.filter(released_at__isnull=False).count()
     assert Voucher.objects.get(pk=voucher.pk).used_count == 6 - released
     assert winners <= {OrderStatus.EXPIRED, OrderStatus.PAID}
+
+
+def test_two_sign_ins_at_once_with_two_anonymous_carts_leave_one_open_cart():
+    make_product(sku="TEE", stock=10)
+    make_product(sku="MUG", stock=10)
+    buyer = UserFactory()
+    tokens = []
+    for sku in ("TEE", "MUG"):
+        cart, _ = services.create_cart(user=None)
+        services.add_line(cart=cart, sku=sku, quantity=2)
+        tokens.append(cart.token)
+
+    results = run_at_once(
+        2, lambda i: services.merge_cart_into_customer(user=buyer, token=tokens[i])
+    )
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    open_cart = Cart.objects.get(user=buyer, status=CartStatus.OPEN)
+    assert sorted(open_cart.lines.values_list("variant__sku", "quantity")) == [
+        ("MUG", 2),
+        ("TEE", 2),
+    ]
+    assert Cart.objects.filter(status=CartStatus.MERGED).count() == 1
