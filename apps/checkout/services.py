@@ -222,7 +222,7 @@ def update_cart(
     """
     shipping = _address_or_empty(shipping_address)
     billing = _address_or_empty(billing_address)
-    code = (voucher_code or "").strip().upper() if voucher_code is not UNSET else UNSET
+    code: Any = (voucher_code or "").strip().upper() if voucher_code is not UNSET else UNSET
     if code is not UNSET and code:
         try:
             pricing_selectors.voucher_terms(code)  # raises when unknown, inactive or used up
