@@ -59,6 +59,13 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("inventory.stock", "delete_selected"): NOBODY,  # changed through the services only
     ("inventory.stockmovement", "delete_selected"): NOBODY,  # append-only
     ("shipping.shippingzone", "delete_selected"): SUPERUSER,
+    ("shipping.shippingmethod", "delete_selected"): CATALOG,
+    ("pricing.taxclass", "delete_selected"): CATALOG,  # refused while a rate names it
+    ("pricing.taxrate", "delete_selected"): CATALOG,
+    ("pricing.taxsettings", "delete_selected"): NOBODY,  # the one row, edited in place
+    ("pricing.voucher", "delete_selected"): CATALOG,  # refused once a use names it
+    ("pricing.voucheruse", "delete_selected"): NOBODY,  # the record of uses
+    ("pricing.promotion", "delete_selected"): CATALOG,
     ("orders.order", "delete_selected"): NOBODY,
     ("orders.order", "mark_fulfilled"): ADMINS,
     ("orders.order", "refund"): ADMINS,
