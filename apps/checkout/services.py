@@ -42,6 +42,7 @@ from apps.pricing.exceptions import VoucherNotFound
 from apps.shipping import selectors as shipping_selectors
 from apps.users import addresses as users_addresses
 from apps.users import services as users_services
+from ecommerce.errors import DomainError
 from ecommerce.money import is_exact
 from ecommerce.observability.logging import get_logger
 
@@ -542,16 +543,26 @@ def checkout(
 
 
 def _save_addresses(cart: Cart, *, user: Any) -> None:
-    """Copy the cart's addresses to the address book (the billing one only if different)."""
+    """Copy the cart's addresses to the address book (the billing one only if different).
+
+    A courtesy, not part of the order: a full book (or an entry the book refuses) leaves
+    the book as it was and the checkout goes on.
+    """
     same = not cart.billing_address or cart.billing_address == cart.shipping_address
-    users_services.save_address(
-        user=user,
-        data=cart.shipping_address,
-        default_shipping=True,
-        default_billing=same,
-    )
-    if not same:
-        users_services.save_address(user=user, data=cart.billing_address, default_billing=True)
+    try:
+        with transaction.atomic():
+            users_services.save_address(
+                user=user,
+                data=cart.shipping_address,
+                default_shipping=True,
+                default_billing=same,
+            )
+            if not same:
+                users_services.save_address(
+                    user=user, data=cart.billing_address, default_billing=True
+                )
+    except DomainError as exc:
+        logger.warning("cart_addresses_not_saved", cart_id=cart.pk, reason=exc.code)
 
 
 def place_order(

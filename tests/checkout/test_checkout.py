@@ -438,3 +438,27 @@ def test_post_orders_is_priced_through_checkout(client_for, buyer):
     assert order.tax_breakdown == [{"rate": "19", "net": "20.00", "tax": "3.80"}]
     assert stock_of(tee.variant.pk) == 3
     assert not CartLine.objects.exists()
+
+
+def test_a_full_address_book_does_not_cost_the_order(client_for, buyer, dhl, settings):
+    settings.ADDRESS_BOOK_MAX = 1
+    make_product(sku="TEE", price="19.90", stock=5)
+    Address.objects.create(
+        user=buyer,
+        first_name="Ada",
+        last_name="Lovelace",
+        street_address_1="1 Old Road",
+        city="Hamburg",
+        postal_code="20095",
+        country="DE",
+    )
+    client = client_for(buyer)
+    token = ready_cart(client, quantity=1, method=dhl)
+    client.patch(f"/api/carts/{token}", {"save_addresses": True}, format="json")
+
+    response = client.post(f"/api/carts/{token}/checkout", {"payment_token": TOKEN}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert Order.objects.count() == 1
+    assert list(Address.objects.filter(user=buyer).values_list("city", flat=True)) == ["Hamburg"]
+    assert Cart.objects.get(token=token).status == CartStatus.CHECKED_OUT
