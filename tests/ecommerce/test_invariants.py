@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db.models import F
 from django.utils import timezone
@@ -62,8 +63,11 @@ def age(queryset: Any, seconds: float) -> None:
     """Move rows' timestamps `seconds` into the past (auto_now fields ignore assignment)."""
     then = timezone.now() - timedelta(seconds=seconds)
     fields = {"created_at": then}
-    if any(f.name == "updated_at" for f in queryset.model._meta.fields):
+    names = {f.name for f in queryset.model._meta.fields}
+    if "updated_at" in names:
         fields["updated_at"] = then
+    if "expires_at" in names:  # an order's hold ends a payment window after its placement
+        fields["expires_at"] = then + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
     queryset.update(**fields)
 
 
