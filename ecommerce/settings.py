@@ -233,6 +233,9 @@ ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
 ORDER_MAX_ITEM_QUANTITY = env.int("ORDER_MAX_ITEM_QUANTITY", default=100)
 ORDER_PAYMENT_TIMEOUT_SECONDS = env.int("ORDER_PAYMENT_TIMEOUT_SECONDS", default=900)
 ORDER_EXPIRY_BATCH_SIZE = env.int("ORDER_EXPIRY_BATCH_SIZE", default=200)
+# How long a checkout holds its stock and voucher use for the payment (the order's
+# expires_at); unpaid by then, the order expires and both come back once.
+CHECKOUT_HOLD_SECONDS = env.int("CHECKOUT_HOLD_SECONDS", default=ORDER_PAYMENT_TIMEOUT_SECONDS)
 # A cart with no change for this long is gone (404) and deleted by the beat task.
 CART_IDLE_SECONDS = env.int("CART_IDLE_SECONDS", default=30 * 24 * 3600)
 # Different variants per cart: a cart becomes one order, so never more than an order holds.

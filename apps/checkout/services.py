@@ -439,6 +439,8 @@ def _draft(
         shipping_address=shipping_address,
         billing_address=billing_address,
         payment_token=payment_token,
+        # The stock and the voucher use are held this long for the payment.
+        hold_seconds=settings.CHECKOUT_HOLD_SECONDS,
     )
 
 

@@ -271,7 +271,8 @@ def test_anonymous_checkout_is_told_to_sign_in(api_client):
     assert not Order.objects.exists()
 
 
-def test_checkout_makes_the_order_with_its_breakdown(client_for, buyer, dhl):
+def test_checkout_makes_the_order_with_its_breakdown(client_for, buyer, dhl, settings):
+    settings.CHECKOUT_HOLD_SECONDS = 1800
     set_rate("DE", "standard", "19")
     tee = make_product(sku="TEE", price="59.50", stock=5)
     voucher = make_voucher("SAVE10", value="10", usage_limit=5)
@@ -305,7 +306,8 @@ def test_checkout_makes_the_order_with_its_breakdown(client_for, buyer, dhl):
     assert order.shipping_address["city"] == "Berlin"
     assert order.billing_address == order.shipping_address
     assert order.email == buyer.email
-    assert order.expires_at is not None
+    held = (order.expires_at - order.created_at).total_seconds()
+    assert 1799 <= held <= 1801  # the checkout hold, not the one-call payment timeout
     item = order.items.get()
     assert (item.quantity, item.discount, item.line_total) == (
         2,
