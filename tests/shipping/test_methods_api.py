@@ -68,7 +68,7 @@ def test_a_manager_adds_a_flat_method_to_a_zone(manager_client, germany):
 
     assert response.status_code == 201, response.content
     method = ShippingMethod.objects.get()
-    assert response["Location"] == f"/api/shipping-methods/{method.pk}"
+    assert response["Location"] == f"/api/shipping-methods/{method.pk}/"
     assert response.json() == {
         "id": method.pk,
         "zone": "germany",
@@ -221,6 +221,8 @@ def test_a_name_taken_in_the_zone_and_currency_is_a_409(manager_client, germany)
 
 
 BAD_METHODS = [
+    ({"free_over": ""}, "#/free_over"),  # no threshold is null, never a blank
+    ({"price": " "}, "#/price"),
     ({"name": ""}, "#/name"),
     ({"name": 5}, "#/name"),
     ({"name": "x" * 121}, "#/name"),
