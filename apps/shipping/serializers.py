@@ -153,12 +153,12 @@ class AmountField(serializers.DecimalField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**{**AMOUNT, **kwargs})
 
-    def to_internal_value(self, data: Any) -> Any:
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
         # DRF reads a blank string as null where null is allowed: "no threshold" is null,
         # never "" (which the schema's pattern refuses too).
         if isinstance(data, str) and not data.strip():
             self.fail("invalid")
-        return super().to_internal_value(data)
+        return super().validate_empty_values(data)
 
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "4.90"})
