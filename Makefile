@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_WORKERS ?= 2
 ARGS ?=
+# The Procfile's processes with .env loaded (honcho reads it; its PORT beats the shell's, and
+# 8080 applies when neither sets one). A process name after it runs that one alone.
+HONCHO = PORT="$${PORT:-8080}" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile
 
 .PHONY: run test lint format migrate worker worker-webhooks beat sandbox clean
 
@@ -19,8 +22,9 @@ $(VENV)/.dev-installed: requirements/dev.txt requirements/base.txt | $(BIN)/pyth
 	$(BIN)/pip install --quiet -r requirements/dev.txt
 	touch $@ $(VENV)/.base-installed
 
-## run: install, migrate, seed demo data and serve on 0.0.0.0:$$PORT (8080) with gunicorn;
-##      with a broker configured (.env) also the Celery workers, beat and the payment sandbox
+## run: install, migrate, seed demo data and serve on $$HOST:$$PORT (0.0.0.0:8080) with gunicorn;
+##      with a broker configured (.env) also the Celery workers, beat and the payment sandbox.
+##      Ports come from .env: PORT for web; the sandbox listens on PAYMENT_PROVIDER_URL's port.
 run: $(VENV)/.base-installed
 	$(BIN)/python manage.py ensure_database
 	$(BIN)/python manage.py migrate --noinput
@@ -31,8 +35,8 @@ run: $(VENV)/.base-installed
 		echo "embedded mode: tasks run in-process"; \
 		exec $(BIN)/gunicorn --config ecommerce/gunicorn.conf.py ecommerce.wsgi; \
 	else \
-		echo "full mode: web, worker, beat and payment sandbox (Procfile)"; \
-		PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho start --procfile Procfile; \
+		echo "full mode: web, workers, beat and payment sandbox (Procfile)"; \
+		exec env $(HONCHO); \
 	fi
 
 # promtool (Debian package `prometheus`) runs the alert rule tests; installed when missing.
@@ -63,19 +67,24 @@ format: $(VENV)/.dev-installed
 migrate: $(VENV)/.base-installed
 	$(BIN)/python manage.py migrate --noinput
 
-## worker: charges, emails and periodic jobs; worker-webhooks: webhook deliveries, apart so a
-##         slow receiver never delays a charge (both run under `make run` with a broker)
+## worker, worker-webhooks, beat, sandbox: one process of the Procfile alone, as `make run`
+##         starts it (.env loaded), to debug it while the rest runs elsewhere. `make run`
+##         already starts them all in full mode: never run these beside it (two beats).
 worker: $(VENV)/.base-installed
-	$(BIN)/celery -A ecommerce worker -Q default,payments,notifications -n worker@%h --loglevel INFO
+	@mkdir -p var
+	$(HONCHO) worker
 
 worker-webhooks: $(VENV)/.base-installed
-	$(BIN)/celery -A ecommerce worker -Q webhooks -n webhooks@%h --loglevel INFO
+	@mkdir -p var
+	$(HONCHO) webhooks
 
 beat: $(VENV)/.base-installed
-	$(BIN)/celery -A ecommerce beat --loglevel INFO
+	@mkdir -p var
+	$(HONCHO) beat
 
 sandbox: $(VENV)/.base-installed
-	$(BIN)/python -m apps.payments.sandbox --host 127.0.0.1 --port 8090
+	@mkdir -p var
+	$(HONCHO) sandbox
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 var

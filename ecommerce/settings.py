@@ -180,6 +180,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int(
     "DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5
 )
+# An optional streaming replica for the reads that opt in (ecommerce/db/router.py); unset,
+# every query goes to DATABASE_URL. Same options and backend as the primary; tests mirror
+# the primary instead of creating a test database on a read-only server.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    _replica = env.db("DATABASE_REPLICA_URL")
+    for _key in ("ENGINE", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS"):
+        _replica[_key] = DATABASES["default"][_key]
+    _replica["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **_replica.get("OPTIONS", {})}
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+DATABASE_ROUTERS = ["ecommerce.db.router.PrimaryReplicaRouter"]
+# Seconds an unreachable replica is skipped (its reads go to the primary) before a retry.
+DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=30.0)
 
 # --- Cache (and, later, locks, breaker state and rate limits) -----------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -284,6 +297,12 @@ PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS = env.float(
     "PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS", default=5.0
 )
 PAYMENT_SANDBOX_SUCCESS_TOKEN = env.str("PAYMENT_SANDBOX_SUCCESS_TOKEN", default="tok_success")
+# The in-process sandbox keeps its charges in this SQLite file, shared by every local process
+# (gunicorn's workers, commands), so a refund finds a charge another worker made;
+# ":memory:" keeps them per process.
+PAYMENT_SANDBOX_DB = env.str("PAYMENT_SANDBOX_DB", default="var/payment-sandbox.sqlite3")
+if PAYMENT_SANDBOX_DB != ":memory:":
+    PAYMENT_SANDBOX_DB = str(BASE_DIR / PAYMENT_SANDBOX_DB)
 
 # --- Email and notifications (apps/notifications/) ----------------------------------------
 # consolemail:// prints mails (dev); smtp://user:pass@host:587 or smtp+tls://... sends them.
@@ -391,8 +410,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=20),
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "ecommerce.api.filters.SearchFilter",
+        "ecommerce.api.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "ecommerce.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["ecommerce.api.ratelimit.RateLimitThrottle"],

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import httpx
@@ -312,19 +313,27 @@ _sandbox_lock = threading.Lock()
 
 
 def _shared_sandbox() -> SandboxProvider:
-    """The process's in-memory sandbox, so every call in it sees the same keys."""
+    """The process's sandbox over PAYMENT_SANDBOX_DB, so every call sees the same keys.
+
+    Opened on first use, after gunicorn or Celery forked: each process gets its own
+    connection to the one file, as the embedded span store does.
+    """
     global _sandbox
     with _sandbox_lock:
         if _sandbox is None:
-            _sandbox = SandboxProvider(":memory:")
+            path = settings.PAYMENT_SANDBOX_DB
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _sandbox = SandboxProvider(path)
         return _sandbox
 
 
 class InProcessSandboxGateway:
     """The sandbox's logic called directly, no HTTP: embedded mode.
 
-    Same rules and answers as the sandbox process, fault injection included. Its data is
-    per process (an embedded server with several workers has one sandbox in each).
+    Same rules and answers as the sandbox process. Its charges, refunds and keys live in
+    PAYMENT_SANDBOX_DB, shared by the local processes (several gunicorn workers see one
+    another's charges); fault injection settings stay per process.
     """
 
     def __init__(self, provider: SandboxProvider | None = None) -> None:

@@ -58,9 +58,27 @@ def test_the_stack_has_every_process_and_backing_service(services: dict[str, Any
         "apps.payments.sandbox",
         "--host",
         "0.0.0.0",  # noqa: S104
-        "--port",
-        "8090",
     ]
+
+
+def test_the_sandbox_listens_where_the_app_calls_it(services: dict[str, Any]) -> None:
+    """No port is written twice: the sandbox binds the port of compose.env's provider URL."""
+    from urllib.parse import urlsplit
+
+    from apps.payments.sandbox import default_port
+
+    sandbox = services["payment-sandbox"]
+    settings = compose_settings()
+    url = urlsplit(settings["PAYMENT_PROVIDER_URL"])
+    assert url.hostname == "payment-sandbox"
+    assert [path.name for path in env_files(sandbox)] == ["compose.env"]
+    assert "--port" not in sandbox["command"]
+    assert default_port(settings) == url.port
+    assert sandbox["ports"] == [f"{url.port}:{url.port}"]
+    assert "default_port(os.environ)" in sandbox["healthcheck"]["test"][-1]
+    web = services["web"]
+    assert web["ports"] == [f"{settings['PORT']}:{settings['PORT']}"]
+    assert "os.environ.get('PORT'" in web["healthcheck"]["test"][-1]
 
 
 def test_every_service_has_a_healthcheck_or_says_why_not(services: dict[str, Any]) -> None:

@@ -2,8 +2,8 @@
 
 Standard library only and no Django, so it runs as its own lightweight process:
 
-    python -m apps.payments.sandbox --port 8090 [--db PATH] [--host 127.0.0.1]
-    python manage.py run_payment_sandbox --port 8090      (the same `serve()`)
+    python -m apps.payments.sandbox [--port 8090] [--db PATH] [--host 127.0.0.1]
+    python manage.py run_payment_sandbox [--port 8090]    (the same `serve()`)
     gunicorn -w 1 --threads 8 'apps.payments.sandbox:make_app("sandbox.sqlite3")'
 
 Endpoints (JSON in and out; `Idempotency-Key` header required on POSTs under `/v1/`):
@@ -35,7 +35,11 @@ which is how tests make "the provider charged but the response timed out". Repla
 delayed. `POST /_sandbox/reset` wipes all data, restores the default config and makes
 requests still sleeping in `latency_ms` answer 503 instead of acting after the reset.
 
-Persistence is one SQLite file (`--db`) or a private in-memory database (the default).
+The port defaults to PAYMENT_SANDBOX_PORT, else to the port of PAYMENT_PROVIDER_URL (where the
+app calls it), else 8090. Persistence is one SQLite file (`--db`) or a private in-memory
+database (the default). The in-process sandbox of embedded mode opens PAYMENT_SANDBOX_DB
+(`var/payment-sandbox.sqlite3`), so every local process, each gunicorn worker included, sees
+the same charges.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from apps.payments.sandbox.provider import (
     SandboxProvider,
     SandboxResponse,
 )
-from apps.payments.sandbox.server import SandboxApp, main, make_app, serve
+from apps.payments.sandbox.server import SandboxApp, default_port, main, make_app, serve
 
 __all__ = [
     "DECLINE_CODES",
@@ -58,6 +62,7 @@ __all__ = [
     "SandboxApp",
     "SandboxProvider",
     "SandboxResponse",
+    "default_port",
     "main",
     "make_app",
     "serve",

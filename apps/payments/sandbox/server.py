@@ -8,11 +8,11 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from socketserver import ThreadingMixIn
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from apps.payments.sandbox.provider import Refused, SandboxProvider, SandboxResponse
@@ -20,6 +20,22 @@ from apps.payments.sandbox.provider import Refused, SandboxProvider, SandboxResp
 logger = logging.getLogger("apps.payments.sandbox")
 
 MAX_BODY_BYTES = 64 * 1024
+DEFAULT_PORT = 8090
+
+
+def default_port(environ: Mapping[str, str]) -> int:
+    """The port to bind: PAYMENT_SANDBOX_PORT, else PAYMENT_PROVIDER_URL's, else 8090.
+
+    The app calls the sandbox at PAYMENT_PROVIDER_URL, so the sandbox listens where that
+    URL points and changing the URL in `.env` moves both (Procfile, `make sandbox`, compose).
+    """
+    if explicit := environ.get("PAYMENT_SANDBOX_PORT", "").strip():
+        return int(explicit)
+    try:
+        port = urlsplit(environ.get("PAYMENT_PROVIDER_URL", "").strip()).port
+    except ValueError:
+        port = None
+    return port or DEFAULT_PORT
 
 
 class SandboxApp:
@@ -149,7 +165,7 @@ def traced(app: Any) -> Any:
     return OpenTelemetryMiddleware(app)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8090, db_path: str = ":memory:") -> None:
+def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, db_path: str = ":memory:") -> None:
     """Serve the sandbox until SIGTERM or SIGINT, then close the socket and the database."""
     app = make_app(db_path)
     server = make_server(
@@ -178,8 +194,19 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m apps.payments.sandbox", description="Run the payment sandbox."
     )
     parser.add_argument("--host", default="127.0.0.1", help="Interface (default 127.0.0.1).")
-    parser.add_argument("--port", type=int, default=8090, help="Port (default 8090).")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="Port (default: PAYMENT_SANDBOX_PORT, else the port of PAYMENT_PROVIDER_URL, else "
+        "8090).",
+    )
     parser.add_argument("--db", default=":memory:", help="SQLite file (default: in memory).")
     args = parser.parse_args(argv)
+    if args.port is None:
+        try:
+            args.port = default_port(os.environ)
+        except ValueError:
+            parser.error("PAYMENT_SANDBOX_PORT must be a port number")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     serve(args.host, args.port, args.db)
