@@ -6,7 +6,7 @@ what can recover (STYLE.md R5, R9).
 
 from __future__ import annotations
 
-from ecommerce.errors import InvalidInput, Unavailable, Unprocessable
+from ecommerce.errors import Conflict, InvalidInput, Unavailable, Unprocessable
 
 
 class ProviderUnavailable(Unavailable):
@@ -90,3 +90,20 @@ class RefundRefused(ProviderRejected):
             detail=f"The payment provider refused the refund ({error}).",
         )
         self.charge_id = charge_id
+
+
+class MoneyMovementConflict(Conflict):
+    """A provider reference already recorded in the money ledger for another movement.
+
+    The ledger records each provider movement once; a second record under the same
+    reference with another payment, amount or currency means two movements were taken for
+    one: a bug to investigate, never a row to overwrite (the ledger is append-only).
+    """
+
+    code = "money_movement_conflict"
+    title = "Money movement recorded differently"
+
+    def __init__(self, *, kind: str, provider_reference: str) -> None:
+        super().__init__(f"The {kind} {provider_reference} is already recorded with other figures.")
+        self.kind = kind
+        self.provider_reference = provider_reference

@@ -1,4 +1,5 @@
-"""Payment invariants: orders leave pending_payment in time, and the provider agrees with us.
+"""Payment invariants: orders leave pending_payment in time, the provider agrees with us, and
+the money ledger adds up to what each order says was paid.
 
 The provider is asked by idempotency key (`find_charge`, a read): one key per order means
 at most one charge per order there, so "found and succeeded" is "charged exactly once".
@@ -17,6 +18,7 @@ from django.db.models import Q, QuerySet
 from apps.orders.models import Order, OrderStatus
 from apps.payments.gateway import ChargeResult, ChargeStatus, get_gateway
 from apps.payments.models import Payment, PaymentStatus
+from apps.payments.selectors import money_ledger_report
 from ecommerce.invariants import CheckContext, Outcome, invariant
 
 # Parallel lookups: a provider answers each in milliseconds, thousands of orders add up.
@@ -174,4 +176,23 @@ def provider_agrees(context: CheckContext) -> Outcome:
         if problem:
             outcome.fail(f"order {row['order_id']} key {row['idempotency_key']}: {problem}")
     outcome.notes.append(f"asked the provider about {len(rows)} order(s)")
+    return outcome
+
+
+@invariant("payments.money_ledger")
+def money_ledger(context: CheckContext) -> Outcome:
+    """Per order, captures minus refunds in the money ledger equal what the order says was
+    paid: its total when paid, fulfilled or refunding, zero otherwise.
+
+    One aggregate query (`selectors.money_ledger_report`). Explained, not broken: a late
+    capture of an order that ended unpaid within the grace period (its refund is due).
+    """
+    report = money_ledger_report(since=context.since, settled_before=context.settled_before())
+    outcome = Outcome(checked=report.checked, explained=len(report.in_flight))
+    for item in report.broken:
+        outcome.fail(item.describe())
+    if outcome.explained:
+        outcome.notes.append(
+            f"{outcome.explained} late capture(s) of unpaid orders wait for their refund"
+        )
     return outcome

@@ -1,10 +1,12 @@
-"""Payments: one per order, with the key that makes every provider call idempotent."""
+"""Payments: one per order, with the key that makes every provider call idempotent, and the
+money ledger: one append-only row per movement of money at the provider."""
 
 from __future__ import annotations
 
 import uuid
 
 from django.db import models
+from django.db.models import Q
 
 from ecommerce.models import TimeStampedModel
 
@@ -47,3 +49,61 @@ class Payment(TimeStampedModel):
         """The idempotency key of an order's payment: one per order, known before the row
         exists, so the provider can be asked about an order whose payment is not open yet."""
         return f"order-{order_public_id}"
+
+
+class MoneyMovementKind(models.TextChoices):
+    AUTHORIZATION = "authorization", "Authorization"
+    CAPTURE = "capture", "Capture"
+    VOID = "void", "Void"
+    REFUND = "refund", "Refund"
+
+
+class MoneyMovement(models.Model):
+    """One movement of money at the provider, written in the transaction of the state it
+    justifies; append-only (a database trigger refuses UPDATE and DELETE: migration 0003).
+
+    Per order, captures minus refunds equal what the order says was paid
+    (`payments.money_ledger`). A charge today is one provider call that authorizes and
+    captures at once: it is recorded as one "capture" under the charge id, the only
+    movement the provider reports for it. Authorization and void rows come with separate
+    authorize and capture calls, each under its own provider reference; an authorization
+    moves no money to us, so the invariant counts captures and refunds only.
+
+    The same provider movement is recorded once: (kind, provider_reference) is unique, so
+    two paths recording it at once (a task and a sweep) leave one row.
+    """
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="movements")
+    # The order's own column (not only through the payment), so the per-order sums are one
+    # indexed aggregate.
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.PROTECT, related_name="money_movements"
+    )
+    kind = models.CharField(max_length=16, choices=MoneyMovementKind.choices)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    # The provider's id of this movement: the charge id of a capture, the refund id of a refund.
+    provider_reference = models.CharField(max_length=64)
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("created_at", "pk")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "provider_reference"], name="payments_movement_once"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payments_movement_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(kind__in=MoneyMovementKind.values), name="payments_movement_kind"
+            ),
+            models.CheckConstraint(
+                condition=~Q(provider_reference=""), name="payments_movement_reference"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="payments_movement_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.currency} ({self.provider_reference})"

@@ -10,7 +10,9 @@ A charge is safe to run any number of times, from any number of workers:
 - the order is re-read and nothing happens unless it is still pending_payment;
 - the provider gets the payment's idempotency key, so a retry after a lost response finds
   the first charge instead of making a second one;
-- the result and the order's transition are written in one transaction.
+- the result and the order's transition are written in one transaction, with the money
+  ledger's row for the movement (`MoneyMovement`: a capture per succeeded charge, a refund
+  per refund), so captures minus refunds always equal what the order says was paid.
 Provider calls go through the shared "payment-provider" circuit breaker; only transient
 errors count against it (a decline is a successful call). A call the open breaker refuses
 is not an attempt of the payment: PAYMENT_MAX_ATTEMPTS_PER_PAYMENT counts calls that left
@@ -24,24 +26,26 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderStatus
 from apps.payments.exceptions import (
+    MoneyMovementConflict,
     PaymentDeclined,
     ProviderRejected,
     ProviderUnavailable,
     RefundRefused,
 )
-from apps.payments.gateway import ChargeResult, ChargeStatus, get_gateway
-from apps.payments.models import Payment, PaymentStatus
+from apps.payments.gateway import ChargeResult, ChargeStatus, RefundResult, get_gateway
+from apps.payments.models import MoneyMovement, MoneyMovementKind, Payment, PaymentStatus
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import PAYMENT_PROVIDER_LATENCY, PAYMENT_SWEEPS, PAYMENTS
 from ecommerce.resilience.breaker import breaker
@@ -101,11 +105,56 @@ def _provider_call(operation: str) -> Iterator[None]:
         PAYMENT_PROVIDER_LATENCY.labels(operation).observe(time.perf_counter() - started)
 
 
-def _record_success(payment: Payment, result: ChargeResult) -> str:
-    """Store the charge and pay the order; refund a charge that came too late.
+def record_money_movement(
+    *,
+    payment: Payment,
+    kind: MoneyMovementKind,
+    amount: Decimal,
+    currency: str,
+    provider_reference: str,
+    reason: str,
+) -> MoneyMovement:
+    """Write the ledger row of one provider movement, once; return it.
 
-    A late charge whose refund cannot reach the provider stays succeeded on an unpaid
-    order; `reconcile_payments` refunds it.
+    Call it inside the transaction that writes the state the movement justifies. Idempotent
+    by constraint: (kind, provider_reference) is unique, so a second record of the same
+    movement, even from another transaction at the same instant (it waits for the first to
+    commit), returns the row already there. Raises MoneyMovementConflict when that row has
+    other figures (payment, amount or currency): never overwritten, the ledger is
+    append-only.
+    """
+    try:
+        with transaction.atomic():
+            return MoneyMovement.objects.create(
+                payment=payment,
+                order_id=payment.order_id,
+                kind=kind,
+                amount=amount,
+                currency=currency,
+                provider_reference=provider_reference,
+                reason=reason[:255],
+            )
+    except IntegrityError:
+        existing = MoneyMovement.objects.filter(
+            kind=kind, provider_reference=provider_reference
+        ).first()
+        if existing is None:
+            raise  # a CHECK refused the row (an amount of 0): not a duplicate
+    if (existing.payment_id, existing.amount, existing.currency) != (
+        payment.pk,
+        amount,
+        currency,
+    ):
+        raise MoneyMovementConflict(kind=kind, provider_reference=provider_reference)
+    return existing
+
+
+def _record_success(payment: Payment, result: ChargeResult, *, reason: str) -> str:
+    """Store the charge and its capture in the ledger, and pay the order; refund a charge
+    that came too late.
+
+    A late charge whose refund cannot reach the provider stays succeeded (and captured in
+    the ledger) on an unpaid order; `reconcile_payments` refunds it.
     """
     with transaction.atomic():
         Payment.objects.filter(pk=payment.pk).update(
@@ -113,6 +162,14 @@ def _record_success(payment: Payment, result: ChargeResult) -> str:
             provider_charge_id=result.charge_id,
             last_error="",
             updated_at=timezone.now(),
+        )
+        record_money_movement(
+            payment=payment,
+            kind=MoneyMovementKind.CAPTURE,
+            amount=result.amount,
+            currency=result.currency,
+            provider_reference=result.charge_id,
+            reason=reason,
         )
         order = orders_services.mark_paid(order_id=payment.order_id, charge_id=result.charge_id)
     logger.info(
@@ -125,7 +182,7 @@ def _record_success(payment: Payment, result: ChargeResult) -> str:
     if order.status != OrderStatus.PAID:
         # The order expired or was cancelled while the charge was in flight.
         logger.warning("payment_late_charge_refund", order_id=str(order.public_id))
-        refund_payment(order_id=payment.order_id)
+        refund_payment(order_id=payment.order_id, reason=f"late charge of an order {order.status}")
         return "refunded_late"
     return "succeeded"
 
@@ -158,12 +215,15 @@ def _record_failure(payment: Payment, reason: str) -> str:
     return "failed"
 
 
-def _record_found(payment: Payment, found: ChargeResult | None) -> str | None:
-    """Record a charge the provider made under the payment's key; None when it made none."""
+def _record_found(payment: Payment, found: ChargeResult | None, *, when: str) -> str | None:
+    """Record a charge the provider made under the payment's key; None when it made none.
+
+    `when` says which step asked (it lands in the ledger row's reason).
+    """
     if found is None:
         return None
     if found.status is ChargeStatus.SUCCEEDED:
-        return _record_success(payment, found)
+        return _record_success(payment, found, reason=f"charge found by key {when}")
     return _record_decline(
         payment,
         PaymentDeclined(decline_code=found.decline_code or "declined", charge_id=found.charge_id),
@@ -182,7 +242,8 @@ def _settle(payment: Payment, *, reason: str) -> str:
     Raises ProviderUnavailable or CircuitOpen when the provider cannot be asked (nothing
     changes: a charge may have happened, so the order is never failed blind).
     """
-    return _record_found(payment, _find_charge(payment)) or _record_failure(payment, reason)
+    found = _record_found(payment, _find_charge(payment), when="when settling")
+    return found or _record_failure(payment, reason)
 
 
 def _max_attempts() -> int:
@@ -233,7 +294,7 @@ def _charge_locked(order_id: int, *, ask_first: bool) -> str:
     if payment.attempts >= _max_attempts():
         return _settle(payment, reason=f"gave up after {payment.attempts} provider attempts")
     if ask_first:
-        recorded = _record_found(payment, _find_charge(payment))
+        recorded = _record_found(payment, _find_charge(payment), when="before charging again")
         if recorded is not None:
             return recorded
     return _attempt(payment)
@@ -293,7 +354,7 @@ def _attempt(payment: Payment) -> str:
     PAYMENTS.labels("declined" if declined else "succeeded").inc()
     if declined is not None:
         return _record_decline(payment, declined)
-    return _record_success(payment, result)
+    return _record_success(payment, result, reason="charge succeeded")
 
 
 def give_up_charge(*, order_id: int, attempts: int) -> str:
@@ -316,26 +377,59 @@ def give_up_charge(*, order_id: int, attempts: int) -> str:
         return "busy"
 
 
-def refund_payment(*, order_id: int) -> Payment:
-    """Refund a succeeded payment in full (idempotent: the refund has its own key).
+def _refund_at_provider(order_id: int) -> tuple[Payment, RefundResult | None]:
+    """Refund a succeeded payment in full at the provider (idempotent: the refund has its
+    own key); None when there is nothing to refund (refunded already, or no money taken).
 
-    Raises ProviderUnavailable or CircuitOpen when the provider cannot be reached, and
-    RefundRefused when it will never refund this charge.
+    Records nothing: the caller does, with `_record_refund`. Raises ProviderUnavailable or
+    CircuitOpen when the provider cannot be reached, and RefundRefused when it will never
+    refund this charge.
     """
     payment = Payment.objects.get(order_id=order_id)
     if payment.status != PaymentStatus.SUCCEEDED:
-        return payment  # refunded already, or no money was taken
+        return payment, None
     with _provider_guard(), _provider_call("refund"):
         refund = get_gateway().refund(
             charge_id=payment.provider_charge_id,
             amount=payment.amount,
             idempotency_key=f"refund-{payment.idempotency_key}",
         )
+    return payment, refund
+
+
+def _record_refund(payment: Payment, refund: RefundResult, *, reason: str) -> None:
+    """The payment is refunded, and the ledger has the refund. Caller holds a transaction.
+
+    Two callers refunding at once got the same refund (one key): the first marks the
+    payment, and the ledger keeps one row for both.
+    """
     Payment.objects.filter(pk=payment.pk, status=PaymentStatus.SUCCEEDED).update(
         status=PaymentStatus.REFUNDED,
         provider_refund_id=refund.refund_id,
         updated_at=timezone.now(),
     )
+    record_money_movement(
+        payment=payment,
+        kind=MoneyMovementKind.REFUND,
+        amount=refund.amount,
+        currency=refund.currency,
+        provider_reference=refund.refund_id,
+        reason=reason,
+    )
+
+
+def refund_payment(*, order_id: int, reason: str = "refunded") -> Payment:
+    """Refund a succeeded payment in full (idempotent: the refund has its own key), and
+    record the refund in the ledger.
+
+    Raises ProviderUnavailable or CircuitOpen when the provider cannot be reached, and
+    RefundRefused when it will never refund this charge.
+    """
+    payment, refund = _refund_at_provider(order_id)
+    if refund is None:
+        return payment
+    with transaction.atomic():
+        _record_refund(payment, refund, reason=reason)
     payment.refresh_from_db()
     logger.info("payment_refunded", order_id=order_id, refund_id=refund.refund_id)
     return payment
@@ -352,12 +446,19 @@ def refund_order_payment(*, order_id: int, actor_id: int | None = None, reason: 
     if not Order.objects.filter(pk=order_id, status=OrderStatus.REFUNDING).exists():
         return "noop"
     try:
-        refund_payment(order_id=order_id)
+        payment, refund = _refund_at_provider(order_id)
     except RefundRefused as exc:
         orders_services.abort_refund(order_id=order_id, reason=f"refund refused: {exc.error}")
         return "refused"
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
-    orders_services.complete_refund(order_id=order_id, by=actor, reason=reason)
+    # The refund's ledger row and the order's refunded status commit together: a refunding
+    # order has its capture whole, a refunded one has it refunded, never in between.
+    with transaction.atomic():
+        if refund is not None:
+            _record_refund(payment, refund, reason=reason)
+        orders_services.complete_refund(order_id=order_id, by=actor, reason=reason)
+    if refund is not None:
+        logger.info("payment_refunded", order_id=order_id, refund_id=refund.refund_id)
     return "refunded"
 
 
@@ -448,7 +549,7 @@ def reconcile_payments(*, now: Any = None) -> dict[str, int]:
         if sweep.out_of_time():
             break
         try:
-            refund_payment(order_id=order_id)
+            refund_payment(order_id=order_id, reason="late charge refunded by reconciliation")
         except PROVIDER_DOWN as exc:
             sweep.deferred(order_id, exc)
             continue
@@ -504,7 +605,7 @@ def expire_overdue_orders(*, now: Any = None) -> dict[str, int]:
 def _expire_locked(order_id: int) -> str:
     payment = _pending_payment(order_id)
     if payment is not None:
-        recorded = _record_found(payment, _find_charge(payment))
+        recorded = _record_found(payment, _find_charge(payment), when="at expiry")
         if recorded is not None:
             return recorded
     return "expired" if orders_services.expire_order(order_id=order_id) else "noop"

@@ -72,6 +72,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("orders.order", "cancel"): ADMINS,
     ("orders.order", "retry_payment"): ADMINS,
     ("payments.payment", "delete_selected"): NOBODY,
+    ("payments.moneymovement", "delete_selected"): NOBODY,  # append-only
     ("notifications.notification", "delete_selected"): NOBODY,
     ("notifications.notification", "resend"): ADMINS,
     ("notifications.webhookendpoint", "delete_selected"): SUPERUSER,

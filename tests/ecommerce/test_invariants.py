@@ -34,6 +34,7 @@ ALL_CHECKS = (
     "notifications.none_stuck",
     "orders.stock_held",
     "outbox.nothing_stale",
+    "payments.money_ledger",
     "payments.payment_window",
     "payments.provider_agrees",
 )
