@@ -31,7 +31,7 @@ from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderEvent, OrderStatus
 from apps.payments import gateway as gateway_module
 from apps.payments import services as payments_services
-from apps.payments.models import Payment, PaymentStatus
+from apps.payments.models import MoneyMovement, MoneyMovementKind, Payment, PaymentStatus
 from ecommerce.outbox import registry
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches, stock_of
@@ -116,6 +116,12 @@ def assert_money_agrees(order: Order, sandbox: SandboxServer) -> str:
     elif succeeded:
         assert refunded == order.total, f"order {order.pk} {order.status} kept {charge}"
         assert payment.status == PaymentStatus.REFUNDED
+    # The money ledger says what the provider says: its capture and its refunds, once each.
+    ledger = {kind: Decimal(0) for kind in MoneyMovementKind.values}
+    for kind, amount in MoneyMovement.objects.filter(order=order).values_list("kind", "amount"):
+        ledger[kind] += amount
+    captured = Decimal(charge["amount"]) if succeeded else Decimal(0)
+    assert (ledger["capture"], ledger["refund"]) == (captured, refunded), f"order {order.pk}"
     return str(order.status)
 
 

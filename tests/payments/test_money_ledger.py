@@ -19,6 +19,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
 from django.utils import timezone
 
 from apps.catalog.models import Product
@@ -29,8 +30,10 @@ from apps.payments.exceptions import MoneyMovementConflict, ProviderUnavailable
 from apps.payments.gateway import InProcessSandboxGateway, get_gateway
 from apps.payments.models import MoneyMovement, MoneyMovementKind, Payment, PaymentStatus
 from apps.payments.services import reconcile_payments
+from ecommerce.api.permissions import Role
 from ecommerce.invariants import CheckContext, run_checks
 from tests.catalog.factories import make_product
+from tests.roles import restore_role_groups
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -515,3 +518,69 @@ def test_the_backfill_records_payments_from_before_the_ledger(place: Any) -> Non
         ),
     ]
     assert ledger_check().ok
+
+
+# --- Admin: read-only, for support and admins --------------------------------------------------
+
+LEDGER_ADMIN = "/admin/payments/moneymovement/"
+
+
+@pytest.fixture
+def support(client: Client) -> Client:
+    restore_role_groups()
+    client.force_login(UserFactory(is_staff=True, roles=[Role.SUPPORT]))
+    return client
+
+
+def test_the_payment_page_shows_its_movements_read_only(
+    support: Client, paid: Payment, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        orders_services.refund_order(order_id=paid.order_id, by=None)
+    paid.refresh_from_db()
+
+    page = support.get(f"/admin/payments/payment/{paid.pk}/change/")
+
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert paid.provider_charge_id in body
+    assert paid.provider_refund_id in body
+    assert "movements-TOTAL_FORMS" in body
+    assert 'name="movements-0-amount"' not in body  # shown, never a field to edit
+
+
+def test_the_ledger_lists_movements_by_kind_linking_to_their_order(
+    support: Client, paid: Payment, place: Any
+) -> None:
+    other = place()
+    payments_services.charge_payment(order_id=other.order_id)
+    order_url = f"/admin/orders/order/{paid.order_id}/change/"
+
+    listing = support.get(LEDGER_ADMIN)
+    captures = support.get(LEDGER_ADMIN, {"kind__exact": "capture"})
+    refunds = support.get(LEDGER_ADMIN, {"kind__exact": "refund"})
+    now = timezone.localtime()
+    today = support.get(
+        LEDGER_ADMIN,
+        {"created_at__year": now.year, "created_at__month": now.month, "created_at__day": now.day},
+    )
+
+    assert listing.status_code == 200
+    assert order_url in listing.content.decode()
+    assert len(captures.context["cl"].result_list) == 2
+    assert len(refunds.context["cl"].result_list) == 0
+    assert len(today.context["cl"].result_list) == 2
+
+
+def test_nobody_adds_changes_or_deletes_a_movement_in_the_admin(
+    client: Client, paid: Payment
+) -> None:
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    row = MoneyMovement.objects.get(payment=paid)
+
+    add = client.get(f"{LEDGER_ADMIN}add/")
+    change = client.post(f"{LEDGER_ADMIN}{row.pk}/change/", {"amount": "1.00"})
+    delete = client.post(f"{LEDGER_ADMIN}{row.pk}/delete/", {"post": "yes"})
+
+    assert (add.status_code, change.status_code, delete.status_code) == (403, 403, 403)
+    assert MoneyMovement.objects.get(pk=row.pk).amount == TOTAL
