@@ -27,6 +27,7 @@ from apps.inventory import selectors, services
 from apps.inventory.exceptions import UnknownWarehouse
 from apps.inventory.models import Warehouse
 from ecommerce.api import identifiers
+from ecommerce.commands import Progress
 from ecommerce.errors import DomainError
 
 STOCK_COLUMNS = ("stock", "warehouse")
@@ -152,27 +153,35 @@ def import_products(
     dry_run: bool = False,
     actor: Any = None,
     after_row: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Upsert products from CSV text lines (header row first); see the module docstring.
 
-    `after_row(line)` is called after each row is applied (committed, unless dry run).
+    `after_row(line)` is called after each row is applied (committed, unless dry run);
+    `progress` learns the number of records once the file is read, then each outcome.
     Raises ValueError for a header the import cannot read (nothing is changed then).
     """
     _header, records = _read(lines)
     report = ImportReport()
+    if progress is not None:
+        progress.add_total(len(records))
     groups: dict[tuple[str, str], list[_Record]] = {}
     for record in records:
         if isinstance(record, tuple):
             report.errors.append(record)
+            if progress is not None:
+                progress.advance("failed")
         else:
             groups.setdefault(_group_key(record), []).append(record)
     for key, rows in groups.items():
         if dry_run:
             with transaction.atomic():
-                _import_group(key, rows, report, actor=actor, after_row=after_row)
+                _import_group(
+                    key, rows, report, actor=actor, after_row=after_row, progress=progress
+                )
                 transaction.set_rollback(True)
         else:
-            _import_group(key, rows, report, actor=actor, after_row=after_row)
+            _import_group(key, rows, report, actor=actor, after_row=after_row, progress=progress)
     report.errors.sort()
     return report
 
@@ -184,6 +193,7 @@ def _import_group(
     *,
     actor: Any,
     after_row: Callable[[int], None] | None,
+    progress: Progress | None,
 ) -> None:
     """The rows of one product group, in file order. A group named by a `product` key is
     bound to the product of its first existing SKU, or to the one its first good row
@@ -198,10 +208,13 @@ def _import_group(
             outcome, product_id = _import_row(record, product_id=bound, actor=actor)
         except (_RowError, catalog_imports.RowError, DomainError) as exc:
             report.errors.append((record.line, str(exc)))
+            outcome = "failed"
         else:
             setattr(report, outcome, getattr(report, outcome) + 1)
             if key[0] == "product":
                 bound = product_id
+        if progress is not None:
+            progress.advance(outcome)
         if after_row is not None:
             after_row(record.line)
 

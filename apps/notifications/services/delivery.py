@@ -42,6 +42,7 @@ from apps.notifications.exceptions import (
 from apps.notifications.models import Notification, NotificationChannel, NotificationStatus
 from apps.notifications.services.creation import queue_delivery
 from apps.notifications.services.endpoints import record_delivery_failure, record_delivery_success
+from ecommerce.commands import Progress
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import NOTIFICATIONS
 from ecommerce.resilience.exceptions import CircuitOpen, LockNotAcquired
@@ -390,7 +391,9 @@ def resend_notification(*, notification_id: int, by: Any) -> Notification:
     return notification
 
 
-def requeue_notifications(*, include_failed: bool, since: datetime | None = None) -> int:
+def requeue_notifications(
+    *, include_failed: bool, since: datetime | None = None, progress: Progress | None = None
+) -> int:
     """Queue what is due and not on its way (selectors.notifications_to_requeue: a retry
     whose wait is over, a queued delivery that never ran, a send whose worker died), and
     with `include_failed` the failed ones (their attempts and horizon start over). Returns
@@ -403,6 +406,8 @@ def requeue_notifications(*, include_failed: bool, since: datetime | None = None
         queryset.values_list("pk", flat=True)[: settings.NOTIFICATION_REQUEUE_BATCH_SIZE]
     )
     queued = 0
+    if progress is not None:
+        progress.add_total(len(candidates))
     for notification_id in candidates:
         with transaction.atomic():
             notification = (
@@ -411,9 +416,10 @@ def requeue_notifications(*, include_failed: bool, since: datetime | None = None
                 .select_for_update(of=("self",))
                 .first()
             )
-            if notification is None:
-                continue  # delivered or picked up meanwhile
-            _reset_for_delivery(notification, fresh=notification.status == S.FAILED)
-            queued += 1
+            if notification is not None:  # else delivered or picked up meanwhile
+                _reset_for_delivery(notification, fresh=notification.status == S.FAILED)
+                queued += 1
+        if progress is not None:
+            progress.advance("queued" if notification is not None else "skipped")
     logger.info("notifications_requeued", queued=queued, include_failed=include_failed)
     return queued

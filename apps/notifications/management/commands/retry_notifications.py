@@ -6,33 +6,15 @@ NOTIFICATION_SWEEP_INTERVAL_SECONDS; this is the operator's way to do it now.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
+from django.core.management.base import CommandParser
 
 from apps.notifications import services
+from ecommerce.commands import OperatorCommand, moment
 
 
-def parse_since(value: str) -> datetime:
-    """An ISO 8601 date or date-time; one without an offset is taken as UTC.
-
-    Raises CommandError on anything else.
-    """
-    moment = parse_datetime(value)
-    if moment is None:
-        day = parse_date(value)
-        if day is None:
-            raise CommandError(f"--since: not an ISO 8601 date or date-time: {value!r}")
-        moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=UTC)
-    return moment
-
-
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Queue now what the notification sweeper would: deliveries due and not on their way "
         "(a retry whose wait is over, a queued one quiet for NOTIFICATION_REQUEUE_AFTER_SECONDS, "
@@ -46,13 +28,15 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--since",
-            type=parse_since,
+            type=moment,
             default=None,
-            help="Only notifications created at or after this ISO 8601 date or date-time.",
+            help="Only notifications created at or after this ISO 8601 date or date-time "
+            "(UTC unless it names an offset), or this long ago: 90m, 6h, 7d.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        queued = services.requeue_notifications(
-            include_failed=options["failed"], since=options["since"]
-        )
+        with self.progress("retry_notifications") as progress:
+            queued = services.requeue_notifications(
+                include_failed=options["failed"], since=options["since"], progress=progress
+            )
         self.stdout.write(f"Queued {queued} notification(s).")

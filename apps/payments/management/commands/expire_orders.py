@@ -8,26 +8,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
 from apps.payments.services import expire_overdue_orders
+from ecommerce.commands import OperatorCommand
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Expire orders still pending payment after ORDER_PAYMENT_TIMEOUT_SECONDS (stock "
         "returns), each after asking the provider: a charge it made pays or fails the order "
-        "instead; an order the provider cannot be asked about now is left (deferred)."
+        "instead; an order the provider cannot be asked about now is left (deferred). Works in "
+        "rounds of ORDER_EXPIRY_BATCH_SIZE orders; progress: a bar on a terminal, otherwise a "
+        "command_progress log line per round or every 5 seconds."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
         total: dict[str, int] = {}
-        while True:
-            outcome = expire_overdue_orders()
-            for name, count in outcome.items():
-                total[name] = total.get(name, 0) + count
-            if not any(count for name, count in outcome.items() if name != "deferred"):
-                break  # nothing moved: the rest waits for the provider or a charge in flight
+        with self.progress("expire_orders") as progress:
+            while True:
+                outcome = expire_overdue_orders()
+                for name, count in outcome.items():
+                    total[name] = total.get(name, 0) + count
+                    if count:
+                        progress.advance(name, count)
+                if not any(count for name, count in outcome.items() if name != "deferred"):
+                    break  # nothing moved: the rest waits for the provider or a charge in flight
         self.stdout.write(
             f"expired {total['expired']} order(s), {total['paid']} paid, "
             f"{total['declined']} declined, {total['deferred']} deferred"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
 from apps.payments.services import reconcile_payments
+from ecommerce.commands import OperatorCommand
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Open and charge the payment of an order whose order.placed was lost, charge payments "
         "never attempted (their message was lost) and settle ones in doubt, asking the "
@@ -18,5 +17,9 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        outcome = reconcile_payments()
+        with self.progress("reconcile_payments") as progress:
+            outcome = reconcile_payments()
+            for name, count in outcome.items():
+                if count:
+                    progress.advance(name, count)
         self.stdout.write(", ".join(f"{count} {name}" for name, count in outcome.items()))

@@ -10,11 +10,13 @@ from typing import Any
 
 import psycopg2
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from psycopg2 import sql
 
+from ecommerce.commands import OperatorCommand
 
-class Command(BaseCommand):
+
+class Command(OperatorCommand):
     help = "Create the PostgreSQL database named in DATABASE_URL when it does not exist."
     requires_system_checks: list[str] = []
 

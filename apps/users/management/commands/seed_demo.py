@@ -6,17 +6,23 @@ from importlib import import_module
 from typing import Any
 
 from django.apps import apps
-from django.core.management.base import BaseCommand
 from django.utils.module_loading import module_has_submodule
 
+from ecommerce.commands import OperatorCommand
 
-class Command(BaseCommand):
+
+class Command(OperatorCommand):
     help = "Create demo accounts (and, where apps provide them, demo data). Safe to re-run."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        seeding = [
+            app_config.name
+            for app_config in apps.get_app_configs()
+            if app_config.name.startswith("apps.")
+            and module_has_submodule(app_config.module, "demo")
+        ]
         self.stdout.write("Demo data:")
-        for app_config in apps.get_app_configs():
-            if app_config.name.startswith("apps.") and module_has_submodule(
-                app_config.module, "demo"
-            ):
-                import_module(f"{app_config.name}.demo").seed(stdout=self.stdout)
+        with self.progress("seed_demo", total=len(seeding)) as progress:
+            for name in seeding:
+                import_module(f"{name}.demo").seed(stdout=self.stdout)
+                progress.advance(name.removeprefix("apps."))

@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import json
-import re
+from argparse import ArgumentTypeError
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from ecommerce.commands import OperatorCommand, moment, non_negative_seconds
 from ecommerce.invariants import CheckContext, registered, run_checks
-
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_since(value: str, *, now: datetime) -> datetime:
-    """An ISO 8601 instant, or a duration back from now: `90s`, `15m`, `6h`, `7d`."""
-    match = DURATION.match(value.strip())
-    if match:
-        return now - timedelta(seconds=float(match[1]) * UNIT_SECONDS[match[2]])
-    parsed = parse_datetime(value.strip())
-    if parsed is None:
-        raise CommandError(f"--since {value!r}: give an ISO 8601 time or a duration like 6h.")
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+    """An ISO 8601 instant, or a duration back from `now`: `90s`, `15m`, `6h`, `7d`."""
+    try:
+        return moment(value, now=now)
+    except ArgumentTypeError:
+        raise CommandError(
+            f"--since {value!r}: give an ISO 8601 time or a duration like 6h."
+        ) from None
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Check the invariants every app registers (orders settled, charges matching the "
         "provider, stock matching its ledger, notifications of every event, outbox drained). "
@@ -43,7 +39,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--grace-seconds",
-            type=float,
+            type=non_negative_seconds,
             default=None,
             help="How long past its deadline work may still be in flight "
             "(default INVARIANTS_GRACE_SECONDS).",
@@ -64,6 +60,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{check.name:36} {check.description}")
             return
         now = timezone.now()
+        # Parsed here, not by argparse, so a duration counts back from the `now` checked.
         since = parse_since(options["since"], now=now) if options["since"] else None
         grace_seconds = options["grace_seconds"]
         if grace_seconds is None:

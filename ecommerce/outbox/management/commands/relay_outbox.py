@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
+from ecommerce.commands import OperatorCommand
 from ecommerce.outbox.registry import make_all_due, pending_count, relay_pending
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Re-send every outbox message whose task has not completed, lease or not (the "
         "periodic relay waits for leases to run out). Safe: handlers are idempotent."
@@ -20,6 +19,8 @@ class Command(BaseCommand):
         total = 0
         # Each row sent gets a new lease, so the rounds end once every row went (or at the
         # first round the broker refuses).
-        while sent := relay_pending():
-            total += sent
+        with self.progress("relay_outbox", total=pending_count()) as progress:
+            while sent := relay_pending():
+                total += sent
+                progress.advance("relayed", sent)
         self.stdout.write(f"relayed {total} message(s); {pending_count()} not completed yet")

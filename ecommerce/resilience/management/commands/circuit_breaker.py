@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from redis.exceptions import RedisError
 
+from ecommerce.commands import OperatorCommand
 from ecommerce.resilience.breaker import BreakerSnapshot, breaker, registered, validate_name
 
 ACTIONS = ("status", "reset")
@@ -21,7 +22,7 @@ def describe(snapshot: BreakerSnapshot) -> str:
     )
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Show the shared state of the circuit breakers (all known ones, or NAME), "
         "or close the breaker NAME by hand once its dependency is known to be back."
