@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from apps.payments.sandbox import default_port, serve
+from ecommerce.commands import OperatorCommand, tcp_port
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Serve the payment provider sandbox (test tokens, idempotency keys, fault injection) "
         "until SIGTERM; the same server as `python -m apps.payments.sandbox`."
@@ -22,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="Interface (default 127.0.0.1).")
         parser.add_argument(
             "--port",
-            type=int,
+            type=tcp_port,
             default=None,
             help="Port (default: PAYMENT_SANDBOX_PORT, else PAYMENT_PROVIDER_URL's, else 8090).",
         )
@@ -34,4 +36,7 @@ class Command(BaseCommand):
         # The settings module has read .env into the environment by now.
         port = port if port is not None else default_port(os.environ)
         self.stdout.write(f"Payment sandbox on http://{host}:{port} (db {db}); SIGTERM stops it.")
-        serve(host, port, db)
+        try:
+            serve(host, port, db)
+        except (OSError, sqlite3.Error) as exc:  # port taken, unknown host, bad --db path
+            raise CommandError(f"Cannot serve on {host}:{port} (db {db}): {exc}") from None
