@@ -183,6 +183,12 @@ class Progress:
             )
             self._last_report, self._last_done = now, self.done
 
+    def clear(self) -> None:
+        """Erase the bar before the command prints a line of its own on the same terminal."""
+        if self.tty and self.done:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started

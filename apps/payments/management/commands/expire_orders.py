@@ -18,7 +18,7 @@ class Command(OperatorCommand):
         "returns), each after asking the provider: a charge it made pays or fails the order "
         "instead; an order the provider cannot be asked about now is left (deferred). Works in "
         "rounds of ORDER_EXPIRY_BATCH_SIZE orders; progress: a bar on a terminal, otherwise a "
-        "command_progress log line per round or every 5 seconds."
+        "command_progress log line every 500 orders or 5 seconds."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -24,5 +24,6 @@ class Command(OperatorCommand):
         self.stdout.write("Demo data:")
         with self.progress("seed_demo", total=len(seeding)) as progress:
             for name in seeding:
+                progress.clear()
                 import_module(f"{name}.demo").seed(stdout=self.stdout)
                 progress.advance(name.removeprefix("apps."))
