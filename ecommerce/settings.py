@@ -180,6 +180,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int(
     "DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5
 )
+# An optional streaming replica for the reads that opt in (ecommerce/db/router.py); unset,
+# every query goes to DATABASE_URL. Same options and backend as the primary; tests mirror
+# the primary instead of creating a test database on a read-only server.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    _replica = env.db("DATABASE_REPLICA_URL")
+    for _key in ("ENGINE", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS"):
+        _replica[_key] = DATABASES["default"][_key]
+    _replica["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **_replica.get("OPTIONS", {})}
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+DATABASE_ROUTERS = ["ecommerce.db.router.PrimaryReplicaRouter"]
+# Seconds an unreachable replica is skipped (its reads go to the primary) before a retry.
+DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=30.0)
 
 # --- Cache (and, later, locks, breaker state and rate limits) -----------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -28,6 +29,7 @@ from apps.catalog.models import (
 )
 from apps.catalog.serializers import ProductDetailOutputSerializer
 from ecommerce import caching
+from ecommerce.db.router import use_replica
 
 # Query parameters that change a public list page; anything else is ignored (and not keyed).
 LIST_PARAMS = (
@@ -220,8 +222,9 @@ def product_list_json(*, query: Mapping[str, str], render: Callable[[], bytes]) 
     )
     digest = hashlib.blake2b(normalized.encode(), digest_size=16).hexdigest()
     generation = caching.current_generation(cache.LIST, cache.LIST_GENERATION_KEY)
-    if generation is None:  # cache unavailable
-        return render()
+    if generation is None:  # cache unavailable: every page is a query, the replica takes them
+        with use_replica():
+            return render()
     body = caching.read_through(
         name=cache.LIST,
         key=f"catalog:list:{generation.decode()}:{digest}",
@@ -235,13 +238,15 @@ def product_list_json(*, query: Mapping[str, str], render: Callable[[], bytes]) 
 def category_tree(*, include_inactive: bool = False) -> list[Category]:
     """Root categories, each with `tree_children` filled, from one query.
 
-    Without `include_inactive` an inactive category hides its whole subtree.
+    Without `include_inactive` an inactive category hides its whole subtree. The public
+    tree may come from the read replica (staff, who edit it, read theirs from the primary).
     """
     queryset = (
         Category.objects.all() if include_inactive else Category.objects.filter(is_active=True)
     )
     by_parent: dict[int | None, list[Category]] = {}
-    nodes = list(queryset.order_by("name"))
+    with contextlib.nullcontext() if include_inactive else use_replica():
+        nodes = list(queryset.order_by("name"))
     for node in nodes:
         by_parent.setdefault(node.parent_id, []).append(node)
     for node in nodes:

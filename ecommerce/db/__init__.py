@@ -1,0 +1,1 @@
+"""Database routing: the optional read replica (`DATABASE_REPLICA_URL`)."""
