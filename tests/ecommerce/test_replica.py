@@ -33,6 +33,7 @@ from ecommerce.api.permissions import Role
 from ecommerce.db import router
 from ecommerce.db.router import REPLICA_DB_ALIAS, read_alias, use_replica
 from tests.catalog.factories import make_product
+from tests.ecommerce.helpers import LogLines
 from tests.servers import free_port
 from tests.users.factories import UserFactory
 
@@ -396,7 +397,7 @@ def test_an_order_just_placed_is_read_back_from_the_primary(
 
 @replica_db
 def test_reads_fall_back_to_the_primary_when_the_replica_is_down(
-    replica: StreamingReplica,
+    replica: StreamingReplica, log_lines: LogLines
 ) -> None:
     Category.objects.create(name="Tees", slug="tees")
     replica.catch_up()
@@ -413,3 +414,6 @@ def test_reads_fall_back_to_the_primary_when_the_replica_is_down(
     new_request()
     with use_replica():
         assert read_alias() == "default"
+    outages = [line for line in log_lines() if line["event"] == "replica_unavailable"]
+    assert len(outages) == 1  # once per outage, not once per read
+    assert APIClient().get("/health/ready").status_code == 200  # readiness ignores the replica
