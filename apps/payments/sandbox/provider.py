@@ -173,7 +173,11 @@ class SandboxProvider:
         )
         self._db.row_factory = sqlite3.Row
         if db_path != ":memory:":
+            # WAL: readers never wait for the writer (several processes share the file).
+            # NORMAL: a commit waits for no fsync; a sandbox's data may lose its last commits
+            # to a power cut, never its consistency.
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._config_lock = threading.Lock()
         self._config = FaultConfig()
