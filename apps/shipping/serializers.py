@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from apps.shipping.models import (
     COUNTRY_PATTERN,
@@ -154,8 +155,11 @@ class AmountField(serializers.DecimalField):
         super().__init__(**{**AMOUNT, **kwargs})
 
     def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
-        # DRF reads a blank string as null where null is allowed: "no threshold" is null,
-        # never "" (which the schema's pattern refuses too).
+        # An amount is a decimal string, as the schema says: a JSON number may be a binary
+        # float (4.9 is not 4.90). DRF would also read a blank string as null where null
+        # is allowed: "no threshold" is null, never "".
+        if data is not None and data is not empty and not isinstance(data, str):
+            self.fail("invalid")
         if isinstance(data, str) and not data.strip():
             self.fail("invalid")
         return super().validate_empty_values(data)

@@ -222,6 +222,8 @@ def test_a_name_taken_in_the_zone_and_currency_is_a_409(manager_client, germany)
 
 BAD_METHODS = [
     ({"free_over": ""}, "#/free_over"),  # no threshold is null, never a blank
+    ({"free_over": 0}, "#/free_over"),  # amounts are decimal strings, never JSON numbers
+    ({"price": 4.9}, "#/price"),
     ({"price": " "}, "#/price"),
     ({"name": ""}, "#/name"),
     ({"name": 5}, "#/name"),
