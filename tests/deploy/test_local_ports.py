@@ -46,7 +46,7 @@ def test_no_process_has_a_port_of_its_own() -> None:
     assert "--port" not in processes["sandbox"]
     assert "--bind" not in processes["web"]
     makefile = (ROOT / "Makefile").read_text()
-    assert not re.search(r"\b(8090|--port)\b", makefile)
+    assert not re.search(r"\b8090\b|--port\b", makefile)
 
 
 @pytest.fixture
