@@ -185,6 +185,11 @@ DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int(
 # the primary instead of creating a test database on a read-only server.
 if env.str("DATABASE_REPLICA_URL", default=""):
     _replica = env.db("DATABASE_REPLICA_URL")
+    if not (
+        _replica["ENGINE"].endswith("postgresql")
+        and DATABASES["default"]["ENGINE"].endswith("postgresql")
+    ):
+        sys.exit("ImproperlyConfigured: DATABASE_REPLICA_URL needs PostgreSQL, as DATABASE_URL.")
     for _key in ("ENGINE", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS"):
         _replica[_key] = DATABASES["default"][_key]
     _replica["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **_replica.get("OPTIONS", {})}

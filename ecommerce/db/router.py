@@ -84,7 +84,15 @@ task_prerun.connect(_start_unit_of_work, dispatch_uid="ecommerce.db.router.task"
 
 
 def replica_configured() -> bool:
-    return REPLICA_DB_ALIAS in connections.settings
+    """A `replica` alias on a server or database other than the primary's.
+
+    A mirror of the primary (the test databases, a URL naming the primary) is no replica.
+    """
+    if REPLICA_DB_ALIAS not in connections.settings:
+        return False
+    replica = connections[REPLICA_DB_ALIAS].settings_dict
+    primary = connections[DEFAULT_DB_ALIAS].settings_dict
+    return any(str(replica[key]) != str(primary[key]) for key in ("HOST", "PORT", "NAME"))
 
 
 def _replica_reachable() -> bool:

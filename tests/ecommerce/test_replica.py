@@ -9,6 +9,7 @@ binaries, or no `host replication` entry for 127.0.0.1 in pg_hba.conf: `.ci/run`
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import glob
 import os
@@ -260,13 +261,25 @@ def replica_alias(streaming_replica: StreamingReplica) -> Iterator[StreamingRepl
     settings_dict = copy.deepcopy(connections.settings["default"])
     settings_dict.update(HOST="127.0.0.1", PORT=str(streaming_replica.port))
     settings_dict["TEST"] = {**settings_dict.get("TEST", {}), "MIRROR": "default"}
+    configured = connections.settings.get(REPLICA_DB_ALIAS)  # DATABASE_REPLICA_URL's mirror
+    forget_replica_connection()
     connections.settings[REPLICA_DB_ALIAS] = settings_dict
     try:
         yield streaming_replica
     finally:
+        forget_replica_connection()
+        if configured is None:
+            del connections.settings[REPLICA_DB_ALIAS]
+        else:
+            connections.settings[REPLICA_DB_ALIAS] = configured
+
+
+def forget_replica_connection() -> None:
+    """Close this thread's `replica` connection so the next one reads the alias anew."""
+    if REPLICA_DB_ALIAS in connections.settings:
         connections[REPLICA_DB_ALIAS].close()
-        del connections[REPLICA_DB_ALIAS]
-        del connections.settings[REPLICA_DB_ALIAS]
+        with contextlib.suppress(AttributeError):
+            del connections[REPLICA_DB_ALIAS]
 
 
 @pytest.fixture
