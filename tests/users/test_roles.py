@@ -168,6 +168,7 @@ MIGRATED_GRANTS = {
         "orders.view_order",
         "orders.view_orderevent",
         "orders.view_orderitem",
+        "payments.view_moneymovement",
         "payments.view_payment",
         "users.view_user",
     }
@@ -205,6 +206,7 @@ MIGRATED_GRANTS = {
         "orders.view_order",
         "orders.view_orderevent",
         "orders.view_orderitem",
+        "payments.view_moneymovement",
         "payments.view_payment",
         "users.add_user",
         "users.change_user",
