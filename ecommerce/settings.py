@@ -415,8 +415,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=20),
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "ecommerce.api.filters.SearchFilter",
+        "ecommerce.api.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "ecommerce.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["ecommerce.api.ratelimit.RateLimitThrottle"],

@@ -65,6 +65,8 @@ from apps.catalog.serializers import (
     VariantUpdateInputSerializer,
 )
 from ecommerce.api import identifiers
+from ecommerce.api.filters import OrderingFilter
+from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.parsers import PayloadTooLarge
 from ecommerce.api.permissions import HasRole, Role, has_role
 from ecommerce.api.schema import problems
@@ -186,6 +188,7 @@ class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Create a product with its variants (catalog managers)",
+        parameters=[location_parameter("The product, by its first SKU.")],
         request=ProductCreateInputSerializer,
         responses={
             status.HTTP_201_CREATED: ProductDetailOutputSerializer,
@@ -205,7 +208,7 @@ class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
         return Response(
             ProductDetailOutputSerializer(product).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/products/{product.first_sku}"},  # type: ignore[attr-defined]
+            headers=location("products", product.first_sku),  # type: ignore[attr-defined]
         )
 
     @extend_schema(
@@ -240,6 +243,7 @@ class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Add a variant to a product (catalog managers)",
+        parameters=[location_parameter("The variant.")],
         request=VariantInputSerializer,
         responses={
             status.HTTP_201_CREATED: VariantOutputSerializer,
@@ -261,11 +265,12 @@ class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
         return Response(
             VariantOutputSerializer(variant).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/variants/{variant.sku}"},
+            headers=location("variants", variant.sku),
         )
 
     @extend_schema(
         summary="Add an image to a product (catalog managers)",
+        parameters=[location_parameter("The image.")],
         description="A multipart form with the file in `image` and an optional `alt`. The "
         "image is judged by its bytes (JPEG, PNG, WebP or GIF), at most MEDIA_MAX_BYTES bytes "
         "and MEDIA_MAX_PIXELS pixels; it goes last in the product's gallery. Its thumbnails "
@@ -300,7 +305,7 @@ class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
         return Response(
             MediaOutputSerializer(item).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/products/{sku}/media/{item.pk}"},
+            headers=location("products", sku, "media", item.pk),
         )
 
     @extend_schema(
@@ -400,7 +405,7 @@ class CategoryViewSet(PublicReadsMixin, viewsets.GenericViewSet):
     lookup_field = "slug"
     lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
     pagination_class = None
-    filter_backends = ()  # the tree is listed whole
+    filter_backends = (OrderingFilter,)  # the tree is listed whole, in a fixed order
     serializer_class = CategoryTreeSerializer
 
     public_actions = ("list",)
@@ -413,7 +418,9 @@ class CategoryViewSet(PublicReadsMixin, viewsets.GenericViewSet):
         responses=CategoryTreeSerializer(many=True),
     )
     def list(self, request: Request) -> Response:
-        roots = selectors.category_tree(include_inactive=_is_catalog_staff(request))
+        roots = self.filter_queryset(
+            selectors.category_tree(include_inactive=_is_catalog_staff(request))
+        )
         return Response(CategoryTreeSerializer(roots, many=True).data)
 
     @extend_schema(
@@ -457,7 +464,7 @@ class AttributeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
 
     lookup_field = "slug"
     lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
     serializer_class = AttributeOutputSerializer
 
     def get_queryset(self) -> QuerySet[Attribute]:
@@ -465,7 +472,7 @@ class AttributeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
 
     @extend_schema(summary="List attributes with their choice values")
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(AttributeOutputSerializer(page, many=True).data)
 
     @extend_schema(
@@ -480,6 +487,7 @@ class AttributeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Declare an attribute, with its choice values (catalog managers)",
+        parameters=[location_parameter("The attribute.")],
         request=AttributeInputSerializer,
         responses={
             status.HTTP_201_CREATED: AttributeOutputSerializer,
@@ -498,7 +506,7 @@ class AttributeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
         return Response(
             AttributeOutputSerializer(selectors.get_attribute(slug=attribute.slug)).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/attributes/{attribute.slug}"},
+            headers=location("attributes", attribute.slug),
         )
 
     @extend_schema(
@@ -553,7 +561,7 @@ class ProductTypeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
 
     lookup_field = "slug"
     lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
     serializer_class = ProductTypeOutputSerializer
 
     def get_queryset(self) -> QuerySet[ProductType]:
@@ -561,7 +569,7 @@ class ProductTypeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
 
     @extend_schema(summary="List product types with their attributes")
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(ProductTypeOutputSerializer(page, many=True).data)
 
     @extend_schema(
@@ -576,6 +584,7 @@ class ProductTypeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Create a product type (catalog managers)",
+        parameters=[location_parameter("The product type.")],
         request=ProductTypeInputSerializer,
         responses={
             status.HTTP_201_CREATED: ProductTypeOutputSerializer,
@@ -594,7 +603,7 @@ class ProductTypeViewSet(PublicReadsMixin, viewsets.GenericViewSet):
         return Response(
             ProductTypeOutputSerializer(selectors.get_product_type(slug=product_type.slug)).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/product-types/{product_type.slug}"},
+            headers=location("product-types", product_type.slug),
         )
 
     @extend_schema(

@@ -253,7 +253,7 @@ class MediaUpdateInputSerializer(serializers.Serializer):
             "A product",
             value={
                 **{key: PRODUCT_EXAMPLE[key] for key in ("id", "sku", "name", "price", "currency")},
-                "category": "tees",
+                "category": PRODUCT_EXAMPLE["category"],
                 "stock": 12,
                 "in_stock": True,
                 "thumbnail": "/media/products/42/3f9c0a7e5b6d4e1f8a2b9c0d1e2f3a4b_160.webp",
@@ -269,7 +269,8 @@ class ProductListOutputSerializer(serializers.ModelSerializer):
         source="first_sku", read_only=True, help_text="SKU of its first variant."
     )
     price = PriceOutputField(help_text="The lowest price of its variants.")
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    # The same shape as in the detail, so a client reads a product's category one way.
+    category = CategoryRefSerializer(read_only=True, allow_null=True)
     stock = serializers.IntegerField(source="stock_total", read_only=True)
     in_stock = serializers.SerializerMethodField()
     thumbnail = serializers.SerializerMethodField()
@@ -312,7 +313,6 @@ class ProductListOutputSerializer(serializers.ModelSerializer):
     examples=[OpenApiExample("A product", value=PRODUCT_EXAMPLE, response_only=True)]
 )
 class ProductDetailOutputSerializer(ProductListOutputSerializer):
-    category = CategoryRefSerializer(read_only=True, allow_null=True)
     product_type = ProductTypeRefSerializer(read_only=True, allow_null=True)
     attributes = AssignedAttributeSerializer(
         source="attribute_assignments", many=True, read_only=True

@@ -44,7 +44,9 @@ from apps.pricing.exceptions import (
     VoucherPerCustomerLimitReached,
 )
 from ecommerce.api import ratelimit
+from ecommerce.api.filters import OrderingFilter
 from ecommerce.api.idempotency import HEADER, REPLAYED_HEADER, fingerprint, idempotency_key_from
+from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.schema import problems
 from ecommerce.money import format_amount
 
@@ -77,6 +79,7 @@ class CartViewSet(viewsets.GenericViewSet):
     rate_limit_scope = {"checkout": ratelimit.ORDERS}
     serializer_class = CartOutputSerializer  # for the schema: carts are rendered by hand
     queryset = Cart.objects.none()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
 
     def _cart(self, token: str) -> Cart:
         return selectors.cart_for(token=token, user=self.request.user)
@@ -92,13 +95,17 @@ class CartViewSet(viewsets.GenericViewSet):
             "`cart_token` when signing in to keep its lines."
         ),
         request=None,
+        parameters=[location_parameter("The cart, by its token.")],
         responses={status.HTTP_201_CREATED: CART},
     )
     def create(self, request: Request) -> Response:
         # 201 for a customer's existing cart too: one success status per operation, and
         # the answer is the same resource either way (the cart to use from now on).
         cart, _ = services.create_cart(user=request.user)
-        return self._render(cart, status.HTTP_201_CREATED)
+        response = self._render(cart, status.HTTP_201_CREATED)
+        for name, value in location("carts", cart.token).items():
+            response[name] = value
+        return response
 
     @extend_schema(
         summary="Read a cart, priced now",
@@ -233,7 +240,7 @@ class CartViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"], url_path="shipping-methods")
     def shipping_methods(self, request: Request, token: str) -> Response:
-        quotes = selectors.shipping_methods_for(self._cart(token))
+        quotes = self.filter_queryset(selectors.shipping_methods_for(self._cart(token)))
         return Response(
             [
                 {
@@ -266,9 +273,7 @@ class CartViewSet(viewsets.GenericViewSet):
                 description="1 to 255 printable ASCII characters; a UUID is ideal.",
                 pattern="^[!-~]{1,255}$",
             ),
-            OpenApiParameter(
-                "Location", str, OpenApiParameter.HEADER, response=[201], description="The order."
-            ),
+            location_parameter("The order."),
             OpenApiParameter(
                 REPLAYED_HEADER,
                 str,
@@ -321,7 +326,7 @@ class CartViewSet(viewsets.GenericViewSet):
             idempotency_key=key,
             fingerprint=fingerprint({"cart": token, **data}) if key else "",
         )
-        headers = {"Location": f"/api/orders/{order.public_id}"}
+        headers = location("orders", order.public_id)
         if not created:
             headers[REPLAYED_HEADER] = "true"
         return Response(order.creation_response, status=status.HTTP_201_CREATED, headers=headers)

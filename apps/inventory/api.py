@@ -31,6 +31,8 @@ from apps.inventory.serializers import (
     WarehouseSerializer,
 )
 from ecommerce.api import identifiers
+from ecommerce.api.filters import OrderingFilter
+from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.permissions import HasRole, Role
 from ecommerce.api.schema import problems
 from ecommerce.errors import InvalidInput
@@ -60,7 +62,7 @@ class StockViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[A-Za-z0-9._-]{1,64}"
     permission_classes = (HasRole.of(Role.CATALOG_MANAGER),)
     serializer_class = StockMovementOutputSerializer
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
 
     def get_queryset(self) -> QuerySet[ProductVariant]:
         return ProductVariant.objects.all()
@@ -124,7 +126,7 @@ class StockViewSet(viewsets.GenericViewSet):
             queryset = selectors.movements_of(
                 variant=catalog_selectors.get_variant(sku=sku, include_inactive=True)
             )
-        page = self.paginate_queryset(queryset)
+        page = self.paginate_queryset(self.filter_queryset(queryset))
         return self.get_paginated_response(StockMovementOutputSerializer(page, many=True).data)
 
 
@@ -137,7 +139,7 @@ class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     permission_classes = (HasRole.of(Role.CATALOG_MANAGER),)
     serializer_class = WarehouseSerializer
     pagination_class = None
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
 
     def get_queryset(self) -> QuerySet[Warehouse]:
         return selectors.warehouses()
@@ -176,6 +178,7 @@ class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 "Created", value=WAREHOUSE_EXAMPLE, response_only=True, status_codes=["201"]
             ),
         ],
+        parameters=[location_parameter("The warehouse.")],
         responses={
             status.HTTP_201_CREATED: WarehouseSerializer,
             **problems(WarehouseSlugTaken(slug="north"), UnknownShippingZone(zones=["nordics"])),
@@ -188,7 +191,7 @@ class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return Response(
             WarehouseSerializer(selectors.warehouses().get(pk=warehouse.pk)).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/warehouses/{warehouse.slug}"},
+            headers=location("warehouses", warehouse.slug),
         )
 
     @extend_schema(

@@ -23,16 +23,18 @@ from apps.notifications.serializers import (
 )
 from ecommerce.api import identifiers
 from ecommerce.api.filters import OrderingFilter
+from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.permissions import HasRole, Role
 
 NOTIFICATION_EXAMPLE = OpenApiExample(
     "A delivered webhook",
     value={
         "id": 42,
+        "public_id": "5d0c6f1e-8a3b-4c2d-9e7f-1a2b3c4d5e6f",
         "recipient": 7,
         "channel": "webhook",
         "event": "order_paid",
-        "subject": "order:118",
+        "subject": "order:0b7e5c1a-3f2d-4e6a-8b9c-7d1e2f3a4b5c",
         "endpoint": 3,
         "status": "sent",
         "attempts": 2,
@@ -142,18 +144,19 @@ class WebhookEndpointViewSet(viewsets.GenericViewSet):
     lookup_value_regex = identifiers.ID_PATTERN
     queryset = WebhookEndpoint.objects.none()  # for the schema only: scoped by caller
     serializer_class = WebhookEndpointOutputSerializer
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
 
     def get_queryset(self) -> QuerySet[WebhookEndpoint]:
         return selectors.webhook_endpoints_of(owner=self.request.user)
 
     @extend_schema(examples=[ENDPOINT_EXAMPLE])
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(WebhookEndpointOutputSerializer(page, many=True).data)
 
     @extend_schema(
         request=WebhookEndpointInputSerializer,
+        parameters=[location_parameter("The endpoint.")],
         responses={status.HTTP_201_CREATED: WebhookEndpointWithSecretOutputSerializer},
         examples=[ENDPOINT_INPUT_EXAMPLE, ENDPOINT_WITH_SECRET_EXAMPLE],
     )
@@ -166,7 +169,7 @@ class WebhookEndpointViewSet(viewsets.GenericViewSet):
         return Response(
             WebhookEndpointWithSecretOutputSerializer(endpoint).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/webhooks/{endpoint.pk}"},
+            headers=location("webhooks", endpoint.pk),
         )
 
     @extend_schema(examples=[ENDPOINT_EXAMPLE])
@@ -224,6 +227,7 @@ class WebhookEndpointViewSet(viewsets.GenericViewSet):
                 "A queued ping",
                 value={
                     "id": 51,
+                    "public_id": "c3a9e1f0-7b2d-4e5f-8a6b-9c0d1e2f3a4b",
                     "recipient": 7,
                     "channel": "webhook",
                     "event": "ping",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,6 +68,11 @@ def subscribed_endpoints(*, owner_id: int, event: str) -> list[WebhookEndpoint]:
     and JSON containment is not portable to the embedded SQLite)."""
     endpoints = WebhookEndpoint.objects.filter(owner_id=owner_id, active=True).order_by("pk")
     return [endpoint for endpoint in endpoints if event in endpoint.events]
+
+
+def order_public_ids(*, order_ids: Iterable[int]) -> dict[int, uuid.UUID]:
+    """The public id of each of `order_ids` that exists, from one query."""
+    return dict(Order.objects.filter(pk__in=set(order_ids)).values_list("pk", "public_id"))
 
 
 def order_with_items(*, order_id: int) -> Order | None:

@@ -44,6 +44,7 @@ from ecommerce.api.idempotency import (
     fingerprint,
     idempotency_key_from,
 )
+from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.schema import problems
 
 PLACE_FOR_CUSTOMER = "orders.place_order_for_customer"
@@ -98,9 +99,7 @@ class OrderViewSet(viewsets.GenericViewSet):
                 OpenApiParameter.HEADER,
                 description="1 to 255 printable ASCII characters; a UUID is ideal.",
             ),
-            OpenApiParameter(
-                "Location", str, OpenApiParameter.HEADER, response=[201], description="The order."
-            ),
+            location_parameter("The order."),
             OpenApiParameter(
                 REPLAYED_HEADER,
                 str,
@@ -141,7 +140,7 @@ class OrderViewSet(viewsets.GenericViewSet):
             fingerprint=fingerprint(data) if key else "",
             placed_by=request.user,
         )
-        headers = {"Location": f"/api/orders/{order.public_id}"}
+        headers = location("orders", order.public_id)
         if not created:
             headers[REPLAYED_HEADER] = "true"
         return Response(order.creation_response, status=status.HTTP_201_CREATED, headers=headers)

@@ -25,6 +25,7 @@ from apps.pricing.serializers import (
     VoucherQuerySerializer,
     VoucherUseOutputSerializer,
 )
+from ecommerce.api.filters import OrderingFilter
 from ecommerce.api.permissions import HasRole, Role
 from ecommerce.api.schema import problems
 
@@ -38,7 +39,7 @@ class VoucherViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[A-Za-z0-9_-]{1,32}"
     permission_classes = (STAFF,)
     serializer_class = VoucherOutputSerializer
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
 
     def get_queryset(self) -> QuerySet[Voucher]:
         return Voucher.objects.none()  # the actions read through the selectors
@@ -54,7 +55,7 @@ class VoucherViewSet(viewsets.GenericViewSet):
             is_active=query.validated_data.get("is_active"),
             search=query.validated_data.get("search", ""),
         )
-        page = self.paginate_queryset(vouchers)
+        page = self.paginate_queryset(self.filter_queryset(vouchers))
         return self.get_paginated_response(VoucherOutputSerializer(page, many=True).data)
 
     @extend_schema(
@@ -80,7 +81,7 @@ class VoucherViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"], url_path="uses")
     def uses(self, request: Request, code: str) -> Response:
-        page = self.paginate_queryset(selectors.uses_of(code=code))
+        page = self.paginate_queryset(self.filter_queryset(selectors.uses_of(code=code)))
         return self.get_paginated_response(VoucherUseOutputSerializer(page, many=True).data)
 
 
@@ -90,7 +91,7 @@ class TaxRateViewSet(viewsets.GenericViewSet):
     permission_classes = (STAFF,)
     serializer_class = TaxRateOutputSerializer
     pagination_class = None
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
 
     def get_queryset(self) -> QuerySet[TaxRate]:
         return TaxRate.objects.none()
@@ -104,7 +105,9 @@ class TaxRateViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         query = TaxRateQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        rates = selectors.list_tax_rates(country=query.validated_data.get("country", ""))
+        rates = self.filter_queryset(
+            selectors.list_tax_rates(country=query.validated_data.get("country", ""))
+        )
         return Response(TaxRateOutputSerializer(rates, many=True).data)
 
 
@@ -113,12 +116,12 @@ class PromotionViewSet(viewsets.GenericViewSet):
 
     permission_classes = (STAFF,)
     serializer_class = PromotionOutputSerializer
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
 
     def get_queryset(self) -> QuerySet[Promotion]:
         return Promotion.objects.none()
 
     @extend_schema(summary="List promotions (support, catalog managers)")
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(selectors.list_promotions())
+        page = self.paginate_queryset(self.filter_queryset(selectors.list_promotions()))
         return self.get_paginated_response(PromotionOutputSerializer(page, many=True).data)

@@ -4,7 +4,7 @@ anyone may ask for a cart's destination."""
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, BasePermission
@@ -33,12 +33,12 @@ from apps.shipping.serializers import (
     ShippingZoneUpdateInputSerializer,
 )
 from ecommerce.api import identifiers
+from ecommerce.api.filters import OrderingFilter
+from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.permissions import HasRole, Role
 from ecommerce.api.schema import problems
 
-LOCATION = OpenApiParameter(
-    "Location", str, OpenApiParameter.HEADER, response=[201], description="The method."
-)
+LOCATION = location_parameter("The method.")
 
 
 class ShippingZoneViewSet(viewsets.GenericViewSet):
@@ -49,14 +49,14 @@ class ShippingZoneViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[-a-zA-Z0-9_]{1,120}"
     permission_classes = (HasRole.of(Role.CATALOG_MANAGER),)
     serializer_class = ShippingZoneOutputSerializer
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
 
     def get_queryset(self) -> QuerySet[ShippingZone]:
         return selectors.zones()
 
     @extend_schema(summary="List shipping zones (catalog managers)")
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(ShippingZoneOutputSerializer(page, many=True).data)
 
     @extend_schema(
@@ -75,6 +75,7 @@ class ShippingZoneViewSet(viewsets.GenericViewSet):
         examples=[
             OpenApiExample("Created", value=ZONE_EXAMPLE, response_only=True, status_codes=["201"]),
         ],
+        parameters=[location_parameter("The zone.")],
         responses={
             status.HTTP_201_CREATED: ShippingZoneOutputSerializer,
             **problems(ShippingZoneSlugTaken(slug="nordics")),
@@ -87,7 +88,7 @@ class ShippingZoneViewSet(viewsets.GenericViewSet):
         return Response(
             ShippingZoneOutputSerializer(zone).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/shipping-zones/{zone.slug}"},
+            headers=location("shipping-zones", zone.slug),
         )
 
     @extend_schema(
@@ -143,7 +144,7 @@ class ShippingZoneViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get", "post"], url_path="methods", pagination_class=None)
     def methods(self, request: Request, slug: str) -> Response:
         if request.method == "GET":
-            methods = selectors.methods_of_zone(slug=slug)
+            methods = self.filter_queryset(selectors.methods_of_zone(slug=slug))
             return Response(ShippingMethodOutputSerializer(methods, many=True).data)
         serializer = ShippingMethodInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -151,7 +152,7 @@ class ShippingZoneViewSet(viewsets.GenericViewSet):
         return Response(
             ShippingMethodOutputSerializer(selectors.get_method(method_id=method.pk)).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/shipping-methods/{method.pk}"},
+            headers=location("shipping-methods", method.pk),
         )
 
 
@@ -162,7 +163,7 @@ class ShippingMethodViewSet(viewsets.GenericViewSet):
     lookup_value_regex = identifiers.ID_PATTERN
     serializer_class = ShippingMethodOutputSerializer
     pagination_class = None
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
 
     def get_permissions(self) -> list[BasePermission]:
         if self.action == "list":
@@ -185,7 +186,7 @@ class ShippingMethodViewSet(viewsets.GenericViewSet):
         # A plain dict: from a QueryDict DRF reads `weight_grams=` as left out (the default).
         query = QuoteQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        found = selectors.quotes(**query.validated_data)
+        found = self.filter_queryset(selectors.quotes(**query.validated_data))
         return Response(ShippingQuoteOutputSerializer(found, many=True).data)
 
     @extend_schema(

@@ -9,7 +9,6 @@ from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiExample,
-    OpenApiParameter,
     extend_schema,
     extend_schema_view,
     inline_serializer,
@@ -50,6 +49,7 @@ from apps.users.serializers import (
 from apps.users.signals import announce_sign_in
 from ecommerce.api import identifiers, ratelimit
 from ecommerce.api.filters import OrderingFilter, SearchFilter
+from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.permissions import HasRole, Role
 from ecommerce.api.schema import problems
 
@@ -59,6 +59,7 @@ ACCOUNT_EXAMPLE = OpenApiExample(
         "id": 7,
         "name": "John Doe",
         "email": "john@example.com",
+        "created_at": "2026-11-24T10:15:00.123456Z",
         "date_joined": "2026-11-24T10:15:00.123456Z",
         "is_active": True,
         "roles": ["customer"],
@@ -91,6 +92,8 @@ class UserViewSet(viewsets.GenericViewSet):
     filter_backends = (DjangoFilterBackend, SearchFilter, OrderingFilter)
     search_fields = ("email", "name")
     ordering_fields = ("id", "date_joined", "email", "name")
+    # `created_at` is the public name (`date_joined` stays accepted while deprecated).
+    ordering_sources = {"created_at": "date_joined"}
     filterset_class = UserFilter
     serializer_class = AccountOutputSerializer
     rate_limit_scope = {"create": ratelimit.AUTH}
@@ -114,11 +117,7 @@ class UserViewSet(viewsets.GenericViewSet):
             status.HTTP_201_CREATED: UserOutputSerializer,
             **problems(EmailAlreadyRegistered(email="john@example.com")),
         },
-        parameters=[
-            OpenApiParameter(
-                "Location", str, OpenApiParameter.HEADER, response=[201], description="The user."
-            )
-        ],
+        parameters=[location_parameter("The user.")],
         examples=[
             OpenApiExample(
                 "Register",
@@ -131,6 +130,7 @@ class UserViewSet(viewsets.GenericViewSet):
                     "id": 7,
                     "name": "John Doe",
                     "email": "john@example.com",
+                    "created_at": "2026-11-24T10:15:00.123456Z",
                     "date_joined": "2026-11-24T10:15:00.123456Z",
                 },
                 response_only=True,
@@ -145,7 +145,7 @@ class UserViewSet(viewsets.GenericViewSet):
         return Response(
             UserOutputSerializer(user).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/users/{user.pk}"},
+            headers=location("users", user.pk),
         )
 
     @extend_schema(summary="List users (support, admin)", examples=[ACCOUNT_EXAMPLE])
@@ -383,15 +383,7 @@ def _default_flags(data: dict[str, Any]) -> dict[str, bool | None]:
             status.HTTP_201_CREATED: AddressBookEntryOutputSerializer,
             **problems(ADDRESS_REFUSED, AddressBookFull(limit=50)),
         },
-        parameters=[
-            OpenApiParameter(
-                "Location",
-                str,
-                OpenApiParameter.HEADER,
-                response=[201],
-                description="The address.",
-            )
-        ],
+        parameters=[location_parameter("The address.")],
         examples=[ADDRESS_INPUT_EXAMPLE, ADDRESS_EXAMPLE],
     ),
     update=extend_schema(
@@ -435,12 +427,14 @@ class AddressViewSet(viewsets.GenericViewSet):
 
     lookup_value_regex = identifiers.ID_PATTERN
     permission_classes = (IsAuthenticated,)
-    filter_backends = ()
+    filter_backends = (OrderingFilter,)  # a fixed order: `?ordering=` is a 400
     serializer_class = AddressBookEntryOutputSerializer
     queryset = Address.objects.none()  # for the schema only: reads go through selectors
 
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(selectors.addresses_of(user=request.user))
+        page = self.paginate_queryset(
+            self.filter_queryset(selectors.addresses_of(user=request.user))
+        )
         return self.get_paginated_response(AddressBookEntryOutputSerializer(page, many=True).data)
 
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -462,7 +456,7 @@ class AddressViewSet(viewsets.GenericViewSet):
         return Response(
             AddressBookEntryOutputSerializer(address).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/users/me/addresses/{address.pk}"},
+            headers=location("users", "me", "addresses", address.pk),
         )
 
     def update(self, request: Request, pk: str) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
@@ -113,21 +113,44 @@ class TokenRefreshInputSerializer(TokenRefreshSerializer):
             ) from None
 
 
+def created_at_field() -> serializers.DateTimeField:
+    return serializers.DateTimeField(
+        source="date_joined", read_only=True, help_text="When the account was created."
+    )
+
+
+def date_joined_field() -> serializers.DateTimeField:
+    return serializers.DateTimeField(
+        read_only=True,
+        help_text="Deprecated: the same instant as `created_at` (every other resource names "
+        "it so); removed in the next release.",
+    )
+
+
+# `date_joined` was the one creation time not named `created_at`: both are sent for one
+# release, the old one marked deprecated in the schema.
+@extend_schema_serializer(deprecate_fields=["date_joined"])
 class UserOutputSerializer(serializers.ModelSerializer):
+    created_at = created_at_field()
+    date_joined = date_joined_field()
+
     class Meta:
         model = User
-        fields = ("id", "name", "email", "date_joined")
+        fields = ("id", "name", "email", "created_at", "date_joined")
         read_only_fields = fields
 
 
+@extend_schema_serializer(deprecate_fields=["date_joined"])
 class AccountOutputSerializer(serializers.ModelSerializer):
     """The account as its owner and staff see it: with roles and status."""
 
+    created_at = created_at_field()
+    date_joined = date_joined_field()
     roles = serializers.SerializerMethodField()
 
     class Meta:
         model = User
-        fields = ("id", "name", "email", "date_joined", "is_active", "roles")
+        fields = ("id", "name", "email", "created_at", "date_joined", "is_active", "roles")
         read_only_fields = fields
 
     def get_roles(self, user: User) -> list[str]:

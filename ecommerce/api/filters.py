@@ -97,22 +97,42 @@ class SearchFilter(filters.SearchFilter):
 
 class OrderingFilter(filters.OrderingFilter):
     """`?ordering=` one of the view's `ordering_fields`, each optionally prefixed `-` for
-    descending, or an alias; several joined by commas. Anything else is a 400.
+    descending, or an alias; several joined by commas. Anything else is a 400, also on a
+    list that takes no ordering (no `ordering_fields`): a typo never lists silently in
+    another order.
 
+    A view names a public field that reads another column in `ordering_sources`
+    (`{"created_at": "date_joined"}`): both names are accepted, in either direction.
     The primary key is appended as a tie-breaker so that pages never overlap.
     """
 
     aliases: dict[str, str] = {}
 
     def choices(self, view: Any) -> list[str]:
-        names = list(getattr(view, "ordering_fields", ()))
+        names = [*(getattr(view, "ordering_fields", None) or ()), *self.sources(view)]
         return [*names, *(f"-{name}" for name in names), *self.aliases]
+
+    @staticmethod
+    def sources(view: Any) -> dict[str, str]:
+        return dict(getattr(view, "ordering_sources", None) or {})
+
+    def source(self, field: str, view: Any) -> str:
+        if field in self.aliases:
+            return self.aliases[field]
+        descending = field.startswith("-")
+        name = field.removeprefix("-")
+        name = self.sources(view).get(name, name)
+        return f"-{name}" if descending else name
 
     def get_ordering(self, request: Request, queryset: QuerySet[Any], view: Any) -> Any:
         param = request.query_params.get(self.ordering_param)
         if param is None:
             return self.get_default_ordering(view)
         allowed = self.choices(view)
+        if not allowed:
+            raise ValidationError(
+                {self.ordering_param: ["This list has a fixed order and takes no ordering."]}
+            )
         fields = [field.strip() for field in param.split(",")]
         unknown = [field for field in fields if field not in allowed]
         if unknown:
@@ -123,12 +143,22 @@ class OrderingFilter(filters.OrderingFilter):
                     ]
                 }
             )
-        ordering = [self.aliases.get(field, field) for field in fields]
+        ordering = [self.source(field, view) for field in fields]
         if not {"pk", "-pk", "id", "-id"} & set(ordering):
             ordering.append("pk")
         return ordering
 
+    def filter_queryset(self, request: Request, queryset: Any, view: Any) -> Any:
+        ordering = self.get_ordering(request, queryset, view)
+        # A list read whole into Python (not a QuerySet) keeps the order its selector gave.
+        if ordering and isinstance(queryset, QuerySet):
+            return queryset.order_by(*ordering)
+        return queryset
+
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        choices = self.choices(view)
+        if not choices:
+            return []
         return [
             {
                 "name": self.ordering_param,
@@ -136,6 +166,6 @@ class OrderingFilter(filters.OrderingFilter):
                 "in": "query",
                 "description": "Sort by this field, descending with a leading `-`; "
                 "several may be joined by commas.",
-                "schema": {"type": "string", "enum": self.choices(view)},
+                "schema": {"type": "string", "enum": choices},
             }
         ]

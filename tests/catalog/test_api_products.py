@@ -162,7 +162,7 @@ def test_list_rows_are_lean_with_money_as_a_string_and_its_currency(api_client, 
         "name": "Blue Mug",
         "price": "9.50",
         "currency": "EUR",
-        "category": "mugs",
+        "category": {"id": shelf["mug"].category_id, "slug": "mugs", "name": "Mugs"},
         "stock": 3,
         "in_stock": True,
         "thumbnail": None,
@@ -493,7 +493,7 @@ def test_catalog_staff_create_a_product_whose_initial_stock_is_one_restock(
     assert response.status_code == 201, response.content
     product = product_of("Kettle-9")
     [variant] = ProductVariant.objects.filter(product=product)
-    assert response["Location"] == "/api/products/Kettle-9"
+    assert response["Location"] == "/api/products/Kettle-9/"
     assert response.json() == detail_of(product, staff=True)
     assert (
         product.name,

@@ -98,7 +98,7 @@ def test_a_manager_declares_a_choice_attribute_with_its_values(manager_client, a
 
     # then
     assert response.status_code == 201, response.content
-    assert response["Location"] == "/api/attributes/fit"
+    assert response["Location"] == "/api/attributes/fit/"
     body = response.json()
     assert (body["input_type"], body["filterable"]) == ("choice", True)
     assert [(v["slug"], v["name"], v["sort_order"]) for v in body["values"]] == [
@@ -319,7 +319,7 @@ def test_a_manager_creates_a_product_type(manager_client, tee_type):
 
     # then
     assert response.status_code == 201, response.content
-    assert response["Location"] == "/api/product-types/mug"
+    assert response["Location"] == "/api/product-types/mug/"
     assert response.json()["product_attributes"] == ["material", "width"]
     assert response.json()["variant_attributes"] == []
     assert response.json()["tax_class"] == "standard"

@@ -400,7 +400,7 @@ def test_a_manager_uploads_an_image(
         "height": 48,
         "thumbnails": {},
     }
-    assert response["Location"] == f"/api/products/tee/media/{media.pk}"
+    assert response["Location"] == f"/api/products/tee/media/{media.pk}/"
     assert media.image.name.endswith(f".{extension}")
     assert media.content_type == content_type
     assert (media_root / media.image.name).read_bytes() == data

@@ -77,7 +77,7 @@ def test_a_product_is_created_with_its_variants_and_attribute_values(
     # then
     assert response.status_code == 201, response.content
     body = response.json()
-    assert response["Location"] == "/api/products/TEE-BLK-M"
+    assert response["Location"] == "/api/products/TEE-BLK-M/"
     assert (body["sku"], body["price"], body["currency"], body["stock"]) == (
         "TEE-BLK-M",
         "17.50",
@@ -475,7 +475,7 @@ def test_a_variant_is_added_with_its_values_and_opening_stock(manager_client, te
 
     # then
     assert response.status_code == 201, response.content
-    assert response["Location"] == "/api/variants/TEE-BLK-S"
+    assert response["Location"] == "/api/variants/TEE-BLK-S/"
     variant = ProductVariant.objects.get(sku="TEE-BLK-S")
     assert response.json() == {
         "id": variant.pk,

@@ -293,7 +293,7 @@ def test_checkout_makes_the_order_with_its_breakdown(client_for, buyer, dhl, set
     body = response.json()
     order = Order.objects.get()
     assert body["id"] == str(order.public_id)
-    assert response["Location"] == f"/api/orders/{order.public_id}"
+    assert response["Location"] == f"/api/orders/{order.public_id}/"
     # 2 x 59.50 = 119.00, 10% off = 107.10, + 4.90 shipping = 112.00 gross.
     assert order.subtotal == Decimal("119.00")
     assert order.discount_total == Decimal("11.90")

@@ -280,7 +280,7 @@ def test_a_manager_creates_a_warehouse_that_serves_its_zones(manager_client, zon
 
     assert response.status_code == 201, response.content
     body = response.json()
-    assert response["Location"] == "/api/warehouses/north"
+    assert response["Location"] == "/api/warehouses/north/"
     assert {k: v for k, v in body.items() if k != "id"} == {
         "name": "North",
         "slug": "north",

@@ -104,7 +104,7 @@ def test_the_secret_is_shown_once_at_creation(customer, client_for, allow_local)
     assert body["secret"].startswith("whsec_")
     assert body["events"] == ["order_paid"]
     assert body["active"] is True
-    assert created["Location"] == f"/api/webhooks/{endpoint.pk}"
+    assert created["Location"] == f"/api/webhooks/{endpoint.pk}/"
     assert "secret" not in client.get(f"/api/webhooks/{endpoint.pk}").json()
     assert "secret" not in client.get("/api/webhooks").json()["results"][0]
     assert "secret" not in client.patch(f"/api/webhooks/{endpoint.pk}", {"events": []}).json()

@@ -52,7 +52,7 @@ def test_an_order_is_priced_from_the_catalog_and_reserves_stock(buyer, buyer_cli
     assert response.status_code == 201, response.content
     body = response.json()
     order = Order.objects.get(public_id=body["id"])
-    assert response["Location"] == f"/api/orders/{order.public_id}"
+    assert response["Location"] == f"/api/orders/{order.public_id}/"
     assert body["status"] == "pending_payment"
     assert body["user_id"] == buyer.pk
     assert body["currency"] == "EUR"

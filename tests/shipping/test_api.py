@@ -43,7 +43,7 @@ def test_a_manager_creates_a_zone_with_codes_in_any_case(manager_client):
     )
 
     assert response.status_code == 201, response.content
-    assert response["Location"] == "/api/shipping-zones/nordics"
+    assert response["Location"] == "/api/shipping-zones/nordics/"
     zone = ShippingZone.objects.get(slug="nordics")
     assert response.json() == {
         "id": zone.pk,

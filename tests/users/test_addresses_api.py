@@ -73,7 +73,7 @@ def test_a_customer_adds_an_address_stored_normalized(client, customer, path):
     assert response.status_code == 201, response.content
     body = response.json()
     entry = Address.objects.get(user=customer)
-    assert response["Location"] == f"{ADDRESSES}/{entry.pk}"
+    assert response["Location"] == f"{ADDRESSES}/{entry.pk}/"
     assert body == {
         "id": entry.pk,
         "first_name": "Ada",
@@ -101,7 +101,7 @@ def test_the_same_address_again_is_the_entry_already_there(client, customer):
 
     assert again.status_code == 201
     assert again.json()["id"] == first["id"]
-    assert again["Location"] == f"{ADDRESSES}/{first['id']}"
+    assert again["Location"] == f"{ADDRESSES}/{first['id']}/"
     assert Address.objects.filter(user=customer).count() == 1
 
 

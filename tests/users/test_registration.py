@@ -36,13 +36,14 @@ def test_registration_creates_a_customer_and_answers_201_without_secrets(api_cli
     assert response.status_code == 201
     assert response["Content-Type"] == "application/json"
     data = response.json()
-    assert set(data) == {"id", "name", "email", "date_joined"}
+    assert set(data) == {"id", "name", "email", "created_at", "date_joined"}
     user = User.objects.get()
     assert data["id"] == user.pk
     assert data["name"] == "John Doe"
     assert data["email"] == "john@example.com"
-    assert parse_datetime(data["date_joined"]) == user.date_joined
-    assert response["Location"] == f"/api/users/{user.pk}"
+    assert parse_datetime(data["created_at"]) == user.date_joined
+    assert data["date_joined"] == data["created_at"]  # deprecated, for one release
+    assert response["Location"] == f"/api/users/{user.pk}/"
     assert STRONG_PASSWORD not in response.content.decode()
     assert user.password not in response.content.decode()
     assert list(user.groups.values_list("name", flat=True)) == ["customer"]

@@ -11,7 +11,7 @@ from tests.roles import restore_role_groups
 from tests.users.factories import UserFactory
 from tests.users.helpers import CALLERS, ROLES_MIGRATION, assert_problem
 
-ACCOUNT_KEYS = {"id", "name", "email", "date_joined", "is_active", "roles"}
+ACCOUNT_KEYS = {"id", "name", "email", "created_at", "date_joined", "is_active", "roles"}
 # Who may read the whole directory and any one account.
 STAFF_READERS = ("support", "admin", "superuser")
 
@@ -489,7 +489,8 @@ def test_me_shows_the_callers_own_account(caller, kind, path):
         "id": user.pk,
         "name": user.name,
         "email": user.email,
-        "date_joined": response.json()["date_joined"],
+        "created_at": response.json()["created_at"],
+        "date_joined": response.json()["created_at"],
         "is_active": True,
         "roles": expected_roles,
     }

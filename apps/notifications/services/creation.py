@@ -21,6 +21,19 @@ from ecommerce.observability.logging import get_logger
 logger = get_logger(__name__)
 
 
+ORDER_SUBJECT_PREFIX = "order:"
+
+
+def order_subject(order_id: int) -> str:
+    """The stored subject of an order's notifications: its internal id.
+
+    The subject is the dedup key of (event, subject, channel, endpoint) and what the sweeper
+    and the invariants join to orders by id, so it stays the internal id; the API shows
+    the order's public id instead (NotificationOutputSerializer), for every row, old and new.
+    """
+    return f"{ORDER_SUBJECT_PREFIX}{order_id}"
+
+
 def queue_delivery(notification: Notification) -> None:
     """Ask for one delivery through the outbox, on the channel's queue (webhooks apart);
     caller is inside the writing transaction."""
@@ -119,7 +132,7 @@ def notify_order_event(*, event: str, order_id: int) -> list[Notification]:
     context = {"order": order_to_dict(order, order.items.all())}
     return _fan_out(
         event=event,
-        subject=f"order:{order.pk}",
+        subject=order_subject(order.pk),
         recipient=order.user,
         context=context,
         webhooks=True,
