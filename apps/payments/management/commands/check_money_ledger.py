@@ -7,15 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.payments.selectors import money_ledger_report
+from ecommerce.commands import OperatorCommand, non_negative_seconds
 from ecommerce.invariants.management.commands.check_invariants import parse_since
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Check the money ledger across all orders: captures minus refunds equal the total of "
         "a paid, fulfilled or refunding order and zero for any other. One line per broken "
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--grace-seconds",
-            type=float,
+            type=non_negative_seconds,
             default=None,
             help="How long a late capture of an unpaid order may wait for its refund "
             "(default INVARIANTS_GRACE_SECONDS).",
@@ -41,8 +42,6 @@ class Command(BaseCommand):
         grace_seconds = options["grace_seconds"]
         if grace_seconds is None:
             grace_seconds = settings.INVARIANTS_GRACE_SECONDS
-        if grace_seconds < 0:
-            raise CommandError("--grace-seconds must be zero or more.")
         # One snapshot for the sums and the count, and never a write (inside a caller's
         # transaction, a test's, the snapshot is already taken: reuse it).
         outermost = not connection.in_atomic_block
