@@ -1,7 +1,7 @@
 """Cache keys of the catalog's read models, and their invalidation on commit.
 
 A product's public detail is cached once, under its id, with a per-product generation.
-A SKU lookup finds the product id first (`catalog:sku:<SKU>`: the product of an active
+A SKU lookup finds the product id first (`catalog:v2:sku:<SKU>`: the product of an active
 variant with that SKU, or absent). A variant's SKU and product never change and variants
 are never deleted, so that entry is retired only when a SKU is created or a variant's
 activity changes. So a change to a product, to its attribute values or media, or to the
@@ -19,24 +19,30 @@ from django.db import transaction
 
 from ecommerce import caching
 
+# Every key starts with this. Bump the version whenever a cached body changes shape (a
+# field added, renamed or reformatted): a deploy then reads fresh entries instead of
+# serving the old shape until the TTL runs out. v2: category as {id, slug, name} in lists,
+# prices with their currency's places.
+PREFIX = "catalog:v2"
+
 DETAIL = "product_detail"
 # SKU -> product id lookups, counted apart from the details they lead to.
 SKU = "product_sku"
 LIST = "product_list"
-LIST_GENERATION_KEY = "catalog:list:gen"
+LIST_GENERATION_KEY = f"{PREFIX}:list:gen"
 
 
 def detail_key(product_id: int) -> str:
-    return f"catalog:product:{product_id}"
+    return f"{PREFIX}:product:{product_id}"
 
 
 def detail_generation_key(product_id: int) -> str:
-    return f"catalog:product:{product_id}:gen"
+    return f"{PREFIX}:product:{product_id}:gen"
 
 
 def sku_key(sku: str) -> str:
     """Where the id of the product selling `sku` is cached (any letter case)."""
-    return f"catalog:sku:{sku.upper()}"
+    return f"{PREFIX}:sku:{sku.upper()}"
 
 
 def sku_generation_key(sku: str) -> str:

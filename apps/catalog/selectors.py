@@ -227,7 +227,7 @@ def product_list_json(*, query: Mapping[str, str], render: Callable[[], bytes]) 
             return render()
     body = caching.read_through(
         name=cache.LIST,
-        key=f"catalog:list:{generation.decode()}:{digest}",
+        key=f"{cache.PREFIX}:list:{generation.decode()}:{digest}",
         generation_key=cache.LIST_GENERATION_KEY,
         compute=render,
         ttl_seconds=settings.CATALOG_CACHE_TTL_SECONDS,

@@ -276,9 +276,9 @@ def test_invalidations_are_kept_in_order_while_redis_stays_down(api_client, sett
     assert [name for name, _, _ in caching._missed] == [catalog_cache.DETAIL] * 2
     assert caching._missed[0][1] == (
         catalog_cache.LIST_GENERATION_KEY,
-        f"catalog:product:{product.pk}:gen",
+        catalog_cache.detail_generation_key(product.pk),
     )
-    assert caching._missed[0][2] == (f"catalog:product:{product.pk}",)
+    assert caching._missed[0][2] == (catalog_cache.detail_key(product.pk),)
 
 
 def dead_redis_url() -> str:
@@ -289,7 +289,7 @@ def server_holds_price(server: Any, product_id: int, price: str) -> bool:
     import redis
 
     client = redis.Redis(port=server.port)
-    [key] = client.keys(f"*catalog:product:{product_id}")
+    [key] = client.keys(f"*{catalog_cache.detail_key(product_id)}")
     return json.loads(client.get(key))["price"] == price
 
 
