@@ -308,6 +308,10 @@ PAYMENT_SANDBOX_SUCCESS_TOKEN = env.str("PAYMENT_SANDBOX_SUCCESS_TOKEN", default
 PAYMENT_SANDBOX_DB = env.str("PAYMENT_SANDBOX_DB", default="var/payment-sandbox.sqlite3")
 if PAYMENT_SANDBOX_DB != ":memory:":
     PAYMENT_SANDBOX_DB = str(BASE_DIR / PAYMENT_SANDBOX_DB)
+# Provider webhooks in (apps/payments/webhooks.py): the secret shared with the provider
+# (unset: every delivery is refused, 400), and how far a signed timestamp may lie from now.
+PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
+PAYMENT_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
 
 # --- Email and notifications (apps/notifications/) ----------------------------------------
 # consolemail:// prints mails (dev); smtp://user:pass@host:587 or smtp+tls://... sends them.

@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/", include("apps.orders.urls")),
     path("api/", include("apps.checkout.urls")),
     path("api/", include("apps.notifications.urls")),
+    path("api/", include("apps.payments.urls")),
     # Same rate limit and lockout as /api/auth/token (ecommerce/api/ratelimit.py); listed
     # before the admin's own URLs so that it answers /admin/login/.
     path("admin/login/", throttled_login(admin.site.login), name="admin-login"),

@@ -6,7 +6,7 @@ what can recover (STYLE.md R5, R9).
 
 from __future__ import annotations
 
-from ecommerce.errors import Conflict, InvalidInput, Unavailable, Unprocessable
+from ecommerce.errors import Conflict, InvalidInput, NotFound, Unavailable, Unprocessable
 
 
 class ProviderUnavailable(Unavailable):
@@ -107,3 +107,60 @@ class MoneyMovementConflict(Conflict):
         super().__init__(f"The {kind} {provider_reference} is already recorded with other figures.")
         self.kind = kind
         self.provider_reference = provider_reference
+
+
+class WebhookRefused(InvalidInput):
+    """A provider webhook delivery we cannot trust or read: nothing was stored or applied.
+
+    The provider sees a 400 and retries; a delivery that was forged or replayed late stays
+    refused whatever it tries.
+    """
+
+    code = "webhook_refused"
+    title = "Webhook refused"
+
+
+class WebhookSignatureInvalid(WebhookRefused):
+    """The signature header is missing, malformed, or matches no signature of the body."""
+
+    code = "webhook_signature_invalid"
+    title = "Webhook signature invalid"
+
+
+class WebhookTimestampOutOfTolerance(WebhookRefused):
+    """The signed timestamp is older or further in the future than the tolerance: a replay
+    of a captured delivery, or a clock gone wrong."""
+
+    code = "webhook_timestamp_out_of_tolerance"
+    title = "Webhook timestamp out of tolerance"
+
+
+class WebhookPayloadInvalid(WebhookRefused):
+    """A correctly signed body that is not an event we can read."""
+
+    code = "webhook_payload_invalid"
+    title = "Webhook payload invalid"
+
+
+class WebhookProviderUnknown(NotFound):
+    """No provider of that name sends us webhooks."""
+
+    code = "webhook_provider_unknown"
+    title = "Unknown webhook provider"
+
+    def __init__(self, *, provider: str) -> None:
+        super().__init__(f"No payment provider named {provider!r} sends webhooks here.")
+        self.provider = provider
+
+
+class ProviderEventDeferred(Unavailable):
+    """An event that cannot be applied yet (a refund whose charge is not recorded yet):
+    nothing is stored, so the provider's next delivery of it applies it."""
+
+    code = "provider_event_deferred"
+    title = "Provider event deferred"
+
+    def __init__(self, *, event_id: str, reason: str) -> None:
+        super().__init__(f"The event {event_id} cannot be applied yet ({reason}).", reason=reason)
+        self.event_id = event_id
+        self.reason = reason

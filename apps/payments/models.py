@@ -107,3 +107,38 @@ class MoneyMovement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency} ({self.provider_reference})"
+
+
+class ProviderEvent(models.Model):
+    """One event a payment provider sent to our webhook endpoint, stored once.
+
+    (provider, event_id) is unique, so a delivery repeated by the provider (a retry after a
+    lost answer, a duplicate) finds the row of the first and changes nothing. The row is
+    written in the transaction that applies the event (`payments.webhooks`): an event is
+    stored exactly when it has been applied, or found to need nothing (`outcome` says
+    which), so a failure while applying stores nothing and the provider's retry applies it.
+    """
+
+    provider = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=64)
+    # The provider's own time of the event (its `created`), for ordering when reading.
+    created_at_provider = models.DateTimeField()
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    # What applying it did: "paid", "declined", "refunded", "already_recorded",
+    # "unknown_payment", ... (low-cardinality, also a metric label).
+    outcome = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ("-received_at", "-pk")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "event_id"], name="payments_provider_event_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["received_at"], name="payments_event_received_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.type} {self.event_id}"

@@ -40,6 +40,7 @@ from apps.orders.models import Order, OrderStatus
 from apps.payments.exceptions import (
     MoneyMovementConflict,
     PaymentDeclined,
+    ProviderEventDeferred,
     ProviderRejected,
     ProviderUnavailable,
     RefundRefused,
@@ -149,20 +150,27 @@ def record_money_movement(
     return existing
 
 
-def _record_success(payment: Payment, result: ChargeResult, *, reason: str) -> str:
-    """Store the charge and its capture in the ledger, and pay the order; refund a charge
-    that came too late.
+# A payment a succeeded charge can still land on: waiting for its answer, or given up
+# (FAILED) although the provider did charge (that charge is then refunded as late).
+CAPTURABLE = (PaymentStatus.PENDING, PaymentStatus.FAILED)
 
-    A late charge whose refund cannot reach the provider stays succeeded (and captured in
-    the ledger) on an unpaid order; `reconcile_payments` refunds it.
+
+def _record_capture(payment: Payment, result: ChargeResult, *, reason: str) -> Order | None:
+    """Store a succeeded charge and its capture in the ledger, and pay the order, in one
+    transaction; return the order as it is after (not paid when it ended meanwhile).
+
+    None when the payment was no longer capturable: whoever ended it (the charge task, a
+    provider webhook, a sweep) recorded this charge already, so nothing is written twice.
     """
     with transaction.atomic():
-        Payment.objects.filter(pk=payment.pk).update(
+        updated = Payment.objects.filter(pk=payment.pk, status__in=CAPTURABLE).update(
             status=PaymentStatus.SUCCEEDED,
             provider_charge_id=result.charge_id,
             last_error="",
             updated_at=timezone.now(),
         )
+        if not updated:
+            return None
         record_money_movement(
             payment=payment,
             kind=MoneyMovementKind.CAPTURE,
@@ -171,7 +179,22 @@ def _record_success(payment: Payment, result: ChargeResult, *, reason: str) -> s
             provider_reference=result.charge_id,
             reason=reason,
         )
-        order = orders_services.mark_paid(order_id=payment.order_id, charge_id=result.charge_id)
+        return orders_services.mark_paid(order_id=payment.order_id, charge_id=result.charge_id)
+
+
+def _record_success(payment: Payment, result: ChargeResult, *, reason: str) -> str:
+    """Store the charge and its capture in the ledger, and pay the order; refund a charge
+    that came too late.
+
+    A late charge whose refund cannot reach the provider stays succeeded (and captured in
+    the ledger) on an unpaid order; `reconcile_payments` refunds it.
+    """
+    order = _record_capture(payment, result, reason=reason)
+    if order is None:
+        logger.info(
+            "payment_already_recorded", order_id=payment.order_id, charge_id=result.charge_id
+        )
+        return "succeeded"
     logger.info(
         "payment_succeeded",
         order_id=str(order.public_id),
@@ -459,6 +482,120 @@ def refund_order_payment(*, order_id: int, actor_id: int | None = None, reason: 
         orders_services.complete_refund(order_id=order_id, by=actor, reason=reason)
     if refund is not None:
         logger.info("payment_refunded", order_id=order_id, refund_id=refund.refund_id)
+    return "refunded"
+
+
+# --- Provider events (webhooks) ----------------------------------------------------------
+#
+# What a provider reports about a charge or a refund is applied by the code the charge
+# task and the sweeps use (`_record_capture`, `_record_decline`, `_record_refund`), under
+# the payment's row lock and in the caller's transaction, which also stores the event
+# (`apps.payments.webhooks`). Each step is a no-op when the state already says it, so an
+# event that arrives before, after or instead of the task's own answer, or twice, leaves
+# one state. No provider call is made here: a late charge is refunded by the caller, after
+# its transaction commits.
+
+
+def _payment_for_update(*, idempotency_key: str | None, charge_id: str | None) -> Payment | None:
+    """The payment a provider event names, row-locked (its key, else its charge id)."""
+    payments = Payment.objects.select_for_update(of=("self",)).select_related("order")
+    if idempotency_key:
+        return payments.filter(idempotency_key=idempotency_key).first()
+    if charge_id:
+        return payments.filter(provider_charge_id=charge_id).first()
+    return None
+
+
+def apply_charge_event(*, charge: ChargeResult, idempotency_key: str, source: str) -> str:
+    """Apply a charge the provider reports (succeeded or declined); return the outcome.
+
+    Caller holds a transaction. "paid", "declined", "late_charge" (captured for an order
+    that ended unpaid: the caller refunds it after commit, else `reconcile_payments`
+    does), "already_recorded", "unknown_payment" (no payment under that key: logged,
+    reconciliation asks the provider about our own payments) or "mismatch" (the charge's
+    figures are not the payment's: logged as an error, nothing changed).
+    """
+    payment = _payment_for_update(idempotency_key=idempotency_key, charge_id=charge.charge_id)
+    if payment is None:
+        logger.warning("provider_event_unknown_payment", charge_id=charge.charge_id, source=source)
+        return "unknown_payment"
+    if (charge.amount, charge.currency) != (payment.amount, payment.currency):
+        logger.error(
+            "provider_event_mismatch",
+            order_id=payment.order_id,
+            charge_id=charge.charge_id,
+            amount=str(charge.amount),
+            currency=charge.currency,
+        )
+        return "mismatch"
+    if charge.status is ChargeStatus.SUCCEEDED:
+        order = _record_capture(payment, charge, reason=f"charge succeeded ({source})")
+        if order is None:
+            return "already_recorded"
+        logger.info(
+            "payment_succeeded",
+            order_id=str(order.public_id),
+            charge_id=charge.charge_id,
+            source=source,
+        )
+        return "paid" if order.status == OrderStatus.PAID else "late_charge"
+    if payment.status != PaymentStatus.PENDING:
+        return "already_recorded"
+    _record_decline(
+        payment,
+        PaymentDeclined(decline_code=charge.decline_code or "declined", charge_id=charge.charge_id),
+    )
+    return "declined"
+
+
+def apply_refund_event(
+    *, refund: RefundResult, charge_idempotency_key: str | None, event_id: str, source: str
+) -> str:
+    """Apply a refund the provider reports; return the outcome.
+
+    Caller holds a transaction. "refunded" (the payment is refunded with its ledger row,
+    and a refunding order is finished, as `refund_order_payment` does), "already_recorded",
+    "unknown_payment", "mismatch", or "refund_not_requested" (a refund of a paid order we
+    never asked for: logged as an error and left to staff, the order still says paid).
+    Raises ProviderEventDeferred when the charge it refunds is not recorded yet: a refund
+    applied before its capture would leave the ledger without the capture.
+    """
+    payment = _payment_for_update(
+        idempotency_key=charge_idempotency_key, charge_id=refund.charge_id
+    )
+    if payment is None:
+        logger.warning("provider_event_unknown_payment", charge_id=refund.charge_id, source=source)
+        return "unknown_payment"
+    if payment.status == PaymentStatus.REFUNDED:
+        return "already_recorded"
+    if payment.status in CAPTURABLE:
+        raise ProviderEventDeferred(event_id=event_id, reason="charge_not_recorded")
+    if (
+        payment.status != PaymentStatus.SUCCEEDED
+        or payment.provider_charge_id != refund.charge_id
+        or (refund.amount, refund.currency) != (payment.amount, payment.currency)
+    ):
+        logger.error(
+            "provider_event_mismatch",
+            order_id=payment.order_id,
+            refund_id=refund.refund_id,
+            amount=str(refund.amount),
+            currency=refund.currency,
+        )
+        return "mismatch"
+    status = Order.objects.filter(pk=payment.order_id).values_list("status", flat=True).get()
+    if status != OrderStatus.REFUNDING and status not in UNPAID_ENDS:
+        logger.error(
+            "provider_refund_not_requested", order_id=payment.order_id, refund_id=refund.refund_id
+        )
+        return "refund_not_requested"
+    reason = f"refund succeeded ({source})"
+    _record_refund(payment, refund, reason=reason)
+    # A no-op unless the order is refunding; under the order's row lock.
+    orders_services.complete_refund(order_id=payment.order_id, reason=reason)
+    logger.info(
+        "payment_refunded", order_id=payment.order_id, refund_id=refund.refund_id, source=source
+    )
     return "refunded"
 
 

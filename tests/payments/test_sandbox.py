@@ -271,7 +271,16 @@ def test_config_defaults_changes_and_validation(sandbox: SandboxProcess) -> None
         "failure_rate": 0.0,
         "respond_after_commit_delay_ms": 0,
         "seed": None,
+        "webhook_url": None,
+        # The secret shows only as set or not (taken from PAYMENT_WEBHOOK_SECRET).
+        "webhook_secret": defaults["webhook_secret"],
+        "webhook_delay_seconds": 0.0,
+        "webhook_duplicate": False,
+        "webhook_reorder": False,
+        "webhook_drop": False,
+        "webhook_max_attempts": 5,
     }
+    assert defaults["webhook_secret"] in ("", "***")
     assert changed == {**defaults, "latency_ms": 5}
     assert (unknown.status_code, out_of_range.status_code) == (400, 400)
     assert sandbox.http.get("/_sandbox/config").json() == changed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import secrets
 import sqlite3
@@ -15,10 +16,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from apps.payments.sandbox.webhooks import Destination, WebhookSender
 
 # Public test tokens, documented like a real provider's test mode: not secrets.
 SUCCESS_TOKEN = "tok_success"  # noqa: S105
@@ -80,12 +83,43 @@ class Refused(Exception):
         self.response = SandboxResponse(status, {"error": error, "message": message or error})
 
 
+def _default_webhook_secret() -> str:
+    return os.environ.get("PAYMENT_WEBHOOK_SECRET", "")
+
+
 @dataclass
 class FaultConfig:
     latency_ms: int = 0
     failure_rate: float = 0.0
     respond_after_commit_delay_ms: int = 0
     seed: int | None = None
+    # Event webhooks (see webhooks.py): none are made without a URL.
+    webhook_url: str | None = None
+    webhook_secret: str = field(default_factory=_default_webhook_secret)
+    webhook_delay_seconds: float = 0.0
+    webhook_duplicate: bool = False
+    webhook_reorder: bool = False
+    webhook_drop: bool = False
+    webhook_max_attempts: int = 5
+
+    def destination(self) -> Destination | None:
+        """Where events go now, or None when no webhook URL is set."""
+        if not self.webhook_url:
+            return None
+        return Destination(
+            url=self.webhook_url,
+            secret=self.webhook_secret,
+            delay_seconds=self.webhook_delay_seconds,
+            duplicate=self.webhook_duplicate,
+            reorder=self.webhook_reorder,
+            max_attempts=self.webhook_max_attempts,
+        )
+
+    def shown(self) -> dict[str, Any]:
+        """The config as `GET /_sandbox/config` shows it: the secret only as set or not."""
+        values = asdict(self)
+        values["webhook_secret"] = "***" if self.webhook_secret else ""
+        return values
 
     def updated(self, changes: Any) -> FaultConfig:
         """Return a copy with `changes` applied. Raises Refused on an unknown or bad value."""
@@ -95,6 +129,11 @@ class FaultConfig:
         for name, value in changes.items():
             if name not in values:
                 raise Refused(400, "invalid_config", f"Unknown setting {name!r}.")
+            if name.startswith("webhook_"):
+                if not _valid_webhook_setting(name, value):
+                    raise Refused(400, "invalid_config", f"Invalid value for {name!r}.")
+                values[name] = float(value) if name == "webhook_delay_seconds" else value
+                continue
             if isinstance(value, bool) or not (
                 (name == "failure_rate" and isinstance(value, int | float) and 0 <= value <= 1)
                 or (name == "seed" and (value is None or isinstance(value, int)))
@@ -104,6 +143,22 @@ class FaultConfig:
             values[name] = value
         values["failure_rate"] = float(values["failure_rate"])
         return FaultConfig(**values)
+
+
+def _valid_webhook_setting(name: str, value: Any) -> bool:
+    if name == "webhook_url":
+        return value is None or (
+            isinstance(value, str)
+            and len(value) <= 2048
+            and value.startswith(("http://", "https://"))
+        )
+    if name == "webhook_secret":
+        return isinstance(value, str) and len(value) <= 255
+    if name == "webhook_delay_seconds":
+        return not isinstance(value, bool) and isinstance(value, int | float) and 0 <= value <= 600
+    if name == "webhook_max_attempts":
+        return not isinstance(value, bool) and isinstance(value, int) and 1 <= value <= 20
+    return isinstance(value, bool)
 
 
 def _now() -> str:
@@ -184,6 +239,7 @@ class SandboxProvider:
         self._generation = 0
         # Fault injection only, never security: a seedable generator is the point.
         self._random = random.Random()  # noqa: S311
+        self.webhooks = WebhookSender()
 
     def close(self) -> None:
         with self._lock:
@@ -239,6 +295,10 @@ class SandboxProvider:
         except sqlite3.IntegrityError:
             # Another process sharing the file stored this key first: answer as it did.
             return self._replay_after_race(key, fingerprint)
+        # The event leaves from its own thread; the answer may still be delayed below, so a
+        # webhook can arrive before the answer (respond_after_commit_delay_ms).
+        succeeded = response.body["status"] == "succeeded"
+        self._emit("charge.succeeded" if succeeded else "charge.failed", response.body)
         self._sleep_ms(self._config_value("respond_after_commit_delay_ms"))
         return response
 
@@ -310,17 +370,19 @@ class SandboxProvider:
                 )
                 response = SandboxResponse(201, refund)
                 self._store(db, key, fingerprint, response)
+                charge_key = row["idempotency_key"]
         except Refused as refused:
             return refused.response
         except sqlite3.IntegrityError:
             return self._replay_after_race(key, fingerprint)
+        self._emit("refund.succeeded", {**refund, "charge_idempotency_key": charge_key})
         return response
 
     # --- Sandbox controls ---------------------------------------------------------------
 
     def get_config(self) -> SandboxResponse:
         with self._config_lock:
-            return SandboxResponse(200, asdict(self._config))
+            return SandboxResponse(200, self._config.shown())
 
     def update_config(self, *, body: Any) -> SandboxResponse:
         try:
@@ -328,7 +390,7 @@ class SandboxProvider:
                 self._config = self._config.updated(body)
                 if isinstance(body, dict) and "seed" in body:
                     self._random.seed(self._config.seed)
-                return SandboxResponse(200, asdict(self._config))
+                return SandboxResponse(200, self._config.shown())
         except Refused as refused:
             return refused.response
 
@@ -342,6 +404,7 @@ class SandboxProvider:
             self._config = FaultConfig()
             self._random.seed(None)
             self._generation += 1
+        self.webhooks.reset()
         return SandboxResponse(200, {"reset": True})
 
     def stats(self) -> SandboxResponse:
@@ -352,7 +415,14 @@ class SandboxProvider:
                 charges[status] = count
             refunds = db.execute("SELECT COUNT(*) FROM refunds").fetchone()[0]
         charges["total"] = sum(charges.values())
-        return SandboxResponse(200, {"charges": charges, "refunds": {"succeeded": refunds}})
+        return SandboxResponse(
+            200,
+            {
+                "charges": charges,
+                "refunds": {"succeeded": refunds},
+                "webhooks": self.webhooks.stats(),
+            },
+        )
 
     # --- Internals ----------------------------------------------------------------------
 
@@ -419,6 +489,16 @@ class SandboxProvider:
             "idempotency_key": row["idempotency_key"],
             "created": row["created"],
         }
+
+    def _emit(self, event_type: str, obj: dict[str, Any]) -> None:
+        """Queue the event of a new charge or refund for the webhook URL, if one is set."""
+        with self._config_lock:
+            destination = self._config.destination()
+            drop = self._config.webhook_drop
+        if destination is not None and drop:
+            self.webhooks.drop()
+            return
+        self.webhooks.emit(event_type, obj, destination)
 
     def _config_value(self, name: str) -> Any:
         with self._config_lock:
