@@ -15,6 +15,9 @@ _catalog = import_module("apps.catalog.migrations.0003_role_permissions")
 _orders = import_module("apps.orders.migrations.0002_role_permissions")
 _order_actions = import_module("apps.orders.migrations.0003_role_action_permissions")
 _notifications = import_module("apps.notifications.migrations.0002_role_permissions")
+_all_endpoints = import_module(
+    "apps.notifications.migrations.0005_admin_views_all_webhook_endpoints"
+)
 _inventory = import_module("apps.inventory.migrations.0002_role_permissions")
 _pricing = import_module("apps.pricing.migrations.0003_role_permissions")
 _shipping_methods = import_module("apps.shipping.migrations.0003_role_permissions_for_methods")
@@ -36,6 +39,8 @@ def restore_role_groups() -> None:
     for role, perms in _order_actions.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in _notifications.GRANTS.items():
+        grants[role].extend(perms)
+    for role, perms in _all_endpoints.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in _inventory.GRANTS.items():
         grants[role].extend(perms)

@@ -480,15 +480,18 @@ class ProductAdmin(ServiceSaveMixin, admin.ModelAdmin):
             services.update_product(product=product, is_active=active)
             self.log_change(request, product, verb)
         if todo:
-            self.message_user(request, f"{verb} {len(todo)} product(s).", messages.SUCCESS)
-        if already:
-            names = ", ".join(product.name for product in already[:5])
-            state = "active" if active else "inactive"
+            names = ", ".join(product.name for product in todo)
+            self.message_user(request, f"{verb} {len(todo)} product(s): {names}.", messages.SUCCESS)
+        elif already:
+            self.message_user(
+                request, f"Nothing changed: no product was {verb.lower()}.", messages.WARNING
+            )
+        state = "active" if active else "inactive"
+        for product in already:
             self.message_user(
                 request,
-                f"{len(already)} product(s) were already {state}, left as they were: {names}"
-                + ("..." if len(already) > 5 else "."),
-                messages.WARNING if not todo else messages.INFO,
+                f"Product {product.name}: already {state}, left as it was.",
+                messages.INFO if todo else messages.ERROR,
             )
 
 

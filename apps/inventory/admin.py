@@ -22,6 +22,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from apps.catalog.admin import ProductAdmin as CatalogProductAdmin
@@ -352,7 +353,7 @@ class StockMovementAdmin(ReadOnlyAdmin):
         "delta",
         "balance",
         "reason",
-        "reference",
+        "reference_link",
         "note",
         "actor",
     )
@@ -365,6 +366,16 @@ class StockMovementAdmin(ReadOnlyAdmin):
     @admin.display(description="SKU", ordering="variant__sku")
     def sku(self, obj: StockMovement) -> str:
         return obj.variant.sku
+
+    @admin.display(description="reference", ordering="reference")
+    def reference_link(self, obj: StockMovement) -> SafeString | str:
+        """An order's reference links to the order (by public id: orders sit above the
+        inventory, so the URL is built without importing them)."""
+        prefix, _, public_id = obj.reference.partition(":")
+        if prefix != "order" or not public_id:
+            return obj.reference
+        url = f"{reverse('admin:orders_order_changelist')}?{urlencode({'public_id': public_id})}"
+        return format_html('<a href="{}">order {}</a>', url, public_id)
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         return lookup in LEDGER_FILTERS or super().lookup_allowed(lookup, value, request)

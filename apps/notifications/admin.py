@@ -1,40 +1,115 @@
 """Notifications admin (read-only, with a resend action) and webhook endpoints (no secrets).
 
 The actions need the model's change permission (admins hold it; support only views), and
-each one leaves a LogEntry for the object's History page.
+each one leaves a LogEntry for the object's History page and says, per object it left
+alone, why. Staff read notifications by the recipient's email and the order's public id,
+never by internal ids; an order's notifications are also shown on its admin page.
+
+Webhook endpoints are their owners': the admin shows them only to staff holding
+`notifications.view_all_webhook_endpoints` (the admin role). Deleting one keeps its
+deliveries, which keep the URL they were sent to.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from apps.notifications import services
-from apps.notifications.models import Notification, WebhookEndpoint
+from apps.notifications.models import (
+    Notification,
+    NotificationChannel,
+    WebhookEndpoint,
+)
+from apps.orders.admin import ViewOnlyPage, add_order_section, order_admin_url
+from apps.orders.models import Order
 from ecommerce.errors import DomainError
+
+ORDER_SUBJECT = "order:"
+VIEW_ALL_ENDPOINTS = "notifications.view_all_webhook_endpoints"
+
+
+def order_pk_of(notification: Notification) -> int | None:
+    """The internal id of the order a notification is about, from its subject."""
+    prefix, _, rest = notification.subject.partition(":")
+    if f"{prefix}:" != ORDER_SUBJECT or not rest.isdigit():
+        return None
+    return int(rest)
+
+
+def order_public_id_of(notification: Notification) -> str | None:
+    """The order's public id as the notification's data recorded it (no query)."""
+    order = (notification.context or {}).get("order")
+    return str(order["id"]) if isinstance(order, dict) and order.get("id") else None
+
+
+def destination_of(notification: Notification) -> str:
+    """Where it goes: the recipient's email, or the webhook's URL (kept once deleted)."""
+    if notification.channel == NotificationChannel.EMAIL:
+        return notification.recipient.email
+    if notification.endpoint is not None:
+        return notification.endpoint.url
+    return f"{notification.endpoint_url} (endpoint deleted)"
+
+
+def readable(value: Any) -> SafeString:
+    """JSON data as nested tables and lists, keys as staff would read them."""
+    if isinstance(value, dict):
+        if not value:
+            return format_html("<em>{}</em>", "none")
+        return format_html(
+            "<table>{}</table>",
+            format_html_join(
+                "",
+                "<tr><th>{}</th><td>{}</td></tr>",
+                ((str(key).replace("_", " "), readable(item)) for key, item in value.items()),
+            ),
+        )
+    if isinstance(value, list):
+        if not value:
+            return format_html("<em>{}</em>", "none")
+        return format_html(
+            "<ol>{}</ol>", format_html_join("", "<li>{}</li>", ((readable(i),) for i in value))
+        )
+    if value is None or value == "":
+        return format_html("<em>{}</em>", "none")
+    if isinstance(value, bool):
+        return format_html("{}", "yes" if value else "no")
+    return format_html("{}", value)
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = ("id", "event", "channel", "recipient", "status", "attempts", "created_at")
+class NotificationAdmin(ViewOnlyPage):
+    list_display = (
+        "created_at",
+        "event",
+        "channel",
+        "to",
+        "about",
+        "status",
+        "attempts",
+    )
     list_filter = ("status", "channel", "event")
-    search_fields = ("recipient__email", "subject", "public_id")
+    search_fields = ("recipient__email", "subject", "public_id", "context__order__id")
     date_hierarchy = "created_at"
-    list_select_related = ("recipient",)
+    list_select_related = ("recipient", "endpoint")
     fields = (
         "public_id",
         "event",
-        "subject",
+        "about",
         "channel",
-        "recipient",
-        "endpoint",
+        "to",
         "status",
         "attempts",
         "last_error",
-        "context",
+        "data",
         "created_at",
         "updated_at",
         "sent_at",
@@ -48,26 +123,93 @@ class NotificationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @admin.display(description="To", ordering="recipient__email")
+    def to(self, notification: Notification) -> str:
+        return destination_of(notification)
+
+    @admin.display(description="About", ordering="subject")
+    def about(self, notification: Notification) -> SafeString | str:
+        order_pk = order_pk_of(notification)
+        if order_pk is None:
+            return notification.subject
+        label = order_public_id_of(notification) or f"order {order_pk}"
+        return format_html('Order <a href="{}">{}</a>', order_admin_url(order_pk), label)
+
+    @admin.display(description="Data")
+    def data(self, notification: Notification) -> SafeString:
+        return readable(notification.context)
+
     @admin.action(description="Resend selected notifications", permissions=["change"])
     def resend(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
-        resent, failed = 0, []
-        for notification in queryset:
+        resent: list[Notification] = []
+        skipped: list[str] = []
+        for notification in queryset.select_related("recipient", "endpoint").order_by("pk"):
+            name = f"Notification {notification.public_id} ({notification.get_event_display()})"
+            if notification.channel == NotificationChannel.WEBHOOK and (
+                notification.endpoint is None
+            ):
+                skipped.append(f"{name}: its webhook endpoint was deleted, nowhere to send it.")
+                continue
             try:
                 services.resend_notification(notification_id=notification.pk, by=request.user)
             except DomainError as exc:
-                failed.append(f"#{notification.pk}: {exc.detail}")
+                skipped.append(f"{name}: {exc.detail}")
                 continue
-            resent += 1
+            resent.append(notification)
             self.log_change(request, notification, "Queued again")
         if resent:
-            self.message_user(request, f"Queued {resent} notification(s) again.", messages.SUCCESS)
-        for failure in failed:
-            self.message_user(request, failure, messages.ERROR)
+            names = ", ".join(f"{n.public_id} to {destination_of(n)}" for n in resent)
+            self.message_user(
+                request, f"Queued {len(resent)} notification(s) again: {names}.", messages.SUCCESS
+            )
+        elif skipped:
+            self.message_user(request, "Nothing was queued again.", messages.WARNING)
+        for reason in skipped:
+            self.message_user(request, reason, messages.ERROR)
+
+
+def order_notifications(order: Order) -> SafeString | str:
+    """The order's notifications, for its admin page: event, channel, where, how it went."""
+    rows = list(
+        Notification.objects.filter(subject=f"{ORDER_SUBJECT}{order.pk}")
+        .select_related("recipient", "endpoint")
+        .order_by("created_at", "pk")
+    )
+    if not rows:
+        return "None"
+    return format_html(
+        "<table><thead><tr><th>Event</th><th>Channel</th><th>To</th><th>Status</th>"
+        "<th>Attempts</th><th>Last error</th><th>Sent</th></tr></thead><tbody>{}</tbody>"
+        "</table>",
+        format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
+            "<td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    reverse("admin:notifications_notification_change", args=[n.pk]),
+                    n.get_event_display(),
+                    n.get_channel_display(),
+                    destination_of(n),
+                    n.get_status_display(),
+                    n.attempts,
+                    n.last_error or "-",
+                    n.sent_at or "-",
+                )
+                for n in rows
+            ),
+        ),
+    )
+
+
+add_order_section("Notifications", order_notifications)
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ("id", "url", "owner", "active", "consecutive_failures", "disabled_at")
+class WebhookEndpointAdmin(ViewOnlyPage):
+    """Read-only: the actions change an endpoint, not a form."""
+
+    list_display = ("url", "owner", "active", "consecutive_failures", "disabled_at")
     list_filter = ("active",)
     search_fields = ("url", "owner__email")
     list_select_related = ("owner",)
@@ -86,20 +228,84 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     readonly_fields = fields
     actions = ("enable", "disable")
 
+    # Every permission also needs the one that shows others' endpoints at all.
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(VIEW_ALL_ENDPOINTS) and super().has_view_permission(
+            request, obj
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(VIEW_ALL_ENDPOINTS) and super().has_change_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(VIEW_ALL_ENDPOINTS) and super().has_delete_permission(
+            request, obj
+        )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(VIEW_ALL_ENDPOINTS) and super().has_module_permission(request)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Endpoints get their secret from the API, which shows it to the owner once.
         return False
 
+    # --- Deleting keeps the delivery history ----------------------------------------------
+
+    def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
+        services.delete_webhook_endpoint(owner=obj.owner, endpoint_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset.select_related("owner"):
+            services.delete_webhook_endpoint(owner=endpoint.owner, endpoint_id=endpoint.pk)
+
+    def get_deleted_objects(
+        self, objs: Sequence[WebhookEndpoint] | QuerySet[WebhookEndpoint], request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[str]]:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        kept = Notification.objects.filter(endpoint__in=list(objs)).count()
+        if kept:
+            deleted = [
+                *deleted,
+                f"Kept, not deleted: {kept} notification(s) sent to these endpoints; they "
+                "keep the endpoint's URL and stay in the notification list.",
+            ]
+        return deleted, counts, perms_needed, protected
+
+    # --- Actions ---------------------------------------------------------------------------
+
     def _set_active(
         self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint], active: bool
     ) -> None:
-        for endpoint in queryset.select_related("owner"):
+        state = "enabled" if active else "disabled"
+        changed: list[WebhookEndpoint] = []
+        skipped: list[str] = []
+        for endpoint in queryset.select_related("owner").order_by("pk"):
+            if endpoint.active == active:
+                skipped.append(
+                    f"Endpoint {endpoint.url} ({endpoint.owner.email}): already {state}."
+                )
+                continue
             services.update_webhook_endpoint(
                 owner=endpoint.owner, endpoint_id=endpoint.pk, active=active
             )
-            self.log_change(request, endpoint, "Enabled" if active else "Disabled")
-        state = "Enabled" if active else "Disabled"
-        self.message_user(request, f"{state} {queryset.count()} endpoint(s).", messages.SUCCESS)
+            changed.append(endpoint)
+            self.log_change(request, endpoint, state.capitalize())
+        if changed:
+            urls = ", ".join(endpoint.url for endpoint in changed)
+            self.message_user(
+                request,
+                f"{state.capitalize()} {len(changed)} endpoint(s): {urls}.",
+                messages.SUCCESS,
+            )
+        elif skipped:
+            self.message_user(
+                request, f"Nothing changed: no endpoint was {state}.", messages.WARNING
+            )
+        for reason in skipped:
+            self.message_user(request, reason, messages.INFO if changed else messages.ERROR)
 
     @admin.action(description="Enable selected endpoints", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:

@@ -72,6 +72,10 @@ class WebhookEndpoint(TimeStampedModel):
 
     class Meta:
         indexes = [models.Index(fields=["owner", "active"], name="notif_endpoint_owner_idx")]
+        # Endpoints are their owners'; staff see them in the admin only with this.
+        permissions = [
+            ("view_all_webhook_endpoints", "Can view every owner's webhook endpoints"),
+        ]
 
     def __str__(self) -> str:
         return self.url
@@ -96,6 +100,9 @@ class Notification(TimeStampedModel):
     is about (`order:42`, `user:7`), so a domain event handled twice finds its row instead
     of making a second one. Two partial unique constraints state it, since a NULL endpoint
     (email) would otherwise never collide.
+
+    Deleting a webhook endpoint keeps its deliveries: their `endpoint` becomes NULL and
+    `endpoint_url` keeps the address they were sent to (the services copy it first).
     """
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -109,9 +116,11 @@ class Notification(TimeStampedModel):
         WebhookEndpoint,
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        on_delete=models.SET_NULL,
         related_name="notifications",
     )
+    # The deleted endpoint's URL, set when the endpoint is deleted; blank while it exists.
+    endpoint_url = models.URLField(max_length=2000, blank=True)
     # The event's data as it was when the event happened: the webhook's `data`, the
     # email's template context.
     context = models.JSONField(default=dict, blank=True)
@@ -138,12 +147,13 @@ class Notification(TimeStampedModel):
             ),
             models.UniqueConstraint(
                 fields=["event", "subject", "channel"],
-                condition=models.Q(endpoint__isnull=True),
+                condition=models.Q(endpoint__isnull=True, channel=NotificationChannel.EMAIL),
                 name="notif_dedup_without_endpoint",
             ),
             models.CheckConstraint(
                 condition=(
                     models.Q(channel=NotificationChannel.WEBHOOK, endpoint__isnull=False)
+                    | models.Q(channel=NotificationChannel.WEBHOOK, endpoint_url__gt="")
                     | models.Q(channel=NotificationChannel.EMAIL, endpoint__isnull=True)
                 ),
                 name="notif_endpoint_iff_webhook",
@@ -160,4 +170,4 @@ class Notification(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event} via {self.channel} to {self.recipient_id} ({self.status})"
+        return f"{self.get_event_display()} to {self.recipient.email} by {self.channel}"

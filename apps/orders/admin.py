@@ -4,25 +4,36 @@ Each action needs its own permission (`orders.fulfil_order`, `refund_order`, `ca
 `retry_order_payment`; migration orders.0003 grants them to the admin role), so support,
 who may view orders, changes none of them here. Cancelling also follows the API's rule that
 only staff who see every order may cancel someone else's. Every action that changes an
-order leaves a LogEntry, shown on the order's History page.
+order leaves a LogEntry, shown on the order's History page, and reports by public id what
+it changed and, for each order it left alone, why.
+
+Payments and notifications sit above orders in the app graph, so the order page cannot
+import them: their admin modules add their inlines (`add_order_inline`) and read-only
+sections (`add_order_section`) to this page instead. Nothing here is edited on the page,
+so it shows no Save button, only Close.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import linebreaksbr
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from apps.orders import selectors, services
-from apps.orders.models import Order, OrderEvent, OrderItem
+from apps.orders.exceptions import IllegalTransition
+from apps.orders.models import Order, OrderEvent, OrderItem, OrderStatus
 from apps.orders.serializers import percent
 from ecommerce.errors import DomainError
 
@@ -45,6 +56,57 @@ def address_lines(address: Mapping[str, Any]) -> list[str]:
         address.get("phone"),
     )
     return [str(line) for line in lines if line]
+
+
+# --- What other apps add to the order page ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderSection:
+    """A read-only part of the order page that another app renders (its notifications)."""
+
+    title: str
+    render: Callable[[Order], SafeString | str]
+
+
+_extra_inlines: list[type[InlineModelAdmin]] = []
+_extra_sections: list[OrderSection] = []
+
+
+def add_order_inline(inline: type[InlineModelAdmin]) -> None:
+    """Show `inline` (a model with a foreign key to Order) on every order page."""
+    if inline not in _extra_inlines:
+        _extra_inlines.append(inline)
+
+
+def add_order_section(title: str, render: Callable[[Order], SafeString | str]) -> None:
+    """Show `render(order)` under `title` on every order page, after the addresses."""
+    if all(section.title != title for section in _extra_sections):
+        _extra_sections.append(OrderSection(title, render))
+
+
+def order_admin_url(order_id: int) -> str:
+    return reverse("admin:orders_order_change", args=[order_id])
+
+
+class ViewOnlyPage(admin.ModelAdmin):
+    """A change page where nothing is edited, even by those who may run its actions (the
+    change permission): Close instead of the Save buttons."""
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -86,7 +148,7 @@ class OrderEventInline(ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ViewOnlyPage):
     list_display = ("public_id", "user", "status", "total", "currency", "created_at")
     list_filter = ("status", "created_at")
     search_fields = ("public_id", "user__email")
@@ -107,6 +169,7 @@ class OrderAdmin(admin.ModelAdmin):
                     "idempotency_key",
                     "created_at",
                     "updated_at",
+                    "stock_ledger",
                 )
             },
         ),
@@ -142,6 +205,7 @@ class OrderAdmin(admin.ModelAdmin):
         "idempotency_key",
         "created_at",
         "updated_at",
+        "stock_ledger",
         "currency",
         "price_basis",
         "subtotal",
@@ -164,6 +228,21 @@ class OrderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    # --- Parts other apps add ----------------------------------------------------------------
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list[type[InlineModelAdmin]]:
+        return [*super().get_inlines(request, obj), *_extra_inlines]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[tuple[Any, Any]]:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is None:
+            return fieldsets
+        return [*fieldsets, *((s.title, {"fields": [_section_field(s)]}) for s in _extra_sections)]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[Any, ...]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, *(_section_field(s) for s in _extra_sections))
+
     # --- The breakdown, as text ----------------------------------------------------------
 
     @admin.display(description="Hold expires")
@@ -173,6 +252,12 @@ class OrderAdmin(admin.ModelAdmin):
         # Placed before holds were stored: the expiry sweep uses the timeout.
         fallback = order.created_at + timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
         return f"{fallback} (placement + payment timeout)"
+
+    @admin.display(description="Stock ledger")
+    def stock_ledger(self, order: Order) -> SafeString:
+        url = reverse("admin:inventory_stockmovement_changelist")
+        query = urlencode({"reference": f"order:{order.public_id}"})
+        return format_html('<a href="{}?{}">Stock moved for this order</a>', url, query)
 
     @admin.display(description="Prices")
     def price_basis(self, order: Order) -> str:
@@ -236,20 +321,19 @@ class OrderAdmin(admin.ModelAdmin):
         change: Callable[[Order], Any],
         done: str,
     ) -> None:
-        """Apply `change` to each order; log and count what succeeded, report what did not."""
-        succeeded, failed = 0, []
-        for order in queryset:
+        """Apply `change` to each order; log what succeeded, then say which orders changed
+        and, one message each, why every other one did not."""
+        changed: list[Order] = []
+        skipped: list[str] = []
+        for order in queryset.order_by("created_at", "pk"):
             try:
                 change(order)
             except DomainError as exc:
-                failed.append(f"{order.public_id}: {exc.detail}")
+                skipped.append(f"Order {order.public_id}: {_why_not(exc, done)}")
                 continue
-            succeeded += 1
+            changed.append(order)
             self.log_change(request, order, done)
-        if succeeded:
-            self.message_user(request, f"{done} {succeeded} order(s).", messages.SUCCESS)
-        for failure in failed:
-            self.message_user(request, failure, messages.ERROR)
+        _report(self, request, changed, skipped, done, f"no order was {done.lower()}.")
 
     @admin.action(description="Mark selected orders fulfilled", permissions=["fulfil"])
     def mark_fulfilled(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
@@ -288,10 +372,59 @@ class OrderAdmin(admin.ModelAdmin):
         description="Retry payment of selected pending orders", permissions=["retry_payment"]
     )
     def retry_payment(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        pending = [o for o in queryset if services.request_payment_retry(order_id=o.pk)]
-        for order in pending:
-            self.log_change(request, order, "Requested payment again")
-        self.message_user(request, f"Requested payment of {len(pending)} order(s).")
+        asked: list[Order] = []
+        skipped: list[str] = []
+        for order in queryset.order_by("created_at", "pk"):
+            if services.request_payment_retry(order_id=order.pk):
+                asked.append(order)
+                self.log_change(request, order, "Requested payment again")
+                continue
+            order.refresh_from_db(fields=["status"])
+            skipped.append(
+                f"Order {order.public_id}: {order.get_status_display().lower()}, not pending "
+                "payment, so there is no payment to retry."
+            )
+        _report(
+            self,
+            request,
+            asked,
+            skipped,
+            "Requested payment again for",
+            "no order is pending payment.",
+        )
+
+
+def _section_field(section: OrderSection) -> Callable[[Order], SafeString | str]:
+    return admin.display(description=section.title)(section.render)
+
+
+def _why_not(exc: DomainError, done: str) -> str:
+    """Why an action left an order as it was, in the staff's words."""
+    if isinstance(exc, IllegalTransition):
+        now = OrderStatus(exc.extra["from_status"]).label.lower()
+        if exc.extra["from_status"] == exc.extra["to_status"]:
+            return f"already {now}."
+        return f"{now}, and a {now} order cannot be {done.lower()}."
+    return str(exc.detail)
+
+
+def _report(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    changed: list[Order],
+    skipped: list[str],
+    done: str,
+    nothing: str,
+) -> None:
+    if changed:
+        ids = ", ".join(str(order.public_id) for order in changed)
+        model_admin.message_user(
+            request, f"{done} {len(changed)} order(s): {ids}.", messages.SUCCESS
+        )
+    elif skipped:
+        model_admin.message_user(request, f"Nothing changed: {nothing}", messages.WARNING)
+    for reason in skipped:
+        model_admin.message_user(request, reason, messages.ERROR)
 
 
 def _address_html(address: Mapping[str, Any]) -> SafeString | str:

@@ -11,6 +11,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse_lazy
 
 from apps.users.addresses import ADDRESS_FIELDS, AddressInvalid, validate_address
 from apps.users.models import Address, User, normalize_email
@@ -18,6 +19,9 @@ from apps.users.models import Address, User, normalize_email
 # Only a superuser may grant what bypasses the roles: the superuser flag and permissions
 # given to one account outside its groups.
 SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions")
+
+# "View site" in the admin's header: the shop has no storefront here, its API docs are.
+admin.site.site_url = reverse_lazy("docs")
 
 
 class UserCreationForm(AdminUserCreationForm):

@@ -572,9 +572,9 @@ def test_deactivate_and_activate_say_what_they_did_and_what_they_left(admin, she
         "Chipped": True,
     }
     assert messages_of(on) == [
-        "Deactivated 1 product(s).",
-        "Activated 1 product(s).",
-        "1 product(s) were already active, left as they were: Mugwort tea.",
+        "Deactivated 1 product(s): Blue Mug.",
+        "Activated 1 product(s): Chipped.",
+        "Product Mugwort tea: already active, left as it was.",
     ]
 
 

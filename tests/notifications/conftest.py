@@ -22,6 +22,9 @@ from tests.catalog.factories import make_product
 from tests.users.factories import UserFactory
 
 GRANTS_MIGRATION = importlib.import_module("apps.notifications.migrations.0002_role_permissions")
+ALL_ENDPOINTS_MIGRATION = importlib.import_module(
+    "apps.notifications.migrations.0005_admin_views_all_webhook_endpoints"
+)
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]
 
 
@@ -88,6 +91,7 @@ def notification_grants(db: None) -> None:
     """The role permissions as the data migration leaves them (a flush drops them)."""
     apps = MigrationLoader(None, ignore_no_migrations=True).project_state().apps
     GRANTS_MIGRATION.grant(apps, None)
+    ALL_ENDPOINTS_MIGRATION.grant(apps, None)
 
 
 def make_endpoint(owner: User, url: str, events: list[str] | None = None) -> WebhookEndpoint:

@@ -145,7 +145,7 @@ def test_change_page_shows_items_and_history_with_money_read_only(admin, place, 
 
     # then
     assert response.status_code == 200
-    items, events = response.context["inline_admin_formsets"]
+    items, events, *_payments = response.context["inline_admin_formsets"]
     assert [
         (f.instance.sku, f.instance.quantity, f.instance.line_total) for f in items.formset.forms
     ] == [("lamp", 2, Decimal("25.00"))]
@@ -220,7 +220,7 @@ def test_mark_fulfilled_fulfils_a_paid_order_with_the_admin_as_actor(admin, plac
 
     # then
     assert response.status_code == 302
-    assert messages_of(response) == [("success", "Fulfilled 1 order(s).")]
+    assert messages_of(response) == [("success", f"Fulfilled 1 order(s): {order.public_id}.")]
     assert Order.objects.get(pk=order.pk).status == OrderStatus.FULFILLED
     assert history(order)[-1] == ("paid", "fulfilled", boss.pk, "fulfilled")
 
@@ -236,11 +236,12 @@ def test_mark_fulfilled_refuses_a_pending_order_and_changes_nothing(admin, place
     # then
     assert response.status_code == 302
     assert messages_of(response) == [
+        ("warning", "Nothing changed: no order was fulfilled."),
         (
             "error",
-            f"{order.public_id}: Order {order.public_id} cannot go from pending_payment "
-            "to fulfilled.",
-        )
+            f"Order {order.public_id}: pending payment, and a pending payment order cannot "
+            "be fulfilled.",
+        ),
     ]
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_PAYMENT
     assert history(order) == events_before
@@ -260,7 +261,7 @@ def test_refund_refunds_a_paid_order_its_payment_and_returns_the_stock(
 
     # then
     assert response.status_code == 302
-    assert messages_of(response) == [("success", "Refunded 1 order(s).")]
+    assert messages_of(response) == [("success", f"Refunded 1 order(s): {order.public_id}.")]
     assert Order.objects.get(pk=order.pk).status == OrderStatus.REFUNDED
     payment = Payment.objects.get(order=order)
     assert payment.status == "refunded"
@@ -282,7 +283,13 @@ def test_retry_payment_requests_a_charge_only_for_pending_orders(admin, place, a
 
     # then
     assert response.status_code == 302
-    assert messages_of(response) == [("info", "Requested payment of 1 order(s).")]
+    assert messages_of(response) == [
+        ("success", f"Requested payment again for 1 order(s): {pending.public_id}."),
+        (
+            "error",
+            f"Order {paid.public_id}: paid, not pending payment, so there is no payment to retry.",
+        ),
+    ]
     assert charge_requests(pending) == 1
     assert charge_requests(paid) == 0
     assert Order.objects.get(pk=pending.pk).status == OrderStatus.PENDING_PAYMENT

@@ -195,6 +195,7 @@ MIGRATED_GRANTS = {
         "catalog.view_product",
         "notifications.change_notification",
         "notifications.change_webhookendpoint",
+        "notifications.view_all_webhook_endpoints",
         "notifications.view_notification",
         "notifications.view_webhookendpoint",
         "orders.cancel_order",

@@ -135,12 +135,14 @@ def update_webhook_endpoint(
 
 
 def delete_webhook_endpoint(*, owner: Any, endpoint_id: int) -> None:
-    """Delete an endpoint of the owner's with its delivery history.
+    """Delete an endpoint of the owner's and keep its delivery history: its notifications
+    keep the URL they were sent to and lose the link to the endpoint.
 
     Raises WebhookEndpointNotFound (also for another's).
     """
     with transaction.atomic():
         endpoint = _owned_for_update(owner=owner, endpoint_id=endpoint_id)
+        Notification.objects.filter(endpoint=endpoint).update(endpoint_url=endpoint.url)
         endpoint.delete()
     logger.info("webhook_endpoint_deleted", endpoint_id=endpoint_id, owner_id=owner.pk)
 
