@@ -23,6 +23,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from apps.catalog.models import Product
 from apps.orders import events as order_events
@@ -32,8 +33,11 @@ from apps.payments import services as payments_services
 from apps.payments.exceptions import ProviderUnavailable
 from apps.payments.models import MoneyMovement, Payment, PaymentStatus, ProviderEvent
 from ecommerce.outbox import registry
+from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.factories import make_product
-from tests.integration.processes import SandboxServer
+from tests.integration.helpers import place as place_over_api
+from tests.integration.helpers import placed_order, wait_for_status
+from tests.integration.processes import CeleryWorker, SandboxServer
 from tests.servers import GunicornServer
 from tests.users.factories import UserFactory
 
@@ -286,4 +290,31 @@ def test_dropped_webhooks_and_a_lost_answer_are_healed_by_reconciliation(
     assert webhooks(provider)["delivered"] == 0
     assert not ProviderEvent.objects.exists()
     assert_paid_once(order, provider)
+    assert_ledger_passes()
+
+
+def test_the_charge_worker_and_the_webhook_racing_leave_one_paid_order(
+    live_celery: CeleryWorker, sandbox: SandboxServer, web: GunicornServer, client: APIClient
+) -> None:
+    """The real path: the order is placed over the API, a Celery worker charges it, and the
+    provider's answer outlasts the worker's read timeout while its webhook goes at once."""
+    sandbox.configure(
+        webhook_url=f"{web.url}/api/payments/webhooks/sandbox",
+        webhook_secret=SECRET,
+        respond_after_commit_delay_ms=1500,
+    )
+    make_product(sku="p", stock=5, price="12.50")
+
+    order = placed_order(place_over_api(client, "p", 2))
+
+    wait_for_status(order, OrderStatus.PAID, worker=live_celery)
+    (event,) = wait_until(lambda: stored("charge.succeeded"), what="the charge webhook")
+    placed = OutboxMessage.objects.get(topic="order.placed", task_name="payments.charge_payment")
+    wait_until(
+        lambda: OutboxMessage.objects.filter(pk=placed.pk, completed_at__isnull=False).exists(),
+        what="the worker's charge task done",
+    )
+    assert event.outcome in ("paid", "already_recorded")
+    assert_paid_once(order, sandbox)
+    assert len(stored("charge.succeeded")) == 1
     assert_ledger_passes()
