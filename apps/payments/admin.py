@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
@@ -11,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from apps.payments import admin_order  # noqa: F401  (the order page's payment inlines)
-from apps.payments.models import MoneyMovement, Payment
+from apps.payments.models import MoneyMovement, Payment, ProviderEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -110,3 +111,31 @@ class MoneyMovementAdmin(ReadOnlyAdmin):
     def order_link(self, obj: MoneyMovement) -> SafeString:
         url = reverse("admin:orders_order_change", args=[obj.order_id])
         return format_html('<a href="{}">{}</a>', url, obj.order.public_id)
+
+
+@admin.register(ProviderEvent)
+class ProviderEventAdmin(ReadOnlyAdmin):
+    """Events the payment providers sent to our webhook endpoint, each stored once, with
+    what applying it did (`outcome`): what to read when a payment and its provider disagree."""
+
+    list_display = ("received_at", "provider", "type", "event_id", "outcome", "processed_at")
+    list_filter = ("provider", "type", "outcome", ("received_at", admin.DateFieldListFilter))
+    search_fields = ("event_id",)
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    ordering = ("-received_at", "-pk")
+    fields = (
+        "provider",
+        "event_id",
+        "type",
+        "created_at_provider",
+        "received_at",
+        "processed_at",
+        "outcome",
+        "payload_pretty",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Payload")
+    def payload_pretty(self, obj: ProviderEvent) -> SafeString:
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))

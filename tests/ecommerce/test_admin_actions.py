@@ -73,6 +73,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("orders.order", "retry_payment"): ADMINS,
     ("payments.payment", "delete_selected"): NOBODY,
     ("payments.moneymovement", "delete_selected"): NOBODY,  # append-only
+    ("payments.providerevent", "delete_selected"): NOBODY,  # what the provider told us
     ("notifications.notification", "delete_selected"): NOBODY,
     ("notifications.notification", "resend"): ADMINS,
     ("notifications.webhookendpoint", "delete_selected"): SUPERUSER,

@@ -495,3 +495,24 @@ def test_two_deliveries_of_one_event_at_once_store_and_apply_it_once(place: Any)
     assert MoneyMovement.objects.count() == 1
     assert Order.objects.get(pk=payment.order_id).status == OrderStatus.PAID
     assert_ledger_passes()
+
+
+def test_staff_read_provider_events_in_the_admin_and_never_change_them(
+    client: Client, place: Any
+) -> None:
+    assert deliver(client, charge_event(place())).status_code == 200
+    event = ProviderEvent.objects.get()
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+
+    listing = client.get("/admin/payments/providerevent/")
+    detail = client.get(f"/admin/payments/providerevent/{event.pk}/change/")
+    add = client.get("/admin/payments/providerevent/add/")
+    delete = client.post(f"/admin/payments/providerevent/{event.pk}/delete/", {"post": "yes"})
+
+    assert listing.status_code == 200
+    assert event.event_id in listing.content.decode()
+    assert detail.status_code == 200
+    assert "charge.succeeded" in detail.content.decode()
+    assert (add.status_code, delete.status_code) == (403, 403)
+    assert ProviderEvent.objects.count() == 1
