@@ -59,6 +59,25 @@ def destination_of(notification: Notification) -> str:
     return f"{notification.endpoint_url} (endpoint deleted)"
 
 
+def about(notification: Notification) -> SafeString | str:
+    """What the notification is about, as staff name it: the order by its public id (a
+    link to its page), the account by its email; never `order:<internal id>`."""
+    order_pk = order_pk_of(notification)
+    if order_pk is not None:
+        label = order_public_id_of(notification) or "(no public id recorded)"
+        return format_html('Order <a href="{}">{}</a>', order_admin_url(order_pk), label)
+    kind = notification.subject.partition(":")[0]
+    if kind == "user":
+        return f"Account {notification.recipient.email}"
+    if kind == "ping":
+        return "Webhook test"
+    if kind == "webhook":
+        endpoint = notification.context.get("endpoint", {}) if notification.context else {}
+        url = endpoint.get("url") if isinstance(endpoint, dict) else None
+        return f"Webhook endpoint {url}" if url else "A webhook endpoint"
+    return notification.subject
+
+
 def readable(value: Any) -> SafeString:
     """JSON data as nested tables and lists, keys as staff would read them."""
     if isinstance(value, dict):
@@ -129,11 +148,7 @@ class NotificationAdmin(ViewOnlyPage):
 
     @admin.display(description="About", ordering="subject")
     def about(self, notification: Notification) -> SafeString | str:
-        order_pk = order_pk_of(notification)
-        if order_pk is None:
-            return notification.subject
-        label = order_public_id_of(notification) or f"order {order_pk}"
-        return format_html('Order <a href="{}">{}</a>', order_admin_url(order_pk), label)
+        return about(notification)
 
     @admin.display(description="Data")
     def data(self, notification: Notification) -> SafeString:

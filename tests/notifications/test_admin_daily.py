@@ -271,3 +271,47 @@ def test_the_owner_deleting_an_endpoint_keeps_its_notifications(customer):
 
     delivered.refresh_from_db()
     assert (delivered.endpoint_id, delivered.endpoint_url) == (None, "https://hooks.example/in")
+
+
+def test_staff_find_an_orders_notifications_by_its_public_id(customer, other_customer, support):
+    # given
+    wanted = order_email(customer)
+    create_once(
+        recipient_id=other_customer.pk,
+        channel="email",
+        event="order_paid",
+        subject="order:42",
+        context={"order": {"id": "0f0f0f0f-0000-4000-8000-000000000000"}},
+    )
+
+    # when
+    response = logged_in(support).get(NOTIFICATIONS, {"q": ORDER_ID})
+
+    # then
+    assert [row.pk for row in response.context["cl"].result_list] == [wanted.pk]
+
+
+def test_other_subjects_read_as_the_account_or_the_endpoint(customer, support):
+    # given
+    create_once(
+        recipient_id=customer.pk,
+        channel="email",
+        event="user_registered",
+        subject=f"user:{customer.pk}",
+        context={},
+    )
+    create_once(
+        recipient_id=customer.pk,
+        channel="email",
+        event="webhook_disabled",
+        subject="webhook:9:2026-01-01T00:00:00",
+        context={"endpoint": {"id": 9, "url": "https://hooks.example/gone", "failures": 5}},
+    )
+
+    # when
+    page = logged_in(support).get(NOTIFICATIONS).content.decode()
+
+    # then
+    assert f"Account {customer.email}" in page
+    assert "Webhook endpoint https://hooks.example/gone" in page
+    assert f"user:{customer.pk}" not in page
