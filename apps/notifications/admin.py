@@ -12,12 +12,11 @@ deliveries, which keep the URL they were sent to.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -276,18 +275,16 @@ class WebhookEndpointAdmin(ViewOnlyPage):
         for endpoint in queryset.select_related("owner"):
             services.delete_webhook_endpoint(owner=endpoint.owner, endpoint_id=endpoint.pk)
 
-    def get_deleted_objects(
-        self, objs: Sequence[WebhookEndpoint] | QuerySet[WebhookEndpoint], request: HttpRequest
-    ) -> tuple[list[Any], dict[str, int], set[str], list[str]]:
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        kept = Notification.objects.filter(endpoint__in=list(objs)).count()
-        if kept:
-            deleted = [
-                *deleted,
-                f"Kept, not deleted: {kept} notification(s) sent to these endpoints; they "
-                "keep the endpoint's URL and stay in the notification list.",
-            ]
-        return deleted, counts, perms_needed, protected
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # The confirmation says how many deliveries stay (templates/admin/notifications/
+        # webhookendpoint/delete_confirmation.html).
+        kept = (
+            Notification.objects.filter(endpoint_id=object_id).count() if object_id.isdigit() else 0
+        )
+        extra_context = {**(extra_context or {}), "kept_notifications": kept}
+        return super().delete_view(request, object_id, extra_context)
 
     # --- Actions ---------------------------------------------------------------------------
 

@@ -232,7 +232,10 @@ def test_deleting_an_endpoint_in_the_admin_keeps_its_notifications(customer, sup
 
     # then
     assert confirm.status_code == 200
-    assert "Kept, not deleted: 1 notification(s)" in confirm.content.decode()
+    assert (
+        "Its delivery history is kept, not deleted:\n1 notification sent to this endpoint"
+        in confirm.content.decode()
+    )
     assert deleted.status_code == 302
     assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
     delivered.refresh_from_db()
@@ -247,13 +250,15 @@ def test_deleting_endpoints_with_the_bulk_action_keeps_their_notifications(custo
     second = make_endpoint(customer, "https://hooks.example/b")
     kept = [webhook_for(first), webhook_for(second)]
 
-    # when
-    response = logged_in(superuser).post(
-        ENDPOINTS,
-        {"action": "delete_selected", "_selected_action": [first.pk, second.pk], "post": "yes"},
-    )
+    client = logged_in(superuser)
+    chosen = {"action": "delete_selected", "_selected_action": [first.pk, second.pk]}
+
+    # when: the confirmation, then the deletion
+    confirm = client.post(ENDPOINTS, chosen)
+    response = client.post(ENDPOINTS, {**chosen, "post": "yes"})
 
     # then
+    assert "Their delivery history is kept, not deleted" in confirm.content.decode()
     assert response.status_code == 302
     assert WebhookEndpoint.objects.count() == 0
     assert sorted(
