@@ -502,7 +502,7 @@ def test_staff_read_provider_events_in_the_admin_and_never_change_them(
 ) -> None:
     assert deliver(client, charge_event(place())).status_code == 200
     event = ProviderEvent.objects.get()
-    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    admin_user: Any = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(admin_user)
 
     listing = client.get("/admin/payments/providerevent/")

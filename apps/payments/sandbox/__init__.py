@@ -9,7 +9,8 @@ Standard library only and no Django, so it runs as its own lightweight process:
 Endpoints (JSON in and out; `Idempotency-Key` header required on POSTs under `/v1/`):
 `POST /v1/charges` {amount, currency, token}; `GET /v1/charges/{id}`;
 `GET /v1/charges?idempotency_key=K` -> {"data": [...]}; `POST /v1/refunds` {charge, amount};
-`GET|POST /_sandbox/config`; `POST /_sandbox/reset`; `GET /_sandbox/stats`; `GET /health`.
+`GET|POST /_sandbox/config`; `POST /_sandbox/reset` (also forgets queued webhooks);
+`GET /_sandbox/stats`; `GET /health`.
 Amounts are decimal strings exact to the currency's places; a charge answers
 {id, object, status, amount, currency, decline_code, amount_refunded, idempotency_key,
 created}. Refunding a declined charge or more than is left is 400, an unknown charge 404.
@@ -34,6 +35,14 @@ requests 503 before anything else (`seed` makes it repeatable);
 which is how tests make "the provider charged but the response timed out". Replays are not
 delayed. `POST /_sandbox/reset` wipes all data, restores the default config and makes
 requests still sleeping in `latency_ms` answer 503 instead of acting after the reset.
+
+Event webhooks (`webhooks.py`): with `webhook_url` set through `POST /_sandbox/config`, each
+new charge or refund sends a signed event (`charge.succeeded`, `charge.failed`,
+`refund.succeeded`) from a background thread, retried on failure; `webhook_secret` (default:
+the PAYMENT_WEBHOOK_SECRET environment variable), `webhook_delay_seconds`,
+`webhook_duplicate`, `webhook_reorder`, `webhook_drop` and `webhook_max_attempts` control
+the deliveries, and `GET /_sandbox/stats` counts them. The config shows the secret only as
+set or not.
 
 The port defaults to PAYMENT_SANDBOX_PORT, else to the port of PAYMENT_PROVIDER_URL (where the
 app calls it), else 8090. Persistence is one SQLite file (`--db`) or a private in-memory
