@@ -57,7 +57,8 @@ class Stock(models.Model):
         indexes = [models.Index(fields=["warehouse", "variant"], name="inventory_stock_wh_idx")]
 
     def __str__(self) -> str:
-        return f"{self.variant_id}@{self.warehouse_id}: {self.quantity}"
+        # What staff read (admin titles, history): the SKU and the warehouse, not ids.
+        return f"{self.variant.sku} in {self.warehouse.name}: {self.quantity}"
 
 
 class StockReason(models.TextChoices):
@@ -109,4 +110,4 @@ class StockMovement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.variant_id}@{self.warehouse_id} {self.delta:+d} {self.reason}"
+        return f"{self.variant.sku} in {self.warehouse.name} {self.delta:+d} ({self.reason})"
