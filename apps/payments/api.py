@@ -41,10 +41,14 @@ class ProviderWebhookView(APIView):
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
+        # Checked before reading (a declared length) and after (a chunked body has none).
         if length > webhooks.MAX_BODY_BYTES:
             raise WebhookPayloadInvalid(f"The body is larger than {webhooks.MAX_BODY_BYTES} bytes.")
+        body = request.body
+        if len(body) > webhooks.MAX_BODY_BYTES:
+            raise WebhookPayloadInvalid(f"The body is larger than {webhooks.MAX_BODY_BYTES} bytes.")
         receipt = webhooks.receive_event(
-            provider=provider, body=request.body, signature=request.META.get(header)
+            provider=provider, body=body, signature=request.META.get(header)
         )
         event = receipt.event
         return Response(
