@@ -21,7 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -369,12 +369,15 @@ class StockMovementAdmin(ReadOnlyAdmin):
 
     @admin.display(description="reference", ordering="reference")
     def reference_link(self, obj: StockMovement) -> SafeString | str:
-        """An order's reference links to the order (by public id: orders sit above the
-        inventory, so the URL is built without importing them)."""
+        """An order's reference links to the order's page (by public id: orders sit above
+        the inventory, so the URL is reversed by name without importing them)."""
         prefix, _, public_id = obj.reference.partition(":")
         if prefix != "order" or not public_id:
             return obj.reference
-        url = f"{reverse('admin:orders_order_changelist')}?{urlencode({'public_id': public_id})}"
+        try:
+            url = reverse("admin:orders_order_by_public_id", args=[public_id])
+        except NoReverseMatch:  # not a UUID: shown as recorded
+            return obj.reference
         return format_html('<a href="{}">order {}</a>', url, public_id)
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:

@@ -15,6 +15,7 @@ so it shows no Save button, only Close.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,10 +25,11 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import linebreaksbr
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -227,6 +229,28 @@ class OrderAdmin(ViewOnlyPage):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    # --- The order by its public id (what ledgers and notifications record) ----------------
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "by-public-id/<uuid:public_id>/",
+                self.admin_site.admin_view(self.by_public_id_view),
+                name="orders_order_by_public_id",
+            ),
+            *super().get_urls(),
+        ]
+
+    def by_public_id_view(self, request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+        """Redirect to the order's page: the stock ledger links here from its
+        `order:<public id>` references without importing orders."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        order = self.get_queryset(request).filter(public_id=public_id).first()
+        if order is None:
+            raise Http404("No such order.")
+        return HttpResponseRedirect(order_admin_url(order.pk))
 
     # --- Parts other apps add ----------------------------------------------------------------
 

@@ -53,10 +53,26 @@ def test_an_orders_ledger_row_links_to_the_order():
     # then
     assert response.status_code == 200
     assert [row.delta for row in response.context["cl"].result_list] == [-2]
-    assert (
-        f'href="/admin/orders/order/?public_id={order.public_id}">order {order.public_id}</a>'
-        in response.content.decode()
+    link = f"/admin/orders/order/by-public-id/{order.public_id}/"
+    assert f'href="{link}">order {order.public_id}</a>' in response.content.decode()
+    assert client.get(link)["Location"] == f"/admin/orders/order/{order.pk}/change/"
+
+
+def test_the_order_link_is_refused_to_staff_who_may_not_see_orders():
+    # given
+    make_product(sku="lamp", stock=5, price="10.00")
+    order, _ = orders_services.place_order(
+        user=UserFactory(),
+        lines=[orders_services.OrderLine("lamp", 1)],
+        payment_token="tok_success",
     )
+    manager, _ = logged_in(Role.CATALOG_MANAGER)
+    support, _ = logged_in(Role.SUPPORT)
+
+    # when / then
+    assert manager.get(f"/admin/orders/order/by-public-id/{order.public_id}/").status_code == 403
+    missing = "/admin/orders/order/by-public-id/00000000-0000-4000-8000-000000000000/"
+    assert support.get(missing).status_code == 404
 
 
 def test_the_product_page_links_to_its_ledger_instead_of_listing_it():
