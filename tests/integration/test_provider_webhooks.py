@@ -318,3 +318,35 @@ def test_the_charge_worker_and_the_webhook_racing_leave_one_paid_order(
     assert_paid_once(order, sandbox)
     assert len(stored("charge.succeeded")) == 1
     assert_ledger_passes()
+
+
+def test_a_webhook_for_an_order_cancelled_while_its_charge_was_lost_refunds_it(
+    provider: SandboxServer, lamp: Product, settings: Any
+) -> None:
+    """Compensation through the webhook: the charge's answer is lost, the customer cancels,
+    then the provider's event reports the charge; the money goes back at once."""
+    order = place(lamp)
+    settings.PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS = 0.5
+    provider.configure(webhook_delay_seconds=2.0, respond_after_commit_delay_ms=1500)
+
+    with pytest.raises(ProviderUnavailable):
+        payments_services.charge_payment(order_id=order.pk)
+    orders_services.cancel_order(order_id=order.pk, by=order.user, reason="changed my mind")
+    (event,) = wait_until(lambda: stored("charge.succeeded"), what="the charge webhook")
+    wait_until(lambda: stored("refund.succeeded"), what="the refund webhook")
+
+    assert event.outcome == "late_charge"
+    order.refresh_from_db()
+    payment = Payment.objects.get(order=order)
+    assert order.status == OrderStatus.CANCELLED
+    assert payment.status == PaymentStatus.REFUNDED
+    assert stored("refund.succeeded")[0].outcome == "already_recorded"
+    assert sorted(MoneyMovement.objects.filter(order=order).values_list("kind", "amount")) == [
+        ("capture", TOTAL),
+        ("refund", TOTAL),
+    ]
+    charge = provider.charge_for(payment.idempotency_key)
+    assert charge is not None
+    assert Decimal(charge["amount_refunded"]) == TOTAL
+    assert provider.charges()["total"] == 1
+    assert_ledger_passes()
