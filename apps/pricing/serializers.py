@@ -196,6 +196,7 @@ class VoucherQuerySerializer(serializers.Serializer):
 
     def validate_is_active(self, value: str) -> bool:
         return value == "true"
+
     search = fields.CharField(
         required=False, max_length=32, help_text="Part of the code, any letter case."
     )
