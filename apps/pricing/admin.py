@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -161,8 +162,27 @@ class VoucherUseInline(admin.TabularInline):
         return _user_link(obj)
 
 
+class VoucherForm(forms.ModelForm):
+    def clean(self) -> dict[str, Any]:
+        if self.instance.pk is not None:
+            # The admin saves in one transaction: locked here, the row stays locked until
+            # the save commits, so no use is claimed between the check of `usage_limit`
+            # against `used_count` (Voucher.clean) and the save, which the database's CHECK
+            # would otherwise refuse with an error page.
+            used = (
+                Voucher.objects.select_for_update()
+                .filter(pk=self.instance.pk)
+                .values_list("used_count", flat=True)
+                .first()
+            )
+            if used is not None:
+                self.instance.used_count = used
+        return super().clean()
+
+
 @admin.register(Voucher)
 class VoucherAdmin(admin.ModelAdmin):
+    form = VoucherForm
     list_display = ("code", "name", "kind", "amount", "uses", "window", "is_active")
     list_filter = ("kind", "is_active", "currency")
     search_fields = ("code", "name")

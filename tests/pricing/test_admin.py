@@ -3,9 +3,12 @@ the tax setting is a singleton, vouchers are validated as the models say, and th
 
 from __future__ import annotations
 
+import threading
+import time
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 from django.test import Client
 
 from apps.pricing import services
@@ -239,6 +242,38 @@ def test_saving_a_voucher_in_the_admin_keeps_uses_claimed_meanwhile(superuser):
     assert response.status_code == 302
     voucher.refresh_from_db()
     assert (voucher.usage_limit, voucher.used_count) == (20, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_use_claimed_while_the_admin_saves_a_lower_limit_is_a_form_error(superuser):
+    """The claim commits between the admin reading the voucher and saving it: the limit
+    is checked against the count under the row lock, never left to the database's CHECK."""
+    voucher = make_voucher("RACE", usage_limit=5)
+    services.claim_voucher(code="RACE", reference="order:first", user=None)
+    locked = threading.Event()
+
+    def claim_and_hold() -> None:
+        try:
+            with transaction.atomic():
+                services.claim_voucher(code="RACE", reference="order:second", user=None)
+                locked.set()
+                time.sleep(1.0)  # the admin's save reaches the row meanwhile
+        finally:
+            connection.close()
+
+    claimer = threading.Thread(target=claim_and_hold)
+    claimer.start()
+    assert locked.wait(10)
+    response = superuser.post(
+        f"{ADMIN}/voucher/{voucher.pk}/change/",
+        voucher_form(code="RACE", usage_limit="1", **{"uses-TOTAL_FORMS": "0"}),
+    )
+    claimer.join()
+
+    assert response.status_code == 200
+    assert "It has been used 2 times already." in response.content.decode()
+    voucher.refresh_from_db()
+    assert (voucher.usage_limit, voucher.used_count) == (5, 2)
 
 
 def test_a_buy_x_pay_y_promotion_needs_x_over_y(superuser):
