@@ -153,7 +153,7 @@ class OrderEventInline(ReadOnlyInline):
 class OrderAdmin(ViewOnlyPage):
     list_display = ("public_id", "user", "status", "total", "currency", "created_at")
     list_filter = ("status", "created_at")
-    search_fields = ("public_id", "user__email")
+    search_fields = ("public_id", "user__email", "email")
     date_hierarchy = "created_at"
     list_select_related = ("user",)
     inlines = (OrderItemInline, OrderEventInline)
