@@ -36,6 +36,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,7 +102,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stack_env(port: int, sandbox_port: int, web_workers: int, metrics_dir: str) -> dict[str, str]:
+def backing_urls() -> tuple[str, str]:
+    """DATABASE_URL and REDIS_URL (or their defaults); exits unless both are on loopback."""
     database_url = os.environ.get(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ecommerce_load"
     )
@@ -109,6 +111,11 @@ def stack_env(port: int, sandbox_port: int, web_workers: int, metrics_dir: str) 
     for url in (database_url, redis_url):
         if urlsplit(url).hostname not in {"127.0.0.1", "localhost", "::1"}:
             sys.exit(f"load: loopback only, refusing {url}")
+    return database_url, redis_url
+
+
+def stack_env(port: int, sandbox_port: int, web_workers: int, metrics_dir: str) -> dict[str, str]:
+    database_url, redis_url = backing_urls()
     return {
         **os.environ,
         "DJANGO_READ_DOT_ENV_FILE": "0",
@@ -503,6 +510,7 @@ def main() -> None:
     if not 0 < args.rate <= MAX_RATE or not 0 < args.duration <= MAX_DURATION_SECONDS:
         sys.exit(f"load: --rate in (0, {MAX_RATE:.0f}], --duration in (0, {MAX_DURATION_SECONDS}]")
     random.seed(args.seed)
+    backing_urls()
 
     metrics_dir = tempfile.mkdtemp(prefix="load-metrics-")
     env = stack_env(free_port(), free_port(), args.web_workers, metrics_dir)
@@ -540,6 +548,7 @@ def main() -> None:
         worker_cpu = stack.cpu_seconds("worker") - cpu_before["worker"]
     finally:
         stack.stop()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     report(args, results, settled, elapsed, web_cpu, worker_cpu, commits, database)
 
 
