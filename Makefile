@@ -8,7 +8,7 @@ ARGS ?=
 # 8080 applies when neither sets one). A process name after it runs that one alone.
 HONCHO = PORT="$${PORT:-8080}" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile
 
-.PHONY: run test lint format migrate worker worker-webhooks beat sandbox clean
+.PHONY: run test lint format migrate worker worker-webhooks beat sandbox load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,14 @@ beat: $(VENV)/.base-installed
 sandbox: $(VENV)/.base-installed
 	@mkdir -p var
 	$(HONCHO) sandbox
+
+## load: the mixed-traffic scenario of docs/capacity.md against one web pod, one worker and
+##       the database, started on free loopback ports (RATE iterations/s for DURATION s);
+##       exits 1 when a threshold fails. DATABASE_URL / REDIS_URL override its defaults.
+RATE ?= 12
+DURATION ?= 45
+load: $(VENV)/.base-installed
+	$(BIN)/python bench/load.py --rate $(RATE) --duration $(DURATION)
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 var

@@ -153,6 +153,10 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE_SECONDS", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Behind PgBouncer in transaction mode a named cursor would outlive its server connection.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+    "DATABASE_DISABLE_SERVER_SIDE_CURSORS", default=False
+)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # libpq's floor is 2 s; a request that finds PostgreSQL unreachable fails that fast.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
@@ -161,7 +165,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Web processes get half of GUNICORN_TIMEOUT_SECONDS (ecommerce/gunicorn.conf.py), so a
     # statement stuck on a row lock gives up, and its request answers 503, before gunicorn
     # kills the worker; 0 (workers, commands, migrations) leaves statements unlimited. Sent
-    # at connect (libpq `options`): behind PgBouncer, allow it (ignore_startup_parameters).
+    # at connect (libpq `options`), which PgBouncer does not pass on: behind it, set it on the
+    # database role (docs/capacity.md).
     _statement_timeout_ms = round(env.float("DATABASE_STATEMENT_TIMEOUT_SECONDS", default=0) * 1000)
     _options = DATABASES["default"]["OPTIONS"]
     # libpq reads PGOPTIONS only when no `options` is given: keep it, ours come after.
@@ -190,7 +195,7 @@ if env.str("DATABASE_REPLICA_URL", default=""):
         and DATABASES["default"]["ENGINE"].endswith("postgresql")
     ):
         sys.exit("ImproperlyConfigured: DATABASE_REPLICA_URL needs PostgreSQL, as DATABASE_URL.")
-    for _key in ("ENGINE", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS"):
+    for _key in ("ENGINE", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "DISABLE_SERVER_SIDE_CURSORS"):
         _replica[_key] = DATABASES["default"][_key]
     _replica["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **_replica.get("OPTIONS", {})}
     _replica["TEST"] = {"MIRROR": "default"}

@@ -215,3 +215,70 @@ def test_mounted_configuration_exists_and_prometheus_finds_its_targets(
     alertmanager = yaml.safe_load((COMPOSE_DIR / "alertmanager" / "alertmanager.yml").read_text())
     receivers = {receiver["name"] for receiver in alertmanager["receivers"]}
     assert alertmanager["route"]["receiver"] in receivers
+
+
+# What docker-compose 1.29 (the last 1.x) accepts: its compose/config/compose_spec.json.
+# Anything else there is refused ("Additional properties are not allowed", or "'name' does
+# not match any of the regexes: '^x-'"), so the file stays inside it and works with both
+# `docker compose` (v2) and `docker-compose` 1.29.
+COMPOSE_1_TOP_LEVEL = {"version", "services", "networks", "volumes", "secrets", "configs"}
+COMPOSE_1_SERVICE = {
+    "deploy", "build", "blkio_config", "cap_add", "cap_drop", "cgroup_parent", "command",
+    "configs", "container_name", "cpu_count", "cpu_percent", "cpu_shares", "cpu_quota",
+    "cpu_period", "cpu_rt_period", "cpu_rt_runtime", "cpus", "cpuset", "credential_spec",
+    "depends_on", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search",
+    "domainname", "entrypoint", "env_file", "environment", "expose", "extends",
+    "external_links", "extra_hosts", "group_add", "healthcheck", "hostname", "image", "init",
+    "ipc", "isolation", "labels", "links", "logging", "mac_address", "mem_limit",
+    "mem_reservation", "mem_swappiness", "memswap_limit", "network_mode", "networks",
+    "oom_kill_disable", "oom_score_adj", "pid", "pids_limit", "platform", "ports",
+    "privileged", "profiles", "pull_policy", "read_only", "restart", "runtime", "scale",
+    "security_opt", "shm_size", "secrets", "sysctls", "stdin_open", "stop_grace_period",
+    "stop_signal", "storage_opt", "tmpfs", "tty", "ulimits", "user", "userns_mode", "volumes",
+    "volumes_from", "working_dir",
+}  # fmt: skip
+COMPOSE_1_BUILD = {
+    "context", "dockerfile", "args", "labels", "cache_from", "network", "target", "shm_size",
+    "extra_hosts", "isolation",
+}  # fmt: skip
+COMPOSE_1_HEALTHCHECK = {"disable", "interval", "retries", "test", "timeout", "start_period"}
+COMPOSE_1_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+
+
+def unknown_keys(mapping: dict[str, Any], allowed: set[str]) -> set[str]:
+    return {key for key in mapping if key not in allowed and not key.startswith("x-")}
+
+
+def test_compose_files_use_only_what_docker_compose_1_29_accepts() -> None:
+    files = sorted(COMPOSE_DIR.glob("compose*.y*ml"))
+    assert COMPOSE_DIR / "compose.yml" in files
+    for path in files:
+        document = yaml.safe_load(path.read_text())
+        # No `name` (1.x refuses it: the project name is `-p ecommerce`) and no `version`
+        # (Compose v2 warns it is obsolete; 1.27+ reads a file without it as the spec).
+        assert not unknown_keys(document, COMPOSE_1_TOP_LEVEL - {"version"}), path.name
+        for name, service in document.get("services", {}).items():
+            where = f"{path.name}: {name}"
+            assert not unknown_keys(service, COMPOSE_1_SERVICE), where
+            build = service.get("build", {})
+            assert isinstance(build, str) or not unknown_keys(build, COMPOSE_1_BUILD), where
+            healthcheck = service.get("healthcheck", {})
+            assert not unknown_keys(healthcheck, COMPOSE_1_HEALTHCHECK), where
+            for spec in service.get("depends_on", {}).values():
+                # Only `condition` (1.x refuses v2's `required` and `restart`).
+                assert set(spec) == {"condition"}, where
+                assert spec["condition"] in COMPOSE_1_CONDITIONS, where
+            # 1.x takes env_file as a string or a list of strings (no `path`/`required`).
+            env_file = service.get("env_file", [])
+            entries = [env_file] if isinstance(env_file, str) else env_file
+            assert all(isinstance(entry, str) for entry in entries), where
+
+
+def test_the_docs_start_compose_with_its_project_name() -> None:
+    """Without `name:` in the file, -p keeps containers and volumes under `ecommerce`."""
+    command = "compose -p ecommerce -f docker/compose.yml up --build"
+    for path in (ROOT / "README.md", ROOT / "docs" / "operations.md"):
+        text = path.read_text()
+        assert command in text, path.name
+        assert "compose -f docker/compose.yml" not in text, path.name
+    assert "docker-compose 1.29" in (ROOT / "README.md").read_text()
