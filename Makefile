@@ -39,21 +39,26 @@ run: $(VENV)/.base-installed
 		exec env $(HONCHO); \
 	fi
 
-# promtool (Debian package `prometheus`) runs the alert rule tests; installed when missing.
-.PHONY: promtool
-promtool:
-	@command -v promtool >/dev/null 2>&1 || { \
+# Debian tools the suite uses, installed when missing (as root; otherwise it says how):
+# promtool (package `prometheus`) runs the alert rule tests, chromium the admin walk in
+# tests/browser (which skips, saying why, without it).
+TEST_TOOLS := promtool:prometheus chromium:chromium
+.PHONY: test-tools
+test-tools:
+	@for pair in $(TEST_TOOLS); do \
+		tool=$${pair%%:*}; package=$${pair#*:}; \
+		command -v $$tool >/dev/null 2>&1 && continue; \
 		if [ "$$(id -u)" -eq 0 ]; then \
-			echo "installing promtool (Debian package prometheus)"; \
+			echo "installing $$tool (Debian package $$package)"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-				apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+				apt-get install -y -qq --no-install-recommends $$package >/dev/null; \
 		else \
-			echo "promtool missing: run 'sudo apt-get install prometheus' (alert rule tests need it)"; \
+			echo "$$tool missing: run 'sudo apt-get install $$package'"; \
 		fi; \
-	}
+	done
 
 ## test: the whole suite on real PostgreSQL and Redis (DATABASE_URL / REDIS_URL override)
-test: $(VENV)/.dev-installed promtool
+test: $(VENV)/.dev-installed test-tools
 	$(BIN)/python -m pytest --create-db -n $(TEST_WORKERS) $(ARGS)
 
 lint: $(VENV)/.dev-installed
