@@ -91,12 +91,13 @@ sandbox: $(VENV)/.base-installed
 	@mkdir -p var
 	$(HONCHO) sandbox
 
-## load: the mixed-traffic scenario of docs/capacity.md against one web pod, one worker and
-##       the database, started on free loopback ports (RATE iterations/s for DURATION s);
-##       exits 1 when a threshold fails. DATABASE_URL / REDIS_URL override its defaults.
+## load: the mixed-traffic scenario of docs/capacity.md (Locust, bench/locustfile.py) against
+##       one web pod, one worker and the database, started on free loopback ports (RATE
+##       iterations/s for DURATION s); exits 1 when a threshold fails. DATABASE_URL / REDIS_URL
+##       override its defaults.
 RATE ?= 12
 DURATION ?= 45
-load: $(VENV)/.base-installed
+load: $(VENV)/.dev-installed
 	$(BIN)/python bench/load.py --rate $(RATE) --duration $(DURATION)
 
 clean:
