@@ -31,6 +31,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from ecommerce import audit
 from ecommerce.observability.logging import get_logger
 
 logger = get_logger(__name__)
@@ -115,6 +116,12 @@ class OperatorCommand(BaseCommand):
 
         parser.error = error  # type: ignore[method-assign]
         return parser
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        """Run as the audit actor `command:<name> (<OS user>)` (ecommerce/audit.py)."""
+        name = self.__class__.__module__.rsplit(".", 1)[-1]
+        with audit.acting(source=audit.SOURCE_COMMAND, label=audit.command_label(name)):
+            return super().execute(*args, **options)
 
     def run_from_argv(self, argv: list[str]) -> None:
         try:

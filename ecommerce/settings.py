@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.payments",
     "apps.checkout",
     "apps.notifications",
+    "apps.audit",
     "ecommerce.outbox",
     "ecommerce.invariants",
     "django.contrib.admin",
@@ -90,6 +91,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who changed what (ecommerce/audit.py): after authentication, read lazily.
+    "ecommerce.audit.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -42,6 +42,7 @@ from celery.exceptions import Ignore
 from django.conf import settings
 from django.utils import timezone
 
+from ecommerce import audit
 from ecommerce.observability.logging import get_logger
 from ecommerce.outbox import registry
 from ecommerce.resilience.retry import TRANSIENT_INFRASTRUCTURE_ERRORS
@@ -78,6 +79,12 @@ class Task(celery.Task):  # type: ignore[misc]
     retry_backoff = settings.TASK_TRANSIENT_RETRY_BASE_SECONDS
     retry_backoff_max = settings.TASK_TRANSIENT_RETRY_CAP_SECONDS
     retry_jitter = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Worker code acts for nobody: run eagerly inside a staff request, it must not be
+        # recorded as that staff member's change (ecommerce/audit.py).
+        with audit.without_actor():
+            return super().__call__(*args, **kwargs)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         message_id = outbox_message_id(self.request)

@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/", include("apps.checkout.urls")),
     path("api/", include("apps.notifications.urls")),
     path("api/", include("apps.payments.urls")),
+    path("api/", include("apps.audit.urls")),
     # Same rate limit and lockout as /api/auth/token (ecommerce/api/ratelimit.py); listed
     # before the admin's own URLs so that it answers /admin/login/.
     path("admin/login/", throttled_login(admin.site.login), name="admin-login"),

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from django.db.backends.signals import connection_created
 from pytest_django.plugin import blocking_manager_key
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -27,6 +28,17 @@ def pytest_configure(config: pytest.Config) -> None:
     # Each xdist worker gets its own key space, so clearing it never touches another's.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     settings.CACHES["default"]["KEY_PREFIX"] = f"test-{worker}"
+
+
+def _allow_audit_truncate(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """Transactional tests end with a flush (TRUNCATE of every table): the audit log's
+    trigger lets this session truncate it (migration audit.0001)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET ecommerce.audit_truncate = 'allow'")
+
+
+connection_created.connect(_allow_audit_truncate, dispatch_uid="tests.allow_audit_truncate")
 
 
 @pytest.fixture(autouse=True)

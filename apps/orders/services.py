@@ -34,7 +34,7 @@ from apps.orders.exceptions import (
 )
 from apps.orders.models import RELEASES_STOCK, Order, OrderEvent, OrderItem, OrderStatus
 from apps.orders.serializers import money, order_to_dict, percent
-from ecommerce import outbox
+from ecommerce import audit, outbox
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
 
@@ -405,6 +405,7 @@ def _transition(order: Order, to: str, *, actor: Any, reason: str) -> None:
     """
     old = order.transition_to(to)
     order.save(update_fields=["status", "updated_at"])
+    audit.record_for(order, action=f"order.{to}", changes={"status": (old, to)})
     OrderEvent.objects.create(
         order=order, from_status=old, to_status=to, actor=_actor(actor), reason=reason[:255]
     )

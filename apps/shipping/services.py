@@ -28,6 +28,7 @@ from apps.shipping.models import (
     method_errors,
     validate_countries,
 )
+from ecommerce import audit
 from ecommerce.errors import InvalidInput
 from ecommerce.observability.logging import get_logger
 
@@ -286,8 +287,19 @@ def update_method(*, method_id: int, changes: dict[str, Any]) -> ShippingMethod:
                     ) from None
                 raise
         if "bands" in changes:
+            old_bands = [
+                (band.lower, band.upper, band.price)
+                for band in method.bands.order_by("lower", "pk")
+            ]
             method.bands.all().delete()
             _store_bands(method, bands)
+            audit.record_for(
+                method,
+                action="update",
+                changes={
+                    "bands": (old_bands, [(band.lower, band.upper, band.price) for band in bands])
+                },
+            )
     logger.info(
         "shipping_method_updated", method_id=method_id, fields=sorted(set(changes) & METHOD_FIELDS)
     )

@@ -187,6 +187,7 @@ MIGRATED_GRANTS = {
     | SHIPPING_METHODS_MANAGE
     | PRICING_MANAGE,
     "admin": {
+        "audit.view_auditevent",
         "catalog.add_category",
         "catalog.add_product",
         "catalog.change_category",

@@ -23,6 +23,7 @@ from apps.catalog.models import ProductVariant
 from apps.inventory import selectors
 from apps.inventory.exceptions import OutOfStock
 from apps.inventory.models import Stock, StockMovement, StockReason, Warehouse
+from ecommerce import audit
 from ecommerce.errors import InvalidInput
 from ecommerce.observability.logging import get_logger
 
@@ -296,6 +297,13 @@ def _change_stock(
         balances = _apply([change])
         (movement,) = _write(
             [change], balances, reason=reason, reference="", note=note, actor=actor
+        )
+        audit.record(
+            action=f"stock.{reason}",
+            model=Stock,
+            object_id=stock_id,
+            object_repr=lambda: f"{_skus([variant_id])[variant_id]} in {warehouse.slug}",
+            changes={"quantity": (quantity, movement.balance), "note": ("", note)},
         )
     logger.info(
         "stock_changed",
