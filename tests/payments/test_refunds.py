@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.messages import get_messages
 from django.db import transaction
+from django.test import Client
 from django.utils import timezone
 
 from apps.catalog.models import Product
@@ -400,3 +402,52 @@ def test_the_buyer_is_told_of_each_partial_refund_and_staff_of_a_compensation(
     staff_email = render_email(next(n for n in compensation if n.recipient == admin))
     assert staff_email.subject.startswith("Compensation: order ")
     assert "late charge" in staff_email.text
+
+
+# --- Admin: find the order by the buyer's email, refund part of it ----------------------------
+
+
+def test_support_finds_an_order_by_email_and_refunds_part_of_it_in_the_admin(
+    paid: Payment,
+) -> None:
+    restore_role_groups()
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, roles=[Role.SUPPORT]))
+    order = order_of(paid)
+
+    found = client.get("/admin/orders/order/", {"q": "buyer@example.com"})
+    page = client.get(f"/admin/orders/order/{order.pk}/change/")
+    form_url = f"/admin/payments/refund/order/{order.pk}/"
+    form = client.get(form_url)
+    too_much = client.post(form_url, {"amount": "30", "reason": "broken"})
+    done = client.post(form_url, {"amount": "10.00", "reason": "broken handle"}, follow=True)
+
+    assert str(order.public_id) in found.content.decode()
+    assert form_url in page.content.decode()
+    assert "Refund an amount" in page.content.decode()
+    assert "Amount to refund" in form.content.decode()
+    assert "at most 25.00 EUR is left to refund" in too_much.content.decode()
+    assert [(m.level_tag, m.message) for m in get_messages(done.wsgi_request)] == [
+        (
+            "success",
+            f"Refunded 10.00 EUR of order {order.public_id} (broken handle); "
+            "15.00 EUR stays paid, the order is paid.",
+        )
+    ]
+    text = done.content.decode()
+    assert "broken handle" in text  # the refunds section of the order page lists it
+    assert Refund.objects.get().requested_by is not None
+    assert ledger_check().ok
+
+
+def test_a_customer_or_staff_without_the_permission_gets_no_refund_form(paid: Payment) -> None:
+    restore_role_groups()
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, roles=[Role.CATALOG_MANAGER]))
+
+    response = client.post(
+        f"/admin/payments/refund/order/{paid.order_id}/", {"amount": "1", "reason": "x"}
+    )
+
+    assert response.status_code == 403
+    assert Refund.objects.count() == 0
