@@ -16,4 +16,10 @@ urlpatterns: list[URLPattern] = [
         api.OrderRefundsView.as_view(),
         name="order-refunds",
     ),
+    re_path(
+        rf"^orders/(?P<public_id>{identifiers.UUID_PATTERN})/refunds/"
+        rf"(?P<refund_id>{identifiers.UUID_PATTERN})/?$",
+        api.OrderRefundView.as_view(),
+        name="order-refund",
+    ),
 ]
