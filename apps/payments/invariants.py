@@ -96,6 +96,8 @@ def _verdict(
         expected = (
             PaymentStatus.REFUNDED if status == OrderStatus.REFUNDED else PaymentStatus.SUCCEEDED
         )
+        if status == OrderStatus.FULFILLED and row["status"] == PaymentStatus.REFUNDED:
+            expected = PaymentStatus.REFUNDED  # refunded in full after its goods left
         if charge is None or charge.status is not ChargeStatus.SUCCEEDED:
             return f"order {status} but the provider has {charge.status if charge else 'no'} charge"
         if row["status"] != expected:
@@ -182,7 +184,8 @@ def provider_agrees(context: CheckContext) -> Outcome:
 @invariant("payments.money_ledger")
 def money_ledger(context: CheckContext) -> Outcome:
     """Per order, captures minus refunds in the money ledger equal what the order says was
-    paid: its total when paid, fulfilled or refunding, zero otherwise.
+    paid (`amount_paid`); paid and refunding orders hold some, orders not paid, fulfilled or
+    refunding hold none.
 
     One aggregate query (`selectors.money_ledger_report`). Explained, not broken: a late
     capture of an order that ended unpaid within the grace period (its refund is due).
