@@ -61,7 +61,7 @@ from apps.payments.models import (
     RefundOrigin,
     RefundStatus,
 )
-from ecommerce import outbox
+from ecommerce import audit, outbox
 from ecommerce.money import amount_error, format_amount
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import (
@@ -562,6 +562,15 @@ def reserve_refund(
             request_key=request_key,
             reason=(reason or origin)[:255],
             requested_by=_actor(by),
+        )
+        audit.record_for(
+            refund,
+            action="payment.refund",
+            changes={
+                "order": (None, str(payment.order.public_id)),
+                "amount": (None, amount),
+                "reason": (None, refund.reason),
+            },
         )
     logger.info(
         "refund_reserved",

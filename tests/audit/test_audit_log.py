@@ -21,6 +21,7 @@ from apps.catalog.services import update_variant
 from apps.inventory.models import Stock
 from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderStatus
+from apps.payments.models import Refund
 from apps.pricing.models import TaxSettings
 from ecommerce import audit
 from ecommerce.api.permissions import Role
@@ -202,6 +203,38 @@ def test_a_refund_by_staff_is_one_event_whatever_the_worker_does(
             "order.refunding",
             f"order:{order.pk}",
             {"status": change("paid", "refunding")},
+        )
+    ]
+
+
+def test_a_partial_refund_by_staff_is_one_event_on_the_refund(
+    client_for: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    boss = UserFactory(email="refunds@example.com", roles=[Role.ADMIN])
+    order = _order("lamp", paid=True, capture=django_capture_on_commit_callbacks)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(boss).post(
+            f"/api/orders/{order.public_id}/refunds",
+            {"amount": "1.00", "reason": "scratched"},
+            format="json",
+        )
+
+    assert response.status_code == 201, response.content
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID  # a part: the order stays paid
+    (refund_pk,) = Refund.objects.filter(order=order).values_list("pk", flat=True)
+    assert events() == [
+        (
+            "refunds@example.com",
+            "api",
+            "payment.refund",
+            f"refund:{refund_pk}",
+            {
+                "order": change(None, str(order.public_id)),
+                "amount": change(None, "1.00"),
+                "reason": change(None, "scratched"),
+            },
         )
     ]
 

@@ -1,6 +1,6 @@
 """Each staff role's daily task, walked in a real browser through the Django admin.
 
-- support: find a customer's order by their email and open it;
+- support: find a customer's order by their email and refund part of it;
 - catalog manager: restock a product in a warehouse, with a reason;
 - admin: resend a customer's notification;
 - anyone: the API docs (Swagger UI and ReDoc) render from the project's own pinned assets.
@@ -10,15 +10,19 @@ Each test checks what the page says and what the database holds afterwards.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from apps.catalog.models import Product
 from apps.inventory.models import Stock, StockMovement
 from apps.notifications.models import Notification
 from apps.orders import services as orders
 from apps.orders.models import Order, OrderStatus
+from apps.payments.models import Refund, RefundStatus
+from apps.payments.selectors import money_ledger_report
 from apps.users.models import User
 from ecommerce.api.permissions import Role
 from tests.browser.conftest import log_in
@@ -51,6 +55,11 @@ def paid_order(lamp: Product, ann: User) -> Order:
     return order
 
 
+def assert_money_ledger_adds_up() -> None:
+    report = money_ledger_report(since=None, settled_before=timezone.now())
+    assert not report.breaks, [b.describe() for b in report.breaks]
+
+
 def staff(role: Role, email: str) -> User:
     return UserFactory(email=email, is_staff=True, roles=[role])
 
@@ -59,7 +68,7 @@ def message(page: Any) -> str:
     return page.locator("ul.messagelist").inner_text()
 
 
-def test_support_finds_an_order_by_the_customers_email(page, paid_order):
+def test_support_finds_an_order_by_email_and_refunds_part_of_it(page, paid_order):
     log_in(page, staff(Role.SUPPORT, "help@example.com").email, DEFAULT_PASSWORD)
 
     # when: Orders, search by the customer's email
@@ -77,6 +86,27 @@ def test_support_finds_an_order_by_the_customers_email(page, paid_order):
     assert "ann.walker@example.com" in body
     assert "Paid" in body
     assert page.locator("input[name=_save]").count() == 0
+
+    # when: refund 30.00 of the 80.00 paid, with a reason
+    page.get_by_role("link", name="Refund an amount").click()
+    page.get_by_label("Amount to refund").fill("30.00")
+    page.get_by_label("Reason").fill("one lamp arrived scratched")
+    page.get_by_role("button", name="Refund").click()
+
+    # then: back on the order, the message and the database say 30.00 went back, 50.00 stays
+    page.wait_for_url(f"**/admin/orders/order/{paid_order.pk}/change/")
+    assert "30.00" in message(page)
+    paid_order.refresh_from_db()
+    assert paid_order.status == OrderStatus.PAID
+    assert paid_order.amount_paid == Decimal("50.00")
+    (refund,) = Refund.objects.filter(order=paid_order)
+    assert (refund.amount, refund.status, refund.reason) == (
+        Decimal("30.00"),
+        RefundStatus.SUCCEEDED,
+        "one lamp arrived scratched",
+    )
+    assert "one lamp arrived scratched" in page.locator("#content-main").inner_text()
+    assert_money_ledger_adds_up()
 
 
 def test_catalog_manager_restocks_a_product(page, lamp):
