@@ -365,6 +365,16 @@ def create_order(
             OrderEvent.objects.create(
                 order=order, from_status="", to_status=order.status, actor=_actor(placed_by or user)
             )
+            if order.placed_by is not None:  # staff placing it for a customer
+                audit.record_for(
+                    order,
+                    action="order.placed_for_customer",
+                    changes={
+                        "customer": (None, user.email),
+                        "total": (None, order.total),
+                        "status": (None, order.status),
+                    },
+                )
             # Payments opens the payment and charges it; its sweep does so should this
             # message be lost, so a placed order is never left without a payment.
             outbox.publish(events.ORDER_PLACED, {"order_id": order.pk})

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, Permission
 
+from apps.audit.models import AuditEvent
 from apps.orders.models import Order
 from apps.users.models import User
 from ecommerce.api.permissions import Role
@@ -70,6 +71,15 @@ def test_support_granted_the_permission_orders_for_a_customer(client_for):
     assert (order.user, order.placed_by) == (customer, support)
     assert response.json()["user_id"] == customer.pk
     assert stock_of(product.variant.pk) == 3
+    # a staff change: one audit event, by support, through the API
+    (event,) = AuditEvent.objects.all()
+    assert (event.actor, event.source, event.action, event.object_id) == (
+        support,
+        "api",
+        "order.placed_for_customer",
+        str(order.pk),
+    )
+    assert event.changes["customer"] == {"before": None, "after": customer.email}
 
 
 def test_a_group_granted_the_permission_lets_its_support_members_order_for_customers(
