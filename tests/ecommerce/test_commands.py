@@ -8,6 +8,7 @@ import argparse
 import io
 import logging
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from ecommerce.commands import (
     tcp_port,
 )
 from tests.ecommerce.helpers import LogLines
-from tests.ecommerce.resilience.helpers import run_child
+from tests.ecommerce.resilience.helpers import run_child, run_manage_commands
 
 COMMAND_DIRS = ("apps/*/management/commands", "ecommerce/*/management/commands")
 USAGE_ERROR = re.compile(r"^manage\.py \S+: error: .+ \(see --help\)$")
@@ -86,6 +87,15 @@ def test_every_command_is_in_the_table() -> None:
         assert isinstance(load_command_class(app_of(name), name), OperatorCommand), name
 
 
+@pytest.fixture(scope="module")
+def bad_argument_runs() -> dict[tuple[str, ...], subprocess.CompletedProcess[str]]:
+    """Every command line of BAD_ARGUMENTS, each run as its own `manage.py` process (forked
+    from one that has imported Django: the import is the same for all and takes seconds)."""
+    argvs = [[command, *arguments] for command, arguments, _ in BAD_ARGUMENTS]
+    results = run_manage_commands(argvs)
+    return {tuple(argv): result for argv, result in zip(argvs, results, strict=True)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "arguments", "expected"),
@@ -93,9 +103,12 @@ def test_every_command_is_in_the_table() -> None:
     ids=[f"{command} {' '.join(args)}".strip() for command, args, _ in BAD_ARGUMENTS],
 )
 def test_a_bad_argument_is_one_line_and_a_failing_exit(
-    command: str, arguments: list[str], expected: str
+    command: str,
+    arguments: list[str],
+    expected: str,
+    bad_argument_runs: dict[tuple[str, ...], subprocess.CompletedProcess[str]],
 ) -> None:
-    result = run_child(["manage.py", command, *arguments])
+    result = bad_argument_runs[(command, *arguments)]
 
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

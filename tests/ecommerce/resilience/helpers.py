@@ -46,6 +46,28 @@ def child_env(**extra: str) -> dict[str, str]:
     }
 
 
+def run_manage_commands(
+    argvs: list[list[str]], **extra_env: str
+) -> list[subprocess.CompletedProcess[str]]:
+    """`manage.py` once per argument list, each in a process of its own (forked from one
+    that has imported Django, see tests/ecommerce/manage_forks.py), in order."""
+    done = subprocess.run(
+        [sys.executable, "tests/ecommerce/manage_forks.py"],
+        cwd=settings.BASE_DIR,
+        env=child_env(**extra_env),
+        input=json.dumps([["manage.py", *argv] for argv in argvs]),
+        capture_output=True,
+        text=True,
+        timeout=60 + 10 * len(argvs),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [
+        subprocess.CompletedProcess(["manage.py", *argv], **result)
+        for argv, result in zip(argvs, json.loads(done.stdout), strict=True)
+    ]
+
+
 def run_child(args: list[str], **extra_env: str) -> subprocess.CompletedProcess[str]:
     """Run the venv's Python in the project folder as a separate process."""
     return subprocess.run(
