@@ -52,3 +52,16 @@ class OrderForbidden(Forbidden):
 class InvalidOrder(InvalidInput):
     code = "invalid_order"
     title = "Invalid order"
+
+
+class RefundExceedsPaid(Conflict):
+    code = "refund_exceeds_paid"
+    title = "Refund exceeds what was paid"
+
+    def __init__(self, *, order_id: str, amount: str, paid: str) -> None:
+        super().__init__(
+            f"Order {order_id} cannot be refunded {amount}: {paid} is paid.",
+            order_id=order_id,
+            amount=amount,
+            paid=paid,
+        )
