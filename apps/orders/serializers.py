@@ -145,6 +145,8 @@ ORDER_EXAMPLE: dict[str, Any] = {
     "tax_total": "9.36",
     "total_net": "49.27",
     "total": "58.63",
+    "amount_paid": "0.00",
+    "next_action": None,
     "voucher_code": "WELCOME10",
     "tax_breakdown": [{"rate": "19", "net": "49.27", "tax": "9.36"}],
     "items": [
@@ -227,6 +229,11 @@ class OrderTaxLineOutputSerializer(serializers.Serializer):
 @extend_schema_serializer(
     examples=[OpenApiExample("An order", value=ORDER_EXAMPLE, response_only=True)]
 )
+class OrderNextActionOutputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["redirect"])
+    url = serializers.URLField(help_text="Send the customer there (3-D Secure or the like).")
+
+
 class OrderOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField(help_text="The order's public id.")
     status = serializers.ChoiceField(choices=OrderStatus.choices)
@@ -251,6 +258,16 @@ class OrderOutputSerializer(serializers.Serializer):
     total = serializers.CharField(
         help_text="What is charged, tax included: subtotal + shipping price - discounts, "
         "plus the tax when prices are net. Decimal string: `58.63`."
+    )
+    amount_paid = serializers.CharField(
+        help_text="What was paid: captured, net of refunds. `0.00` until the payment is "
+        "captured (at placement, or at fulfilment for an authorized order: what shipped). "
+        "Decimal string."
+    )
+    next_action = OrderNextActionOutputSerializer(
+        allow_null=True,
+        help_text="While `status` is `action_required`: what the customer must do for the "
+        "payment to go on (open `url`, the provider's page); null otherwise.",
     )
     voucher_code = serializers.CharField(help_text="The voucher applied, or empty.")
     tax_breakdown = OrderTaxLineOutputSerializer(
@@ -367,6 +384,8 @@ def order_to_dict(order: Order, items: Iterable[OrderItem]) -> dict[str, Any]:
         "tax_total": money(order.tax_total, order.currency),
         "total_net": money(order.total_net, order.currency),
         "total": money(order.total, order.currency),
+        "amount_paid": money(order.amount_paid, order.currency),
+        "next_action": dict(order.next_action) if order.next_action else None,
         "voucher_code": order.voucher_code,
         "tax_breakdown": [dict(row) for row in order.tax_breakdown or []],
         "items": [item_to_dict(item, order.currency) for item in items],
