@@ -15,7 +15,7 @@ BACKFILL = (
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0005_provider_event'),
+        ('payments', '0007_refund_role_permissions'),
     ]
 
     operations = [
