@@ -946,10 +946,9 @@ def apply_refund_event(
         return "mismatch"
     # A refunding order's claimed refund, made before refunds had rows (under the key
     # `refund-<payment key>`), is ours; anything else we never asked for.
-    claimed = (
-        Order.objects.filter(pk=payment.order_id, status=OrderStatus.REFUNDING).exists()
-        and refund_key in (None, f"refund-{payment.idempotency_key}")
-    )
+    claimed = Order.objects.filter(
+        pk=payment.order_id, status=OrderStatus.REFUNDING
+    ).exists() and refund_key in (None, f"refund-{payment.idempotency_key}")
     unrequested = Refund.objects.create(
         payment=payment,
         order_id=payment.order_id,

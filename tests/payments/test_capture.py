@@ -372,3 +372,45 @@ def test_a_customer_who_fails_the_action_fails_the_payment(
     assert payment.decline_code == "authentication_failed"
     assert stock_of(lamp.variants.get().pk) == 10
     assert_ledger_passes()
+
+
+def provider_check() -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command(
+            "check_invariants",
+            "--grace-seconds",
+            "0",
+            "--check",
+            "payments.provider_agrees",
+            "--check",
+            "payments.payment_window",
+            stdout=out,
+        )
+    except SystemExit as exit_:
+        return int(exit_.code or 0), out.getvalue()
+    return 0, out.getvalue()
+
+
+def test_the_provider_invariants_know_authorizations_waiting_charges_and_refused_captures(
+    fulfilment: None,
+    lamp: Product,
+    bulb: Product,
+    django_capture_on_commit_callbacks: Any,
+    sandbox_config: Any,
+) -> None:
+    authorized = place(django_capture_on_commit_callbacks)
+    payments_services.charge_payment(order_id=authorized.order_id)
+    waiting = place(django_capture_on_commit_callbacks, token="tok_action_required")
+    payments_services.charge_payment(order_id=waiting.order_id)
+
+    healthy = provider_check()
+
+    sandbox_config(authorization_ttl_seconds=0)
+    with django_capture_on_commit_callbacks(execute=True):
+        orders_services.fulfil_order(order_id=authorized.order_id, by=UserFactory())
+    code, output = provider_check()
+
+    assert healthy[0] == 0, healthy[1]
+    assert code != 0
+    assert "the provider refused its capture" in output
