@@ -110,6 +110,29 @@ class OrderCreateInputSerializer(serializers.Serializer):
 @extend_schema_serializer(
     examples=[OpenApiExample("With a reason", value={"reason": "Ordered twice"}, request_only=True)]
 )
+class OrderFulfilLineInputSerializer(serializers.Serializer):
+    sku = serializers.RegexField(SKU_PATTERN, max_length=64)
+    quantity = identifiers.IntegerField(min_value=0, max_value=settings.ORDER_MAX_ITEM_QUANTITY)
+
+
+class OrderFulfilInputSerializer(serializers.Serializer):
+    lines = OrderFulfilLineInputSerializer(
+        many=True,
+        required=False,
+        allow_empty=False,
+        max_length=settings.ORDER_MAX_LINES,
+        help_text="The units that ship, by SKU; lines not named ship none. Only an "
+        "authorized order (capture at fulfilment) ships in part: what ships is captured, "
+        "the rest of the authorization released and its stock returned. Absent: all.",
+    )
+
+    def validate_lines(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        skus = [line["sku"] for line in value]
+        if len(set(skus)) != len(skus):
+            raise serializers.ValidationError("Name each SKU once.")
+        return value
+
+
 class OrderCancelInputSerializer(serializers.Serializer):
     reason = fields.CharField(required=False, allow_blank=True, max_length=255, default="")
 

@@ -24,6 +24,7 @@ from apps.orders.models import Order, OrderStatus
 from apps.payments import services as payments_services
 from apps.payments.gateway import ChargeStatus, get_gateway, shared_sandbox
 from apps.payments.models import CaptureMode, MoneyMovement, Payment, PaymentStatus
+from ecommerce.api.permissions import Role
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.users.factories import UserFactory
@@ -414,3 +415,31 @@ def test_the_provider_invariants_know_authorizations_waiting_charges_and_refused
     assert healthy[0] == 0, healthy[1]
     assert code != 0
     assert "the provider refused its capture" in output
+
+
+def test_staff_fulfil_part_of_an_authorized_order_over_the_api(
+    fulfilment: None,
+    lamp: Product,
+    bulb: Product,
+    django_capture_on_commit_callbacks: Any,
+    client_for: Any,
+) -> None:
+    payment = place(django_capture_on_commit_callbacks)
+    payments_services.charge_payment(order_id=payment.order_id)
+    order = Order.objects.get(pk=payment.order_id)
+    url = f"/api/orders/{order.public_id}/fulfil"
+    admin = client_for(UserFactory(roles=[Role.ADMIN]))
+
+    forbidden = client_for(order.user).post(url, {"lines": [{"sku": "bulb", "quantity": 3}]})
+    too_many = admin.post(url, {"lines": [{"sku": "bulb", "quantity": 4}]}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        done = admin.post(url, {"lines": [{"sku": "bulb", "quantity": 3}]}, format="json")
+
+    assert forbidden.status_code == 403
+    assert too_many.status_code == 400
+    assert done.status_code == 200, done.content
+    assert done.json()["status"] == "fulfilled"
+    shown = admin.get(f"/api/orders/{order.public_id}").json()
+    assert shown["amount_paid"] == "12.00"  # the bulbs; the lamps went back to stock
+    assert stock_of(lamp.variants.get().pk) == 10
+    assert_ledger_passes()
