@@ -312,7 +312,7 @@ if PAYMENT_SANDBOX_DB != ":memory:":
 # (unset: every delivery is refused, 400), and how far a signed timestamp may lie from now.
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
 PAYMENT_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
-# When the money is taken (docs/payments.md, "Authorize and capture"): "immediate" charges
+# When the money is taken (docs/payment-capture.md): "immediate" charges
 # the card when the order is placed; "fulfilment" only authorizes it then (the order is
 # `authorized`, the amount held on the card) and captures what ships when staff fulfil it.
 PAYMENT_CAPTURE_MODE = env.str("PAYMENT_CAPTURE_MODE", default="immediate").strip().lower()
