@@ -249,14 +249,14 @@ class OrderTaxLineOutputSerializer(serializers.Serializer):
     tax = serializers.CharField(**MONEY_STRING)
 
 
-@extend_schema_serializer(
-    examples=[OpenApiExample("An order", value=ORDER_EXAMPLE, response_only=True)]
-)
 class OrderNextActionOutputSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["redirect"])
     url = serializers.URLField(help_text="Send the customer there (3-D Secure or the like).")
 
 
+@extend_schema_serializer(
+    examples=[OpenApiExample("An order", value=ORDER_EXAMPLE, response_only=True)]
+)
 class OrderOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField(help_text="The order's public id.")
     status = serializers.ChoiceField(choices=OrderStatus.choices)
