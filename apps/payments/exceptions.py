@@ -228,3 +228,8 @@ class RefundRequestKeyReused(Unprocessable):
             f"Idempotency-Key {key!r} was already used for a refund with a different amount.",
             key=key,
         )
+
+
+class RefundNotFound(NotFound):
+    code = "refund_not_found"
+    title = "Refund not found"

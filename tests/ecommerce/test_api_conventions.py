@@ -20,6 +20,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.notifications.models import Notification
+from apps.orders import services as orders_services
 from apps.users.models import User
 from ecommerce.api.permissions import Role
 from tests.catalog.factories import make_product
@@ -97,7 +98,16 @@ def list_urls(admin: APIClient) -> Callable[[str], str]:
     make_zone("nordics", ["SE"])
     make_voucher("SAVE10")
     token = admin.post("/api/carts/").json()["token"]
-    values = {"sku": "TEE", "slug": "nordics", "code": "SAVE10", "token": token}
+    order, _ = orders_services.place_order(
+        user=UserFactory(), lines=[orders_services.OrderLine("TEE", 1)], payment_token="tok"
+    )
+    values = {
+        "sku": "TEE",
+        "slug": "nordics",
+        "code": "SAVE10",
+        "token": token,
+        "public_id": str(order.public_id),
+    }
 
     def url(path: str) -> str:
         return re.sub(r"\{([^}]+)\}", lambda match: values[match.group(1)], path)
@@ -200,6 +210,7 @@ def creations(schema: dict[str, Any]) -> set[str]:
 CREATED_ELSEWHERE = {
     "POST /api/carts/{token}/checkout/": "tests/checkout/test_checkout.py",
     "POST /api/products/{sku}/media/": "tests/catalog/test_media.py",
+    "POST /api/orders/{public_id}/refunds/": "tests/payments/test_refunds.py",
 }
 # Created resources with no address of their own: no Location.
 WITHOUT_LOCATION = {
