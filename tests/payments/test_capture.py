@@ -6,6 +6,7 @@ ledger adding up (`check_money_ledger`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -24,6 +25,7 @@ from apps.orders.models import Order, OrderStatus
 from apps.payments import services as payments_services
 from apps.payments.gateway import ChargeStatus, get_gateway, shared_sandbox
 from apps.payments.models import CaptureMode, MoneyMovement, Payment, PaymentStatus
+from apps.payments.sandbox import webhooks as sandbox_webhooks
 from ecommerce.api.permissions import Role
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches, stock_of
@@ -442,4 +444,71 @@ def test_staff_fulfil_part_of_an_authorized_order_over_the_api(
     shown = admin.get(f"/api/orders/{order.public_id}").json()
     assert shown["amount_paid"] == "12.00"  # the bulbs; the lamps went back to stock
     assert stock_of(lamp.variants.get().pk) == 10
+    assert_ledger_passes()
+
+
+def lifecycle_event(event_type: str, payment: Payment, **charge: Any) -> bytes:
+    """A signed-ready body of the sandbox's event about the payment's charge."""
+    body = {
+        "id": payment.provider_charge_id or "ch_lifecycle",
+        "object": "charge",
+        "amount": str(payment.amount),
+        "currency": payment.currency,
+        "decline_code": None,
+        "idempotency_key": payment.idempotency_key,
+        **charge,
+    }
+    return json.dumps(sandbox_webhooks.build_event(event_type, body)).encode()
+
+
+def deliver(client: Any, body: bytes) -> Any:
+    header = sandbox_webhooks.signature_header(secret="whsec_capture_test", body=body)
+    return client.post(
+        "/api/payments/webhooks/sandbox",
+        data=body,
+        content_type="application/json",
+        HTTP_SANDBOX_SIGNATURE=header,
+    )
+
+
+def test_lifecycle_events_record_authorization_capture_and_action_once(
+    settings: Any,
+    fulfilment: None,
+    lamp: Product,
+    bulb: Product,
+    django_capture_on_commit_callbacks: Any,
+    api_client: Any,
+) -> None:
+    settings.PAYMENT_WEBHOOK_SECRET = "whsec_capture_test"
+    authorized = place(django_capture_on_commit_callbacks)
+    waiting = place(django_capture_on_commit_callbacks, token="tok_action_required")
+    payments_services.charge_payment(order_id=waiting.order_id)
+    waiting.refresh_from_db()
+
+    # The authorization's answer is lost; its event authorizes the order.
+    first = deliver(
+        api_client, lifecycle_event("charge.authorized", authorized, status="authorized")
+    )
+    authorized.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=False):
+        orders_services.fulfil_order(order_id=authorized.order_id, by=UserFactory())
+    # The capture's event comes before the capture task ran: it records the capture.
+    captured = lifecycle_event(
+        "charge.captured", authorized, status="succeeded", amount_captured=str(LAMPS + BULBS)
+    )
+    second = deliver(api_client, captured)
+    again = payments_services.capture_payment(order_id=authorized.order_id)
+    # The customer's action ended; its event pays the order.
+    done = deliver(
+        api_client,
+        lifecycle_event("charge.action_completed", waiting, status="succeeded"),
+    )
+
+    assert (first.json()["outcome"], second.json()["outcome"]) == ("authorized", "captured")
+    assert again == "noop"
+    assert done.json()["outcome"] == "paid"
+    order, payment = refreshed(authorized)
+    assert (order.amount_paid, payment.status) == (LAMPS + BULBS, PaymentStatus.SUCCEEDED)
+    assert movements(order) == [("authorization", LAMPS + BULBS), ("capture", LAMPS + BULBS)]
+    assert Order.objects.get(pk=waiting.order_id).status == OrderStatus.PAID
     assert_ledger_passes()
