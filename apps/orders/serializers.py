@@ -299,7 +299,8 @@ class OrderOutputSerializer(serializers.Serializer):
     items = OrderItemOutputSerializer(many=True)
     expires_at = serializers.DateTimeField(
         allow_null=True,
-        help_text="Unpaid by then, the order expires and its items are released. Null for "
+        help_text="Unpaid by then (or, `authorized`, unfulfilled by then), the order expires "
+        "and its items are released. Null for "
         "orders placed before the hold was recorded.",
     )
     created_at = serializers.DateTimeField()
