@@ -320,6 +320,26 @@ if PAYMENT_SANDBOX_DB != ":memory:":
 # (unset: every delivery is refused, 400), and how far a signed timestamp may lie from now.
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
 PAYMENT_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# When the money is taken (docs/payment-capture.md): "immediate" charges
+# the card when the order is placed; "fulfilment" only authorizes it then (the order is
+# `authorized`, the amount held on the card) and captures what ships when staff fulfil it.
+PAYMENT_CAPTURE_MODE = env.str("PAYMENT_CAPTURE_MODE", default="immediate").strip().lower()
+if PAYMENT_CAPTURE_MODE not in ("immediate", "fulfilment"):
+    sys.exit(
+        f"ImproperlyConfigured: PAYMENT_CAPTURE_MODE={PAYMENT_CAPTURE_MODE!r} is not one of: "
+        "immediate, fulfilment."
+    )
+# An authorized order not fulfilled this long after it was authorized expires: its
+# authorization is voided and its stock comes back, before the provider's own limit
+# (7 days at Stripe and the sandbox) would refuse the capture.
+PAYMENT_AUTHORIZATION_TTL_SECONDS = env.int(
+    "PAYMENT_AUTHORIZATION_TTL_SECONDS", default=6 * 24 * 3600
+)
+# Embedded mode: where the in-process sandbox's redirect pages (a charge waiting for the
+# customer's action) are served, this app's `/_sandbox` mount.
+PAYMENT_SANDBOX_ACTION_BASE_URL = env.str(
+    "PAYMENT_SANDBOX_ACTION_BASE_URL", default="http://localhost:8080/_sandbox"
+)
 
 # --- Email and notifications (apps/notifications/) ----------------------------------------
 # consolemail:// prints mails (dev); smtp://user:pass@host:587 or smtp+tls://... sends them.

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from apps.payments import sandbox_views
 from ecommerce import health, media
 from ecommerce.api.ratelimit import throttled_login
 from ecommerce.observability import views as observability
@@ -36,6 +37,12 @@ urlpatterns = [
     # before the admin's own URLs so that it answers /admin/login/.
     path("admin/login/", throttled_login(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
+    # Embedded mode: the in-process payment sandbox's redirect pages (404 with a provider URL).
+    re_path(
+        r"^_sandbox/v1/charges/(?P<charge_id>[A-Za-z0-9_]+)/action/?$",
+        sandbox_views.charge_action,
+        name="payment-sandbox-action",
+    ),
     # Uploaded images, when they live on this host's filesystem (ecommerce/media.py).
     *media.urlpatterns(),
 ]

@@ -1,4 +1,4 @@
-"""Order endpoints: place (idempotent), list, read and cancel."""
+"""Order endpoints: place (idempotent), list, read, cancel and (staff) fulfil."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from apps.orders.serializers import (
     OrderCancelInputSerializer,
     OrderCreateInputSerializer,
     OrderDetailOutputSerializer,
+    OrderFulfilInputSerializer,
     OrderOutputSerializer,
     order_detail_to_dict,
     order_to_dict,
@@ -48,6 +49,7 @@ from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.schema import problems
 
 PLACE_FOR_CUSTOMER = "orders.place_order_for_customer"
+FULFIL = "orders.fulfil_order"
 
 
 class OrderViewSet(viewsets.GenericViewSet):
@@ -181,6 +183,46 @@ class OrderViewSet(viewsets.GenericViewSet):
         )
         order = selectors.get_order_for(user=request.user, public_id=_public_id(public_id))
         return Response(order_detail_to_dict(order))
+
+    @extend_schema(
+        summary="Fulfil an order (staff)",
+        description=(
+            "The goods leave: a paid order, or an authorized one (capture at fulfilment), "
+            "becomes fulfilled. For an authorized order the payment captures what ships "
+            "(`amount_paid` says it once captured) and releases the rest; `lines` ships "
+            "part of it, the other units going back to stock. Needs `orders.fulfil_order`."
+        ),
+        request=OrderFulfilInputSerializer,
+        responses={
+            status.HTTP_200_OK: OrderDetailOutputSerializer,
+            **problems(
+                InvalidOrder("Ship between 0 and 2 of TEE-BLK-M."),
+                OrderForbidden("Fulfilling orders needs orders.fulfil_order."),
+                IllegalTransition(
+                    order_id="7d4c1e9a-6b3d-4f2e-9c8b-0a1b2c3d4e5f",
+                    from_status="pending_payment",
+                    to_status="fulfilled",
+                ),
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def fulfil(self, request: Request, public_id: str) -> Response:
+        public_id = _public_id(public_id)
+        order = selectors.get_order_for(user=request.user, public_id=public_id)
+        if not request.user.has_perm(FULFIL):
+            raise OrderForbidden("Fulfilling orders needs orders.fulfil_order.")
+        serializer = OrderFulfilInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        lines = serializer.validated_data.get("lines")
+        services.fulfil_order(
+            order_id=order.pk,
+            by=request.user,
+            shipped=None if lines is None else {line["sku"]: line["quantity"] for line in lines},
+        )
+        return Response(
+            order_detail_to_dict(selectors.get_order_for(user=request.user, public_id=public_id))
+        )
 
 
 def _public_id(value: str) -> str:

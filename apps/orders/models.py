@@ -25,11 +25,23 @@ class OrderStatus(models.TextChoices):
     # refused meanwhile, so money and goods never both leave.
     REFUNDING = "refunding", "Refunding"
     REFUNDED = "refunded", "Refunded"
+    # The provider waits for the customer (3-D Secure): `next_action` says where to go. The
+    # order keeps its stock hold; the provider's word that the action ended moves it on.
+    ACTION_REQUIRED = "action_required", "Action required"
+    # Capture at fulfilment (PAYMENT_CAPTURE_MODE=fulfilment): the amount is held on the
+    # card, nothing is taken yet; fulfilling captures what ships, cancelling voids it.
+    AUTHORIZED = "authorized", "Authorized"
 
 
 S = OrderStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
-    S.PENDING_PAYMENT: frozenset({S.PAID, S.PAYMENT_FAILED, S.CANCELLED, S.EXPIRED}),
+    S.PENDING_PAYMENT: frozenset(
+        {S.PAID, S.AUTHORIZED, S.ACTION_REQUIRED, S.PAYMENT_FAILED, S.CANCELLED, S.EXPIRED}
+    ),
+    S.ACTION_REQUIRED: frozenset({S.PAID, S.AUTHORIZED, S.PAYMENT_FAILED, S.CANCELLED, S.EXPIRED}),
+    # Expired: not fulfilled within PAYMENT_AUTHORIZATION_TTL_SECONDS (the authorization
+    # is voided before the provider's own limit).
+    S.AUTHORIZED: frozenset({S.FULFILLED, S.CANCELLED, S.EXPIRED}),
     # paid -> refunded: partial refunds that add up to all that was paid.
     S.PAID: frozenset({S.FULFILLED, S.REFUNDING, S.REFUNDED}),
     # Confirmed by the provider, or back to paid when it refuses the refund for good.
@@ -40,8 +52,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.EXPIRED: frozenset(),
     S.REFUNDED: frozenset(),
 }
-# Leaving pending_payment without payment, or refunding, returns the goods to stock.
+# Leaving pending_payment (or action_required, authorized) without payment, or refunding,
+# returns the goods to stock.
 RELEASES_STOCK: frozenset[str] = frozenset({S.PAYMENT_FAILED, S.CANCELLED, S.EXPIRED, S.REFUNDED})
+# Waiting for the payment's outcome: a charge's success, decline or expiry may end them.
+AWAITING_PAYMENT: frozenset[str] = frozenset({S.PENDING_PAYMENT, S.ACTION_REQUIRED})
 
 ZERO = Decimal("0.00")
 
@@ -95,6 +110,9 @@ class Order(TimeStampedModel):
     # that lands on an order already ended unpaid (a late charge) is not the order's: it
     # stays 0 there and the capture is refunded (compensation).
     amount_paid = _money(default=ZERO, db_default=ZERO)
+    # What the customer must do for the payment to go on while the order is action_required,
+    # as the provider said it: {"type": "redirect", "url": ...}; null otherwise.
+    next_action = models.JSONField(null=True, blank=True, db_default=None)
     prices_include_tax = models.BooleanField(
         default=True,
         db_default=True,
@@ -204,6 +222,8 @@ class OrderItem(models.Model):
     variant_name = models.CharField(max_length=200, blank=True)
     unit_price = _money()
     quantity = models.PositiveIntegerField()
+    # Units shipped when the order was fulfilled (the rest went back to stock); 0 before.
+    quantity_fulfilled = models.PositiveIntegerField(default=0, db_default=0)
     discount = _money(default=ZERO, db_default=ZERO, help_text="Promotion and voucher.")
     promotion_name = models.CharField(max_length=200, blank=True, default="", db_default="")
     tax_rate = models.DecimalField(
@@ -216,6 +236,10 @@ class OrderItem(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=models.Q(quantity__gt=0), name="orders_item_qty_gt_0"),
+            models.CheckConstraint(
+                condition=Q(quantity_fulfilled__lte=F("quantity")),
+                name="orders_item_fulfilled_lte_quantity",
+            ),
             models.CheckConstraint(
                 condition=Q(
                     unit_price__gte=0,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db.models import QuerySet
 
 from apps.orders.exceptions import OrderNotFound
-from apps.orders.models import Order, OrderEvent
+from apps.orders.models import Order, OrderEvent, OrderItem
 from ecommerce.api.permissions import Role, has_role
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
 
 
 def can_see_all_orders(user: Any) -> bool:
@@ -36,3 +40,27 @@ def status_events_between(*, since: datetime, until: datetime) -> QuerySet[Order
     return OrderEvent.objects.filter(created_at__gte=since, created_at__lt=until).order_by(
         "created_at", "pk"
     )
+
+
+def fulfilled_amount(*, order_id: int) -> Decimal:
+    """What a fulfilled order's shipped goods cost the buyer: the capture at fulfilment.
+
+    Each line counts its `line_total` (after its discounts, tax included) for the units
+    that shipped, pro rata and rounded half up to the cent (all of it when the whole line
+    shipped). Shipping (its price after its discount, with its tax: the total less the
+    lines) counts in full once anything ships: the parcel went. So a fully shipped order
+    captures its total, and the parts never add up to more than it.
+    """
+    order = Order.objects.only("total", "currency").get(pk=order_id)
+    lines = ZERO
+    shipped = ZERO
+    for item in OrderItem.objects.filter(order_id=order_id).order_by("pk"):
+        lines += item.line_total
+        if item.quantity_fulfilled == item.quantity:
+            shipped += item.line_total
+        elif item.quantity_fulfilled:
+            share = item.line_total * item.quantity_fulfilled / item.quantity
+            shipped += share.quantize(CENT, rounding=ROUND_HALF_UP)
+    if not shipped:
+        return ZERO
+    return min(order.total, shipped + max(order.total - lines, ZERO))

@@ -110,6 +110,29 @@ class OrderCreateInputSerializer(serializers.Serializer):
 @extend_schema_serializer(
     examples=[OpenApiExample("With a reason", value={"reason": "Ordered twice"}, request_only=True)]
 )
+class OrderFulfilLineInputSerializer(serializers.Serializer):
+    sku = serializers.RegexField(SKU_PATTERN, max_length=64)
+    quantity = identifiers.IntegerField(min_value=0, max_value=settings.ORDER_MAX_ITEM_QUANTITY)
+
+
+class OrderFulfilInputSerializer(serializers.Serializer):
+    lines = OrderFulfilLineInputSerializer(
+        many=True,
+        required=False,
+        allow_empty=False,
+        max_length=settings.ORDER_MAX_LINES,
+        help_text="The units that ship, by SKU; lines not named ship none. Only an "
+        "authorized order (capture at fulfilment) ships in part: what ships is captured, "
+        "the rest of the authorization released and its stock returned. Absent: all.",
+    )
+
+    def validate_lines(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        skus = [line["sku"] for line in value]
+        if len(set(skus)) != len(skus):
+            raise serializers.ValidationError("Name each SKU once.")
+        return value
+
+
 class OrderCancelInputSerializer(serializers.Serializer):
     reason = fields.CharField(required=False, allow_blank=True, max_length=255, default="")
 
@@ -145,6 +168,8 @@ ORDER_EXAMPLE: dict[str, Any] = {
     "tax_total": "9.36",
     "total_net": "49.27",
     "total": "58.63",
+    "amount_paid": "0.00",
+    "next_action": None,
     "voucher_code": "WELCOME10",
     "tax_breakdown": [{"rate": "19", "net": "49.27", "tax": "9.36"}],
     "items": [
@@ -224,6 +249,11 @@ class OrderTaxLineOutputSerializer(serializers.Serializer):
     tax = serializers.CharField(**MONEY_STRING)
 
 
+class OrderNextActionOutputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["redirect"])
+    url = serializers.URLField(help_text="Send the customer there (3-D Secure or the like).")
+
+
 @extend_schema_serializer(
     examples=[OpenApiExample("An order", value=ORDER_EXAMPLE, response_only=True)]
 )
@@ -252,6 +282,16 @@ class OrderOutputSerializer(serializers.Serializer):
         help_text="What is charged, tax included: subtotal + shipping price - discounts, "
         "plus the tax when prices are net. Decimal string: `58.63`."
     )
+    amount_paid = serializers.CharField(
+        help_text="What was paid: captured, net of refunds. `0.00` until the payment is "
+        "captured (at placement, or at fulfilment for an authorized order: what shipped). "
+        "Decimal string."
+    )
+    next_action = OrderNextActionOutputSerializer(
+        allow_null=True,
+        help_text="While `status` is `action_required`: what the customer must do for the "
+        "payment to go on (open `url`, the provider's page); null otherwise.",
+    )
     voucher_code = serializers.CharField(help_text="The voucher applied, or empty.")
     tax_breakdown = OrderTaxLineOutputSerializer(
         many=True, help_text="Tax per rate over the lines and shipping."
@@ -259,7 +299,8 @@ class OrderOutputSerializer(serializers.Serializer):
     items = OrderItemOutputSerializer(many=True)
     expires_at = serializers.DateTimeField(
         allow_null=True,
-        help_text="Unpaid by then, the order expires and its items are released. Null for "
+        help_text="Unpaid by then (or, `authorized`, unfulfilled by then), the order expires "
+        "and its items are released. Null for "
         "orders placed before the hold was recorded.",
     )
     created_at = serializers.DateTimeField()
@@ -367,6 +408,8 @@ def order_to_dict(order: Order, items: Iterable[OrderItem]) -> dict[str, Any]:
         "tax_total": money(order.tax_total, order.currency),
         "total_net": money(order.total_net, order.currency),
         "total": money(order.total, order.currency),
+        "amount_paid": money(order.amount_paid, order.currency),
+        "next_action": dict(order.next_action) if order.next_action else None,
         "voucher_code": order.voucher_code,
         "tax_breakdown": [dict(row) for row in order.tax_breakdown or []],
         "items": [item_to_dict(item, order.currency) for item in items],

@@ -33,7 +33,15 @@ from apps.orders.exceptions import (
     InvalidOrder,
     RefundExceedsPaid,
 )
-from apps.orders.models import RELEASES_STOCK, Order, OrderEvent, OrderItem, OrderStatus
+from apps.orders.models import (
+    AWAITING_PAYMENT,
+    RELEASES_STOCK,
+    TRANSITIONS,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+)
 from apps.orders.serializers import money, order_to_dict, percent
 from ecommerce import audit, outbox
 from ecommerce.observability.logging import get_logger
@@ -415,7 +423,9 @@ def _transition(order: Order, to: str, *, actor: Any, reason: str) -> None:
     Caller holds the row lock (locks.order_for_update) inside a transaction.
     """
     old = order.transition_to(to)
-    order.save(update_fields=["status", "amount_paid", "updated_at"])
+    if to != OrderStatus.ACTION_REQUIRED:
+        order.next_action = None  # whatever the customer had to do is over
+    order.save(update_fields=["status", "amount_paid", "next_action", "expires_at", "updated_at"])
     audit.record_for(order, action=f"order.{to}", changes={"status": (old, to)})
     OrderEvent.objects.create(
         order=order, from_status=old, to_status=to, actor=_actor(actor), reason=reason[:255]
@@ -443,9 +453,44 @@ def mark_paid(*, order_id: int, charge_id: str, amount: Decimal | None = None) -
     cancelled) stays as it is, amount_paid 0: the caller refunds the charge."""
     with transaction.atomic():
         order = locks.order_for_update(order_id)
-        if order.status == OrderStatus.PENDING_PAYMENT:
+        if order.status in AWAITING_PAYMENT:
             order.amount_paid = order.total if amount is None else amount
             _transition(order, OrderStatus.PAID, actor=None, reason=f"charge {charge_id}")
+    return order
+
+
+def mark_authorized(*, order_id: int, charge_id: str) -> Order:
+    """The provider holds the order's total on the card (capture at fulfilment): the order
+    is authorized, nothing paid yet, and held PAYMENT_AUTHORIZATION_TTL_SECONDS for its
+    fulfilment (`expires_at`; unfulfilled by then it expires and the hold is voided). An
+    order that ended meanwhile stays as it is: the caller voids the authorization."""
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        if order.status in AWAITING_PAYMENT:
+            order.expires_at = timezone.now() + timedelta(
+                seconds=settings.PAYMENT_AUTHORIZATION_TTL_SECONDS
+            )
+            _transition(
+                order, OrderStatus.AUTHORIZED, actor=None, reason=f"authorization {charge_id}"
+            )
+    return order
+
+
+def require_action(*, order_id: int, charge_id: str, next_action: dict[str, str]) -> Order:
+    """The provider waits for the customer (3-D Secure): pending_payment -> action_required,
+    with what the customer must do (`next_action`, shown by the API). The stock hold
+    (`expires_at`) is unchanged: never finished, the order expires with it. A no-op in any
+    other status."""
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        if order.status == OrderStatus.PENDING_PAYMENT:
+            order.next_action = dict(next_action)
+            _transition(
+                order,
+                OrderStatus.ACTION_REQUIRED,
+                actor=None,
+                reason=f"charge {charge_id} waits for the customer",
+            )
     return order
 
 
@@ -456,29 +501,35 @@ def fail_payment(*, order_id: int, reason: str) -> Order:
     """
     with transaction.atomic():
         order = locks.order_for_update(order_id)
-        if order.status == OrderStatus.PENDING_PAYMENT:
+        if order.status in AWAITING_PAYMENT:
             _transition(order, OrderStatus.PAYMENT_FAILED, actor=None, reason=reason)
     return order
 
 
+# Orders whose hold (`expires_at`) ends them: unpaid ones (their stock hold), authorized
+# ones (their authorization's, PAYMENT_AUTHORIZATION_TTL_SECONDS).
+EXPIRABLE = AWAITING_PAYMENT | {OrderStatus.AUTHORIZED}
+
+
 def expire_order(*, order_id: int, reason: str = "payment timeout") -> bool:
-    """Expire one order still pending payment (stock comes back); False when it was not.
+    """Expire one order past its hold (stock comes back); False when it was not expirable.
 
     The caller has asked the provider first: an order is never expired blind (see the
     payments app's expiry sweep, `payments.expire_orders`). Under the row lock the status is
     checked again, so two expiry runs at once expire it once and a payment recorded
-    meanwhile wins.
+    meanwhile wins. `order.expired` tells payments to void an authorization it holds.
     """
     with transaction.atomic():
         order = locks.order_for_update(order_id)
-        if order.status != OrderStatus.PENDING_PAYMENT:
+        if order.status not in EXPIRABLE:
             return False
         _transition(order, OrderStatus.EXPIRED, actor=None, reason=reason)
     return True
 
 
 def overdue_order_ids(*, now: Any = None, limit: int | None = None) -> list[int]:
-    """Orders still pending payment past their hold (`expires_at`), oldest first.
+    """Orders pending payment, waiting for the customer's action or authorized past their
+    hold (`expires_at`), oldest first.
 
     Orders placed before holds were stored have none: created_at + ORDER_PAYMENT_TIMEOUT_SECONDS
     stands in. Served by the (status, expires_at) and (status, created_at) indexes.
@@ -486,7 +537,7 @@ def overdue_order_ids(*, now: Any = None, limit: int | None = None) -> list[int]
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.ORDER_PAYMENT_TIMEOUT_SECONDS)
     return list(
-        Order.objects.filter(status=OrderStatus.PENDING_PAYMENT)
+        Order.objects.filter(status__in=EXPIRABLE)
         .filter(Q(expires_at__lt=now) | Q(expires_at__isnull=True, created_at__lt=cutoff))
         .order_by("pk")
         .values_list("pk", flat=True)[: limit or settings.ORDER_EXPIRY_BATCH_SIZE]
@@ -629,9 +680,84 @@ def request_payment_retry(*, order_id: int) -> bool:
     return True
 
 
-def fulfil_order(*, order_id: int, by: Any) -> Order:
-    """Paid -> fulfilled. Raises IllegalTransition in any other status (refunding included)."""
+def fulfil_order(*, order_id: int, by: Any, shipped: dict[str, int] | None = None) -> Order:
+    """Paid or authorized -> fulfilled: the goods leave.
+
+    `shipped` ({sku: units}) ships part of an authorized order: the other units go back to
+    stock (the stock ledger), and payments captures what shipped (`fulfilled_amount`),
+    releasing the rest of the authorization; None ships everything. `order.fulfilled`
+    tells payments to capture an authorized order. Raises IllegalTransition in any other
+    status (refunding included), InvalidOrder for a part of a paid order (its money is
+    taken: refund what does not ship) or a `shipped` naming no line of the order, more
+    units than it has, or nothing at all.
+    """
     with transaction.atomic():
         order = locks.order_for_update(order_id)
-        _transition(order, OrderStatus.FULFILLED, actor=by, reason="fulfilled")
+        if OrderStatus.FULFILLED not in TRANSITIONS[order.status]:
+            raise IllegalTransition(
+                order_id=str(order.public_id),
+                from_status=order.status,
+                to_status=OrderStatus.FULFILLED,
+            )
+        items = list(order.items.order_by("pk"))
+        units = _shipped_units(order, items, shipped)
+        for item in items:
+            item.quantity_fulfilled = units[item.sku]
+        OrderItem.objects.bulk_update(items, ["quantity_fulfilled"])
+        unshipped = [
+            inventory_services.StockLine(item.variant_id, item.quantity - units[item.sku])
+            for item in items
+            if units[item.sku] < item.quantity
+        ]
+        if unshipped:
+            inventory_services.release(
+                reference=f"order:{order.public_id}",
+                reason=StockReason.CANCEL,
+                actor=_actor(by),
+                lines=unshipped,
+            )
+        reason = "fulfilled" if not unshipped else "fulfilled in part"
+        _transition(order, OrderStatus.FULFILLED, actor=by, reason=reason)
+    return order
+
+
+def _shipped_units(
+    order: Order, items: list[OrderItem], shipped: dict[str, int] | None
+) -> dict[str, int]:
+    """Units per SKU that ship. Raises InvalidOrder (see `fulfil_order`)."""
+    if shipped is None:
+        return {item.sku: item.quantity for item in items}
+    by_sku = {item.sku: item for item in items}
+    unknown = sorted(set(shipped) - set(by_sku))
+    if unknown:
+        raise InvalidOrder(f"The order has no line {', '.join(unknown)}.")
+    units = {item.sku: 0 for item in items}
+    for sku, quantity in shipped.items():
+        if quantity < 0 or quantity > by_sku[sku].quantity:
+            raise InvalidOrder(f"Ship between 0 and {by_sku[sku].quantity} of {sku}.")
+        units[sku] = quantity
+    if not any(units.values()):
+        raise InvalidOrder("Ship at least one unit, or cancel the order.")
+    partial = any(units[item.sku] < item.quantity for item in items)
+    if partial and order.status != OrderStatus.AUTHORIZED:
+        raise InvalidOrder(
+            "Only an authorized order ships in part (its capture takes what ships); "
+            "refund what a paid order does not ship."
+        )
+    return units
+
+
+def record_capture(*, order_id: int, amount: Decimal, charge_id: str) -> Order:
+    """Payments captured `amount` of a fulfilled order's authorization: it says so
+    (`amount_paid`). Called once per capture, in the transaction that writes its ledger
+    row; an order not fulfilled is left as it is (the caller refunds)."""
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        if order.status != OrderStatus.FULFILLED:
+            return order
+        order.amount_paid += amount
+        order.save(update_fields=["amount_paid", "updated_at"])
+    logger.info(
+        "order_captured", order_id=str(order.public_id), amount=str(amount), charge_id=charge_id
+    )
     return order

@@ -8,6 +8,7 @@ class PaymentsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.orders import events as order_events
+        from apps.orders.models import OrderStatus
         from apps.payments import tasks  # noqa: F401  registers the tasks in every process
         from apps.payments.services import CHARGE_REQUESTED
         from ecommerce import outbox
@@ -23,3 +24,13 @@ class PaymentsConfig(AppConfig):
         outbox.register(
             order_events.ORDER_REFUND_REQUESTED, task="payments.refund_order", queue="payments"
         )
+        # Capture at fulfilment: what shipped is captured, an ended order's hold is voided.
+        outbox.register(
+            order_events.status_topic(OrderStatus.FULFILLED),
+            task="payments.capture_payment",
+            queue="payments",
+        )
+        for ended in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+            outbox.register(
+                order_events.status_topic(ended), task="payments.void_payment", queue="payments"
+            )

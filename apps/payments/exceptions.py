@@ -92,6 +92,27 @@ class RefundRefused(ProviderRejected):
         self.charge_id = charge_id
 
 
+class CaptureRefused(ProviderRejected):
+    """The provider will never capture this charge: captured already, voided, declined, or
+    its authorization expired (`charge_expired_for_capture`)."""
+
+    code = "capture_refused"
+
+    def __init__(self, *, charge_id: str, status_code: int, error: str) -> None:
+        super().__init__(status_code=status_code, error=error)
+        self.charge_id = charge_id
+
+
+class VoidRefused(ProviderRejected):
+    """The provider will never void this charge: it was captured or declined."""
+
+    code = "void_refused"
+
+    def __init__(self, *, charge_id: str, status_code: int, error: str) -> None:
+        super().__init__(status_code=status_code, error=error)
+        self.charge_id = charge_id
+
+
 class MoneyMovementConflict(Conflict):
     """A provider reference already recorded in the money ledger for another movement.
 

@@ -22,11 +22,13 @@ import httpx
 from django.conf import settings
 
 from apps.payments.exceptions import (
+    CaptureRefused,
     IdempotencyConflict,
     PaymentDeclined,
     ProviderRejected,
     ProviderUnavailable,
     RefundRefused,
+    VoidRefused,
 )
 from apps.payments.sandbox import SandboxProvider
 from ecommerce.observability.logging import get_logger
@@ -37,8 +39,11 @@ logger = get_logger(__name__)
 class ChargeStatus(StrEnum):
     """A recorded charge's outcome; a StrEnum, so it also equals the provider's string."""
 
-    SUCCEEDED = "succeeded"
+    SUCCEEDED = "succeeded"  # captured (all or part of it)
     DECLINED = "declined"
+    AUTHORIZED = "authorized"  # held on the card, not captured yet
+    ACTION_REQUIRED = "action_required"  # waiting for the customer (next_action_url)
+    VOIDED = "voided"  # an authorization released without a capture
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,10 @@ class ChargeResult:
     amount: Decimal
     currency: str
     decline_code: str | None = None
+    # What was captured: the amount of an immediate charge, a partial capture's part.
+    amount_captured: Decimal = Decimal(0)
+    # Where the customer goes to finish an action_required charge.
+    next_action_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,13 +76,37 @@ class PaymentGateway(Protocol):
     """The port: what the payment services need from a payment provider."""
 
     def charge(
-        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        token: str,
+        idempotency_key: str,
+        capture: bool = True,
     ) -> ChargeResult:
-        """Charge `token` at most once per `idempotency_key`; return the succeeded charge.
+        """Charge `token` at most once per `idempotency_key`: captured (succeeded), only
+        authorized (`capture=False`), or waiting for the customer (action_required, with
+        its `next_action_url`); return that charge.
 
         Repeating a call with the same key and arguments returns the first outcome.
         Raises PaymentDeclined (terminal), ProviderUnavailable (retry with the same key;
         the charge may have happened), IdempotencyConflict (key used for another request).
+        """
+        ...
+
+    def capture(self, *, charge_id: str, amount: Decimal, idempotency_key: str) -> ChargeResult:
+        """Capture `amount` of an authorized charge (the rest is released), once per key.
+
+        Raises CaptureRefused (already captured, voided, expired: terminal),
+        IdempotencyConflict, ProviderUnavailable.
+        """
+        ...
+
+    def void(self, *, charge_id: str, idempotency_key: str) -> ChargeResult:
+        """Release an authorization or a charge waiting for its customer, once per key.
+
+        Raises VoidRefused (captured or declined: terminal), IdempotencyConflict,
+        ProviderUnavailable.
         """
         ...
 
@@ -115,12 +148,23 @@ def _raise_for_status(status_code: int, body: Any, *, idempotency_key: str | Non
 
 def _parse_charge(body: Any) -> ChargeResult:
     try:
+        status = ChargeStatus(body["status"])
+        amount = Decimal(body["amount"])
+        captured = body.get("amount_captured")
+        next_action = body.get("next_action") or {}
         return ChargeResult(
             charge_id=str(body["id"]),
-            status=ChargeStatus(body["status"]),
-            amount=Decimal(body["amount"]),
+            status=status,
+            amount=amount,
             currency=str(body["currency"]),
             decline_code=body.get("decline_code"),
+            # A provider answering without it (an older sandbox): a succeeded charge is whole.
+            amount_captured=(
+                Decimal(captured)
+                if captured is not None
+                else (amount if status is ChargeStatus.SUCCEEDED else Decimal(0))
+            ),
+            next_action_url=str(next_action["url"]) if next_action.get("url") else None,
         )
     except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
         # Whatever happened is unknown, and a retry under the same key is safe.
@@ -140,18 +184,30 @@ def _parse_refund(body: Any) -> RefundResult:
         raise ProviderUnavailable(reason="invalid_response") from exc
 
 
-def _charge_request(*, amount: Decimal, currency: str, token: str) -> dict[str, str]:
-    return {"amount": format(amount, "f"), "currency": currency, "token": token}
+def _charge_request(*, amount: Decimal, currency: str, token: str, capture: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"amount": format(amount, "f"), "currency": currency, "token": token}
+    if not capture:  # the default left out, so the request is what it always was
+        body["capture"] = False
+    return body
+
+
+def _capture_request(*, amount: Decimal) -> dict[str, str]:
+    return {"amount": format(amount, "f")}
 
 
 def _refund_request(*, charge_id: str, amount: Decimal) -> dict[str, str]:
     return {"charge": charge_id, "amount": format(amount, "f")}
 
 
+OPEN_CHARGE = frozenset(
+    {ChargeStatus.SUCCEEDED, ChargeStatus.AUTHORIZED, ChargeStatus.ACTION_REQUIRED}
+)
+
+
 def _charge_outcome(status_code: int, body: Any, *, idempotency_key: str) -> ChargeResult:
-    if status_code in (200, 201, 402):
+    if status_code in (200, 201, 202, 402):
         result = _parse_charge(body)
-        if result.status is ChargeStatus.SUCCEEDED and status_code != 402:
+        if result.status in OPEN_CHARGE and status_code != 402:
             return result
         raise PaymentDeclined(
             decline_code=result.decline_code or "declined", charge_id=result.charge_id
@@ -177,6 +233,21 @@ def _refund_outcome(
         return _parse_refund(body)
     if status_code in (400, 404):
         raise RefundRefused(charge_id=charge_id, status_code=status_code, error=_error_code(body))
+    _raise_for_status(status_code, body, idempotency_key=idempotency_key)
+
+
+def _lifecycle_outcome(
+    status_code: int,
+    body: Any,
+    *,
+    charge_id: str,
+    idempotency_key: str,
+    refused: type[CaptureRefused] | type[VoidRefused],
+) -> ChargeResult:
+    if status_code in (200, 201):
+        return _parse_charge(body)
+    if status_code in (400, 404):
+        raise refused(charge_id=charge_id, status_code=status_code, error=_error_code(body))
     _raise_for_status(status_code, body, idempotency_key=idempotency_key)
 
 
@@ -228,15 +299,48 @@ class HttpPaymentGateway:
         )
 
     def charge(
-        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        token: str,
+        idempotency_key: str,
+        capture: bool = True,
     ) -> ChargeResult:
         status_code, body = self._send(
             "POST",
             "/v1/charges",
-            json=_charge_request(amount=amount, currency=currency, token=token),
+            json=_charge_request(amount=amount, currency=currency, token=token, capture=capture),
             idempotency_key=idempotency_key,
         )
         return _charge_outcome(status_code, body, idempotency_key=idempotency_key)
+
+    def capture(self, *, charge_id: str, amount: Decimal, idempotency_key: str) -> ChargeResult:
+        status_code, body = self._send(
+            "POST",
+            f"/v1/charges/{charge_id}/capture",
+            json=_capture_request(amount=amount),
+            idempotency_key=idempotency_key,
+        )
+        return _lifecycle_outcome(
+            status_code,
+            body,
+            charge_id=charge_id,
+            idempotency_key=idempotency_key,
+            refused=CaptureRefused,
+        )
+
+    def void(self, *, charge_id: str, idempotency_key: str) -> ChargeResult:
+        status_code, body = self._send(
+            "POST", f"/v1/charges/{charge_id}/void", json={}, idempotency_key=idempotency_key
+        )
+        return _lifecycle_outcome(
+            status_code,
+            body,
+            charge_id=charge_id,
+            idempotency_key=idempotency_key,
+            refused=VoidRefused,
+        )
 
     def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
         status_code, body = self._send(
@@ -260,7 +364,7 @@ class HttpPaymentGateway:
         method: str,
         path: str,
         *,
-        json: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> tuple[int, Any]:
@@ -312,7 +416,7 @@ _sandbox: SandboxProvider | None = None
 _sandbox_lock = threading.Lock()
 
 
-def _shared_sandbox() -> SandboxProvider:
+def shared_sandbox() -> SandboxProvider:
     """The process's sandbox over PAYMENT_SANDBOX_DB, so every call sees the same keys.
 
     Opened on first use, after gunicorn or Celery forked: each process gets its own
@@ -337,16 +441,47 @@ class InProcessSandboxGateway:
     """
 
     def __init__(self, provider: SandboxProvider | None = None) -> None:
-        self.provider = provider if provider is not None else _shared_sandbox()
+        self.provider = provider if provider is not None else shared_sandbox()
 
     def charge(
-        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        token: str,
+        idempotency_key: str,
+        capture: bool = True,
     ) -> ChargeResult:
         response = self.provider.create_charge(
-            body=_charge_request(amount=amount, currency=currency, token=token),
+            body=_charge_request(amount=amount, currency=currency, token=token, capture=capture),
             idempotency_key=idempotency_key,
+            base_url=settings.PAYMENT_SANDBOX_ACTION_BASE_URL,
         )
         return _charge_outcome(response.status, response.body, idempotency_key=idempotency_key)
+
+    def capture(self, *, charge_id: str, amount: Decimal, idempotency_key: str) -> ChargeResult:
+        response = self.provider.capture_charge(
+            charge_id=charge_id,
+            body=_capture_request(amount=amount),
+            idempotency_key=idempotency_key,
+        )
+        return _lifecycle_outcome(
+            response.status,
+            response.body,
+            charge_id=charge_id,
+            idempotency_key=idempotency_key,
+            refused=CaptureRefused,
+        )
+
+    def void(self, *, charge_id: str, idempotency_key: str) -> ChargeResult:
+        response = self.provider.void_charge(charge_id=charge_id, idempotency_key=idempotency_key)
+        return _lifecycle_outcome(
+            response.status,
+            response.body,
+            charge_id=charge_id,
+            idempotency_key=idempotency_key,
+            refused=VoidRefused,
+        )
 
     def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
         response = self.provider.list_charges(idempotency_key=idempotency_key)

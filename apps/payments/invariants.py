@@ -49,14 +49,17 @@ def payment_window(context: CheckContext) -> Outcome:
     )
     orders = _orders(context)
     outcome = Outcome(checked=orders.filter(past_hold).count())
-    overdue = orders.filter(past_hold, status=OrderStatus.PENDING_PAYMENT)
+    # Waiting for the customer's action ends with the same hold.
+    overdue = orders.filter(
+        past_hold, status__in=(OrderStatus.PENDING_PAYMENT, OrderStatus.ACTION_REQUIRED)
+    )
     payments = {
         p["order_id"]: p
         for p in Payment.objects.filter(order__in=overdue).values(
             "order_id", "status", "attempts", "last_error", "last_attempt_at"
         )
     }
-    for order in overdue.order_by("pk").values("pk", "public_id", "created_at"):
+    for order in overdue.order_by("pk").values("pk", "public_id", "created_at", "status"):
         payment = payments.get(order["pk"])
         if (
             payment is not None
@@ -74,7 +77,7 @@ def payment_window(context: CheckContext) -> Outcome:
         )
         outcome.fail(
             f"order {order['pk']} ({order['public_id']}) placed {order['created_at'].isoformat()} "
-            f"still pending_payment: {detail}"
+            f"still {order['status']}: {detail}"
         )
     if outcome.explained:
         outcome.notes.append(
@@ -87,6 +90,9 @@ def _verdict(
     row: Mapping[str, Any], charge: ChargeResult | None, context: CheckContext
 ) -> str | None:
     """What is wrong with this order's payment given the provider's charge, or None."""
+    lifecycle = _lifecycle_verdict(row, charge, context)
+    if lifecycle is not None:
+        return lifecycle or None
     status = row["order__status"]
     succeeded = charge is not None and charge.status is ChargeStatus.SUCCEEDED
     settled = row["order__updated_at"] < context.settled_before()
@@ -140,6 +146,40 @@ def _unopened_rows(context: CheckContext) -> list[dict[str, Any]]:
         .order_by("pk")
         .values("pk", "public_id", "status", "updated_at")
     ]
+
+
+HOLDING = frozenset({ChargeStatus.AUTHORIZED, ChargeStatus.ACTION_REQUIRED})
+
+
+def _lifecycle_verdict(
+    row: Mapping[str, Any], charge: ChargeResult | None, context: CheckContext
+) -> str | None:
+    """`_verdict` for authorize and capture and the customer's action: the problem, "" when
+    all is well, None when the row is not about those (the charge-at-once rules apply)."""
+    status = row["order__status"]
+    payment = row["status"]
+    settled = row["order__updated_at"] < context.settled_before()
+    found = charge.status if charge is not None else "no"
+    if status == OrderStatus.AUTHORIZED:
+        if payment != PaymentStatus.AUTHORIZED or found is not ChargeStatus.AUTHORIZED:
+            return f"order authorized but its payment is {payment}, the provider has {found} charge"
+        return ""
+    if status == OrderStatus.ACTION_REQUIRED:
+        if payment != PaymentStatus.ACTION_REQUIRED:
+            return f"order waits for the customer but its payment is {payment}"
+        if found is ChargeStatus.ACTION_REQUIRED or not settled:
+            return ""  # waiting, or its end recorded within the grace period
+        return f"the customer's action ended ({found} charge) but the order still waits"
+    if status == OrderStatus.FULFILLED and payment == PaymentStatus.AUTHORIZED:
+        if not settled:
+            return ""  # the capture is on its way
+        return f"order fulfilled but its authorization was not captured ({found} charge)"
+    if status == OrderStatus.FULFILLED and payment == PaymentStatus.CAPTURE_FAILED:
+        return "order fulfilled but the provider refused its capture: collect the payment"
+    ended = status in UNPAID_AND_DONE or status == OrderStatus.PAYMENT_FAILED
+    if ended and charge is not None and charge.status in HOLDING and settled:
+        return f"order {status} but its {charge.status} charge was not voided"
+    return None
 
 
 @invariant("payments.provider_agrees")

@@ -20,6 +20,22 @@ class PaymentStatus(models.TextChoices):
     # calls, or the charge task's retries ran out) and has no charge under the key.
     FAILED = "failed", "Failed"
     REFUNDED = "refunded", "Refunded"
+    # The provider waits for the customer's action (3-D Secure); `next_action_url`.
+    ACTION_REQUIRED = "action_required", "Action required"
+    # Held on the card, not captured (capture at fulfilment).
+    AUTHORIZED = "authorized", "Authorized"
+    # The authorization (or the charge waiting for its customer) was released uncaptured.
+    VOIDED = "voided", "Voided"
+    # The provider refused the capture for good (the authorization expired): the order
+    # was fulfilled and nothing was taken; staff collect it another way.
+    CAPTURE_FAILED = "capture_failed", "Capture failed"
+
+
+class CaptureMode(models.TextChoices):
+    """When a payment's money is taken (PAYMENT_CAPTURE_MODE, fixed when it is opened)."""
+
+    IMMEDIATE = "immediate", "At placement"
+    FULFILMENT = "fulfilment", "At fulfilment"
 
 
 class Payment(TimeStampedModel):
@@ -38,6 +54,18 @@ class Payment(TimeStampedModel):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Fixed when the payment is opened, so every retry under its key asks the provider the
+    # same thing (the key's fingerprint includes it) whatever the setting says later.
+    capture_mode = models.CharField(
+        max_length=16,
+        choices=CaptureMode.choices,
+        default=CaptureMode.IMMEDIATE,
+        db_default=CaptureMode.IMMEDIATE,
+    )
+    # Where the customer finishes an action_required charge (the provider's redirect page).
+    next_action_url = models.URLField(max_length=2048, blank=True, db_default="")
+    # What was captured (all of `amount`, or the part that shipped); 0 before.
+    amount_captured = models.DecimalField(max_digits=12, decimal_places=2, default=0, db_default=0)
 
     class Meta:
         indexes = [models.Index(fields=["status", "updated_at"], name="payments_status_idx")]

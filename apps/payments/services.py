@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -36,10 +36,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from apps.orders import selectors as orders_selectors
 from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderStatus
 from apps.payments import events as payment_events
 from apps.payments.exceptions import (
+    CaptureRefused,
     InvalidRefundAmount,
     MoneyMovementConflict,
     NothingToRefund,
@@ -50,9 +52,11 @@ from apps.payments.exceptions import (
     RefundExceedsRefundable,
     RefundRefused,
     RefundRequestKeyReused,
+    VoidRefused,
 )
 from apps.payments.gateway import ChargeResult, ChargeStatus, RefundResult, get_gateway
 from apps.payments.models import (
+    CaptureMode,
     MoneyMovement,
     MoneyMovementKind,
     Payment,
@@ -65,6 +69,7 @@ from ecommerce import audit, outbox
 from ecommerce.money import amount_error, format_amount
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import (
+    PAYMENT_LIFECYCLE,
     PAYMENT_PROVIDER_LATENCY,
     PAYMENT_SWEEPS,
     PAYMENTS,
@@ -80,6 +85,8 @@ PROVIDER = "payment-provider"
 CHARGE_REQUESTED = "payment.charge_requested"
 # A charge's money came back to an order that is not paid (expired, cancelled, failed).
 UNPAID_ENDS = (OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.PAYMENT_FAILED)
+# Orders waiting for their payment's outcome.
+AWAITING = (OrderStatus.PENDING_PAYMENT, OrderStatus.ACTION_REQUIRED)
 PROVIDER_DOWN = (ProviderUnavailable, CircuitOpen)
 ZERO = Decimal("0.00")
 
@@ -107,6 +114,7 @@ def open_payment(*, order_id: int) -> Payment | None:
             "currency": order.currency,
             "token": order.payment_token,
             "idempotency_key": Payment.key_for(order.public_id),
+            "capture_mode": settings.PAYMENT_CAPTURE_MODE,
         },
     )
     if created:
@@ -195,7 +203,8 @@ def _insert_movement(
 
 # A payment a succeeded charge can still land on: waiting for its answer, or given up
 # (FAILED) although the provider did charge (that charge is then refunded as late).
-CAPTURABLE = (PaymentStatus.PENDING, PaymentStatus.FAILED)
+# A charge the customer confirmed (action_required) lands there too.
+CAPTURABLE = (PaymentStatus.PENDING, PaymentStatus.FAILED, PaymentStatus.ACTION_REQUIRED)
 
 
 def _record_capture(payment: Payment, result: ChargeResult, *, reason: str) -> Order | None:
@@ -209,6 +218,8 @@ def _record_capture(payment: Payment, result: ChargeResult, *, reason: str) -> O
         updated = Payment.objects.filter(pk=payment.pk, status__in=CAPTURABLE).update(
             status=PaymentStatus.SUCCEEDED,
             provider_charge_id=result.charge_id,
+            amount_captured=result.amount,
+            next_action_url="",
             last_error="",
             updated_at=timezone.now(),
         )
@@ -290,12 +301,7 @@ def _record_found(payment: Payment, found: ChargeResult | None, *, when: str) ->
     """
     if found is None:
         return None
-    if found.status is ChargeStatus.SUCCEEDED:
-        return _record_success(payment, found, reason=f"charge found by key {when}")
-    return _record_decline(
-        payment,
-        PaymentDeclined(decline_code=found.decline_code or "declined", charge_id=found.charge_id),
-    )
+    return _record_charge(payment, found, reason=f"charge found by key {when}")
 
 
 def _find_charge(payment: Payment) -> ChargeResult | None:
@@ -388,6 +394,7 @@ def _attempt(payment: Payment) -> str:
                         currency=payment.currency,
                         token=payment.token,
                         idempotency_key=payment.idempotency_key,
+                        capture=payment.capture_mode == CaptureMode.IMMEDIATE,
                     )
                 except PaymentDeclined as exc:  # the provider answered: not a breaker failure
                     declined = exc
@@ -422,7 +429,7 @@ def _attempt(payment: Payment) -> str:
     PAYMENTS.labels("declined" if declined else "succeeded").inc()
     if declined is not None:
         return _record_decline(payment, declined)
-    return _record_success(payment, result, reason="charge succeeded")
+    return _record_charge(payment, result, reason=f"charge {result.status}")
 
 
 def give_up_charge(*, order_id: int, attempts: int) -> str:
@@ -710,9 +717,9 @@ def send_refund(refund: Refund) -> Refund:
 
 
 def refund(
-    *,
     order_id: int,
     amount: Decimal,
+    *,
     by: Any,
     reason: str,
     origin: str = RefundOrigin.STAFF,
@@ -844,13 +851,17 @@ def _payment_for_update(*, idempotency_key: str | None, charge_id: str | None) -
 
 
 def apply_charge_event(*, charge: ChargeResult, idempotency_key: str, source: str) -> str:
-    """Apply a charge the provider reports (succeeded or declined); return the outcome.
+    """Apply a charge the provider reports (succeeded, authorized, captured, voided,
+    declined, or the end of the customer's action as one of those); return the outcome.
 
     Caller holds a transaction. "paid", "declined", "late_charge" (captured for an order
     that ended unpaid: the caller refunds it after commit, else `reconcile_payments`
-    does), "already_recorded", "unknown_payment" (no payment under that key: logged,
-    reconciliation asks the provider about our own payments) or "mismatch" (the charge's
-    figures are not the payment's: logged as an error, nothing changed).
+    does), "authorized", "late_authorization" (held for an order that ended unpaid: the
+    caller voids it after commit, else reconciliation does), "captured" (an authorization
+    captured at fulfilment), "voided", "already_recorded", "unknown_payment" (no payment
+    under that key: logged, reconciliation asks the provider about our own payments) or
+    "mismatch" (the charge's figures are not the payment's: logged as an error, nothing
+    changed).
     """
     payment = _payment_for_update(idempotency_key=idempotency_key, charge_id=charge.charge_id)
     if payment is None:
@@ -865,6 +876,8 @@ def apply_charge_event(*, charge: ChargeResult, idempotency_key: str, source: st
             currency=charge.currency,
         )
         return "mismatch"
+    if charge.status is not ChargeStatus.SUCCEEDED or payment.status == PaymentStatus.AUTHORIZED:
+        return _apply_lifecycle_event(payment, charge, source=source)
     if charge.status is ChargeStatus.SUCCEEDED:
         order = _record_capture(payment, charge, reason=f"charge succeeded ({source})")
         if order is None:
@@ -876,7 +889,7 @@ def apply_charge_event(*, charge: ChargeResult, idempotency_key: str, source: st
             source=source,
         )
         return "paid" if order.status == OrderStatus.PAID else "late_charge"
-    if payment.status != PaymentStatus.PENDING:
+    if payment.status not in (PaymentStatus.PENDING, PaymentStatus.ACTION_REQUIRED):
         return "already_recorded"
     _record_decline(
         payment,
@@ -1051,6 +1064,11 @@ def reconcile_payments(*, now: Any = None) -> dict[str, int]:
     - A succeeded charge of an order that ended unpaid (expired, cancelled) is refunded
       (compensation), unless the provider refused that already (left to staff).
     - A refund claimed but not finished (order refunding) is finished.
+    - The authorize-and-capture steps whose answer or event was lost: a charge waiting
+      for its customer is asked about (the action ended but its event was dropped), a
+      fulfilled order's authorization is captured, an ended order's authorization is
+      voided (`_reconcile_lifecycle`); each under its own idempotency key, so nothing is
+      ever captured or voided twice.
     Each step leaves what the provider cannot answer now for the next run.
     """
     now = now or timezone.now()
@@ -1143,6 +1161,7 @@ def reconcile_payments(*, now: Any = None) -> dict[str, int]:
             sweep.deferred(order_id, exc)
             continue
         sweep.count(outcome)
+    _reconcile_lifecycle(sweep, in_doubt=in_doubt, batch=batch)
     return sweep.done()
 
 
@@ -1184,4 +1203,369 @@ def _expire_locked(order_id: int) -> str:
         recorded = _record_found(payment, _find_charge(payment), when="at expiry")
         if recorded is not None:
             return recorded
+    waiting = Payment.objects.filter(
+        order_id=order_id, status=PaymentStatus.ACTION_REQUIRED, order__status__in=AWAITING
+    ).first()
+    if waiting is not None:
+        # The customer may have finished just now, its event not arrived yet: never
+        # expire an order whose charge went on.
+        found = _find_charge(waiting)
+        if found is not None and found.status is not ChargeStatus.ACTION_REQUIRED:
+            return _record_charge(waiting, found, reason="charge found by key at expiry")
+    # Expired, an order's authorization (or waiting charge) is voided on `order.expired`.
     return "expired" if orders_services.expire_order(order_id=order_id) else "noop"
+
+
+# --- Authorize, capture, void; the customer's action -------------------------------------
+#
+# With PAYMENT_CAPTURE_MODE=fulfilment (fixed on each payment when it is opened) the charge
+# only authorizes: the payment is `authorized`, the ledger has an AUTHORIZATION row (no
+# money to us), the order is `authorized`. Fulfilling the order (`order.fulfilled`)
+# captures what shipped (`orders.selectors.fulfilled_amount`) under the key
+# `capture-<payment key>`: a CAPTURE row, a VOID row for the part released, the order's
+# amount_paid. Cancelling or expiring it (`order.cancelled`, `order.expired`) voids the
+# authorization under `void-<payment key>`: a VOID row. A charge waiting for its customer
+# (`tok_action_required`) leaves the payment and the order `action_required` with the
+# provider's redirect URL; the provider's word that the action ended (its event, or its
+# answer when asked by key) records what the charge became. Each step is a conditional
+# UPDATE from the state it leaves, so a task, a webhook and a sweep doing it at once
+# write it once, and each provider call carries its own idempotency key, so a retry never
+# captures or voids twice.
+
+VOIDABLE = (PaymentStatus.AUTHORIZED, PaymentStatus.ACTION_REQUIRED)
+AUTHORIZABLE = (PaymentStatus.PENDING, PaymentStatus.FAILED, PaymentStatus.ACTION_REQUIRED)
+
+
+def _record_charge(payment: Payment, result: ChargeResult, *, reason: str) -> str:
+    """Record a charge the provider made under the payment's key, whatever it became."""
+    if result.status is ChargeStatus.SUCCEEDED:
+        return _record_success(payment, result, reason=reason)
+    if result.status is ChargeStatus.AUTHORIZED:
+        return _record_authorized(payment, result, reason=reason)
+    if result.status is ChargeStatus.ACTION_REQUIRED:
+        return _record_action_required(payment, result)
+    if result.status is ChargeStatus.VOIDED:
+        # Voided by us (its order ended) before its answer was recorded: nothing was taken.
+        with transaction.atomic():
+            _record_void(payment, result, reason=reason)
+            orders_services.fail_payment(order_id=payment.order_id, reason="authorization voided")
+        return "voided"
+    return _record_decline(
+        payment,
+        PaymentDeclined(decline_code=result.decline_code or "declined", charge_id=result.charge_id),
+    )
+
+
+def _record_authorization(payment: Payment, result: ChargeResult, *, reason: str) -> Order | None:
+    """Store an authorization (its ledger row) and authorize the order, in one transaction;
+    the order as it is after, or None when the payment had left the states it comes from
+    (recorded already)."""
+    with transaction.atomic():
+        updated = Payment.objects.filter(pk=payment.pk, status__in=AUTHORIZABLE).update(
+            status=PaymentStatus.AUTHORIZED,
+            provider_charge_id=result.charge_id,
+            next_action_url="",
+            last_error="",
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            return None
+        record_money_movement(
+            payment=payment,
+            kind=MoneyMovementKind.AUTHORIZATION,
+            amount=result.amount,
+            currency=result.currency,
+            provider_reference=result.charge_id,
+            reason=reason,
+        )
+        return orders_services.mark_authorized(
+            order_id=payment.order_id, charge_id=result.charge_id
+        )
+
+
+def _record_authorized(payment: Payment, result: ChargeResult, *, reason: str) -> str:
+    """Record an authorization; void one that came too late (its order ended unpaid)."""
+    order = _record_authorization(payment, result, reason=reason)
+    if order is None:
+        return "authorized"
+    PAYMENT_LIFECYCLE.labels("authorized").inc()
+    logger.info(
+        "payment_authorized",
+        order_id=str(order.public_id),
+        charge_id=result.charge_id,
+        amount=str(result.amount),
+    )
+    if order.status != OrderStatus.AUTHORIZED:
+        logger.warning("payment_late_authorization_void", order_id=str(order.public_id))
+        # Provider down: reconciliation voids it (the payment stays authorized, order ended).
+        with suppress(*PROVIDER_DOWN):
+            void_payment(order_id=payment.order_id, reason=f"late authorization ({order.status})")
+        return "voided_late"
+    return "authorized"
+
+
+def _record_action_required(
+    payment: Payment, result: ChargeResult, *, void_if_ended: bool = True
+) -> str:
+    """The charge waits for the customer: the payment and the order say so, with the URL.
+
+    An order that ended meanwhile (cancelled while the charge was in flight) keeps its
+    status and the waiting charge is voided (`void_if_ended`; else, inside a caller's
+    transaction, reconciliation voids it).
+    """
+    url = result.next_action_url or ""
+    with transaction.atomic():
+        updated = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+            status=PaymentStatus.ACTION_REQUIRED,
+            provider_charge_id=result.charge_id,
+            next_action_url=url,
+            last_error="",
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            return "action_required"
+        order = orders_services.require_action(
+            order_id=payment.order_id,
+            charge_id=result.charge_id,
+            next_action={"type": "redirect", "url": url},
+        )
+    PAYMENT_LIFECYCLE.labels("action_required").inc()
+    logger.info(
+        "payment_action_required", order_id=str(order.public_id), charge_id=result.charge_id
+    )
+    if void_if_ended and order.status in UNPAID_ENDS:
+        with suppress(*PROVIDER_DOWN):  # else reconciliation voids it
+            void_payment(order_id=payment.order_id, reason=f"order {order.status}")
+    return "action_required"
+
+
+def _record_void(payment: Payment, result: ChargeResult, *, reason: str) -> bool:
+    """The payment is voided; an authorization's hold gets its VOID row (a charge that only
+    waited for its customer held nothing). Caller holds a transaction. False when the
+    payment was not voidable any more (recorded already)."""
+    updated = Payment.objects.filter(
+        pk=payment.pk, status__in=(*VOIDABLE, PaymentStatus.PENDING, PaymentStatus.FAILED)
+    ).update(
+        status=PaymentStatus.VOIDED,
+        provider_charge_id=result.charge_id,
+        next_action_url="",
+        updated_at=timezone.now(),
+    )
+    if not updated:
+        return False
+    held = MoneyMovement.objects.filter(
+        payment=payment, kind=MoneyMovementKind.AUTHORIZATION, provider_reference=result.charge_id
+    ).exists()
+    if held:
+        record_money_movement(
+            payment=payment,
+            kind=MoneyMovementKind.VOID,
+            amount=result.amount,
+            currency=result.currency,
+            provider_reference=result.charge_id,
+            reason=reason,
+        )
+    PAYMENT_LIFECYCLE.labels("voided").inc()
+    logger.info("payment_voided", order_id=payment.order_id, charge_id=result.charge_id)
+    return True
+
+
+def _record_authorized_capture(payment: Payment, result: ChargeResult, *, reason: str) -> bool:
+    """An authorization captured (all or part): the payment is succeeded, the ledger has the
+    capture and the release of the rest, the order says what was paid. Caller holds a
+    transaction. False when the payment was not authorized any more (recorded already)."""
+    captured = result.amount_captured
+    updated = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.AUTHORIZED).update(
+        status=PaymentStatus.SUCCEEDED, amount_captured=captured, updated_at=timezone.now()
+    )
+    if not updated:
+        return False
+    record_money_movement(
+        payment=payment,
+        kind=MoneyMovementKind.CAPTURE,
+        amount=captured,
+        currency=result.currency,
+        provider_reference=result.charge_id,
+        reason=reason,
+    )
+    if result.amount > captured:
+        record_money_movement(
+            payment=payment,
+            kind=MoneyMovementKind.VOID,
+            amount=result.amount - captured,
+            currency=result.currency,
+            provider_reference=result.charge_id,
+            reason=f"rest of the authorization released by a partial capture ({reason})",
+        )
+    orders_services.record_capture(
+        order_id=payment.order_id, amount=captured, charge_id=result.charge_id
+    )
+    PAYMENT_LIFECYCLE.labels("captured").inc()
+    logger.info(
+        "payment_captured",
+        order_id=payment.order_id,
+        charge_id=result.charge_id,
+        amount=str(captured),
+        authorized=str(result.amount),
+    )
+    return True
+
+
+def _apply_lifecycle_event(payment: Payment, charge: ChargeResult, *, source: str) -> str:
+    """`apply_charge_event` for what is not a charge captured at once (see there)."""
+    reason = f"charge {charge.status} ({source})"
+    if charge.status is ChargeStatus.SUCCEEDED:  # a capture of our authorization
+        if not _record_authorized_capture(payment, charge, reason=reason):
+            return "already_recorded"
+        return "captured"
+    if charge.status is ChargeStatus.AUTHORIZED:
+        order = _record_authorization(payment, charge, reason=reason)
+        if order is None:
+            return "already_recorded"
+        return "authorized" if order.status == OrderStatus.AUTHORIZED else "late_authorization"
+    if charge.status is ChargeStatus.VOIDED:
+        return "voided" if _record_void(payment, charge, reason=reason) else "already_recorded"
+    if charge.status is ChargeStatus.ACTION_REQUIRED:
+        if payment.status != PaymentStatus.PENDING:
+            return "already_recorded"
+        _record_action_required(payment, charge, void_if_ended=False)
+        return "action_required"
+    if payment.status not in (PaymentStatus.PENDING, PaymentStatus.ACTION_REQUIRED):
+        return "already_recorded"
+    _record_decline(
+        payment,
+        PaymentDeclined(decline_code=charge.decline_code or "declined", charge_id=charge.charge_id),
+    )
+    return "declined"
+
+
+def void_payment(*, order_id: int, reason: str) -> str:
+    """Release the authorization (or the charge waiting for its customer) of an order that
+    ended unpaid: the handler of `order.cancelled` and `order.expired`.
+
+    Returns "voided", "noop" (nothing held, or the order is not ended: an authorized order
+    is never voided under it), or what recording the provider's charge did when the void
+    is refused because the charge moved on (the customer confirmed just before: the late
+    capture is refunded; or it was declined). Raises ProviderUnavailable or CircuitOpen:
+    retrying is safe (one void key, one void).
+    """
+    payment = Payment.objects.select_related("order").filter(order_id=order_id).first()
+    if (
+        payment is None
+        or payment.status not in VOIDABLE
+        or payment.order.status not in UNPAID_ENDS
+        or not payment.provider_charge_id
+    ):
+        return "noop"
+    try:
+        with _provider_guard(), _provider_call("void"):
+            result = get_gateway().void(
+                charge_id=payment.provider_charge_id,
+                idempotency_key=f"void-{payment.idempotency_key}",
+            )
+    except VoidRefused as exc:
+        logger.warning("payment_void_refused", order_id=order_id, error=exc.error)
+        found = _find_charge(payment)
+        if found is None:
+            return "noop"
+        return _record_charge(payment, found, reason=f"charge found by key when voiding ({reason})")
+    with transaction.atomic():
+        _record_void(payment, result, reason=reason)
+    return "voided"
+
+
+def capture_payment(*, order_id: int) -> str:
+    """Capture what a fulfilled order shipped from its authorization: the handler of
+    `order.fulfilled`. The provider releases the rest (one capture per authorization).
+
+    Returns "captured", "noop" (not fulfilled, or no authorization to capture: captured
+    already, or charged at placement) or "capture_failed" (the provider will never
+    capture it: the authorization expired or was voided; the payment says capture_failed
+    and an error is logged for staff). Raises ProviderUnavailable or CircuitOpen: retrying
+    is safe (one capture key, one capture).
+    """
+    payment = Payment.objects.select_related("order").filter(order_id=order_id).first()
+    if (
+        payment is None
+        or payment.status != PaymentStatus.AUTHORIZED
+        or payment.order.status != OrderStatus.FULFILLED
+    ):
+        return "noop"
+    amount = min(orders_selectors.fulfilled_amount(order_id=order_id), payment.amount)
+    try:
+        with _provider_guard(), _provider_call("capture"):
+            result = get_gateway().capture(
+                charge_id=payment.provider_charge_id,
+                amount=amount,
+                idempotency_key=f"capture-{payment.idempotency_key}",
+            )
+    except CaptureRefused as exc:
+        found = _find_charge(payment) if exc.error == "charge_already_captured" else None
+        if found is not None and found.status is ChargeStatus.SUCCEEDED:
+            # Captured under another key (never by us: one key per payment): record it.
+            result = found
+        else:
+            with transaction.atomic():
+                Payment.objects.filter(pk=payment.pk, status=PaymentStatus.AUTHORIZED).update(
+                    status=PaymentStatus.CAPTURE_FAILED,
+                    last_error=f"capture refused: {exc.error}",
+                    updated_at=timezone.now(),
+                )
+            PAYMENT_LIFECYCLE.labels("capture_failed").inc()
+            logger.error("payment_capture_refused", order_id=order_id, error=exc.error)
+            return "capture_failed"
+    with transaction.atomic():
+        _record_authorized_capture(payment, result, reason="captured at fulfilment")
+    return "captured"
+
+
+def _reconcile_lifecycle(sweep: _Sweep, *, in_doubt: Any, batch: int) -> None:
+    """Heal the authorize-and-capture steps whose answer or event was lost (see
+    `reconcile_payments`); a step untouched for PAYMENT_RECONCILE_AFTER_SECONDS is due."""
+    payments = Payment.objects.filter(updated_at__lt=in_doubt).order_by("pk")
+    waiting = payments.filter(status=PaymentStatus.ACTION_REQUIRED, order__status__in=AWAITING)
+    to_capture = payments.filter(
+        status=PaymentStatus.AUTHORIZED, order__status=OrderStatus.FULFILLED
+    )
+    to_void = payments.filter(status__in=VOIDABLE, order__status__in=UNPAID_ENDS)
+    steps: list[tuple[Any, Any]] = [
+        (waiting, _settle_action),
+        (to_capture, lambda order_id: capture_payment(order_id=order_id)),
+        (to_void, lambda order_id: void_payment(order_id=order_id, reason="voided by sweep")),
+    ]
+    for queryset, step in steps:
+        for order_id in list(queryset.values_list("order_id", flat=True)[:batch]):
+            if sweep.out_of_time():
+                return
+            try:
+                outcome = step(order_id)
+            except PROVIDER_DOWN as exc:
+                sweep.deferred(order_id, exc)
+                continue
+            outcome = CHARGE_OUTCOMES.get(outcome, outcome)
+            if outcome in LIFECYCLE_OUTCOMES:  # counted once one happens
+                sweep.counts.setdefault(outcome, 0)
+            sweep.count(outcome)
+
+
+LIFECYCLE_OUTCOMES = frozenset({"authorized", "captured", "voided", "capture_failed"})
+
+
+def _settle_action(order_id: int) -> str:
+    """Ask the provider about a charge waiting for its customer; record it if it moved on
+    (the action's event was lost). Under the order's charge lock, as the expiry is."""
+    try:
+        with distributed_lock(
+            f"order:{order_id}:charge", ttl_seconds=settings.PAYMENT_LOCK_TTL_SECONDS
+        ):
+            payment = Payment.objects.filter(
+                order_id=order_id, status=PaymentStatus.ACTION_REQUIRED
+            ).first()
+            if payment is None:
+                return "noop"
+            found = _find_charge(payment)
+            if found is None or found.status is ChargeStatus.ACTION_REQUIRED:
+                return "noop"
+            return _record_charge(payment, found, reason="charge found by key by the sweep")
+    except LockNotAcquired:
+        return "busy"

@@ -85,6 +85,57 @@ def refund_order_task(
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
+def _lifecycle_step(task: Any, step: str, run: Any, order_id: int) -> str:
+    """Run a capture or void; transient provider errors are retried with backoff, and after
+    the last retry `reconcile_payments` finishes it (same key: never twice)."""
+    try:
+        return str(run())
+    except (ProviderUnavailable, CircuitOpen) as exc:
+        policy = payment_retry_policy()
+        if policy.exhausted(task.request.retries + 1):
+            logger.error(f"{step}_retries_exhausted", order_id=order_id)
+            return "left_for_sweep"
+        countdown = policy.countdown(task.request.retries)
+        if isinstance(exc, CircuitOpen):
+            countdown = max(countdown, exc.retry_after_seconds)
+        raise task.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(
+    bind=True,
+    name="payments.capture_payment",
+    acks_late=True,
+    max_retries=None,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def capture_payment_task(self: Any, order_id: int) -> str:
+    """Capture what a fulfilled order shipped (`order.fulfilled`); a no-op for an order
+    charged at placement."""
+    return _lifecycle_step(
+        self, "capture", lambda: services.capture_payment(order_id=order_id), order_id
+    )
+
+
+@shared_task(
+    bind=True,
+    name="payments.void_payment",
+    acks_late=True,
+    max_retries=None,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def void_payment_task(self: Any, order_id: int) -> str:
+    """Void the authorization of an order that ended unpaid (`order.cancelled`,
+    `order.expired`); a no-op when it holds none."""
+    return _lifecycle_step(
+        self,
+        "void",
+        lambda: services.void_payment(order_id=order_id, reason="order ended unpaid"),
+        order_id,
+    )
+
+
 @shared_task(
     name="payments.reconcile_payments", acks_late=True, soft_time_limit=240, time_limit=300
 )

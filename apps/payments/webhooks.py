@@ -57,8 +57,20 @@ logger = get_logger(__name__)
 PROVIDERS: dict[str, str] = {"sandbox": "HTTP_SANDBOX_SIGNATURE"}
 SIGNATURE_SCHEME = "v1"
 MAX_BODY_BYTES = 64 * 1024
-CHARGE_EVENTS = {"charge.succeeded": ChargeStatus.SUCCEEDED, "charge.failed": ChargeStatus.DECLINED}
+# Each charge event with the status it reports; None: the charge's own status says (the
+# end of the customer's action: captured, authorized or declined).
+CHARGE_EVENTS: dict[str, ChargeStatus | None] = {
+    "charge.succeeded": ChargeStatus.SUCCEEDED,
+    "charge.failed": ChargeStatus.DECLINED,
+    "charge.authorized": ChargeStatus.AUTHORIZED,
+    "charge.captured": ChargeStatus.SUCCEEDED,
+    "charge.voided": ChargeStatus.VOIDED,
+    "charge.action_completed": None,
+}
 REFUND_EVENTS = frozenset({"refund.succeeded"})
+# Money (a capture) or a hold (an authorization) that landed on an order that ended
+# unpaid: refunded or voided after the event's transaction commits.
+LATE_OUTCOMES = frozenset({"late_charge", "late_authorization"})
 
 
 @dataclass(frozen=True)
@@ -138,7 +150,7 @@ def _text(data: dict[str, Any], name: str, *, max_length: int = 255) -> str:
     return value
 
 
-def _amount(data: dict[str, Any]) -> Decimal:
+def _amount(data: dict[str, Any], *, allow_zero: bool = False) -> Decimal:
     value = data.get("amount")
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise WebhookPayloadInvalid("`amount` must be a decimal string.")
@@ -146,7 +158,7 @@ def _amount(data: dict[str, Any]) -> Decimal:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise WebhookPayloadInvalid("`amount` is not a number.") from None
-    if not amount.is_finite() or amount <= 0:
+    if not amount.is_finite() or amount < 0 or (amount == 0 and not allow_zero):
         raise WebhookPayloadInvalid("`amount` must be a positive number.")
     return amount
 
@@ -178,14 +190,28 @@ def parse_event(body: bytes) -> ParsedEvent:
     )
 
 
-def _charge(data: dict[str, Any], status: ChargeStatus) -> ChargeResult:
+def _charge(data: dict[str, Any], status: ChargeStatus | None) -> ChargeResult:
     decline_code = data.get("decline_code")
+    if status is None:
+        try:
+            status = ChargeStatus(data.get("status"))
+        except ValueError:
+            raise WebhookPayloadInvalid("`status` is not a charge status.") from None
+    amount = _amount(data)
+    if data.get("amount_captured") is None:
+        captured = amount if status is ChargeStatus.SUCCEEDED else Decimal(0)
+    else:
+        captured = _amount({"amount": data["amount_captured"]}, allow_zero=True)
+    next_action = data.get("next_action")
+    url = next_action.get("url") if isinstance(next_action, dict) else None
     return ChargeResult(
         charge_id=_text(data, "id", max_length=64),
         status=status,
-        amount=_amount(data),
+        amount=amount,
         currency=_text(data, "currency", max_length=3),
         decline_code=decline_code if isinstance(decline_code, str) else None,
+        amount_captured=captured,
+        next_action_url=url if isinstance(url, str) and len(url) <= 2048 else None,
     )
 
 
@@ -207,7 +233,7 @@ def _apply(provider: str, event: ParsedEvent) -> tuple[str, int | None]:
         outcome = services.apply_charge_event(
             charge=charge, idempotency_key=_text(event.data, "idempotency_key"), source=source
         )
-        if outcome == "late_charge":
+        if outcome in LATE_OUTCOMES:
             order_ids = Payment.objects.filter(
                 idempotency_key=event.data["idempotency_key"]
             ).values_list("order_id", flat=True)
@@ -304,7 +330,9 @@ def _receive(*, provider: str, body: bytes, signature: str | None) -> Receipt:
         type=event.type,
         outcome=outcome,
     )
-    if late_order_id is not None:
+    if late_order_id is not None and outcome == "late_authorization":
+        _void_late_authorization(late_order_id)
+    elif late_order_id is not None:
         _refund_late_charge(late_order_id)
     return Receipt(event=stored, duplicate=False)
 
@@ -316,3 +344,14 @@ def _refund_late_charge(order_id: int) -> None:
         services.refund_payment(order_id=order_id, reason="late charge reported by the provider")
     except (*services.PROVIDER_DOWN, RefundRefused) as exc:
         logger.warning("payment_late_refund_deferred", order_id=order_id, error=type(exc).__name__)
+
+
+def _void_late_authorization(order_id: int) -> None:
+    """Void an authorization that landed on an order that ended unpaid; when the provider
+    cannot do it now, `reconcile_payments` does it later (the payment stays authorized)."""
+    try:
+        services.void_payment(
+            order_id=order_id, reason="late authorization reported by the provider"
+        )
+    except services.PROVIDER_DOWN as exc:
+        logger.warning("payment_late_void_deferred", order_id=order_id, error=type(exc).__name__)

@@ -42,6 +42,12 @@ PAYMENTS = Counter(
     "Payment attempts by outcome (succeeded, declined, provider_error, circuit_open).",
     ["outcome"],
 )
+PAYMENT_LIFECYCLE = Counter(
+    "ecommerce_payment_lifecycle_total",
+    "Payment steps past the charge, by step (authorized, action_required, captured, voided,"
+    " capture_failed).",
+    ["step"],
+)
 PAYMENT_SWEEPS = Counter(
     "ecommerce_payment_sweep_total",
     "What the payment sweeps did, by sweep (payments_reconcile, orders_expiry) and outcome;"

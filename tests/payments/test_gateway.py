@@ -55,6 +55,7 @@ def test_success_token_returns_the_succeeded_charge(
         amount=Decimal("12.34"),
         currency="EUR",
         decline_code=None,
+        amount_captured=Decimal("12.34"),
     )
     assert result.charge_id.startswith("ch_")
     assert sandbox.stats()["charges"] == {"succeeded": 1, "declined": 0, "total": 1}
@@ -321,7 +322,9 @@ class CannedProvider(SandboxProvider):
         super().__init__(":memory:")
         self.response = response
 
-    def create_charge(self, *, body: Any, idempotency_key: str | None) -> SandboxResponse:
+    def create_charge(
+        self, *, body: Any, idempotency_key: str | None, base_url: str = ""
+    ) -> SandboxResponse:
         return self.response
 
 

@@ -64,7 +64,10 @@ def test_success_token_makes_a_succeeded_charge(sandbox: SandboxProcess) -> None
         "amount": "12.30",
         "currency": "EUR",
         "decline_code": None,
+        "captured": True,
+        "amount_captured": "12.30",
         "amount_refunded": "0.00",
+        "next_action": None,
         "idempotency_key": "k-1",
     }
     assert "Idempotent-Replayed" not in response.headers
@@ -279,6 +282,7 @@ def test_config_defaults_changes_and_validation(sandbox: SandboxProcess) -> None
         "webhook_reorder": False,
         "webhook_drop": False,
         "webhook_max_attempts": 5,
+        "authorization_ttl_seconds": 7 * 24 * 3600,
     }
     assert defaults["webhook_secret"] in ("", "***")
     assert changed == {**defaults, "latency_ms": 5}

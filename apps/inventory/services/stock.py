@@ -211,13 +211,24 @@ def allocate(
     return movements
 
 
-def release(*, reference: str, reason: StockReason, actor: Any = None) -> list[StockMovement]:
+def release(
+    *,
+    reference: str,
+    reason: StockReason,
+    actor: Any = None,
+    lines: Iterable[StockLine] | None = None,
+) -> list[StockMovement]:
     """Return what `reference` still holds to the warehouses it came from, exactly once.
 
     What is held is read from the ledger under the row locks: the units taken by
     `reference` less those already given back. A second release (a retry, a race) finds
-    nothing held and writes nothing.
+    nothing held and writes nothing. `lines` gives back only that many units per variant
+    (what did not ship of a partly fulfilled order), never more than is held, from its
+    warehouses in id order.
     """
+    wanted = (
+        None if lines is None else {line.variant_id: line.quantity for line in merge_lines(lines)}
+    )
     if reason not in RELEASE_REASONS:
         raise InvalidInput(f"Stock is released for cancel or expiry, not {reason}.")
     with transaction.atomic():
@@ -239,6 +250,12 @@ def release(*, reference: str, reason: StockReason, actor: Any = None) -> list[S
             .annotate(net=Sum("delta"))
             if row["net"] < 0
         }
+        if wanted is not None:
+            for warehouse_id, variant_id in sorted(held):
+                give = min(held[(warehouse_id, variant_id)], wanted.get(variant_id, 0))
+                wanted[variant_id] = wanted.get(variant_id, 0) - give
+                held[(warehouse_id, variant_id)] = give
+            held = {place: units for place, units in held.items() if units > 0}
         changes = [
             _Change(stock_id, warehouse_id, variant_id, held[(warehouse_id, variant_id)])
             for stock_id, (warehouse_id, variant_id, _q) in locked.items()

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -26,6 +26,10 @@ from apps.payments.sandbox.webhooks import Destination, WebhookSender
 # Public test tokens, documented like a real provider's test mode: not secrets.
 SUCCESS_TOKEN = "tok_success"  # noqa: S105
 PROCESSING_ERROR_TOKEN = "tok_processing_error"  # noqa: S105
+# The charge waits for the customer (3-D Secure): its `next_action` redirect page confirms or
+# fails it, and `charge.action_completed` reports the end.
+ACTION_REQUIRED_TOKEN = "tok_action_required"  # noqa: S105
+AUTHENTICATION_FAILED = "authentication_failed"
 DECLINE_CODES: dict[str, str] = {
     "tok_card_declined": "card_declined",
     "tok_insufficient_funds": "insufficient_funds",
@@ -36,8 +40,27 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
     | {"PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"}
 )
 MAX_AMOUNT = Decimal("99999999.99")
+# How long an uncaptured authorization can be captured (Stripe: 7 days); a sandbox control.
+AUTHORIZATION_TTL_SECONDS = 7 * 24 * 3600
+CHARGE_STATUSES = ("succeeded", "declined", "authorized", "action_required", "voided")
 
-SCHEMA = """
+CHARGES_TABLE = """CREATE TABLE IF NOT EXISTS charges (
+    id TEXT PRIMARY KEY,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL CHECK (status IN
+        ('succeeded', 'declined', 'authorized', 'action_required', 'voided')),
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    decline_code TEXT,
+    created TEXT NOT NULL,
+    -- What was asked: capture at once (1) or authorize only (0).
+    capture INTEGER NOT NULL DEFAULT 1,
+    amount_captured TEXT NOT NULL DEFAULT '0',
+    next_action_url TEXT
+);
+"""
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -45,16 +68,9 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     response_body TEXT NOT NULL,
     created TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS charges (
-    id TEXT PRIMARY KEY,
-    idempotency_key TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL CHECK (status IN ('succeeded', 'declined')),
-    amount TEXT NOT NULL,
-    currency TEXT NOT NULL,
-    decline_code TEXT,
-    created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS refunds (
+"""
+    + CHARGES_TABLE
+    + """CREATE TABLE IF NOT EXISTS refunds (
     id TEXT PRIMARY KEY,
     idempotency_key TEXT NOT NULL UNIQUE,
     charge_id TEXT NOT NULL REFERENCES charges (id),
@@ -64,6 +80,21 @@ CREATE TABLE IF NOT EXISTS refunds (
     created TEXT NOT NULL
 );
 """
+)
+# Files of the first release had charges that were only succeeded or declined: rebuilt
+# with the new columns (SQLite cannot change a CHECK in place; its documented procedure:
+# new table, copy, drop, rename), succeeded charges captured in full.
+MIGRATE_CHARGES = (
+    CHARGES_TABLE.replace("EXISTS charges", "EXISTS charges_new")
+    + """
+INSERT INTO charges_new (id, idempotency_key, status, amount, currency, decline_code, created,
+    capture, amount_captured)
+SELECT id, idempotency_key, status, amount, currency, decline_code, created, 1,
+    CASE status WHEN 'succeeded' THEN amount ELSE '0' END FROM charges;
+DROP TABLE charges;
+ALTER TABLE charges_new RENAME TO charges;
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +132,8 @@ class FaultConfig:
     webhook_reorder: bool = False
     webhook_drop: bool = False
     webhook_max_attempts: int = 5
+    # An authorization older than this can no longer be captured (charge_expired_for_capture).
+    authorization_ttl_seconds: int = AUTHORIZATION_TTL_SECONDS
 
     def destination(self) -> Destination | None:
         """Where events go now, or None when no webhook URL is set."""
@@ -138,6 +171,11 @@ class FaultConfig:
                 (name == "failure_rate" and isinstance(value, int | float) and 0 <= value <= 1)
                 or (name == "seed" and (value is None or isinstance(value, int)))
                 or (name.endswith("_ms") and isinstance(value, int) and 0 <= value <= 600_000)
+                or (
+                    name == "authorization_ttl_seconds"
+                    and isinstance(value, int)
+                    and 0 <= value <= 30 * 24 * 3600
+                )
             ):
                 raise Refused(400, "invalid_config", f"Invalid value for {name!r}.")
             values[name] = value
@@ -234,6 +272,9 @@ class SandboxProvider:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(charges)")}
+        if "capture" not in columns:
+            self._db.executescript(f"BEGIN IMMEDIATE;{MIGRATE_CHARGES}COMMIT;")
         self._config_lock = threading.Lock()
         self._config = FaultConfig()
         self._generation = 0
@@ -247,8 +288,12 @@ class SandboxProvider:
 
     # --- Charges ------------------------------------------------------------------------
 
-    def create_charge(self, *, body: Any, idempotency_key: str | None) -> SandboxResponse:
-        """Charge a test token once per idempotency key; see the module docstring."""
+    def create_charge(
+        self, *, body: Any, idempotency_key: str | None, base_url: str = ""
+    ) -> SandboxResponse:
+        """Charge (or only authorize, `capture: false`) a test token once per idempotency
+        key; see the package docstring. `base_url` is where this sandbox is reached, for the
+        redirect URL of a charge that needs the customer's action."""
         try:
             self._delay_request()
             if self._roll_failure():
@@ -261,7 +306,12 @@ class SandboxProvider:
             token = body.get("token")
             if not isinstance(token, str):
                 raise Refused(400, "invalid_token", "Send a test token.")
+            capture = body.get("capture", True)
+            if not isinstance(capture, bool):
+                raise Refused(400, "invalid_request", "`capture` is true or false.")
             params = {"amount": _decimal_text(amount), "currency": currency, "token": token}
+            if not capture:  # absent from the fingerprint when true: keys of old charges match
+                params["capture"] = "false"
             fingerprint = _fingerprint("/v1/charges", params)
             with self._write() as db:
                 stored = self._replay(db, key, fingerprint)
@@ -269,26 +319,30 @@ class SandboxProvider:
                     return stored
                 if token == PROCESSING_ERROR_TOKEN:
                     raise Refused(500, "processing_error", "The test processor failed.")
-                if token != SUCCESS_TOKEN and token not in DECLINE_CODES:
+                known = (SUCCESS_TOKEN, ACTION_REQUIRED_TOKEN)
+                if token not in known and token not in DECLINE_CODES:
                     raise Refused(400, "invalid_token", "Unknown test token.")
-                charge = {
-                    "id": f"ch_{secrets.token_hex(12)}",
-                    "object": "charge",
-                    "status": "succeeded" if token == SUCCESS_TOKEN else "declined",
-                    "amount": str(amount),
-                    "currency": currency,
-                    "decline_code": DECLINE_CODES.get(token),
-                    "amount_refunded": str(Decimal(0).quantize(amount)),
-                    "idempotency_key": key,
-                    "created": _now(),
-                }
+                charge_id = f"ch_{secrets.token_hex(12)}"
+                status, captured, action_url = "declined", Decimal(0), None
+                if token == SUCCESS_TOKEN:
+                    status = "succeeded" if capture else "authorized"
+                    captured = amount if capture else Decimal(0)
+                elif token == ACTION_REQUIRED_TOKEN:
+                    status = "action_required"
+                    action_url = f"{base_url.rstrip('/')}/v1/charges/{charge_id}/action"
                 db.execute(
                     "INSERT INTO charges (id, idempotency_key, status, amount, currency,"
-                    " decline_code, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [charge[f] for f in ("id", "idempotency_key", "status", "amount")]
-                    + [charge[f] for f in ("currency", "decline_code", "created")],
+                    " decline_code, created, capture, amount_captured, next_action_url)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        *(charge_id, key, status, str(amount), currency),
+                        *(DECLINE_CODES.get(token), _now(), int(capture), str(captured)),
+                        action_url,
+                    ],
                 )
-                response = SandboxResponse(201 if charge["status"] == "succeeded" else 402, charge)
+                charge = self._charge_body(db, self._charge_row(db, charge_id))
+                code = {"declined": 402, "action_required": 202}.get(status, 201)
+                response = SandboxResponse(code, charge)
                 self._store(db, key, fingerprint, response)
         except Refused as refused:
             return refused.response
@@ -297,17 +351,143 @@ class SandboxProvider:
             return self._replay_after_race(key, fingerprint)
         # The event leaves from its own thread; the answer may still be delayed below, so a
         # webhook can arrive before the answer (respond_after_commit_delay_ms).
-        succeeded = response.body["status"] == "succeeded"
-        self._emit("charge.succeeded" if succeeded else "charge.failed", response.body)
+        event = {
+            "succeeded": "charge.succeeded",
+            "authorized": "charge.authorized",
+            "declined": "charge.failed",
+        }.get(response.body["status"])
+        if event is not None:  # waiting for the customer is no event: the answer says it
+            self._emit(event, response.body)
         self._sleep_ms(self._config_value("respond_after_commit_delay_ms"))
+        return response
+
+    def capture_charge(
+        self, *, charge_id: str, body: Any, idempotency_key: str | None
+    ) -> SandboxResponse:
+        """Capture all or part (`amount`) of an authorized charge, once per key.
+
+        Stripe's rule: one capture per authorization, and a partial capture releases the
+        rest. An authorization older than `authorization_ttl_seconds` is 400
+        `charge_expired_for_capture`; a charge not authorized 400 `charge_not_capturable`
+        (`charge_already_captured` when it was captured), an unknown one 404.
+        """
+        try:
+            self._delay_request()
+            key = _require_key(idempotency_key)
+            if not isinstance(body, dict):
+                raise Refused(400, "invalid_request", "Send a JSON object.")
+            requested = body.get("amount")  # absent: all of the authorization
+            spelled = "" if requested is None else _decimal_text(_parse_decimal(requested))
+            fingerprint = _fingerprint(f"/v1/charges/{charge_id}/capture", {"amount": spelled})
+            with self._write() as db:
+                stored = self._replay(db, key, fingerprint)
+                if stored is not None:
+                    return stored
+                row = self._charge_row(db, charge_id)
+                if row["status"] == "succeeded":
+                    raise Refused(400, "charge_already_captured", "The charge is captured.")
+                if row["status"] != "authorized":
+                    raise Refused(400, "charge_not_capturable", f"The charge is {row['status']}.")
+                created = datetime.fromisoformat(row["created"].replace("Z", "+00:00"))
+                ttl = timedelta(seconds=self._config_value("authorization_ttl_seconds"))
+                if datetime.now(UTC) > created + ttl:
+                    raise Refused(
+                        400, "charge_expired_for_capture", "The authorization has expired."
+                    )
+                authorized = Decimal(row["amount"])
+                amount = (
+                    authorized if requested is None else _parse_amount(requested, row["currency"])
+                )
+                if amount > authorized:
+                    raise Refused(400, "amount_exceeds_authorized", f"At most {authorized}.")
+                db.execute(
+                    "UPDATE charges SET status = 'succeeded', amount_captured = ? WHERE id = ?",
+                    [str(amount), charge_id],
+                )
+                response = self._charge_answer(db, charge_id)
+                self._store(db, key, fingerprint, response)
+        except Refused as refused:
+            return refused.response
+        except sqlite3.IntegrityError:
+            return self._replay_after_race(key, fingerprint)
+        self._emit("charge.captured", response.body)
+        return response
+
+    def void_charge(self, *, charge_id: str, idempotency_key: str | None) -> SandboxResponse:
+        """Release an authorization (or a charge waiting for its customer), once per key.
+
+        A voided charge answers 200 as it is (voiding is its own end); a captured or
+        declined one is 400 `charge_not_voidable` (refund a captured charge), unknown 404.
+        """
+        try:
+            self._delay_request()
+            key = _require_key(idempotency_key)
+            fingerprint = _fingerprint(f"/v1/charges/{charge_id}/void", {})
+            with self._write() as db:
+                stored = self._replay(db, key, fingerprint)
+                if stored is not None:
+                    return stored
+                row = self._charge_row(db, charge_id)
+                new = row["status"] in ("authorized", "action_required")
+                if not new and row["status"] != "voided":
+                    raise Refused(400, "charge_not_voidable", f"The charge is {row['status']}.")
+                if new:
+                    db.execute("UPDATE charges SET status = 'voided' WHERE id = ?", [charge_id])
+                response = self._charge_answer(db, charge_id)
+                self._store(db, key, fingerprint, response)
+        except Refused as refused:
+            return refused.response
+        except sqlite3.IntegrityError:
+            return self._replay_after_race(key, fingerprint)
+        if new:
+            self._emit("charge.voided", response.body)
+        return response
+
+    def complete_action(self, *, charge_id: str, outcome: Any) -> SandboxResponse:
+        """The customer ends a charge's action on its redirect page: "confirm" or "fail".
+
+        Confirmed, the charge is captured (or authorized when it was made with
+        `capture: false`); failed, it is declined (`authentication_failed`). Either way
+        `charge.action_completed` carries the charge as it now is. Completing it again the
+        same way answers the charge as it is (a page reloaded); another way, or a charge
+        not waiting (voided when its order expired), is 400 `action_not_pending`.
+        """
+        try:
+            if outcome not in ("confirm", "fail"):
+                raise Refused(400, "invalid_action", "Send action=confirm or action=fail.")
+            with self._write() as db:
+                row = self._charge_row(db, charge_id)
+                if row["status"] != "action_required":
+                    done = "declined" if outcome == "fail" else ("succeeded", "authorized")
+                    if row["next_action_url"] and row["status"] in done:
+                        return SandboxResponse(200, self._charge_body(db, row))
+                    raise Refused(400, "action_not_pending", f"The charge is {row['status']}.")
+                if outcome == "fail":
+                    db.execute(
+                        "UPDATE charges SET status = 'declined', decline_code = ? WHERE id = ?",
+                        [AUTHENTICATION_FAILED, charge_id],
+                    )
+                elif row["capture"]:
+                    db.execute(
+                        "UPDATE charges SET status = 'succeeded', amount_captured = amount"
+                        " WHERE id = ?",
+                        [charge_id],
+                    )
+                else:
+                    db.execute("UPDATE charges SET status = 'authorized' WHERE id = ?", [charge_id])
+                response = self._charge_answer(db, charge_id)
+        except Refused as refused:
+            return refused.response
+        self._emit("charge.action_completed", response.body)
         return response
 
     def get_charge(self, *, charge_id: str) -> SandboxResponse:
         self._delay_read()
         with self._read() as db:
-            row = db.execute("SELECT * FROM charges WHERE id = ?", [charge_id]).fetchone()
-            if row is None:
-                return Refused(404, "charge_not_found", "No such charge.").response
+            try:
+                row = self._charge_row(db, charge_id)
+            except Refused as refused:
+                return refused.response
             return SandboxResponse(200, self._charge_body(db, row))
 
     def list_charges(self, *, idempotency_key: str | None) -> SandboxResponse:
@@ -345,8 +525,8 @@ class SandboxProvider:
                 if row is None:
                     raise Refused(404, "charge_not_found", "No such charge.")
                 if row["status"] != "succeeded":
-                    raise Refused(400, "charge_not_refundable", "Only succeeded charges refund.")
-                refundable = Decimal(row["amount"]) - self._refunded(db, charge_id)
+                    raise Refused(400, "charge_not_refundable", "Only captured charges refund.")
+                refundable = Decimal(row["amount_captured"]) - self._refunded(db, charge_id)
                 amount = (
                     refundable if requested is None else _parse_amount(requested, row["currency"])
                 )
@@ -410,6 +590,7 @@ class SandboxProvider:
     def stats(self) -> SandboxResponse:
         """Counts of charges and refunds by status, for tests asserting "exactly one"."""
         with self._read() as db:
+            # The lifecycle's statuses show only once some charge has them.
             charges: dict[str, int] = {"succeeded": 0, "declined": 0}
             for status, count in db.execute("SELECT status, COUNT(*) FROM charges GROUP BY status"):
                 charges[status] = count
@@ -476,16 +657,34 @@ class SandboxProvider:
         rows = db.execute("SELECT amount FROM refunds WHERE charge_id = ?", [charge_id])
         return sum((Decimal(amount) for (amount,) in rows), Decimal(0))
 
+    @staticmethod
+    def _charge_row(db: sqlite3.Connection, charge_id: str) -> sqlite3.Row:
+        """The charge's row. Raises Refused (404) when there is none."""
+        row = db.execute("SELECT * FROM charges WHERE id = ?", [charge_id]).fetchone()
+        if row is None:
+            raise Refused(404, "charge_not_found", "No such charge.")
+        return row
+
+    def _charge_answer(self, db: sqlite3.Connection, charge_id: str) -> SandboxResponse:
+        return SandboxResponse(200, self._charge_body(db, self._charge_row(db, charge_id)))
+
     def _charge_body(self, db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         amount = Decimal(row["amount"])
+        status = row["status"]
+        waiting = status == "action_required"
         return {
             "id": row["id"],
             "object": "charge",
-            "status": row["status"],
+            "status": status,
             "amount": row["amount"],
             "currency": row["currency"],
             "decline_code": row["decline_code"],
+            "captured": status == "succeeded",
+            "amount_captured": str(Decimal(row["amount_captured"]).quantize(amount)),
             "amount_refunded": str(self._refunded(db, row["id"]).quantize(amount)),
+            "next_action": (
+                {"type": "redirect", "url": row["next_action_url"]} if waiting else None
+            ),
             "idempotency_key": row["idempotency_key"],
             "created": row["created"],
         }

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import logging
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -54,6 +56,13 @@ class SandboxApp:
         except Exception:
             logger.exception("sandbox request failed")
             response = Refused(500, "internal_error").response
+        if isinstance(response, HtmlPage):
+            page = response.html.encode()
+            start_response(
+                f"{response.status} {HTTPStatus(response.status).phrase}",
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))],
+            )
+            return [page]
         payload = json.dumps(response.body).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
         if response.replayed:
@@ -64,15 +73,17 @@ class SandboxApp:
     def close(self) -> None:
         self.provider.close()
 
-    def _dispatch(self, environ: dict[str, Any]) -> SandboxResponse:
+    def _dispatch(self, environ: dict[str, Any]) -> SandboxResponse | HtmlPage:
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
         provider = self.provider
         key = environ.get("HTTP_IDEMPOTENCY_KEY")
-        routes: dict[str, dict[str, Callable[[], SandboxResponse]]] = {
+        routes: dict[str, dict[str, Callable[[], SandboxResponse | HtmlPage]]] = {
             "/health": {"GET": lambda: SandboxResponse(200, {"status": "ok"})},
             "/v1/charges": {
-                "POST": lambda: provider.create_charge(body=_body(environ), idempotency_key=key),
+                "POST": lambda: provider.create_charge(
+                    body=_body(environ), idempotency_key=key, base_url=_base_url(environ)
+                ),
                 "GET": lambda: provider.list_charges(
                     idempotency_key=_query(environ).get("idempotency_key")
                 ),
@@ -90,6 +101,26 @@ class SandboxApp:
         prefix, _, charge_id = path.rpartition("/")
         if prefix == "/v1/charges" and charge_id:
             routes[path] = {"GET": lambda: provider.get_charge(charge_id=charge_id)}
+        parts = path.split("/")
+        if len(parts) == 5 and parts[:3] == ["", "v1", "charges"] and parts[3]:
+            charge, operation = parts[3], parts[4]
+            if operation == "capture":
+                routes[path] = {
+                    "POST": lambda: provider.capture_charge(
+                        charge_id=charge, body=_body(environ), idempotency_key=key
+                    )
+                }
+            elif operation == "void":
+                routes[path] = {
+                    "POST": lambda: provider.void_charge(charge_id=charge, idempotency_key=key)
+                }
+            elif operation == "action":
+                routes[path] = {
+                    "GET": lambda: action_page(provider, charge, environ),
+                    "POST": lambda: provider.complete_action(
+                        charge_id=charge, outcome=_action(environ)
+                    ),
+                }
         if path not in routes:
             raise Refused(404, "not_found", f"No route for {path}.")
         handler = routes[path].get(method)
@@ -112,6 +143,76 @@ def _body(environ: dict[str, Any]) -> Any:
         return json.loads(raw)
     except ValueError:
         raise Refused(400, "invalid_json", "The body is not JSON.") from None
+
+
+@dataclass(frozen=True)
+class HtmlPage:
+    """A page for a person (the customer's action), not JSON."""
+
+    status: int
+    html: str
+
+
+ACTION_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Payment sandbox: confirm the payment</title></head>
+<body><h1>Confirm the payment</h1><p>{amount} {currency}, charge <code>{charge}</code>.</p>
+<p>This is the sandbox's stand-in for the bank's check (3-D Secure).</p>
+<form method="post"><button name="action" value="confirm">Confirm</button>
+<button name="action" value="fail">Fail</button></form></body></html>
+"""
+DONE_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Payment sandbox</title></head>
+<body><h1>{title}</h1><p>{message}</p></body></html>
+"""
+
+
+def action_page(provider: SandboxProvider, charge_id: str, environ: dict[str, Any]) -> HtmlPage:
+    """The redirect page of a charge waiting for its customer: Confirm / Fail buttons, or,
+    with `?action=confirm|fail` in the URL, the action done at once (a link can do it)."""
+    wanted = _query(environ).get("action")
+    if wanted is not None:
+        done = provider.complete_action(charge_id=charge_id, outcome=wanted)
+        title = "Done" if done.status == 200 else "Not done"
+        message = done.body.get("status") or done.body.get("message", "")
+        page = DONE_PAGE.format(title=title, message=html.escape(f"The charge is {message}."))
+        return HtmlPage(done.status, page)
+    found = provider.get_charge(charge_id=charge_id)
+    if found.status != 200:
+        page = DONE_PAGE.format(title="Not found", message="No such charge.")
+        return HtmlPage(found.status, page)
+    charge = found.body
+    if charge["status"] != "action_required":
+        message = html.escape(f"Nothing to confirm: the charge is {charge['status']}.")
+        return HtmlPage(200, DONE_PAGE.format(title="Nothing to do", message=message))
+    return HtmlPage(
+        200,
+        ACTION_PAGE.format(
+            amount=html.escape(charge["amount"]),
+            currency=html.escape(charge["currency"]),
+            charge=html.escape(charge["id"]),
+        ),
+    )
+
+
+def _action(environ: dict[str, Any]) -> Any:
+    """The action of a POST to a redirect page: a form field, JSON `action`, or the query."""
+    if wanted := _query(environ).get("action"):
+        return wanted
+    if "form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        try:
+            length = min(int(environ.get("CONTENT_LENGTH") or 0), MAX_BODY_BYTES)
+        except ValueError:
+            length = 0
+        raw = environ["wsgi.input"].read(length).decode("utf-8", "replace")
+        return {k: v[0] for k, v in parse_qs(raw).items()}.get("action")
+    body = _body(environ)
+    return body.get("action") if isinstance(body, dict) else None
+
+
+def _base_url(environ: dict[str, Any]) -> str:
+    """How the caller reached this sandbox (scheme and Host), for the URLs it hands out."""
+    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
 
 
 def _query(environ: dict[str, Any]) -> dict[str, str]:

@@ -2,9 +2,11 @@
 
 Each new charge or refund makes one event, Stripe's shape:
 `{"id": "evt_...", "object": "event", "type": ..., "created": <unix>, "data": {"object": ...}}`
-with `charge.succeeded` / `charge.failed` (the charge as `GET /v1/charges/{id}` shows it,
-its idempotency key included) and `refund.succeeded` (the refund, with
-`charge_idempotency_key`, the key the refunded charge was made with). Replays make none.
+with `charge.succeeded` / `charge.authorized` / `charge.failed`, and later
+`charge.captured`, `charge.voided` and `charge.action_completed` (the charge as
+`GET /v1/charges/{id}` shows it then, its idempotency key included) and `refund.succeeded`
+(the refund, with `charge_idempotency_key`, the key the refunded charge was made with).
+Replays make none; a charge waiting for its customer makes none until the action ends.
 
 A delivery is `POST <webhook_url>` with the JSON body and
 `Sandbox-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>" under webhook_secret>`,
