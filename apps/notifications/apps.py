@@ -18,7 +18,12 @@ class NotificationsConfig(AppConfig):
         from ecommerce import outbox
 
         # User and order events become notifications; each notification queues its delivery.
-        for topic, event in {**events.USER_TOPIC_EVENTS, **events.ORDER_TOPIC_EVENTS}.items():
+        topics = {
+            **events.USER_TOPIC_EVENTS,
+            **events.ORDER_TOPIC_EVENTS,
+            **events.RETURN_TOPIC_EVENTS,
+        }
+        for topic, event in topics.items():
             outbox.register(topic, task=events.notify_task_name(event), queue=events.QUEUE)
         outbox.register(events.DELIVERY_REQUESTED, task=events.DELIVER_TASK, queue=events.QUEUE)
         outbox.register(
