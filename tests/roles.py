@@ -14,7 +14,7 @@ _users = import_module("apps.users.migrations.0002_roles")
 _catalog = import_module("apps.catalog.migrations.0003_role_permissions")
 _orders = import_module("apps.orders.migrations.0002_role_permissions")
 _order_actions = import_module("apps.orders.migrations.0003_role_action_permissions")
-_returns = import_module("apps.orders.migrations.0010_return_role_permissions")
+_returns = import_module("apps.orders.migrations.0011_return_role_permissions")
 _notifications = import_module("apps.notifications.migrations.0002_role_permissions")
 _all_endpoints = import_module(
     "apps.notifications.migrations.0005_admin_views_all_webhook_endpoints"

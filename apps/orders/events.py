@@ -7,6 +7,10 @@ ORDER_PLACED = "order.placed"
 # finishes the order (refunding -> refunded), so orders never calls the payment provider.
 # Payload: {"order_id", "actor_id" (who asked, or None), "reason"}.
 ORDER_REFUND_REQUESTED = "order.refund_requested"
+# Part of what was paid went back to the buyer and some is still paid (a refund that
+# leaves nothing paid is `order.refunded`). Payload: {"order_id", "amount" (this refund),
+# "amount_paid" (what is still paid), "reason"}.
+ORDER_PARTIALLY_REFUNDED = "order.partially_refunded"
 # Staff asked to charge a pending order again; payments charges it (the same task and
 # idempotency key as the first charge, so a charge already made is found, not repeated).
 ORDER_PAYMENT_RETRY_REQUESTED = "order.payment_retry_requested"

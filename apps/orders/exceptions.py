@@ -102,3 +102,16 @@ class ReturnQuantityExceeded(Conflict):
             for sku, q in lines.items()
         )
         super().__init__(f"Too many units asked back ({described}).", lines=lines)
+
+
+class RefundExceedsPaid(Conflict):
+    code = "refund_exceeds_paid"
+    title = "Refund exceeds what was paid"
+
+    def __init__(self, *, order_id: str, amount: str, paid: str) -> None:
+        super().__init__(
+            f"Order {order_id} cannot be refunded {amount}: {paid} is paid.",
+            order_id=order_id,
+            amount=amount,
+            paid=paid,
+        )

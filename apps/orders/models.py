@@ -30,7 +30,8 @@ class OrderStatus(models.TextChoices):
 S = OrderStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING_PAYMENT: frozenset({S.PAID, S.PAYMENT_FAILED, S.CANCELLED, S.EXPIRED}),
-    S.PAID: frozenset({S.FULFILLED, S.REFUNDING}),
+    # paid -> refunded: partial refunds that add up to all that was paid.
+    S.PAID: frozenset({S.FULFILLED, S.REFUNDING, S.REFUNDED}),
     # Confirmed by the provider, or back to paid when it refuses the refund for good.
     S.REFUNDING: frozenset({S.REFUNDED, S.PAID}),
     S.FULFILLED: frozenset(),
@@ -88,6 +89,12 @@ class Order(TimeStampedModel):
     tax_total = _money(default=ZERO, db_default=ZERO, help_text="Lines and shipping.")
     total_net = _money(help_text="The total without tax.")
     total = _money()
+    # What the order says was paid: its captures net of its refunds (the money ledger,
+    # payments.MoneyMovement, adds up to it: `check_money_ledger`). Set when the order is
+    # paid, lowered by each refund; 0 for an order that never held a payment. A capture
+    # that lands on an order already ended unpaid (a late charge) is not the order's: it
+    # stays 0 there and the capture is refunded (compensation).
+    amount_paid = _money(default=ZERO, db_default=ZERO)
     prices_include_tax = models.BooleanField(
         default=True,
         db_default=True,
@@ -142,6 +149,9 @@ class Order(TimeStampedModel):
             ),
             models.CheckConstraint(
                 condition=models.Q(status__in=OrderStatus.values), name="orders_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_paid__gte=0), name="orders_amount_paid_gte_0"
             ),
         ]
         indexes = [
@@ -347,7 +357,7 @@ class Return(TimeStampedModel):
             models.Index(fields=["order", "created_at"], name="orders_return_order_idx"),
             models.Index(fields=["status", "created_at"], name="orders_return_status_idx"),
         ]
-        # Staff rights on returns (migration orders.0010 grants them): deciding and
+        # Staff rights on returns (migration orders.0011 grants them): deciding and
         # receiving go to support and admins; refunding moves money, admins only.
         permissions = [
             ("approve_return", "Can approve or reject a return"),

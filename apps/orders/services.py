@@ -31,6 +31,7 @@ from apps.orders.exceptions import (
     IdempotentRequestInProgress,
     IllegalTransition,
     InvalidOrder,
+    RefundExceedsPaid,
 )
 from apps.orders.models import RELEASES_STOCK, Order, OrderEvent, OrderItem, OrderStatus
 from apps.orders.serializers import money, order_to_dict, percent
@@ -404,7 +405,7 @@ def _transition(order: Order, to: str, *, actor: Any, reason: str) -> None:
     Caller holds the row lock (locks.order_for_update) inside a transaction.
     """
     old = order.transition_to(to)
-    order.save(update_fields=["status", "updated_at"])
+    order.save(update_fields=["status", "amount_paid", "updated_at"])
     OrderEvent.objects.create(
         order=order, from_status=old, to_status=to, actor=_actor(actor), reason=reason[:255]
     )
@@ -425,12 +426,14 @@ def _transition(order: Order, to: str, *, actor: Any, reason: str) -> None:
     )
 
 
-def mark_paid(*, order_id: int, charge_id: str) -> Order:
-    """Record a successful charge. An order that left pending_payment meanwhile (expired,
-    cancelled) stays as it is; the caller refunds the charge."""
+def mark_paid(*, order_id: int, charge_id: str, amount: Decimal | None = None) -> Order:
+    """Record a successful charge of `amount` (the order's total when None): the order is
+    paid and says so (`amount_paid`). An order that left pending_payment meanwhile (expired,
+    cancelled) stays as it is, amount_paid 0: the caller refunds the charge."""
     with transaction.atomic():
         order = locks.order_for_update(order_id)
         if order.status == OrderStatus.PENDING_PAYMENT:
+            order.amount_paid = order.total if amount is None else amount
             _transition(order, OrderStatus.PAID, actor=None, reason=f"charge {charge_id}")
     return order
 
@@ -533,14 +536,64 @@ def refund_order(*, order_id: int, by: Any, reason: str = "refunded") -> Order:
     return Order.objects.get(pk=order_id)
 
 
+# Orders that hold a payment: a refund lowers what they say was paid.
+HOLDS_PAYMENT = frozenset({OrderStatus.PAID, OrderStatus.REFUNDING, OrderStatus.FULFILLED})
+
+
+def record_refund(
+    *, order_id: int, amount: Decimal, by: Any = None, reason: str = "refunded"
+) -> Order:
+    """Money went back to the buyer: lower `amount_paid` by `amount`, under the row lock.
+
+    When nothing paid is left, a paid or refunding order ends refunded (stock back); a
+    fulfilled one stays fulfilled (its goods left: returns bring back what comes back).
+    A refund that leaves money paid publishes `order.partially_refunded`. An order that
+    holds no payment (a late charge of an order that ended unpaid, refunded as
+    compensation) is left as it is. Called by payments in the transaction that writes the
+    refund's ledger row. Raises RefundExceedsPaid when `amount` is more than what is paid
+    (payments reserves refunds under the payment's lock, so this is a bug, not a race).
+    """
+    with transaction.atomic():
+        order = locks.order_for_update(order_id)
+        if order.status not in HOLDS_PAYMENT:
+            return order
+        if amount <= 0 or amount > order.amount_paid:
+            raise RefundExceedsPaid(
+                order_id=str(order.public_id), amount=str(amount), paid=str(order.amount_paid)
+            )
+        order.amount_paid -= amount
+        if order.amount_paid == 0 and order.status != OrderStatus.FULFILLED:
+            _transition(order, OrderStatus.REFUNDED, actor=by, reason=reason)
+            return order
+        order.save(update_fields=["amount_paid", "updated_at"])
+        outbox.publish(
+            events.ORDER_PARTIALLY_REFUNDED,
+            {
+                "order_id": order.pk,
+                "amount": str(amount),
+                "amount_paid": str(order.amount_paid),
+                "reason": reason[:255],
+            },
+        )
+        logger.info(
+            "order_partially_refunded",
+            order_id=str(order.public_id),
+            amount=str(amount),
+            amount_paid=str(order.amount_paid),
+        )
+    return order
+
+
 def complete_refund(*, order_id: int, by: Any = None, reason: str = "refunded") -> Order:
-    """The provider refunded: refunding -> refunded, stock back. A no-op in any other status.
+    """The provider refunded all that was paid: refunding -> refunded, stock back,
+    amount_paid 0. A no-op in any other status.
 
     Called by payments once the money is back; `by` is who asked for the refund.
     """
     with transaction.atomic():
         order = locks.order_for_update(order_id)
         if order.status == OrderStatus.REFUNDING:
+            order.amount_paid = ZERO
             _transition(order, OrderStatus.REFUNDED, actor=by, reason=reason)
     return order
 

@@ -182,7 +182,8 @@ def provider_agrees(context: CheckContext) -> Outcome:
 @invariant("payments.money_ledger")
 def money_ledger(context: CheckContext) -> Outcome:
     """Per order, captures minus refunds in the money ledger equal what the order says was
-    paid: its total when paid, fulfilled or refunding, zero otherwise.
+    paid (`amount_paid`); paid and refunding orders hold some, orders not paid, fulfilled or
+    refunding hold none.
 
     One aggregate query (`selectors.money_ledger_report`). Explained, not broken: a late
     capture of an order that ended unpaid within the grace period (its refund is due).

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import (
+    BooleanField,
     Case,
     Count,
     DecimalField,
@@ -24,8 +25,11 @@ from apps.orders.models import Order, OrderStatus
 from apps.payments.models import MoneyMovementKind
 
 ZERO = Decimal("0.00")
-# Orders that say they were paid: their captures, net of refunds, are their total.
+# Orders that hold a payment: what they say was paid (amount_paid) is their captures net
+# of their refunds. Paid and refunding orders hold some money (a paid order without any is
+# a break); a fulfilled one may have been refunded in full after its goods left.
 LEDGER_PAID = frozenset({OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.REFUNDING})
+MUST_HOLD_MONEY = frozenset({OrderStatus.PAID, OrderStatus.REFUNDING})
 # Orders that ended without being paid: a charge that landed after they ended (a late
 # capture) is refunded by `reconcile_payments`; until then it is in flight, not broken.
 ENDED_UNPAID = frozenset({OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.PAYMENT_FAILED})
@@ -46,6 +50,9 @@ class LedgerBreak:
     # True when the break is a late capture still within the grace period (its refund
     # is on its way): explained, not broken.
     in_flight: bool
+    # The order's status and amount_paid disagree (money held by an order that is not
+    # paid, or a paid order holding none), whatever the ledger says.
+    status_mismatch: bool = False
 
     def describe(self) -> str:
         line = (
@@ -53,6 +60,10 @@ class LedgerBreak:
             f"refunded {self.refunded}, net {self.captured - self.refunded} {self.currency}; "
             f"the order says {self.expected} was paid"
         )
+        if self.status_mismatch:
+            line += f"; a {self.status} order must hold " + (
+                "some money" if self.status in MUST_HOLD_MONEY else "none"
+            )
         if self.foreign_rows:
             line += f"; {self.foreign_rows} ledger row(s) in another currency"
         return line
@@ -81,12 +92,13 @@ def _money(expression: object) -> Coalesce:
 def money_ledger_report(*, since: datetime | None, settled_before: datetime) -> LedgerReport:
     """Check every order (created at or after `since`) against its money ledger.
 
-    Paid, fulfilled and refunding orders: captures minus refunds equal the order's total.
-    Every other order: they equal zero (no capture, or a capture refunded in full). Every
-    ledger row is in the order's currency. One aggregate query returns only the orders
-    that break this (HAVING), so the cost is one scan however many orders there are; a
-    late capture of an order that ended unpaid, made after `settled_before`, is reported
-    as in flight.
+    Every order: captures minus refunds equal what it says was paid (`amount_paid`), and
+    every ledger row is in the order's currency. Paid and refunding orders hold some money;
+    orders that are not paid, fulfilled or refunding hold none (no capture, or captures
+    refunded in full): money taken for an order that ended unpaid must be refunded. One
+    aggregate query returns only the orders that break this (HAVING), so the cost is one
+    scan however many orders there are; a late capture of an order that ended unpaid, made
+    after `settled_before`, is reported as in flight.
     """
     orders: QuerySet[Order] = Order.objects.all()
     if since is not None:
@@ -101,13 +113,19 @@ def money_ledger_report(*, since: datetime | None, settled_before: datetime) -> 
             foreign_rows=Count(
                 "money_movements", filter=~Q(money_movements__currency=F("currency"))
             ),
-            expected=Case(
-                When(status__in=LEDGER_PAID, then=F("total")),
-                default=Value(ZERO),
-                output_field=DecimalField(max_digits=12, decimal_places=2),
+            expected=F("amount_paid"),
+            status_mismatch=Case(
+                When(Q(status__in=MUST_HOLD_MONEY, amount_paid__lte=0), then=Value(True)),
+                When(~Q(status__in=LEDGER_PAID) & Q(amount_paid__gt=0), then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
             ),
         )
-        .filter(Q(foreign_rows__gt=0) | ~Q(expected=F("captured") - F("refunded")))
+        .filter(
+            Q(foreign_rows__gt=0)
+            | Q(status_mismatch=True)
+            | ~Q(expected=F("captured") - F("refunded"))
+        )
         .order_by("pk")
         .values(
             "pk",
@@ -120,6 +138,7 @@ def money_ledger_report(*, since: datetime | None, settled_before: datetime) -> 
             "refunded",
             "last_capture",
             "foreign_rows",
+            "status_mismatch",
         )
     )
     breaks = [
@@ -132,10 +151,12 @@ def money_ledger_report(*, since: datetime | None, settled_before: datetime) -> 
             captured=row["captured"],
             refunded=row["refunded"],
             foreign_rows=row["foreign_rows"],
+            status_mismatch=row["status_mismatch"],
             in_flight=(
                 row["status"] in ENDED_UNPAID
                 and not row["foreign_rows"]
-                and row["captured"] - row["refunded"] == row["total"]
+                and not row["status_mismatch"]
+                and row["captured"] - row["refunded"] > 0
                 and row["last_capture"] is not None
                 and row["last_capture"] >= settled_before
             ),

@@ -124,9 +124,29 @@ def record_money_movement(
     other figures (payment, amount or currency): never overwritten, the ledger is
     append-only.
     """
+    return _insert_movement(
+        payment=payment,
+        kind=kind,
+        amount=amount,
+        currency=currency,
+        provider_reference=provider_reference,
+        reason=reason,
+    )[0]
+
+
+def _insert_movement(
+    *,
+    payment: Payment,
+    kind: MoneyMovementKind,
+    amount: Decimal,
+    currency: str,
+    provider_reference: str,
+    reason: str,
+) -> tuple[MoneyMovement, bool]:
+    """`record_money_movement`, also saying whether this call wrote the row."""
     try:
         with transaction.atomic():
-            return MoneyMovement.objects.create(
+            row = MoneyMovement.objects.create(
                 payment=payment,
                 order_id=payment.order_id,
                 kind=kind,
@@ -135,6 +155,7 @@ def record_money_movement(
                 provider_reference=provider_reference,
                 reason=reason[:255],
             )
+            return row, True
     except IntegrityError:
         existing = MoneyMovement.objects.filter(
             kind=kind, provider_reference=provider_reference
@@ -147,7 +168,7 @@ def record_money_movement(
         currency,
     ):
         raise MoneyMovementConflict(kind=kind, provider_reference=provider_reference)
-    return existing
+    return existing, False
 
 
 # A payment a succeeded charge can still land on: waiting for its answer, or given up
@@ -179,7 +200,9 @@ def _record_capture(payment: Payment, result: ChargeResult, *, reason: str) -> O
             provider_reference=result.charge_id,
             reason=reason,
         )
-        return orders_services.mark_paid(order_id=payment.order_id, charge_id=result.charge_id)
+        return orders_services.mark_paid(
+            order_id=payment.order_id, charge_id=result.charge_id, amount=result.amount
+        )
 
 
 def _record_success(payment: Payment, result: ChargeResult, *, reason: str) -> str:
@@ -420,18 +443,19 @@ def _refund_at_provider(order_id: int) -> tuple[Payment, RefundResult | None]:
     return payment, refund
 
 
-def _record_refund(payment: Payment, refund: RefundResult, *, reason: str) -> None:
-    """The payment is refunded, and the ledger has the refund. Caller holds a transaction.
+def _record_refund(payment: Payment, refund: RefundResult, *, reason: str, by: Any = None) -> None:
+    """The payment is refunded, the ledger has the refund and the order says less was paid
+    (`orders.record_refund`). Caller holds a transaction.
 
     Two callers refunding at once got the same refund (one key): the first marks the
-    payment, and the ledger keeps one row for both.
+    payment, and the ledger keeps one row for both (the order is lowered once).
     """
     Payment.objects.filter(pk=payment.pk, status=PaymentStatus.SUCCEEDED).update(
         status=PaymentStatus.REFUNDED,
         provider_refund_id=refund.refund_id,
         updated_at=timezone.now(),
     )
-    record_money_movement(
+    _, created = _insert_movement(
         payment=payment,
         kind=MoneyMovementKind.REFUND,
         amount=refund.amount,
@@ -439,6 +463,10 @@ def _record_refund(payment: Payment, refund: RefundResult, *, reason: str) -> No
         provider_reference=refund.refund_id,
         reason=reason,
     )
+    if created:
+        orders_services.record_refund(
+            order_id=payment.order_id, amount=refund.amount, by=by, reason=reason
+        )
 
 
 def refund_payment(*, order_id: int, reason: str = "refunded") -> Payment:
@@ -478,7 +506,7 @@ def refund_order_payment(*, order_id: int, actor_id: int | None = None, reason: 
     # order has its capture whole, a refunded one has it refunded, never in between.
     with transaction.atomic():
         if refund is not None:
-            _record_refund(payment, refund, reason=reason)
+            _record_refund(payment, refund, reason=reason, by=actor)
         orders_services.complete_refund(order_id=order_id, by=actor, reason=reason)
     if refund is not None:
         logger.info("payment_refunded", order_id=order_id, refund_id=refund.refund_id)

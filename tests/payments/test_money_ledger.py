@@ -197,6 +197,48 @@ def test_a_charge_found_at_expiry_writes_its_capture(place: Any) -> None:
     assert ledger_check().ok
 
 
+def test_the_paid_order_says_what_was_captured_and_a_refund_lowers_it_to_zero(
+    paid: Payment, django_capture_on_commit_callbacks: Any
+) -> None:
+    assert Order.objects.get(pk=paid.order_id).amount_paid == TOTAL
+
+    with django_capture_on_commit_callbacks(execute=True):
+        orders_services.refund_order(order_id=paid.order_id, by=None)
+
+    order = Order.objects.get(pk=paid.order_id)
+    assert (order.status, order.amount_paid) == (OrderStatus.REFUNDED, Decimal("0.00"))
+
+
+def test_the_amount_paid_backfill_says_paid_orders_were_paid_their_total(place: Any) -> None:
+    migration = import_module("apps.orders.migrations.0009_order_amount_paid")
+    paid_before, pending = place(), place()
+    Order.objects.filter(pk=paid_before.order_id).update(status=OrderStatus.FULFILLED)
+
+    with connection.cursor() as cursor:
+        cursor.execute(migration.BACKFILL)
+
+    paid_amounts = dict(Order.objects.values_list("pk", "amount_paid"))
+    assert (paid_amounts[paid_before.order_id], paid_amounts[pending.order_id]) == (
+        TOTAL,
+        Decimal("0.00"),
+    )
+
+
+def test_a_paid_order_holding_no_money_or_an_expired_one_holding_some_is_a_break(
+    paid: Payment, place: Any
+) -> None:
+    expired = place()
+    Order.objects.filter(pk=expired.order_id).update(
+        status=OrderStatus.EXPIRED, amount_paid=Decimal("1.00")
+    )
+
+    code, output = run_command()
+
+    assert code == 1
+    assert "expired: captured 0.00, refunded 0.00, net 0.00" in output
+    assert "the order says 1.00 was paid; a expired order must hold none" in output
+
+
 def test_a_staff_refund_writes_the_refund_with_the_refunded_order(
     paid: Payment, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -492,7 +534,7 @@ def test_the_backfill_records_payments_from_before_the_ledger(place: Any) -> Non
     Payment.objects.filter(pk=succeeded.pk).update(
         status=PaymentStatus.SUCCEEDED, provider_charge_id="ch_old"
     )
-    Order.objects.filter(pk=succeeded.order_id).update(status=OrderStatus.PAID)
+    Order.objects.filter(pk=succeeded.order_id).update(status=OrderStatus.PAID, amount_paid=TOTAL)
     Payment.objects.filter(pk=refunded.pk).update(
         status=PaymentStatus.REFUNDED, provider_charge_id="ch_older", provider_refund_id=""
     )

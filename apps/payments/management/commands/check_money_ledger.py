@@ -1,5 +1,5 @@
 """`manage.py check_money_ledger`: every order's captures minus refunds equal what it says
-was paid; prints each broken order and exits 1 on any break."""
+was paid (`amount_paid`); prints each broken order and exits 1 on any break."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from ecommerce.invariants.management.commands.check_invariants import parse_sinc
 
 class Command(OperatorCommand):
     help = (
-        "Check the money ledger across all orders: captures minus refunds equal the total of "
-        "a paid, fulfilled or refunding order and zero for any other. One line per broken "
-        "order, then a summary. Read-only; exits 1 on any break."
+        "Check the money ledger across all orders: captures minus refunds equal what the "
+        "order says was paid (amount_paid), which is more than zero for a paid or refunding "
+        "order and zero for one that is not paid, fulfilled or refunding. One line per "
+        "broken order, then a summary. Read-only; exits 1 on any break."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

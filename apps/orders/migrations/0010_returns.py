@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("catalog", "0010_product_type_tax_class"),
         ("inventory", "0003_stock_reason_return"),
-        ("orders", "0008_order_price_breakdown_and_hold"),
+        ("orders", "0009_order_amount_paid"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -46,7 +46,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0009_returns"),
+        ("orders", "0010_returns"),
         ("users", "0002_roles"),
     ]
 
