@@ -32,6 +32,7 @@ from apps.orders.return_serializers import (
     return_to_dict,
 )
 from ecommerce.api import identifiers
+from ecommerce.api.filters import OrderingFilter
 from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.schema import problems
 
@@ -73,7 +74,8 @@ class ReturnViewSet(viewsets.GenericViewSet):
     lookup_value_regex = identifiers.UUID_PATTERN
     serializer_class = ReturnOutputSerializer  # for the schema: rendered by hand
     queryset = Return.objects.none()
-    filter_backends: list[type] = []
+    filter_backends = (OrderingFilter,)
+    ordering_fields = ("created_at",)
 
     def _order_public_id(self) -> str:
         return uuid_or_404(self.kwargs["order_id"], OrderNotFound)
@@ -104,7 +106,7 @@ class ReturnViewSet(viewsets.GenericViewSet):
 
     @extend_schema(summary="List an order's returns", responses={200: ReturnOutputSerializer})
     def list(self, request: Request, order_id: str) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response([return_to_dict(r) for r in page])
 
     @extend_schema(

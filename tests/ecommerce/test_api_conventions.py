@@ -20,9 +20,11 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.notifications.models import Notification
+from apps.orders import services as orders_services
 from apps.users.models import User
 from ecommerce.api.permissions import Role
 from tests.catalog.factories import make_product
+from tests.orders.factories import draft_line, order_draft
 from tests.pricing.factories import make_voucher
 from tests.shipping.factories import make_zone
 from tests.users.factories import UserFactory
@@ -97,7 +99,17 @@ def list_urls(admin: APIClient) -> Callable[[str], str]:
     make_zone("nordics", ["SE"])
     make_voucher("SAVE10")
     token = admin.post("/api/carts/").json()["token"]
-    values = {"sku": "TEE", "slug": "nordics", "code": "SAVE10", "token": token}
+    order, _ = orders_services.create_order(
+        draft=order_draft([draft_line(make_product(stock=1).variant, 1, net="10.00")]),
+        user=UserFactory(),
+    )
+    values = {
+        "sku": "TEE",
+        "slug": "nordics",
+        "code": "SAVE10",
+        "token": token,
+        "order_id": str(order.public_id),
+    }
 
     def url(path: str) -> str:
         return re.sub(r"\{([^}]+)\}", lambda match: values[match.group(1)], path)
@@ -200,6 +212,8 @@ def creations(schema: dict[str, Any]) -> set[str]:
 CREATED_ELSEWHERE = {
     "POST /api/carts/{token}/checkout/": "tests/checkout/test_checkout.py",
     "POST /api/products/{sku}/media/": "tests/catalog/test_media.py",
+    # A return needs a fulfilled order.
+    "POST /api/orders/{order_id}/returns/": "tests/orders/test_returns_api.py",
 }
 # Created resources with no address of their own: no Location.
 WITHOUT_LOCATION = {
