@@ -23,6 +23,7 @@ _inventory = import_module("apps.inventory.migrations.0002_role_permissions")
 _pricing = import_module("apps.pricing.migrations.0003_role_permissions")
 _shipping_methods = import_module("apps.shipping.migrations.0003_role_permissions_for_methods")
 _money_ledger = import_module("apps.payments.migrations.0004_money_movement_role_permissions")
+_refunds = import_module("apps.payments.migrations.0007_refund_role_permissions")
 _tax_classes = import_module("apps.pricing.migrations.0002_tax_classes")
 
 
@@ -52,6 +53,8 @@ def restore_role_groups() -> None:
     for role, perms in _shipping_methods.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in _money_ledger.GRANTS.items():
+        grants[role].extend(perms)
+    for role, perms in _refunds.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in grants.items():
         group, _ = Group.objects.get_or_create(name=role)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -66,6 +66,8 @@ def about(notification: Notification) -> SafeString | str:
         label = order_public_id_of(notification) or "(no public id recorded)"
         return format_html('Order <a href="{}">{}</a>', order_admin_url(order_pk), label)
     kind = notification.subject.partition(":")[0]
+    if kind == "refund":
+        return f"Refund of order {order_public_id_of(notification) or '(unknown)'}"
     if kind == "user":
         return f"Account {notification.recipient.email}"
     if kind == "return":
@@ -188,7 +190,11 @@ class NotificationAdmin(ViewOnlyPage):
 def order_notifications(order: Order) -> SafeString | str:
     """The order's notifications, for its admin page: event, channel, where, how it went."""
     rows = list(
-        Notification.objects.filter(subject=f"{ORDER_SUBJECT}{order.pk}")
+        Notification.objects.filter(
+            Q(subject=f"{ORDER_SUBJECT}{order.pk}")
+            # A refund's notifications are about the refund, with the order in their data.
+            | Q(subject__startswith="refund:", context__order__id=str(order.public_id))
+        )
         .select_related("recipient", "endpoint")
         .order_by("created_at", "pk")
     )

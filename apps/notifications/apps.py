@@ -22,6 +22,7 @@ class NotificationsConfig(AppConfig):
             **events.USER_TOPIC_EVENTS,
             **events.ORDER_TOPIC_EVENTS,
             **events.RETURN_TOPIC_EVENTS,
+            **events.REFUND_TOPIC_EVENTS,
         }
         for topic, event in topics.items():
             outbox.register(topic, task=events.notify_task_name(event), queue=events.QUEUE)

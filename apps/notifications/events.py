@@ -13,6 +13,7 @@ from __future__ import annotations
 from apps.notifications.models import NotificationEvent
 from apps.orders import events as order_events
 from apps.orders.models import OrderStatus
+from apps.payments import events as payment_events
 from apps.users import events as user_events
 
 DELIVERY_REQUESTED = "notification.delivery_requested"
@@ -45,6 +46,13 @@ RETURN_TOPIC_EVENTS: dict[str, NotificationEvent] = {
     order_events.RETURN_REJECTED: E.RETURN_REJECTED,
     order_events.RETURN_RECEIVED: E.RETURN_RECEIVED,
     order_events.RETURN_REFUNDED: E.RETURN_REFUNDED,
+}
+# Refunds that leave an order's status as it is: one notification per refund, about the
+# refund (its payload names it), sent to the buyer (email and webhooks); a compensation
+# is also emailed to staff (support and admin).
+REFUND_TOPIC_EVENTS: dict[str, NotificationEvent] = {
+    order_events.ORDER_PARTIALLY_REFUNDED: E.ORDER_PARTIALLY_REFUNDED,
+    payment_events.PAYMENT_COMPENSATED: E.PAYMENT_COMPENSATED,
 }
 USER_TOPIC_EVENTS: dict[str, NotificationEvent] = {
     user_events.USER_REGISTERED: E.USER_REGISTERED,

@@ -31,6 +31,10 @@ class NotificationEvent(models.TextChoices):
     RETURN_REJECTED = "return_rejected", "Return rejected"
     RETURN_RECEIVED = "return_received", "Return received"
     RETURN_REFUNDED = "return_refunded", "Return refunded"
+    # Part of what was paid went back (some is still paid); one per refund.
+    ORDER_PARTIALLY_REFUNDED = "order_partially_refunded", "Order partially refunded"
+    # Money taken for an order that could not keep it was refunded by the system.
+    PAYMENT_COMPENSATED = "payment_compensated", "Payment refunded (compensation)"
     # Operational events: a webhook test and the notice that an endpoint was disabled.
     PING = "ping", "Ping"
     WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint disabled"
@@ -54,6 +58,8 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     E.ORDER_EXPIRED,
     E.ORDER_FULFILLED,
     E.ORDER_REFUNDED,
+    E.ORDER_PARTIALLY_REFUNDED,
+    E.PAYMENT_COMPENSATED,
 )
 
 

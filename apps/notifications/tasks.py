@@ -62,6 +62,25 @@ RETURN_EVENT_TASKS: dict[NotificationEvent, Any] = {
 }
 
 
+def _refund_event_task(event: NotificationEvent) -> Any:
+    """The handler of one refund topic: the payload's fields become the refund's data."""
+
+    def notify_refund_event_task(order_id: int, **refund: Any) -> int:
+        return len(services.notify_refund_event(event=event, order_id=order_id, refund=refund))
+
+    notify_refund_event_task.__name__ = notify_refund_event_task.__qualname__ = (
+        f"notify_{event.value}_task"
+    )
+    return shared_task(name=events.notify_task_name(event), **NOTIFY_OPTIONS)(
+        notify_refund_event_task
+    )
+
+
+REFUND_EVENT_TASKS: dict[NotificationEvent, Any] = {
+    event: _refund_event_task(event) for event in events.REFUND_TOPIC_EVENTS.values()
+}
+
+
 DELIVER_OPTIONS: dict[str, Any] = {
     "bind": True,
     "acks_late": True,

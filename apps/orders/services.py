@@ -585,15 +585,15 @@ def record_refund(
 
 
 def complete_refund(*, order_id: int, by: Any = None, reason: str = "refunded") -> Order:
-    """The provider refunded all that was paid: refunding -> refunded, stock back,
-    amount_paid 0. A no-op in any other status.
+    """The provider refunded all that was paid: refunding -> refunded, stock back. A no-op
+    in any other status. `record_refund` lowers amount_paid with each refund (and ends the
+    order itself when it reaches 0); this finishes an order that had nothing to refund.
 
     Called by payments once the money is back; `by` is who asked for the refund.
     """
     with transaction.atomic():
         order = locks.order_for_update(order_id)
         if order.status == OrderStatus.REFUNDING:
-            order.amount_paid = ZERO
             _transition(order, OrderStatus.REFUNDED, actor=by, reason=reason)
     return order
 

@@ -164,3 +164,46 @@ class ProviderEventDeferred(Unavailable):
         super().__init__(f"The event {event_id} cannot be applied yet ({reason}).", reason=reason)
         self.event_id = event_id
         self.reason = reason
+
+
+class InvalidRefundAmount(InvalidInput):
+    """A refund amount that is not a positive amount of the payment's currency."""
+
+    code = "invalid_refund_amount"
+    title = "Invalid refund amount"
+
+
+class RefundExceedsRefundable(Conflict):
+    """More than is left to refund: captures minus refunds, minus refunds still pending."""
+
+    code = "refund_exceeds_refundable"
+    title = "Refund exceeds what is refundable"
+
+    def __init__(self, *, amount: str, refundable: str, currency: str) -> None:
+        super().__init__(
+            f"Cannot refund {amount} {currency}: at most {refundable} {currency} is left to "
+            "refund (captured, less refunds made or pending).",
+            amount=amount,
+            refundable=refundable,
+            currency=currency,
+        )
+
+
+class NothingToRefund(Conflict):
+    """The order has no captured payment to refund."""
+
+    code = "nothing_to_refund"
+    title = "Nothing to refund"
+
+
+class RefundRequestKeyReused(Unprocessable):
+    """An Idempotency-Key already used for a refund of this order with another amount."""
+
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused"
+
+    def __init__(self, *, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for a refund with a different amount.",
+            key=key,
+        )

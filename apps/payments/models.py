@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -142,3 +143,83 @@ class ProviderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.type} {self.event_id}"
+
+
+class RefundStatus(models.TextChoices):
+    # Reserved (counted against what is refundable) and not answered yet by the provider:
+    # the refund call runs after the reservation commits; the payment sweep finishes it.
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    # The provider refused it for good: the reservation is released.
+    FAILED = "failed", "Failed"
+
+
+class RefundOrigin(models.TextChoices):
+    STAFF = "staff", "Staff refund"
+    # What was left of a cancelled paid order's payment (orders' `order.refund_requested`).
+    CANCELLATION = "cancellation", "Cancellation"
+    # Money taken for an order that cannot be honoured (it ended unpaid while the capture
+    # was in flight): refunded by the system, never by a person.
+    COMPENSATION = "compensation", "Compensation"
+    # Made at the provider without us asking (its dashboard, a dispute): reported by its
+    # webhook and recorded so the ledger and the order still add up.
+    PROVIDER = "provider", "Refunded at the provider"
+    RETURN = "return", "Return"
+
+
+class Refund(TimeStampedModel):
+    """One refund of part or all of a payment's captured money.
+
+    Reserved before the provider is called: under the payment's row lock, its amount must
+    fit in what is refundable (captures minus refunds in the ledger minus pending refunds),
+    so refunds asked at once can never add up to more than was captured. The provider gets
+    the refund's own idempotency key; its success writes the ledger row and lowers what
+    the order says was paid, in one transaction.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=16, choices=RefundStatus.choices, default=RefundStatus.PENDING
+    )
+    origin = models.CharField(max_length=16, choices=RefundOrigin.choices)
+    # `refund-<uuid>`: the provider refunds at most once under it, however often we ask.
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    # The API client's Idempotency-Key, if it sent one: a retried request finds this row.
+    request_key = models.CharField(max_length=255, blank=True, default="")
+    provider_refund_id = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=255)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("created_at", "pk")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payments_refund_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(status__in=RefundStatus.values), name="payments_refund_status"
+            ),
+            models.UniqueConstraint(
+                fields=["order", "request_key"],
+                condition=~Q(request_key=""),
+                name="payments_refund_request_once",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="payments_refund_status_idx"),
+        ]
+        permissions = [
+            ("refund_payment", "Can refund part or all of an order's payment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"refund {self.amount} {self.currency} ({self.status})"

@@ -22,7 +22,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from apps.orders.models import Order, OrderStatus
-from apps.payments.models import MoneyMovementKind
+from apps.payments.models import MoneyMovementKind, Refund
 
 ZERO = Decimal("0.00")
 # Orders that hold a payment: what they say was paid (amount_paid) is their captures net
@@ -164,3 +164,12 @@ def money_ledger_report(*, since: datetime | None, settled_before: datetime) -> 
         for row in rows
     ]
     return LedgerReport(checked=orders.count(), breaks=breaks)
+
+
+def refunds_of(*, order_id: int) -> QuerySet[Refund]:
+    """An order's refunds, oldest first, with what their output needs."""
+    return (
+        Refund.objects.filter(order_id=order_id)
+        .select_related("order", "requested_by")
+        .order_by("created_at", "pk")
+    )

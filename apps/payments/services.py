@@ -23,6 +23,7 @@ ends payment_failed instead of retrying for ever, while a provider-wide outage f
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -32,23 +33,43 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from apps.orders import services as orders_services
 from apps.orders.models import Order, OrderStatus
+from apps.payments import events as payment_events
 from apps.payments.exceptions import (
+    InvalidRefundAmount,
     MoneyMovementConflict,
+    NothingToRefund,
     PaymentDeclined,
     ProviderEventDeferred,
     ProviderRejected,
     ProviderUnavailable,
+    RefundExceedsRefundable,
     RefundRefused,
+    RefundRequestKeyReused,
 )
 from apps.payments.gateway import ChargeResult, ChargeStatus, RefundResult, get_gateway
-from apps.payments.models import MoneyMovement, MoneyMovementKind, Payment, PaymentStatus
+from apps.payments.models import (
+    MoneyMovement,
+    MoneyMovementKind,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundOrigin,
+    RefundStatus,
+)
+from ecommerce import outbox
+from ecommerce.money import amount_error, format_amount
 from ecommerce.observability.logging import get_logger
-from ecommerce.observability.metrics import PAYMENT_PROVIDER_LATENCY, PAYMENT_SWEEPS, PAYMENTS
+from ecommerce.observability.metrics import (
+    PAYMENT_PROVIDER_LATENCY,
+    PAYMENT_SWEEPS,
+    PAYMENTS,
+    REFUNDS,
+)
 from ecommerce.resilience.breaker import breaker
 from ecommerce.resilience.exceptions import CircuitOpen, LockNotAcquired
 from ecommerce.resilience.locks import distributed_lock
@@ -60,6 +81,7 @@ CHARGE_REQUESTED = "payment.charge_requested"
 # A charge's money came back to an order that is not paid (expired, cancelled, failed).
 UNPAID_ENDS = (OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.PAYMENT_FAILED)
 PROVIDER_DOWN = (ProviderUnavailable, CircuitOpen)
+ZERO = Decimal("0.00")
 
 
 def open_payment(*, order_id: int) -> Payment | None:
@@ -423,93 +445,371 @@ def give_up_charge(*, order_id: int, attempts: int) -> str:
         return "busy"
 
 
-def _refund_at_provider(order_id: int) -> tuple[Payment, RefundResult | None]:
-    """Refund a succeeded payment in full at the provider (idempotent: the refund has its
-    own key); None when there is nothing to refund (refunded already, or no money taken).
+# --- Refunds -----------------------------------------------------------------------------
+#
+# A refund is reserved, then sent. Reserving (`Refund` row, pending) happens under the
+# payment's row lock, where what is refundable is read: the ledger's captures minus its
+# refunds, minus the refunds still pending. So two refunds asked at once queue on that lock
+# and the second sees the first: together they never exceed what was captured (the
+# provider enforces the same sum on its side). The provider is called after the
+# reservation commits, outside any row lock, with the refund's own idempotency key; its
+# answer is recorded under the payment's lock again (`_complete_refund`): the refund
+# succeeded, its ledger row, and the order's amount_paid lowered (`orders.record_refund`,
+# which ends the order refunded when nothing paid is left), in one transaction. A refusal
+# marks it failed (the reservation is released); a provider that cannot be reached leaves
+# it pending, and `reconcile_payments` sends it again (same key: never twice).
 
-    Records nothing: the caller does, with `_record_refund`. Raises ProviderUnavailable or
-    CircuitOpen when the provider cannot be reached, and RefundRefused when it will never
-    refund this charge.
-    """
-    payment = Payment.objects.get(order_id=order_id)
-    if payment.status != PaymentStatus.SUCCEEDED:
-        return payment, None
-    with _provider_guard(), _provider_call("refund"):
-        refund = get_gateway().refund(
-            charge_id=payment.provider_charge_id,
-            amount=payment.amount,
-            idempotency_key=f"refund-{payment.idempotency_key}",
-        )
-    return payment, refund
+CAPTURED = Q(kind=MoneyMovementKind.CAPTURE)
+REFUNDED = Q(kind=MoneyMovementKind.REFUND)
 
 
-def _record_refund(payment: Payment, refund: RefundResult, *, reason: str, by: Any = None) -> None:
-    """The payment is refunded, the ledger has the refund and the order says less was paid
-    (`orders.record_refund`). Caller holds a transaction.
-
-    Two callers refunding at once got the same refund (one key): the first marks the
-    payment, and the ledger keeps one row for both (the order is lowered once).
-    """
-    Payment.objects.filter(pk=payment.pk, status=PaymentStatus.SUCCEEDED).update(
-        status=PaymentStatus.REFUNDED,
-        provider_refund_id=refund.refund_id,
-        updated_at=timezone.now(),
+def _ledger_net(payment: Payment) -> Decimal:
+    """Captures minus refunds in the payment's ledger rows."""
+    sums = MoneyMovement.objects.filter(payment=payment).aggregate(
+        captured=Sum("amount", filter=CAPTURED), refunded=Sum("amount", filter=REFUNDED)
     )
-    _, created = _insert_movement(
-        payment=payment,
-        kind=MoneyMovementKind.REFUND,
-        amount=refund.amount,
-        currency=refund.currency,
-        provider_reference=refund.refund_id,
+    return (sums["captured"] or ZERO) - (sums["refunded"] or ZERO)
+
+
+def refundable_amount(payment: Payment) -> Decimal:
+    """What can still be refunded: captured, less refunds made or pending.
+
+    Read under the payment's row lock when it decides a reservation.
+    """
+    pending = Refund.objects.filter(payment=payment, status=RefundStatus.PENDING).aggregate(
+        total=Sum("amount")
+    )["total"]
+    return _ledger_net(payment) - (pending or ZERO)
+
+
+def _check_refund_amount(amount: Decimal, currency: str) -> None:
+    """Raises InvalidRefundAmount unless `amount` is a positive amount of `currency`."""
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        raise InvalidRefundAmount("The amount must be a decimal number.")
+    if amount <= 0:
+        raise InvalidRefundAmount("The amount must be more than zero.")
+    error = amount_error(amount, currency)
+    if error:
+        raise InvalidRefundAmount(error)
+
+
+def _refund_key(payment: Payment, *, whole: bool) -> str:
+    """The provider idempotency key of a new refund: `refund-<uuid>`.
+
+    A refund of all that was captured, as the first refund of the payment (a cancellation
+    or a compensation), keeps the key such refunds had before partial refunds,
+    `refund-<payment key>`: one left in flight across the upgrade is found, not repeated.
+    """
+    if whole and not Refund.objects.filter(payment=payment).exists():
+        return f"refund-{payment.idempotency_key}"
+    return f"refund-{uuid.uuid4()}"
+
+
+def reserve_refund(
+    *,
+    order_id: int,
+    amount: Decimal | None,
+    by: Any,
+    reason: str,
+    origin: str = RefundOrigin.STAFF,
+    request_key: str = "",
+) -> tuple[Refund | None, bool]:
+    """Reserve a refund of `amount` (None: all that is left) of the order's payment; return
+    (refund, created). Commits before any provider call.
+
+    With a `request_key` already used for this order, returns that refund and False (the
+    same amount) or raises RefundRequestKeyReused. None and False when `amount` is None and
+    nothing is left. Raises NothingToRefund (no captured payment), InvalidRefundAmount,
+    RefundExceedsRefundable.
+    """
+    with transaction.atomic():
+        payment = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("order")
+            .filter(order_id=order_id)
+            .first()
+        )
+        if payment is None or payment.status not in (
+            PaymentStatus.SUCCEEDED,
+            PaymentStatus.REFUNDED,
+        ):
+            raise NothingToRefund(f"Order {order_id} has no captured payment to refund.")
+        if request_key:
+            existing = Refund.objects.filter(order_id=order_id, request_key=request_key).first()
+            if existing is not None:
+                if amount is not None and existing.amount != amount:
+                    raise RefundRequestKeyReused(key=request_key)
+                return existing, False
+        refundable = refundable_amount(payment)
+        if amount is None:
+            if refundable <= 0:
+                return None, False
+            amount = refundable
+        _check_refund_amount(amount, payment.currency)
+        if amount > refundable:
+            raise RefundExceedsRefundable(
+                amount=format_amount(amount, payment.currency),
+                refundable=format_amount(max(refundable, ZERO), payment.currency),
+                currency=payment.currency,
+            )
+        refund = Refund.objects.create(
+            payment=payment,
+            order_id=order_id,
+            amount=amount,
+            currency=payment.currency,
+            origin=origin,
+            idempotency_key=_refund_key(payment, whole=amount == _ledger_net(payment)),
+            request_key=request_key,
+            reason=(reason or origin)[:255],
+            requested_by=_actor(by),
+        )
+    logger.info(
+        "refund_reserved",
+        order_id=str(payment.order.public_id),
+        refund_id=str(refund.public_id),
+        amount=str(amount),
+        origin=origin,
+    )
+    return refund, True
+
+
+def _actor(user: Any) -> Any:
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def _complete_refund(refund_id: int, result: RefundResult, *, source: str) -> tuple[Refund, bool]:
+    """Record a refund the provider made: the refund succeeded, its ledger row, the order's
+    amount_paid lowered, the payment refunded once nothing captured is left; one
+    transaction, under the payment's row lock. Returns (refund, newly recorded).
+
+    A no-op for a refund already recorded (the task and the provider's webhook both report
+    it: one ledger row, one lowering).
+    """
+    with transaction.atomic():
+        payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
+        payment = Payment.objects.select_for_update(of=("self",)).get(pk=payment_id)
+        refund = Refund.objects.select_for_update(of=("self",)).get(pk=refund_id)
+        if refund.status == RefundStatus.SUCCEEDED:
+            return refund, False
+        if refund.status == RefundStatus.FAILED:
+            # One key, one answer: the provider cannot have refused and refunded it.
+            logger.error("refund_failed_then_succeeded", refund_id=str(refund.public_id))
+        if (result.amount, result.currency) != (refund.amount, refund.currency):
+            logger.error(
+                "refund_amount_mismatch",
+                refund_id=str(refund.public_id),
+                asked=str(refund.amount),
+                refunded=str(result.amount),
+            )
+        refund.status = RefundStatus.SUCCEEDED
+        refund.provider_refund_id = result.refund_id
+        refund.last_error = ""
+        refund.save(update_fields=["status", "provider_refund_id", "last_error", "updated_at"])
+        _, created = _insert_movement(
+            payment=payment,
+            kind=MoneyMovementKind.REFUND,
+            amount=result.amount,
+            currency=result.currency,
+            provider_reference=result.refund_id,
+            reason=refund.reason,
+        )
+        if created:
+            orders_services.record_refund(
+                order_id=refund.order_id,
+                amount=result.amount,
+                by=refund.requested_by,
+                reason=refund.reason,
+            )
+        if _ledger_net(payment) <= 0:
+            Payment.objects.filter(pk=payment.pk, status=PaymentStatus.SUCCEEDED).update(
+                status=PaymentStatus.REFUNDED,
+                provider_refund_id=result.refund_id,
+                updated_at=timezone.now(),
+            )
+        if refund.origin == RefundOrigin.COMPENSATION:
+            outbox.publish(
+                payment_events.PAYMENT_COMPENSATED,
+                {
+                    "order_id": refund.order_id,
+                    "refund_id": str(refund.public_id),
+                    "amount": str(refund.amount),
+                    "reason": refund.reason,
+                },
+            )
+    REFUNDS.labels(refund.origin, "succeeded").inc()
+    logger.info(
+        "payment_refunded",
+        order_id=refund.order_id,
+        refund_id=result.refund_id,
+        amount=str(result.amount),
+        origin=refund.origin,
+        source=source,
+    )
+    return refund, True
+
+
+def _fail_refund(refund: Refund, refused: RefundRefused) -> Refund:
+    """The provider will never make this refund: failed, its reservation released. A
+    cancellation's order goes back to paid (the money stays)."""
+    with transaction.atomic():
+        updated = Refund.objects.filter(pk=refund.pk, status=RefundStatus.PENDING).update(
+            status=RefundStatus.FAILED,
+            last_error=f"refused: {refused.error}"[:1000],
+            updated_at=timezone.now(),
+        )
+        if updated and refund.origin == RefundOrigin.CANCELLATION:
+            orders_services.abort_refund(
+                order_id=refund.order_id, reason=f"refund refused: {refused.error}"
+            )
+    if updated:
+        REFUNDS.labels(refund.origin, "failed").inc()
+    logger.error(
+        "refund_refused",
+        order_id=refund.order_id,
+        refund_id=str(refund.public_id),
+        origin=refund.origin,
+        error=refused.error,
+    )
+    refund.refresh_from_db()
+    return refund
+
+
+def send_refund(refund: Refund) -> Refund:
+    """Ask the provider for a reserved refund (its own idempotency key: asking again never
+    refunds twice) and record the answer; return the refund as it ends.
+
+    Succeeded, or failed when the provider refuses it for good. Raises ProviderUnavailable
+    or CircuitOpen when the provider cannot be reached: the refund stays pending (reserved)
+    for the next try.
+    """
+    payment = refund.payment
+    try:
+        with _provider_guard(), _provider_call("refund"):
+            result = get_gateway().refund(
+                charge_id=payment.provider_charge_id,
+                amount=refund.amount,
+                idempotency_key=refund.idempotency_key,
+            )
+    except RefundRefused as exc:
+        return _fail_refund(refund, exc)
+    except PROVIDER_DOWN as exc:
+        Refund.objects.filter(pk=refund.pk, status=RefundStatus.PENDING).update(
+            last_error=f"{type(exc).__name__}: {exc}"[:1000], updated_at=timezone.now()
+        )
+        raise
+    return _complete_refund(refund.pk, result, source="refund call")[0]
+
+
+def refund(
+    *,
+    order_id: int,
+    amount: Decimal,
+    by: Any,
+    reason: str,
+    origin: str = RefundOrigin.STAFF,
+    request_key: str = "",
+) -> Refund:
+    """Refund `amount` of an order's captured payment: reserve it, then ask the provider.
+
+    The public refund service (staff in the API and the admin, returns). Returns the
+    refund: succeeded, failed (the provider refused; nothing changed), or pending when
+    the provider cannot be reached now (it stays reserved; `reconcile_payments` sends it
+    again). A request repeated with the same `request_key` returns the first refund
+    (sent again if still pending). Raises NothingToRefund, InvalidRefundAmount,
+    RefundExceedsRefundable, RefundRequestKeyReused.
+    """
+    reserved, _ = reserve_refund(
+        order_id=order_id,
+        amount=amount,
+        by=by,
         reason=reason,
+        origin=origin,
+        request_key=request_key,
     )
-    if created:
-        orders_services.record_refund(
-            order_id=payment.order_id, amount=refund.amount, by=by, reason=reason
+    if reserved is None:  # only an amount of None finds nothing left
+        raise NothingToRefund(f"Order {order_id} has nothing left to refund.")
+    if reserved.status != RefundStatus.PENDING:
+        return reserved
+    try:
+        return send_refund(reserved)
+    except PROVIDER_DOWN as exc:
+        logger.warning(
+            "refund_deferred", refund_id=str(reserved.public_id), error=type(exc).__name__
         )
+        reserved.refresh_from_db()
+        return reserved
 
 
 def refund_payment(*, order_id: int, reason: str = "refunded") -> Payment:
-    """Refund a succeeded payment in full (idempotent: the refund has its own key), and
-    record the refund in the ledger.
+    """Compensation: refund all that is left of a payment whose order cannot keep it (a
+    capture that landed on an order that ended unpaid); the customer and staff are told
+    (`payment.compensated`). Idempotent: nothing is left the second time.
 
-    Raises ProviderUnavailable or CircuitOpen when the provider cannot be reached, and
-    RefundRefused when it will never refund this charge.
+    Raises ProviderUnavailable or CircuitOpen when the provider cannot be reached (the
+    refund stays pending: `reconcile_payments` sends it), and RefundRefused when it will
+    never refund this charge (the refund is failed, logged for staff).
     """
-    payment, refund = _refund_at_provider(order_id)
-    if refund is None:
-        return payment
-    with transaction.atomic():
-        _record_refund(payment, refund, reason=reason)
-    payment.refresh_from_db()
-    logger.info("payment_refunded", order_id=order_id, refund_id=refund.refund_id)
-    return payment
+    try:
+        reserved, _ = reserve_refund(
+            order_id=order_id,
+            amount=None,
+            by=None,
+            reason=reason,
+            origin=RefundOrigin.COMPENSATION,
+        )
+    except NothingToRefund:
+        reserved = None
+    if reserved is None:
+        # Nothing left: finish any compensation still pending.
+        for pending in _pending_refunds(order_id):
+            send_refund(pending)
+        return Payment.objects.get(order_id=order_id)
+    done = send_refund(reserved)
+    if done.status == RefundStatus.FAILED:
+        raise RefundRefused(
+            charge_id=done.payment.provider_charge_id, status_code=400, error=done.last_error
+        )
+    return Payment.objects.get(order_id=order_id)
+
+
+def _pending_refunds(order_id: int) -> list[Refund]:
+    return list(
+        Refund.objects.filter(order_id=order_id, status=RefundStatus.PENDING)
+        .select_related("payment")
+        .order_by("pk")
+    )
 
 
 def refund_order_payment(*, order_id: int, actor_id: int | None = None, reason: str) -> str:
-    """Do a refund the orders app claimed (order refunding): refund, then finish the order.
+    """Do a refund the orders app claimed (order refunding): refund all that is left of
+    the payment, then finish the order.
 
-    Returns "refunded", "refused" (the provider will never refund: the order goes back to
-    paid) or "noop" (not refunding: finished or aborted already). Raises ProviderUnavailable
-    or CircuitOpen when the provider cannot be reached: the order stays refunding, and
-    retrying is safe (one refund key, one refund).
+    Refunds still pending for the order are sent first (a staff refund in flight when the
+    order was cancelled), then what is left is reserved and sent. Returns "refunded",
+    "refused" (the provider will never refund: the order goes back to paid) or "noop" (not
+    refunding: finished or aborted already). Raises ProviderUnavailable or CircuitOpen when
+    the provider cannot be reached: the order stays refunding, and retrying is safe (each
+    refund has its key).
     """
     if not Order.objects.filter(pk=order_id, status=OrderStatus.REFUNDING).exists():
         return "noop"
-    try:
-        payment, refund = _refund_at_provider(order_id)
-    except RefundRefused as exc:
-        orders_services.abort_refund(order_id=order_id, reason=f"refund refused: {exc.error}")
-        return "refused"
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
-    # The refund's ledger row and the order's refunded status commit together: a refunding
-    # order has its capture whole, a refunded one has it refunded, never in between.
-    with transaction.atomic():
-        if refund is not None:
-            _record_refund(payment, refund, reason=reason, by=actor)
-        orders_services.complete_refund(order_id=order_id, by=actor, reason=reason)
-    if refund is not None:
-        logger.info("payment_refunded", order_id=order_id, refund_id=refund.refund_id)
+    for pending in _pending_refunds(order_id):
+        send_refund(pending)
+    try:
+        reserved, _ = reserve_refund(
+            order_id=order_id,
+            amount=None,
+            by=actor,
+            reason=reason,
+            origin=RefundOrigin.CANCELLATION,
+        )
+    except NothingToRefund:
+        reserved = None
+    if reserved is not None and send_refund(reserved).status == RefundStatus.FAILED:
+        return "refused"
+    # Nothing was captured, or all of it is refunded: the order ends refunded.
+    orders_services.complete_refund(order_id=order_id, by=actor, reason=reason)
     return "refunded"
 
 
@@ -577,16 +877,25 @@ def apply_charge_event(*, charge: ChargeResult, idempotency_key: str, source: st
 
 
 def apply_refund_event(
-    *, refund: RefundResult, charge_idempotency_key: str | None, event_id: str, source: str
+    *,
+    refund: RefundResult,
+    charge_idempotency_key: str | None,
+    event_id: str,
+    source: str,
+    refund_key: str | None = None,
 ) -> str:
     """Apply a refund the provider reports; return the outcome.
 
-    Caller holds a transaction. "refunded" (the payment is refunded with its ledger row,
-    and a refunding order is finished, as `refund_order_payment` does), "already_recorded",
-    "unknown_payment", "mismatch", or "refund_not_requested" (a refund of a paid order we
-    never asked for: logged as an error and left to staff, the order still says paid).
-    Raises ProviderEventDeferred when the charge it refunds is not recorded yet: a refund
-    applied before its capture would leave the ledger without the capture.
+    Caller holds a transaction. A refund of ours (found by its idempotency key
+    `refund_key`, else its provider id) is recorded as its own answer would be
+    (`_complete_refund`): "refunded", or "already_recorded". A refund we never asked for
+    (made in the provider's dashboard, a dispute) is recorded too, as a Refund of origin
+    "provider" with its ledger row, lowering what the order says was paid:
+    "unrequested_refund" (logged as a warning for staff). "unknown_payment" and "mismatch"
+    (another charge, currency, or more than is left: logged as an error, nothing
+    changed) otherwise. Raises ProviderEventDeferred when the charge it refunds is not
+    recorded yet: a refund applied before its capture would leave the ledger without the
+    capture.
     """
     payment = _payment_for_update(
         idempotency_key=charge_idempotency_key, charge_id=refund.charge_id
@@ -594,14 +903,25 @@ def apply_refund_event(
     if payment is None:
         logger.warning("provider_event_unknown_payment", charge_id=refund.charge_id, source=source)
         return "unknown_payment"
-    if payment.status == PaymentStatus.REFUNDED:
-        return "already_recorded"
     if payment.status in CAPTURABLE:
         raise ProviderEventDeferred(event_id=event_id, reason="charge_not_recorded")
+    ours = None
+    if refund_key:
+        ours = Refund.objects.filter(payment=payment, idempotency_key=refund_key).first()
+    if ours is None:
+        ours = Refund.objects.filter(payment=payment, provider_refund_id=refund.refund_id).first()
+    if ours is not None:
+        _, recorded = _complete_refund(ours.pk, refund, source=source)
+        return "refunded" if recorded else "already_recorded"
+    if MoneyMovement.objects.filter(
+        kind=MoneyMovementKind.REFUND, provider_reference=refund.refund_id
+    ).exists():
+        return "already_recorded"  # recorded before refunds had rows of their own
     if (
-        payment.status != PaymentStatus.SUCCEEDED
+        payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED)
         or payment.provider_charge_id != refund.charge_id
-        or (refund.amount, refund.currency) != (payment.amount, payment.currency)
+        or refund.currency != payment.currency
+        or refund.amount > _ledger_net(payment)
     ):
         logger.error(
             "provider_event_mismatch",
@@ -611,20 +931,34 @@ def apply_refund_event(
             currency=refund.currency,
         )
         return "mismatch"
-    status = Order.objects.filter(pk=payment.order_id).values_list("status", flat=True).get()
-    if status != OrderStatus.REFUNDING and status not in UNPAID_ENDS:
-        logger.error(
-            "provider_refund_not_requested", order_id=payment.order_id, refund_id=refund.refund_id
-        )
-        return "refund_not_requested"
-    reason = f"refund succeeded ({source})"
-    _record_refund(payment, refund, reason=reason)
-    # A no-op unless the order is refunding; under the order's row lock.
-    orders_services.complete_refund(order_id=payment.order_id, reason=reason)
-    logger.info(
-        "payment_refunded", order_id=payment.order_id, refund_id=refund.refund_id, source=source
+    # A refunding order's claimed refund, made before refunds had rows (under the key
+    # `refund-<payment key>`), is ours; anything else we never asked for.
+    claimed = Order.objects.filter(
+        pk=payment.order_id, status=OrderStatus.REFUNDING
+    ).exists() and refund_key in (None, f"refund-{payment.idempotency_key}")
+    unrequested = Refund.objects.create(
+        payment=payment,
+        order_id=payment.order_id,
+        amount=refund.amount,
+        currency=refund.currency,
+        origin=RefundOrigin.CANCELLATION if claimed else RefundOrigin.PROVIDER,
+        idempotency_key=refund_key or f"provider-{refund.refund_id}",
+        reason=(
+            f"refund succeeded ({source})"
+            if claimed
+            else f"refunded at the provider, not by us ({source})"
+        )[:255],
     )
-    return "refunded"
+    _complete_refund(unrequested.pk, refund, source=source)
+    if claimed:
+        return "refunded"
+    logger.warning(
+        "provider_refund_not_requested",
+        order_id=payment.order_id,
+        refund_id=refund.refund_id,
+        amount=str(refund.amount),
+    )
+    return "unrequested_refund"
 
 
 class _Sweep:
@@ -671,12 +1005,18 @@ def reconcile_payments(*, now: Any = None) -> dict[str, int]:
       `charge_payment(ask_first=True)`: the payment is opened if need be, the provider is
       asked by key first, so a charge made is recorded, not repeated; a payment at its
       attempt cap ends payment_failed.
-    - A succeeded charge of an order that ended unpaid (expired, cancelled) is refunded.
+    - A refund reserved but not answered that long (the provider could not be reached) is
+      sent again, under its own key.
+    - A succeeded charge of an order that ended unpaid (expired, cancelled) is refunded
+      (compensation), unless the provider refused that already (left to staff).
     - A refund claimed but not finished (order refunding) is finished.
     Each step leaves what the provider cannot answer now for the next run.
     """
     now = now or timezone.now()
-    sweep = _Sweep("payments_reconcile", ("paid", "declined", "failed", "refunded", "deferred"))
+    sweep = _Sweep(
+        "payments_reconcile",
+        ("paid", "declined", "failed", "refunded", "deferred"),
+    )
     in_doubt = now - timedelta(seconds=settings.PAYMENT_RECONCILE_AFTER_SECONDS)
     unattempted = now - timedelta(seconds=settings.PAYMENT_UNATTEMPTED_AFTER_SECONDS)
     batch = settings.PAYMENT_RECONCILE_BATCH_SIZE
@@ -707,9 +1047,24 @@ def reconcile_payments(*, now: Any = None) -> dict[str, int]:
         if outcome == "busy":
             sweep.deferred(order_id, None)
         sweep.count(CHARGE_OUTCOMES.get(outcome, outcome))
-    late = Payment.objects.filter(
-        status=PaymentStatus.SUCCEEDED, order__status__in=UNPAID_ENDS, updated_at__lt=in_doubt
-    ).order_by("pk")
+    stuck = Refund.objects.filter(status=RefundStatus.PENDING, updated_at__lt=in_doubt)
+    for pending in list(stuck.select_related("payment").order_by("pk")[:batch]):
+        if sweep.out_of_time():
+            break
+        try:
+            done = send_refund(pending)
+        except PROVIDER_DOWN as exc:
+            sweep.deferred(pending.order_id, exc)
+            continue
+        sweep.count("refunded" if done.status == RefundStatus.SUCCEEDED else "refund_failed")
+    late = (
+        Payment.objects.filter(
+            status=PaymentStatus.SUCCEEDED, order__status__in=UNPAID_ENDS, updated_at__lt=in_doubt
+        )
+        # A compensation the provider refused is for staff (logged), not retried blind.
+        .exclude(refunds__origin=RefundOrigin.COMPENSATION, refunds__status=RefundStatus.FAILED)
+        .order_by("pk")
+    )
     for order_id in list(late.values_list("order_id", flat=True)[:batch]):
         if sweep.out_of_time():
             break

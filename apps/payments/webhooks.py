@@ -38,15 +38,18 @@ from django.utils import timezone
 
 from apps.payments import services
 from apps.payments.exceptions import (
+    ProviderEventDeferred,
     RefundRefused,
     WebhookPayloadInvalid,
     WebhookProviderUnknown,
+    WebhookRefused,
     WebhookSignatureInvalid,
     WebhookTimestampOutOfTolerance,
 )
 from apps.payments.gateway import ChargeResult, ChargeStatus, RefundResult
 from apps.payments.models import Payment, ProviderEvent
 from ecommerce.observability.logging import get_logger
+from ecommerce.observability.metrics import PAYMENT_WEBHOOK_EVENTS
 
 logger = get_logger(__name__)
 
@@ -212,24 +215,59 @@ def _apply(provider: str, event: ParsedEvent) -> tuple[str, int | None]:
         return outcome, None
     if event.type in REFUND_EVENTS:
         key = event.data.get("charge_idempotency_key")
+        refund_key = event.data.get("idempotency_key")
         outcome = services.apply_refund_event(
             refund=_refund(event.data),
             charge_idempotency_key=key if isinstance(key, str) and key else None,
             event_id=event.event_id,
             source=source,
+            refund_key=refund_key if isinstance(refund_key, str) and refund_key else None,
         )
         return outcome, None
     return "ignored", None
 
 
+def _event_type_label(body: bytes) -> str:
+    """The event type a refused delivery claims, for the metric only: one of the types we
+    apply, else `other`/`unknown`, so a forged body cannot mint label values."""
+    try:
+        claimed = json.loads(body).get("type")
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return "unknown"
+    if claimed in CHARGE_EVENTS or claimed in REFUND_EVENTS:
+        return str(claimed)
+    return "other" if isinstance(claimed, str) else "unknown"
+
+
 def receive_event(*, provider: str, body: bytes, signature: str | None) -> Receipt:
     """Verify a delivery, then store and apply its event once; return what was done.
 
-    Raises WebhookProviderUnknown, WebhookSignatureInvalid, WebhookTimestampOutOfTolerance,
-    WebhookPayloadInvalid (nothing stored), and ProviderEventDeferred (an event that
-    cannot be applied yet: nothing stored, the provider delivers it again later).
+    Every delivery of a known provider is counted (`ecommerce_payment_webhook_events_total`
+    by provider, type and outcome: what applying did, `duplicate`, `deferred`, or
+    `refused`). Raises WebhookProviderUnknown, WebhookSignatureInvalid,
+    WebhookTimestampOutOfTolerance, WebhookPayloadInvalid (nothing stored), and
+    ProviderEventDeferred (an event that cannot be applied yet: nothing stored, the
+    provider delivers it again later).
     """
     signature_header(provider)
+    try:
+        receipt = _receive(provider=provider, body=body, signature=signature)
+    except WebhookRefused:
+        PAYMENT_WEBHOOK_EVENTS.labels(provider, _event_type_label(body), "refused").inc()
+        raise
+    except ProviderEventDeferred:
+        PAYMENT_WEBHOOK_EVENTS.labels(provider, _event_type_label(body), "deferred").inc()
+        raise
+    event = receipt.event
+    outcome = "duplicate" if receipt.duplicate else event.outcome
+    type_label = (
+        event.type if event.type in CHARGE_EVENTS or event.type in REFUND_EVENTS else "other"
+    )
+    PAYMENT_WEBHOOK_EVENTS.labels(provider, type_label, outcome).inc()
+    return receipt
+
+
+def _receive(*, provider: str, body: bytes, signature: str | None) -> Receipt:
     verify_signature(
         header=signature,
         body=body,

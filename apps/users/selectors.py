@@ -23,6 +23,16 @@ def active_user(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).first()
 
 
+def active_staff_with_roles(*, roles: tuple[str, ...]) -> QuerySet[User]:
+    """Active staff accounts in any of the `roles` groups, and active superusers."""
+    return (
+        User.objects.filter(is_active=True, is_staff=True)
+        .filter(Q(groups__name__in=roles) | Q(is_superuser=True))
+        .distinct()
+        .order_by("pk")
+    )
+
+
 def addresses_of(*, user: Any) -> QuerySet[Address]:
     """A customer's address book, oldest entry first."""
     return Address.objects.filter(user_id=user.pk).order_by("pk")

@@ -48,6 +48,19 @@ PAYMENT_SWEEPS = Counter(
     " deferred: left for the next run because the provider could not be asked.",
     ["sweep", "outcome"],
 )
+REFUNDS = Counter(
+    "ecommerce_refunds_total",
+    "Refunds the provider answered, by origin (staff, cancellation, compensation, provider,"
+    " return) and outcome (succeeded, failed).",
+    ["origin", "outcome"],
+)
+PAYMENT_WEBHOOK_EVENTS = Counter(
+    "ecommerce_payment_webhook_events_total",
+    "Payment provider webhook deliveries by provider, event type and outcome (what applying"
+    " it did: paid, declined, refunded, already_recorded, duplicate, deferred, ...; refused:"
+    " bad signature, timestamp or body). type is `unknown` when the body could not be read.",
+    ["provider", "type", "outcome"],
+)
 PAYMENT_PROVIDER_LATENCY = Histogram(
     "ecommerce_payment_provider_latency_seconds",
     "Payment provider call latency by operation (charge, refund, find_charge).",

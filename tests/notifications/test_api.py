@@ -121,6 +121,8 @@ def test_creation_without_events_subscribes_to_every_order_event(customer, clien
         "order_expired",
         "order_fulfilled",
         "order_refunded",
+        "order_partially_refunded",
+        "payment_compensated",
     ]
 
 

@@ -329,8 +329,9 @@ def test_a_late_charge_waiting_for_its_refund_is_explained_then_broken_then_heal
 
     # then
     assert [kind for kind, *_ in movements(payment)] == ["capture", "refund"]
+    # the refund reserved when the charge landed, sent again: it keeps its reason
     assert MoneyMovement.objects.get(kind=MoneyMovementKind.REFUND).reason == (
-        "late charge refunded by reconciliation"
+        "late charge of an order expired"
     )
     assert ledger_check().ok
 

@@ -26,7 +26,7 @@ from apps.orders.models import Order, OrderEvent, OrderStatus
 from apps.payments import services as payments_services
 from apps.payments.exceptions import PaymentDeclined
 from apps.payments.gateway import InProcessSandboxGateway, get_gateway
-from apps.payments.models import Payment, PaymentStatus
+from apps.payments.models import MoneyMovementKind, Payment, PaymentStatus
 from apps.payments.services import reconcile_payments
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches, stock_of
@@ -337,6 +337,14 @@ def test_a_late_charge_of_an_expired_order_whose_refund_failed_is_refunded(place
     long_ago = timezone.now() - timedelta(seconds=settings.PAYMENT_RECONCILE_AFTER_SECONDS + 1)
     Payment.objects.filter(pk=payment.pk).update(
         status=PaymentStatus.SUCCEEDED, provider_charge_id=charge.charge_id, updated_at=long_ago
+    )
+    payments_services.record_money_movement(
+        payment=payment,
+        kind=MoneyMovementKind.CAPTURE,
+        amount=charge.amount,
+        currency=charge.currency,
+        provider_reference=charge.charge_id,
+        reason="late charge",
     )
     refunds = provider_refunds()
 

@@ -6,6 +6,7 @@ Split by sub-domain (STYLE.md R1); import from here.
 from apps.notifications.services.creation import (
     create_once,
     notify_order_event,
+    notify_refund_event,
     notify_return_event,
     notify_user_registered,
     queue_delivery,
@@ -42,6 +43,7 @@ __all__ = [
     "delete_webhook_endpoint",
     "deliver_notification",
     "notify_order_event",
+    "notify_refund_event",
     "notify_return_event",
     "notify_user_registered",
     "queue_delivery",

@@ -177,3 +177,46 @@ def notify_user_registered(*, user_id: int) -> list[Notification]:
         context=context,
         webhooks=False,
     )
+
+
+STAFF_ROLES = ("support", "admin")
+
+
+def refund_subject(order_public_id: str, refund: dict[str, Any]) -> str:
+    """The subject of one refund's notifications: the refund's public id when the event
+    names it, else the order's public id and what is still paid after it (which only
+    falls, so it tells one partial refund of an order from the next)."""
+    if refund.get("refund_id"):
+        return f"refund:{refund['refund_id']}"
+    return f"refund:{order_public_id}:{refund.get('amount_paid', '')}"
+
+
+def notify_refund_event(*, event: str, order_id: int, refund: dict[str, Any]) -> list[Notification]:
+    """Tell the buyer (email and subscribed webhooks) of one refund that leaves the order's
+    status as it is: a partial refund, or a compensation. A compensation is also emailed
+    to each active staff member of the support and admin roles. Safe to call again."""
+    order = selectors.order_with_items(order_id=order_id)
+    if order is None:
+        logger.warning("notification_order_missing", event_name=event, order_id=order_id)
+        return []
+    data = {
+        "amount": str(refund.get("amount", "")),
+        "currency": order.currency,
+        "reason": str(refund.get("reason", ""))[:255],
+        "amount_paid": str(refund.get("amount_paid", order.amount_paid)),
+    }
+    context = {"order": order_to_dict(order, order.items.all()), "refund": data}
+    subject = refund_subject(str(order.public_id), refund)
+    notifications = _fan_out(
+        event=event, subject=subject, recipient=order.user, context=context, webhooks=True
+    )
+    if event == NotificationEvent.PAYMENT_COMPENSATED:
+        for member in users_selectors.active_staff_with_roles(roles=STAFF_ROLES):
+            notifications += _fan_out(
+                event=event,
+                subject=f"{subject}:staff:{member.pk}",
+                recipient=member,
+                context={**context, "staff": True},
+                webhooks=False,
+            )
+    return notifications

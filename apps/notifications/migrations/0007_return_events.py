@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0005_admin_views_all_webhook_endpoints"),
+        ("notifications", "0006_refund_events"),
     ]
 
     operations = [
@@ -27,6 +27,8 @@ class Migration(migrations.Migration):
                     ("return_rejected", "Return rejected"),
                     ("return_received", "Return received"),
                     ("return_refunded", "Return refunded"),
+                    ("order_partially_refunded", "Order partially refunded"),
+                    ("payment_compensated", "Payment refunded (compensation)"),
                     ("ping", "Ping"),
                     ("webhook_disabled", "Webhook endpoint disabled"),
                     ("webhook_failed", "Webhook delivery failed"),

@@ -1,0 +1,56 @@
+"""Payments' API shapes: a staff refund in, refunds out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from apps.payments.models import Refund, RefundOrigin, RefundStatus
+from ecommerce.money import format_amount
+
+
+class RefundCreateInputSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=None,
+        help_text="How much to refund, in the order's currency, as a decimal string: at most "
+        "what is left to refund (captured, less refunds made or pending), with no more places "
+        "than the currency has.",
+    )
+    reason = serializers.CharField(
+        max_length=255, help_text="Why: kept with the refund and shown to staff."
+    )
+
+
+class RefundOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    order = serializers.UUIDField(source="order.public_id")
+    amount = serializers.CharField(help_text="Decimal string with the currency's places.")
+    currency = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=RefundStatus.choices,
+        help_text="pending: reserved, the provider has not answered yet (it is sent again "
+        "until it does); succeeded; failed: the provider refused it (nothing was refunded).",
+    )
+    origin = serializers.ChoiceField(choices=RefundOrigin.choices)
+    reason = serializers.CharField()
+    requested_by = serializers.EmailField(allow_null=True, help_text="Who asked for it.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+def refund_to_dict(refund: Refund) -> dict[str, Any]:
+    """A refund as the API returns it; `order` and `requested_by` are selected with it."""
+    return {
+        "id": str(refund.public_id),
+        "order": str(refund.order.public_id),
+        "amount": format_amount(refund.amount, refund.currency),
+        "currency": refund.currency,
+        "status": refund.status,
+        "origin": refund.origin,
+        "reason": refund.reason,
+        "requested_by": refund.requested_by.email if refund.requested_by else None,
+        "created_at": serializers.DateTimeField().to_representation(refund.created_at),
+        "updated_at": serializers.DateTimeField().to_representation(refund.updated_at),
+    }
