@@ -357,8 +357,7 @@ class Return(TimeStampedModel):
             models.Index(fields=["order", "created_at"], name="orders_return_order_idx"),
             models.Index(fields=["status", "created_at"], name="orders_return_status_idx"),
         ]
-        # Staff rights on returns (migration orders.0011 grants them): deciding and
-        # receiving go to support and admins; refunding moves money, admins only.
+        # Staff rights on returns (migration orders.0011 grants them to support and admins).
         permissions = [
             ("approve_return", "Can approve or reject a return"),
             ("receive_return", "Can receive a return's goods (restock or write off)"),

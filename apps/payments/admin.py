@@ -11,7 +11,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from apps.payments import admin_order  # noqa: F401  (the order page's payment inlines)
+from apps.payments import (
+    admin_order,  # noqa: F401  (the order page's payment inlines)
+    admin_return,  # noqa: F401  (the Return page's refund action)
+)
 from apps.payments.models import MoneyMovement, Payment, ProviderEvent
 
 

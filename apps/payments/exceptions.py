@@ -207,3 +207,17 @@ class RefundRequestKeyReused(Unprocessable):
             f"Idempotency-Key {key!r} was already used for a refund with a different amount.",
             key=key,
         )
+
+
+class ReturnRefundInProgress(Conflict):
+    """A return already has a refund pending at the provider."""
+
+    code = "return_refund_in_progress"
+    title = "Return refund in progress"
+
+    def __init__(self, *, return_id: str, refund_id: str) -> None:
+        super().__init__(
+            f"Return {return_id} already has refund {refund_id} pending or made.",
+            return_id=return_id,
+            refund_id=refund_id,
+        )

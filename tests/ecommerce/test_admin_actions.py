@@ -76,6 +76,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("orders.return", "approve"): RETURN_DESK,
     ("orders.return", "reject"): RETURN_DESK,
     ("orders.return", "receive"): RETURN_DESK,
+    ("orders.return", "refund"): RETURN_DESK,
     ("payments.payment", "delete_selected"): NOBODY,
     ("payments.moneymovement", "delete_selected"): NOBODY,  # append-only
     ("payments.providerevent", "delete_selected"): NOBODY,  # what the provider told us

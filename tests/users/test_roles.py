@@ -167,6 +167,7 @@ MIGRATED_GRANTS = {
         "notifications.view_webhookendpoint",
         "orders.approve_return",
         "orders.receive_return",
+        "orders.refund_return",
         "orders.view_order",
         "orders.view_orderevent",
         "orders.view_orderitem",
@@ -260,7 +261,12 @@ def test_support_is_read_only_and_cannot_order_for_customers():
     # and receiving returns (orders 0011): actions, never a model form
     assert {
         name for name in support.get_all_permissions() if not name.split(".")[1].startswith("view_")
-    } == {"payments.refund_payment", "orders.approve_return", "orders.receive_return"}
+    } == {
+        "payments.refund_payment",
+        "orders.approve_return",
+        "orders.receive_return",
+        "orders.refund_return",
+    }
     assert support.has_perm("orders.place_order_for_customer") is False
     assert support.has_perm("orders.refund_order") is False
 

@@ -1,6 +1,6 @@
-"""Return rights for the roles: support and admins see returns and decide and receive them
-(`approve_return`, `receive_return`); refunding one moves money, so `refund_return` is the
-admin role's only, like `refund_order`."""
+"""Return rights for the roles: support and admins see returns, decide, receive and refund
+them (`approve_return`, `receive_return`, `refund_return`): a return's refund is a partial
+refund, which support may make (`payments.refund_payment`, payments 0007)."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
@@ -9,11 +9,9 @@ STAFF = (
     ("orders", "view_return"),
     ("orders", "approve_return"),
     ("orders", "receive_return"),
+    ("orders", "refund_return"),
 )
-GRANTS = {
-    "support": STAFF,
-    "admin": (*STAFF, ("orders", "refund_return")),
-}
+GRANTS = {"support": STAFF, "admin": STAFF}
 
 
 def grant(apps, schema_editor):
