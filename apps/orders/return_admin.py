@@ -6,8 +6,9 @@ Each action needs its permission (`orders.approve_return` for approve and reject
 admins), reports by public id what it changed and, one message each, why it left any other
 return alone, and leaves a LogEntry on the return's History page. Rejecting asks for the
 reason the customer is told and receiving asks where the goods go (a warehouse, or a
-write-off reason), on an intermediate page. The refund is the payments app's: it adds its
-action here (`add_return_action`), since orders never imports payments.
+write-off reason), on an intermediate page. The refund is the payments app's: it hands its
+handler to the refund action here (`set_return_refund`), since orders never imports
+payments.
 """
 
 from __future__ import annotations
@@ -33,14 +34,13 @@ from apps.orders.models import Return, ReturnLine, ReturnStatus
 from ecommerce.errors import DomainError
 
 ReturnAction = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Return]], HttpResponse | None]
-_extra_actions: list[ReturnAction] = []
+_refund_handler: list[ReturnAction] = []
 
 
-def add_return_action(action: ReturnAction) -> None:
-    """Offer `action` (an admin action, with its `permissions`) on the Return list: how the
-    payments app adds the refund without orders importing it."""
-    if action not in _extra_actions:
-        _extra_actions.append(action)
+def set_return_refund(handler: ReturnAction) -> None:
+    """Run `handler(model_admin, request, queryset)` for the Return page's refund action:
+    how the payments app refunds returns without orders importing it."""
+    _refund_handler[:] = [handler]
 
 
 def return_admin_url(return_id: int) -> str:
@@ -214,7 +214,7 @@ class ReturnAdmin(ViewOnlyPage):
         "updated_at",
     )
     readonly_fields = fields
-    actions = ("approve", "reject", "receive")
+    actions = ("approve", "reject", "receive", "refund")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -227,13 +227,8 @@ class ReturnAdmin(ViewOnlyPage):
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         found = super().get_actions(request)
-        for action in _extra_actions:
-            allowed = all(
-                getattr(self, f"has_{name}_permission")(request)
-                for name in getattr(action, "allowed_permissions", ())
-            )
-            if allowed:
-                found[action.__name__] = self.get_action(action)
+        if not _refund_handler:  # payments is not installed
+            found.pop("refund", None)
         return found
 
     # --- What the page shows ----------------------------------------------------------------
@@ -276,6 +271,11 @@ class ReturnAdmin(ViewOnlyPage):
         return request.user.has_perm("orders.refund_return")
 
     # --- Actions ----------------------------------------------------------------------------
+
+    @admin.action(description="Refund selected received returns", permissions=["refund"])
+    def refund(self, request: HttpRequest, queryset: QuerySet[Return]) -> HttpResponse | None:
+        (handler,) = _refund_handler
+        return handler(self, request, queryset)
 
     @admin.action(description="Approve selected requested returns", permissions=["approve"])
     def approve(self, request: HttpRequest, queryset: QuerySet[Return]) -> None:

@@ -1,9 +1,9 @@
 """The Return page's refund action: refunds each selected received return its lines' share
 of what was paid (the API refunds less when asked: `POST .../returns/{id}/refund`).
 
-The orders app may not import payments, so this module adds the action through the returns
-admin's `add_return_action`; apps.payments.admin imports it. It needs
-`orders.refund_return` and says, per return, what was refunded or why not.
+The orders app may not import payments, so this module hands the returns admin's refund
+action (which needs `orders.refund_return`) its handler through `set_return_refund`;
+apps.payments.admin imports it. It says, per return, what was refunded or why not.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.orders.models import Return
-from apps.orders.return_admin import add_return_action, why_not
+from apps.orders.return_admin import set_return_refund, why_not
 from apps.payments import return_refunds
 from apps.payments.models import RefundStatus
 from ecommerce.errors import DomainError
 from ecommerce.money import format_amount
 
 
-@admin.action(description="Refund selected received returns", permissions=["refund"])
 def refund(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Return]) -> None:
     done: list[str] = []
     problems: list[str] = []
@@ -51,4 +50,4 @@ def refund(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QueryS
         model_admin.message_user(request, problem, messages.ERROR)
 
 
-add_return_action(refund)
+set_return_refund(refund)

@@ -7,7 +7,12 @@ other (apps.payments.return_refunds) and, once it succeeds, the return is refund
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -23,13 +28,13 @@ from apps.payments.exceptions import (
     RefundExceedsRefundable,
     ReturnRefundInProgress,
 )
-from apps.payments.models import RefundStatus
 from apps.payments.serializers import (
     RefundOutputSerializer,
     ReturnRefundInputSerializer,
     refund_to_dict,
 )
 from ecommerce.api import identifiers
+from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.schema import problems
 
 REFUND_RETURN = "orders.refund_return"
@@ -53,20 +58,41 @@ class ReturnRefundView(APIView):
             "Needs `orders.refund_return`. Refunds `amount` (by default, and at most, the "
             "return's `refund_amount`: its lines' share of what was paid; shipping is not "
             "refunded) through the order's payment, within what is left to refund. 201 with "
-            "the refund `succeeded` (the return is `refunded`, the order's paid amount "
-            "lowered) or `failed` (the provider refused; the return stays `received`); 202 "
-            "with it `pending` when the provider cannot be reached now (it is sent again, "
-            "and the return follows when it succeeds)."
+            "the refund: `succeeded` (the return is `refunded`, the order's paid amount "
+            "lowered), `failed` (the provider refused; the return stays `received`), or "
+            "`pending` when the provider cannot be reached now (it is sent again, and the "
+            "return follows when it succeeds)."
         ),
         parameters=[
             OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
             OpenApiParameter("return_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
+            location_parameter(
+                "The return (a refund has no page of its own): `refunded` once the refund "
+                "succeeded; the order's refunds list the refund itself."
+            ),
         ],
         request=ReturnRefundInputSerializer,
         responses={
-            status.HTTP_201_CREATED: OpenApiResponse(RefundOutputSerializer, "The refund."),
-            status.HTTP_202_ACCEPTED: OpenApiResponse(
-                RefundOutputSerializer, "The refund, reserved and pending at the provider."
+            status.HTTP_201_CREATED: OpenApiResponse(
+                RefundOutputSerializer,
+                "The refund.",
+                examples=[
+                    OpenApiExample(
+                        "Refunded",
+                        value={
+                            "id": "0c5e2f3a-1b4d-4e6f-8a9b-7c6d5e4f3a2b",
+                            "order": EXAMPLE_ORDER,
+                            "amount": "25.00",
+                            "currency": "EUR",
+                            "status": "succeeded",
+                            "origin": "return",
+                            "reason": f"return {EXAMPLE_RETURN}",
+                            "requested_by": "support@example.com",
+                            "created_at": "2026-11-30T10:00:00.123456Z",
+                            "updated_at": "2026-11-30T10:00:01.654321Z",
+                        },
+                    )
+                ],
             ),
             **problems(
                 InvalidRefundAmount("EUR amounts have at most 2 decimal places."),
@@ -99,9 +125,7 @@ class ReturnRefundView(APIView):
             reason=data["reason"],
         )
         refund = selectors.refunds_of(order_id=order_return.order_id).get(pk=refund.pk)
-        code = (
-            status.HTTP_202_ACCEPTED
-            if refund.status == RefundStatus.PENDING
-            else status.HTTP_201_CREATED
+        headers = location(
+            "orders", order_return.order.public_id, "returns", order_return.public_id
         )
-        return Response(refund_to_dict(refund), status=code)
+        return Response(refund_to_dict(refund), status=status.HTTP_201_CREATED, headers=headers)

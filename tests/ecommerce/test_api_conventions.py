@@ -214,6 +214,10 @@ CREATED_ELSEWHERE = {
     "POST /api/products/{sku}/media/": "tests/catalog/test_media.py",
     # A return needs a fulfilled order.
     "POST /api/orders/{order_id}/returns/": "tests/orders/test_returns_api.py",
+    # A refund is read in the order's refunds list; the return shows it was refunded.
+    "POST /api/orders/{order_id}/returns/{return_id}/refund/": (
+        "tests/payments/test_return_refunds.py"
+    ),
 }
 # Created resources with no address of their own: no Location.
 WITHOUT_LOCATION = {

@@ -78,6 +78,9 @@ def test_refunding_a_return_pays_back_its_share_and_marks_it_refunded(
         response = support.post(url(received), {}, format="json")
 
     assert response.status_code == 201, response.content
+    assert response["Location"] == (
+        f"/api/orders/{received.order.public_id}/returns/{received.public_id}/"
+    )
     body = response.json()
     assert (body["amount"], body["status"], body["origin"]) == ("25.00", "succeeded", "return")
     refund = Refund.objects.get()
@@ -150,7 +153,7 @@ def test_a_pending_refund_holds_the_return_until_the_sweep_finishes_both(
 ) -> None:
     monkeypatch.setattr(payments_services, "get_gateway", DownGateway)
     pending = support.post(url(received), {}, format="json")
-    assert (pending.status_code, pending.json()["status"]) == (202, "pending")
+    assert (pending.status_code, pending.json()["status"]) == (201, "pending")
     twice = support.post(url(received), {}, format="json")
     assert (twice.status_code, twice.json()["code"]) == (409, "return_refund_in_progress")
     received.refresh_from_db()
