@@ -1,5 +1,7 @@
-"""The order page's payment part: the payment (attempts, last error, decline code) and the
-order's movements in the money ledger (captures, refunds), read-only.
+"""The order page's payment part: the payment (attempts, last error, decline code), its
+refunds (amount, status, reason, who, when), the order's movements in the money ledger
+(captures, refunds), all read-only, and a "Refund an amount" link to the refund form
+(`apps.payments.admin.RefundAdmin.refund_order_view`).
 
 The orders app may not import payments, so this module adds both inlines to the order page
 through the orders admin's `add_order_inline`; apps.payments.admin imports it.
@@ -15,8 +17,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from apps.orders.admin import add_order_inline
-from apps.payments.models import MoneyMovement, Payment
+from apps.orders.admin import add_order_inline, add_order_section
+from apps.orders.models import Order
+from apps.payments import services
+from apps.payments.models import MoneyMovement, Payment, PaymentStatus, Refund
 
 
 class _ReadOnlyTabular(admin.TabularInline):
@@ -71,5 +75,47 @@ class OrderMoneyMovementInline(_ReadOnlyTabular):
     ordering = ("created_at", "pk")
 
 
+class OrderRefundInline(_ReadOnlyTabular):
+    """The order's refunds, oldest first: each amount, how it went, why, who, when."""
+
+    model = Refund
+    verbose_name = "refund"
+    verbose_name_plural = "refunds"
+    fields = (
+        "created_at",
+        "amount",
+        "currency",
+        "status",
+        "origin",
+        "reason",
+        "requested_by",
+        "provider_refund_id",
+        "last_error",
+    )
+    readonly_fields = fields
+    ordering = ("created_at", "pk")
+
+
+def refund_section(order: Order) -> SafeString | str:
+    """What is left to refund, and the link to the refund form."""
+    payment = Payment.objects.filter(order=order).first()
+    if payment is None or payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED):
+        return "Nothing was captured: nothing to refund."
+    left = services.refundable_amount(payment)
+    if left <= 0:
+        return f"Paid {order.amount_paid} {order.currency}; nothing is left to refund."
+    url = reverse("admin:payments_refund_order", args=[order.pk])
+    return format_html(
+        'Paid {} {}; {} {} can be refunded. <a href="{}" class="button">Refund an amount</a>',
+        order.amount_paid,
+        order.currency,
+        left,
+        order.currency,
+        url,
+    )
+
+
 add_order_inline(OrderPaymentInline)
+add_order_inline(OrderRefundInline)
 add_order_inline(OrderMoneyMovementInline)
+add_order_section("Refund", refund_section)

@@ -983,6 +983,35 @@ def apply_refund_event(
     return "unrequested_refund"
 
 
+def settle_ended_order_payment(*, order_id: int) -> str:
+    """Close the pending payment of an order that ended unpaid while a charge was in
+    flight and its answer never came: ask the provider by key, under the charge lock.
+
+    "refunded_late" (charged: captured, then refunded as compensation), "declined",
+    "closed" (no charge under the key: the payment fails, nothing to give back), "noop"
+    (not pending any more) or "busy". Raises ProviderUnavailable or CircuitOpen when the
+    provider cannot be asked (or cannot refund now: the sweep refunds it later).
+    """
+    try:
+        with distributed_lock(
+            f"order:{order_id}:charge", ttl_seconds=settings.PAYMENT_LOCK_TTL_SECONDS
+        ):
+            payment = Payment.objects.select_related("order").get(order_id=order_id)
+            if payment.status != PaymentStatus.PENDING:
+                return "noop"
+            found = _record_found(payment, _find_charge(payment), when="after the order ended")
+            if found is not None:
+                return found
+            Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+                status=PaymentStatus.FAILED,
+                last_error=f"no charge: the order ended {payment.order.status}",
+                updated_at=timezone.now(),
+            )
+            return "closed"
+    except LockNotAcquired:
+        return "busy"
+
+
 class _Sweep:
     """Counts what one sweep did, and stops it starting work past its time budget."""
 
@@ -1027,6 +1056,9 @@ def reconcile_payments(*, now: Any = None) -> dict[str, int]:
       `charge_payment(ask_first=True)`: the payment is opened if need be, the provider is
       asked by key first, so a charge made is recorded, not repeated; a payment at its
       attempt cap ends payment_failed.
+    - A payment attempted for an order that then ended unpaid (cancelled while the charge
+      was in flight, its answer lost) is asked about by key: a charge the provider made
+      is recorded and refunded (compensation), none closes the payment.
     - A refund reserved but not answered that long (the provider could not be reached) is
       sent again, under its own key.
     - A succeeded charge of an order that ended unpaid (expired, cancelled) is refunded
@@ -1068,6 +1100,21 @@ def reconcile_payments(*, now: Any = None) -> dict[str, int]:
             continue
         if outcome == "busy":
             sweep.deferred(order_id, None)
+        sweep.count(CHARGE_OUTCOMES.get(outcome, outcome))
+    abandoned = Payment.objects.filter(
+        status=PaymentStatus.PENDING,
+        attempts__gt=0,
+        last_attempt_at__lt=in_doubt,
+        order__status__in=UNPAID_ENDS,
+    ).order_by("pk")
+    for order_id in list(abandoned.values_list("order_id", flat=True)[:batch]):
+        if sweep.out_of_time():
+            break
+        try:
+            outcome = settle_ended_order_payment(order_id=order_id)
+        except PROVIDER_DOWN as exc:
+            sweep.deferred(order_id, exc)
+            continue
         sweep.count(CHARGE_OUTCOMES.get(outcome, outcome))
     stuck = Refund.objects.filter(status=RefundStatus.PENDING, updated_at__lt=in_doubt)
     for pending in list(stuck.select_related("payment").order_by("pk")[:batch]):

@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.messages import get_messages
 from django.db import transaction
+from django.test import Client
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from apps.catalog.models import Product
 from apps.notifications import services as notifications_services
@@ -33,11 +36,13 @@ from apps.payments.models import (
     RefundOrigin,
     RefundStatus,
 )
+from apps.payments.sandbox import webhooks as sandbox_webhooks
 from ecommerce.api.permissions import Role
 from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.asserts import assert_problem
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import stock_of
+from tests.payments import test_webhooks as webhook_tests
 from tests.payments.test_money_ledger import ledger_check
 from tests.roles import restore_role_groups
 from tests.users.factories import UserFactory
@@ -400,3 +405,142 @@ def test_the_buyer_is_told_of_each_partial_refund_and_staff_of_a_compensation(
     staff_email = render_email(next(n for n in compensation if n.recipient == admin))
     assert staff_email.subject.startswith("Compensation: order ")
     assert "late charge" in staff_email.text
+
+
+# --- Admin: find the order by the buyer's email, refund part of it ----------------------------
+
+
+def test_support_finds_an_order_by_email_and_refunds_part_of_it_in_the_admin(
+    paid: Payment,
+) -> None:
+    restore_role_groups()
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, roles=[Role.SUPPORT]))
+    order = order_of(paid)
+
+    found = client.get("/admin/orders/order/", {"q": "buyer@example.com"})
+    page = client.get(f"/admin/orders/order/{order.pk}/change/")
+    form_url = f"/admin/payments/refund/order/{order.pk}/"
+    form = client.get(form_url)
+    too_much = client.post(form_url, {"amount": "30", "reason": "broken"})
+    done = client.post(form_url, {"amount": "10.00", "reason": "broken handle"}, follow=True)
+
+    assert str(order.public_id) in found.content.decode()
+    assert form_url in page.content.decode()
+    assert "Refund an amount" in page.content.decode()
+    assert "Amount to refund" in form.content.decode()
+    assert "at most 25.00 EUR is left to refund" in too_much.content.decode()
+    assert [(m.level_tag, m.message) for m in get_messages(done.wsgi_request)] == [
+        (
+            "success",
+            f"Refunded 10.00 EUR of order {order.public_id} (broken handle); "
+            "15.00 EUR stays paid, the order is paid.",
+        )
+    ]
+    text = done.content.decode()
+    assert "broken handle" in text  # the refunds section of the order page lists it
+    assert Refund.objects.get().requested_by is not None
+    assert ledger_check().ok
+
+
+def test_a_customer_or_staff_without_the_permission_gets_no_refund_form(paid: Payment) -> None:
+    restore_role_groups()
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, roles=[Role.CATALOG_MANAGER]))
+
+    response = client.post(
+        f"/admin/payments/refund/order/{paid.order_id}/", {"amount": "1", "reason": "x"}
+    )
+
+    assert response.status_code == 403
+    assert Refund.objects.count() == 0
+
+
+def test_a_capture_whose_answer_was_lost_for_a_cancelled_order_is_found_and_compensated(
+    lamp: Product, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given: the charge reached the provider, its answer was lost, the buyer cancelled
+    with django_capture_on_commit_callbacks(execute=False):
+        order, _ = orders_services.place_order(
+            user=UserFactory(),
+            lines=[orders_services.OrderLine("lamp", 2)],
+            payment_token="tok_success",
+        )
+    payment = payments_services.open_payment(order_id=order.pk)
+    assert payment is not None
+    get_gateway().charge(
+        amount=payment.amount,
+        currency=payment.currency,
+        token=payment.token,
+        idempotency_key=payment.idempotency_key,
+    )
+    long_ago = timezone.now() - timedelta(seconds=settings.PAYMENT_RECONCILE_AFTER_SECONDS + 1)
+    Payment.objects.filter(pk=payment.pk).update(attempts=1, last_attempt_at=long_ago)
+    orders_services.cancel_order(order_id=order.pk, by=None, reason="buyer called")
+
+    # when
+    outcome = payments_services.reconcile_payments()
+
+    # then: captured and refunded, the order still cancelled, the ledger whole
+    payment.refresh_from_db()
+    assert outcome["refunded"] == 1
+    assert payment.status == PaymentStatus.REFUNDED
+    assert Refund.objects.get().origin == RefundOrigin.COMPENSATION
+    assert order_of(payment).status == OrderStatus.CANCELLED
+    assert stock_of(lamp.variant.pk) == 10
+    assert ledger_check().ok
+
+
+# --- Webhook outcomes, counted -----------------------------------------------------------------
+
+
+def webhook_count(type_: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "ecommerce_payment_webhook_events_total",
+        {"provider": "sandbox", "type": type_, "outcome": outcome},
+    )
+    return value or 0.0
+
+
+def test_webhook_deliveries_are_counted_by_provider_type_and_outcome(
+    paid: Payment, client: Client, settings: Any
+) -> None:
+    settings.PAYMENT_WEBHOOK_SECRET = webhook_tests.SECRET
+    settings.PAYMENT_WEBHOOK_TOLERANCE_SECONDS = 300
+    made = get_gateway().refund(
+        charge_id=paid.provider_charge_id, amount=Decimal("2.00"), idempotency_key="dash-2"
+    )
+    event = sandbox_webhooks.build_event(
+        "refund.succeeded",
+        {
+            "id": made.refund_id,
+            "object": "refund",
+            "status": "succeeded",
+            "charge": made.charge_id,
+            "amount": "2.00",
+            "currency": made.currency,
+            "idempotency_key": "dash-2",
+            "charge_idempotency_key": paid.idempotency_key,
+        },
+    )
+    before = {
+        key: webhook_count(*key)
+        for key in [
+            ("refund.succeeded", "unrequested_refund"),
+            ("refund.succeeded", "duplicate"),
+            ("refund.succeeded", "refused"),
+        ]
+    }
+
+    first = webhook_tests.deliver(client, event)
+    again = webhook_tests.deliver(client, event)
+    forged = webhook_tests.deliver(client, event, secret="not-the-secret")
+
+    assert (first.status_code, again.status_code, forged.status_code) == (200, 200, 400)
+    assert first.json()["outcome"] == "unrequested_refund"
+    assert {key: webhook_count(*key) - value for key, value in before.items()} == {
+        ("refund.succeeded", "unrequested_refund"): 1.0,
+        ("refund.succeeded", "duplicate"): 1.0,
+        ("refund.succeeded", "refused"): 1.0,
+    }
+    assert order_of(paid).amount_paid == Decimal("23.00")
