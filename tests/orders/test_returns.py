@@ -4,10 +4,13 @@ return holds, under the order's row lock and the database's CHECK."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from apps.inventory.models import StockMovement, StockReason, Warehouse
 from apps.orders import returns, services
@@ -27,6 +30,7 @@ from apps.orders.models import (
 )
 from apps.orders.returns import LineReceipt, ReturnLineRequest
 from ecommerce.api.permissions import Role
+from ecommerce.invariants import CheckContext, run_checks
 from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches, stock_of
@@ -34,6 +38,13 @@ from tests.orders.factories import draft_line, order_draft
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def returns_check() -> Any:
+    """The registered check alone, as `check_invariants --check orders.returns_add_up` runs it."""
+    context = CheckContext(now=timezone.now(), since=None, grace=timedelta(0))
+    (result,) = run_checks(context, only=["orders.returns_add_up"])
+    return result
 
 
 def fulfilled_order(user, lines, *, status=OrderStatus.FULFILLED):
@@ -134,6 +145,7 @@ def test_happy_path_with_restock_puts_the_units_into_the_chosen_warehouse(
     ]
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLED
+    assert returns_check().ok
 
 
 def test_write_off_moves_no_stock_and_records_the_reason(order, buyer, staff, goods):
@@ -160,6 +172,25 @@ def test_write_off_moves_no_stock_and_records_the_reason(order, buyer, staff, go
     assert stock_of(mug.variant.pk) == 8
     last = OrderEvent.objects.filter(order_return=opened).last()
     assert "1 x MUG written off (Shattered in transit)" in last.reason
+    assert returns_check().ok
+
+
+def test_the_check_finds_a_count_or_a_restock_that_does_not_add_up(order, buyer, staff, goods):
+    opened = returns.request_return(
+        order_id=order.pk, lines=[ReturnLineRequest("TEE", 2)], reason="x", by=buyer
+    )
+    returns.approve_return(return_id=opened.pk, by=staff)
+    returns.receive_return(return_id=opened.pk, receipts=[LineReceipt("TEE", "main")], by=staff)
+    assert returns_check().ok
+
+    # a line that says 1 unit came back while 2 were restocked
+    OrderItem.objects.filter(order=order, sku="TEE").update(quantity_returned=1)
+    opened.lines.update(quantity=1)
+
+    result = returns_check()
+    assert not result.ok
+    assert (result.status, result.broken) == ("FAIL", 1)
+    assert result.examples[0].startswith(f"return:{opened.public_id}: restocked per variant")
 
 
 def test_a_mixed_receipt_restocks_one_line_and_writes_off_the_other(order, buyer, staff, goods):
@@ -238,6 +269,7 @@ def test_units_held_by_another_return_are_not_returnable_until_it_is_rejected(or
     )
     assert second.status == ReturnStatus.REQUESTED
     assert topics(first) == ["order.return_requested", "order.return_rejected"]
+    assert returns_check().ok
 
 
 def test_the_database_refuses_a_count_above_what_was_bought(order):
