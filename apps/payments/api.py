@@ -19,6 +19,7 @@ from apps.payments.exceptions import (
     InvalidRefundAmount,
     NothingToRefund,
     RefundExceedsRefundable,
+    RefundNotFound,
     RefundRequestKeyReused,
     WebhookPayloadInvalid,
 )
@@ -29,7 +30,9 @@ from apps.payments.serializers import (
     refund_to_dict,
 )
 from ecommerce.api import identifiers
+from ecommerce.api.filters import OrderingFilter
 from ecommerce.api.idempotency import HEADER, REPLAYED_HEADER, idempotency_key_from
+from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.schema import problems
 
 REFUND = "payments.refund_payment"
@@ -111,7 +114,8 @@ class OrderRefundsView(generics.GenericAPIView):
     permission_classes = [_RefundPermission]
     # For the schema only: refunds are rendered by hand (refund_to_dict).
     serializer_class = RefundOutputSerializer
-    filter_backends: list[type] = []
+    filter_backends = (OrderingFilter,)
+    ordering_fields = ("created_at", "amount")
 
     @extend_schema(
         summary="List an order's refunds",
@@ -121,7 +125,7 @@ class OrderRefundsView(generics.GenericAPIView):
     )
     def get(self, request: Request, public_id: str) -> Response:
         order_id = _order_id(request.user, public_id)
-        page = self.paginate_queryset(selectors.refunds_of(order_id=order_id))
+        page = self.paginate_queryset(self.filter_queryset(selectors.refunds_of(order_id=order_id)))
         return self.get_paginated_response([refund_to_dict(r) for r in page or []])
 
     @extend_schema(
@@ -152,6 +156,7 @@ class OrderRefundsView(generics.GenericAPIView):
                 enum=["true"],
                 description="Present when this is the refund an earlier request made.",
             ),
+            location_parameter("The refund."),
         ],
         responses={
             status.HTTP_201_CREATED: OpenApiResponse(RefundOutputSerializer, "The refund."),
@@ -189,5 +194,25 @@ class OrderRefundsView(generics.GenericAPIView):
             if refund.status == RefundStatus.PENDING
             else status.HTTP_201_CREATED
         )
-        headers = {REPLAYED_HEADER: "true"} if replayed else {}
+        headers = location("orders", refund.order.public_id, "refunds", refund.public_id)
+        if replayed:
+            headers[REPLAYED_HEADER] = "true"
         return Response(refund_to_dict(refund), status=code, headers=headers)
+
+
+class OrderRefundView(APIView):
+    """`/api/orders/{public_id}/refunds/{refund_id}`: one refund of an order."""
+
+    permission_classes = [_RefundPermission]
+
+    @extend_schema(summary="Read one refund of an order", responses=RefundOutputSerializer)
+    def get(self, request: Request, public_id: str, refund_id: str) -> Response:
+        order_id = _order_id(request.user, public_id)
+        try:
+            canonical = str(identifiers.parse_uuid(refund_id))
+        except ValueError:
+            raise RefundNotFound(f"No refund {refund_id}.") from None
+        refund = selectors.refunds_of(order_id=order_id).filter(public_id=canonical).first()
+        if refund is None:
+            raise RefundNotFound(f"No refund {refund_id} of this order.")
+        return Response(refund_to_dict(refund))

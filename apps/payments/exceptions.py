@@ -209,6 +209,11 @@ class RefundRequestKeyReused(Unprocessable):
         )
 
 
+class RefundNotFound(NotFound):
+    code = "refund_not_found"
+    title = "Refund not found"
+
+
 class ReturnRefundInProgress(Conflict):
     """A return already has a refund pending at the provider."""
 

@@ -66,10 +66,7 @@ class ReturnRefundView(APIView):
         parameters=[
             OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
             OpenApiParameter("return_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
-            location_parameter(
-                "The return (a refund has no page of its own): `refunded` once the refund "
-                "succeeded; the order's refunds list the refund itself."
-            ),
+            location_parameter("The refund, among the order's refunds."),
         ],
         request=ReturnRefundInputSerializer,
         responses={
@@ -125,7 +122,5 @@ class ReturnRefundView(APIView):
             reason=data["reason"],
         )
         refund = selectors.refunds_of(order_id=order_return.order_id).get(pk=refund.pk)
-        headers = location(
-            "orders", order_return.order.public_id, "returns", order_return.public_id
-        )
+        headers = location("orders", order_return.order.public_id, "refunds", refund.public_id)
         return Response(refund_to_dict(refund), status=status.HTTP_201_CREATED, headers=headers)

@@ -723,9 +723,9 @@ def send_refund(refund: Refund) -> Refund:
 
 
 def refund(
-    *,
     order_id: int,
     amount: Decimal,
+    *,
     by: Any,
     reason: str,
     origin: str = RefundOrigin.STAFF,

@@ -17,6 +17,12 @@ urlpatterns: list[URLPattern] = [
         name="order-refunds",
     ),
     re_path(
+        rf"^orders/(?P<public_id>{identifiers.UUID_PATTERN})/refunds/"
+        rf"(?P<refund_id>{identifiers.UUID_PATTERN})/?$",
+        api.OrderRefundView.as_view(),
+        name="order-refund",
+    ),
+    re_path(
         rf"^orders/(?P<order_id>{identifiers.UUID_PATTERN})/returns/"
         rf"(?P<return_id>{identifiers.UUID_PATTERN})/refund/?$",
         return_api.ReturnRefundView.as_view(),

@@ -24,7 +24,6 @@ from apps.orders import services as orders_services
 from apps.users.models import User
 from ecommerce.api.permissions import Role
 from tests.catalog.factories import make_product
-from tests.orders.factories import draft_line, order_draft
 from tests.pricing.factories import make_voucher
 from tests.shipping.factories import make_zone
 from tests.users.factories import UserFactory
@@ -99,9 +98,8 @@ def list_urls(admin: APIClient) -> Callable[[str], str]:
     make_zone("nordics", ["SE"])
     make_voucher("SAVE10")
     token = admin.post("/api/carts/").json()["token"]
-    order, _ = orders_services.create_order(
-        draft=order_draft([draft_line(make_product(stock=1).variant, 1, net="10.00")]),
-        user=UserFactory(),
+    order, _ = orders_services.place_order(
+        user=UserFactory(), lines=[orders_services.OrderLine("TEE", 1)], payment_token="tok"
     )
     values = {
         "sku": "TEE",
@@ -109,6 +107,7 @@ def list_urls(admin: APIClient) -> Callable[[str], str]:
         "code": "SAVE10",
         "token": token,
         "order_id": str(order.public_id),
+        "public_id": str(order.public_id),
     }
 
     def url(path: str) -> str:
@@ -214,10 +213,11 @@ CREATED_ELSEWHERE = {
     "POST /api/products/{sku}/media/": "tests/catalog/test_media.py",
     # A return needs a fulfilled order.
     "POST /api/orders/{order_id}/returns/": "tests/orders/test_returns_api.py",
-    # A refund is read in the order's refunds list; the return shows it was refunded.
+    # A return's refund needs a received return of a paid order.
     "POST /api/orders/{order_id}/returns/{return_id}/refund/": (
         "tests/payments/test_return_refunds.py"
     ),
+    "POST /api/orders/{public_id}/refunds/": "tests/payments/test_refunds.py",
 }
 # Created resources with no address of their own: no Location.
 WITHOUT_LOCATION = {

@@ -38,6 +38,7 @@ from apps.payments.models import (
 )
 from apps.payments.sandbox import webhooks as sandbox_webhooks
 from ecommerce.api.permissions import Role
+from ecommerce.invariants import CheckContext, run_checks
 from ecommerce.outbox.models import OutboxMessage
 from tests.catalog.asserts import assert_problem
 from tests.catalog.factories import make_product
@@ -111,6 +112,9 @@ def test_partial_refunds_adding_up_to_the_capture_end_the_order_refunded_with_st
     # then
     assert (first.status_code, second.status_code) == (201, 201), second.content
     assert first.json()["status"] == "succeeded"
+    refund_path = f"/api/orders/{after_first.public_id}/refunds/{first.json()['id']}/"
+    assert first["Location"] == refund_path
+    assert staff.get(refund_path).json() == first.json()
     assert (first.json()["amount"], first.json()["reason"]) == ("10.00", "scratched")
     assert first.json()["requested_by"].endswith("@example.com") or first.json()["requested_by"]
     assert (after_first.status, after_first.amount_paid) == (OrderStatus.PAID, Decimal("15.00"))
@@ -544,3 +548,26 @@ def test_webhook_deliveries_are_counted_by_provider_type_and_outcome(
         ("refund.succeeded", "refused"): 1.0,
     }
     assert order_of(paid).amount_paid == Decimal("23.00")
+
+
+def test_a_fulfilled_order_refunded_in_full_stays_fulfilled_and_the_provider_agrees(
+    paid: Payment, lamp: Product
+) -> None:
+    orders_services.fulfil_order(order_id=paid.order_id, by=None)
+
+    payments_services.refund(order_id=paid.order_id, amount=TOTAL, by=None, reason="goodwill")
+
+    order = order_of(paid)
+    paid.refresh_from_db()
+    assert (order.status, order.amount_paid, paid.status) == (
+        OrderStatus.FULFILLED,
+        Decimal("0.00"),
+        PaymentStatus.REFUNDED,
+    )
+    assert stock_of(lamp.variant.pk) == 8  # the goods left; a return brings them back
+    context = CheckContext(now=timezone.now(), since=None, grace=timedelta(0))
+    results = run_checks(context, only=["payments.money_ledger", "payments.provider_agrees"])
+    assert [(r.name, r.ok) for r in results] == [
+        ("payments.money_ledger", True),
+        ("payments.provider_agrees", True),
+    ]

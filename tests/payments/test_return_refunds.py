@@ -78,10 +78,8 @@ def test_refunding_a_return_pays_back_its_share_and_marks_it_refunded(
         response = support.post(url(received), {}, format="json")
 
     assert response.status_code == 201, response.content
-    assert response["Location"] == (
-        f"/api/orders/{received.order.public_id}/returns/{received.public_id}/"
-    )
     body = response.json()
+    assert response["Location"] == f"/api/orders/{received.order.public_id}/refunds/{body['id']}/"
     assert (body["amount"], body["status"], body["origin"]) == ("25.00", "succeeded", "return")
     refund = Refund.objects.get()
     assert (refund.order_return_id, refund.origin) == (received.pk, RefundOrigin.RETURN)
