@@ -80,7 +80,7 @@ def admin(client_for: Callable[[Any], APIClient]) -> APIClient:
 
 
 def a_visible_order() -> Any:
-    """An order the admin sees: its returns list is a list with query parameters."""
+    """An order the admin sees: its returns and refunds lists take query parameters."""
     from apps.orders import services
     from tests.orders.factories import draft_line, order_draft
 
@@ -157,7 +157,10 @@ def test_a_malformed_query_parameter_of_any_list_is_a_400(
     walked = 0
     order = a_visible_order()
     for path, method, operation in operations(schema):
-        url = path.replace("{sku}", "TEE").replace("{order_id}", str(order.public_id))
+        url = path.replace("{sku}", "TEE")
+        url = url.replace("{order_id}", str(order.public_id)).replace(
+            "{public_id}", str(order.public_id)
+        )
         query = [p for p in operation.get("parameters", []) if p["in"] == "query"]
         # The others well-formed, so that only the one under test can be refused.
         required = {p["name"]: VALID_REQUIRED_QUERY[p["name"]] for p in query if p.get("required")}
