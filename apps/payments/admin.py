@@ -252,7 +252,8 @@ class RefundAdmin(ReadOnlyAdmin):
                 form.add_error("amount", str(exc.detail))
             else:
                 message, level = _refund_message(order, refund)
-                self.log_addition(request, refund, message)
+                # On the order's History page, with the order actions' lines.
+                self.log_change(request, order, message)
                 self.message_user(request, message, level)
                 return HttpResponseRedirect(reverse("admin:orders_order_change", args=[order.pk]))
         context = {

@@ -444,6 +444,8 @@ def test_support_finds_an_order_by_email_and_refunds_part_of_it_in_the_admin(
     text = done.content.decode()
     assert "broken handle" in text  # the refunds section of the order page lists it
     assert Refund.objects.get().requested_by is not None
+    history = client.get(f"/admin/orders/order/{order.pk}/history/").content.decode()
+    assert "Refunded 10.00 EUR of order" in history
     assert ledger_check().ok
 
 
