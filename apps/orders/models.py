@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -378,6 +378,14 @@ class Return(TimeStampedModel):
             )
         old, self.status = self.status, new
         return old
+
+
+def line_refund_amount(item: OrderItem, quantity: int) -> Decimal:
+    """The share of what an order line cost (after discounts, tax included) of `quantity`
+    of its units: what returning them refunds by default."""
+    return (item.line_total * quantity / item.quantity).quantize(
+        Decimal("0.01"), rounding=ROUND_HALF_UP
+    )
 
 
 class ReturnDisposition(models.TextChoices):

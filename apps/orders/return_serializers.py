@@ -10,8 +10,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from apps.catalog.models import SKU_PATTERN
-from apps.orders.models import Return, ReturnDisposition, ReturnStatus
-from apps.orders.returns import line_refund_amount
+from apps.orders.models import Return, ReturnDisposition, ReturnStatus, line_refund_amount
 from apps.orders.serializers import money
 from ecommerce.api import fields, identifiers
 

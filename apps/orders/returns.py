@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -40,13 +40,13 @@ from apps.orders.models import (
     ReturnDisposition,
     ReturnLine,
     ReturnStatus,
+    line_refund_amount,
 )
 from ecommerce import outbox
 from ecommerce.observability.logging import get_logger
 
 logger = get_logger(__name__)
 
-CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 REASON_MAX = 500
 
@@ -76,11 +76,6 @@ def _actor(user: Any) -> Any:
 def return_reference(order_return: Return) -> str:
     """What the stock ledger rows of a return's restocked units name."""
     return f"return:{order_return.public_id}"
-
-
-def line_refund_amount(item: OrderItem, quantity: int) -> Decimal:
-    """The share of what the line cost (after discounts, tax included) of `quantity` units."""
-    return (item.line_total * quantity / item.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def default_refund_amount(order_return: Return) -> Decimal:
