@@ -24,7 +24,12 @@ def orders_visible_to(user: Any) -> QuerySet[Order]:
 
 def get_order_for(*, user: Any, public_id: str) -> Order:
     """One visible order with items and history. Raises OrderNotFound (also for others')."""
-    order = orders_visible_to(user).prefetch_related("events").filter(public_id=public_id).first()
+    order = (
+        orders_visible_to(user)
+        .prefetch_related("events__order_return")
+        .filter(public_id=public_id)
+        .first()
+    )
     if order is None:
         raise OrderNotFound(f"No order {public_id}.")
     return order

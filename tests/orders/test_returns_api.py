@@ -143,6 +143,7 @@ def test_the_whole_return_over_http_emails_each_step(
         f"return {body['id']} received",
     ]
     assert all(h["from"] == h["to"] == "fulfilled" for h in history[-3:])
+    assert [h["return_id"] for h in history] == [None, None, None] + [body["id"]] * 3
     notifications = Notification.objects.filter(subject=f"return:{body['id']}").order_by("pk")
     assert [(n.event, n.channel, n.recipient.email) for n in notifications] == [
         ("return_requested", "email", "buyer@example.com"),
