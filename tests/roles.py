@@ -14,6 +14,7 @@ _users = import_module("apps.users.migrations.0002_roles")
 _catalog = import_module("apps.catalog.migrations.0003_role_permissions")
 _orders = import_module("apps.orders.migrations.0002_role_permissions")
 _order_actions = import_module("apps.orders.migrations.0003_role_action_permissions")
+_returns = import_module("apps.orders.migrations.0012_return_role_permissions")
 _notifications = import_module("apps.notifications.migrations.0002_role_permissions")
 _all_endpoints = import_module(
     "apps.notifications.migrations.0005_admin_views_all_webhook_endpoints"
@@ -39,6 +40,8 @@ def restore_role_groups() -> None:
     for role, perms in _orders.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in _order_actions.GRANTS.items():
+        grants[role].extend(perms)
+    for role, perms in _returns.GRANTS.items():
         grants[role].extend(perms)
     for role, perms in _notifications.GRANTS.items():
         grants[role].extend(perms)

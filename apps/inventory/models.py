@@ -67,6 +67,8 @@ class StockReason(models.TextChoices):
     ORDER = "order", "Order"
     CANCEL = "cancel", "Cancel"
     EXPIRY = "expiry", "Expiry"
+    # Units a customer sent back, received into a warehouse staff chose (apps.orders returns).
+    RETURN = "return", "Return"
 
 
 class StockMovement(models.Model):

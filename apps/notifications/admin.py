@@ -70,6 +70,9 @@ def about(notification: Notification) -> SafeString | str:
         return f"Refund of order {order_public_id_of(notification) or '(unknown)'}"
     if kind == "user":
         return f"Account {notification.recipient.email}"
+    if kind == "return":
+        order_id = order_public_id_of(notification)
+        return f"Return {notification.subject.partition(':')[2]} of order {order_id}"
     if kind == "ping":
         return "Webhook test"
     if kind == "webhook":

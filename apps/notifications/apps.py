@@ -21,6 +21,7 @@ class NotificationsConfig(AppConfig):
         topics = {
             **events.USER_TOPIC_EVENTS,
             **events.ORDER_TOPIC_EVENTS,
+            **events.RETURN_TOPIC_EVENTS,
             **events.REFUND_TOPIC_EVENTS,
         }
         for topic, event in topics.items():

@@ -39,6 +39,14 @@ STATUS_EVENTS: dict[str, NotificationEvent] = {
     for status in OrderStatus
     if order_events.status_topic(status) in ORDER_TOPIC_EVENTS
 }
+# A return's step -> its email (customers only: returns are not webhook events).
+RETURN_TOPIC_EVENTS: dict[str, NotificationEvent] = {
+    order_events.RETURN_REQUESTED: E.RETURN_REQUESTED,
+    order_events.RETURN_APPROVED: E.RETURN_APPROVED,
+    order_events.RETURN_REJECTED: E.RETURN_REJECTED,
+    order_events.RETURN_RECEIVED: E.RETURN_RECEIVED,
+    order_events.RETURN_REFUNDED: E.RETURN_REFUNDED,
+}
 # Refunds that leave an order's status as it is: one notification per refund, about the
 # refund (its payload names it), sent to the buyer (email and webhooks); a compensation
 # is also emailed to staff (support and admin).

@@ -62,7 +62,10 @@ def _endpoints_by_owner(owner_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
 def every_event_notified(context: CheckContext) -> Outcome:
     """Every order status change and registration older than the grace period has its
     email (active users with an address) and its webhooks (endpoints subscribed before it)."""
-    order_rows = OrderEvent.objects.filter(created_at__lt=context.settled_before())
+    # A return's steps (rows naming a return) change no order status: no status email.
+    order_rows = OrderEvent.objects.filter(
+        created_at__lt=context.settled_before(), order_return__isnull=True
+    )
     if context.since is not None:
         order_rows = order_rows.filter(created_at__gte=context.since)
     wanted: list[tuple[str, str, int, Any, bool]] = []  # event, subject, user, when, webhooks

@@ -25,6 +25,12 @@ class NotificationEvent(models.TextChoices):
     ORDER_EXPIRED = "order_expired", "Order expired"
     ORDER_FULFILLED = "order_fulfilled", "Order fulfilled"
     ORDER_REFUNDED = "order_refunded", "Order refunded"
+    # A return's steps (apps.orders.returns): emailed to the customer, subject `return:<id>`.
+    RETURN_REQUESTED = "return_requested", "Return requested"
+    RETURN_APPROVED = "return_approved", "Return approved"
+    RETURN_REJECTED = "return_rejected", "Return rejected"
+    RETURN_RECEIVED = "return_received", "Return received"
+    RETURN_REFUNDED = "return_refunded", "Return refunded"
     # Part of what was paid went back (some is still paid); one per refund.
     ORDER_PARTIALLY_REFUNDED = "order_partially_refunded", "Order partially refunded"
     # Money taken for an order that could not keep it was refunded by the system.

@@ -43,6 +43,25 @@ ORDER_EVENT_TASKS: dict[NotificationEvent, Any] = {
 }
 
 
+def _return_event_task(event: NotificationEvent) -> Any:
+    """The handler of one return topic (payload {"order_id", "return_id"}), bound to its event."""
+
+    def notify_return_event_task(order_id: int, return_id: int) -> int:
+        return len(services.notify_return_event(event=event, return_id=return_id))
+
+    notify_return_event_task.__name__ = notify_return_event_task.__qualname__ = (
+        f"notify_{event.value}_task"
+    )
+    return shared_task(name=events.notify_task_name(event), **NOTIFY_OPTIONS)(
+        notify_return_event_task
+    )
+
+
+RETURN_EVENT_TASKS: dict[NotificationEvent, Any] = {
+    event: _return_event_task(event) for event in events.RETURN_TOPIC_EVENTS.values()
+}
+
+
 def _refund_event_task(event: NotificationEvent) -> Any:
     """The handler of one refund topic: the payload's fields become the refund's data."""
 

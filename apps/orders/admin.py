@@ -456,3 +456,7 @@ def _address_html(address: Mapping[str, Any]) -> SafeString | str:
     if not lines:
         return "None"
     return linebreaksbr("\n".join(lines), autoescape=True)
+
+
+# The Return page and the order page's returns section (a module of its own: this one is long).
+from apps.orders import return_admin  # noqa: E402, F401

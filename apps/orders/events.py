@@ -14,6 +14,13 @@ ORDER_PARTIALLY_REFUNDED = "order.partially_refunded"
 # Staff asked to charge a pending order again; payments charges it (the same task and
 # idempotency key as the first charge, so a charge already made is found, not repeated).
 ORDER_PAYMENT_RETRY_REQUESTED = "order.payment_retry_requested"
+# A return's steps (apps.orders.returns); payload {"order_id", "return_id"} (pks). The
+# order's status does not change: these are not `status_topic`s.
+RETURN_REQUESTED = "order.return_requested"
+RETURN_APPROVED = "order.return_approved"
+RETURN_REJECTED = "order.return_rejected"
+RETURN_RECEIVED = "order.return_received"
+RETURN_REFUNDED = "order.return_refunded"
 
 
 def status_topic(status: str) -> str:

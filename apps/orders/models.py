@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from apps.orders.exceptions import IllegalTransition
+from apps.orders.exceptions import IllegalReturnTransition, IllegalTransition
 from ecommerce.models import TimeStampedModel
 
 
@@ -232,6 +232,10 @@ class OrderItem(models.Model):
     tax = _money(default=ZERO, db_default=ZERO)
     total_net = _money(help_text="After discounts, without tax.")
     line_total = _money()
+    # Units held by the order's returns that were not rejected (apps.orders.returns keeps it,
+    # under the order's row lock): the CHECK below makes "never return more than was
+    # shipped" the database's rule, whatever races past the service.
+    quantity_returned = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         constraints = [
@@ -239,6 +243,12 @@ class OrderItem(models.Model):
             models.CheckConstraint(
                 condition=Q(quantity_fulfilled__lte=F("quantity")),
                 name="orders_item_fulfilled_lte_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    quantity_returned__gte=0, quantity_returned__lte=F("quantity_fulfilled")
+                ),
+                name="orders_item_returned_lte_bought",
             ),
             models.CheckConstraint(
                 condition=Q(
@@ -263,6 +273,11 @@ class OrderItem(models.Model):
     def __str__(self) -> str:
         return f"{self.quantity} x {self.sku}"
 
+    @property
+    def returnable(self) -> int:
+        """Units a new return may still hold: those shipped, less those returns hold."""
+        return self.quantity_fulfilled - self.quantity_returned
+
 
 class OrderEvent(models.Model):
     """Append-only history of an order's status."""
@@ -274,6 +289,11 @@ class OrderEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reason = models.CharField(max_length=255, blank=True)
+    # Set on the rows a return's steps write: the order's status does not change then
+    # (from_status == to_status), and status consumers (notifications) skip these rows.
+    order_return = models.ForeignKey(
+        "Return", null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -286,3 +306,161 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '-'} -> {self.to_status}"
+
+
+# --- Returns ---------------------------------------------------------------------------------
+
+
+class ReturnStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    RECEIVED = "received", "Received"
+    REFUNDED = "refunded", "Refunded"
+
+
+R = ReturnStatus
+# A return is decided (approved or rejected), its goods received (restocked or written off
+# line by line), then refunded by the payments app. Approved goods that never arrive can
+# still be rejected, which frees their units for another return.
+RETURN_TRANSITIONS: dict[str, frozenset[str]] = {
+    R.REQUESTED: frozenset({R.APPROVED, R.REJECTED}),
+    R.APPROVED: frozenset({R.RECEIVED, R.REJECTED}),
+    R.RECEIVED: frozenset({R.REFUNDED}),
+    R.REJECTED: frozenset(),
+    R.REFUNDED: frozenset(),
+}
+# Only delivered goods come back: a paid order not yet fulfilled is cancelled instead (its
+# full refund and stock release are the order's own state machine).
+RETURNABLE_ORDER_STATUSES: frozenset[str] = frozenset({OrderStatus.FULFILLED})
+
+
+class Return(TimeStampedModel):
+    """A customer's request to send back some units of a fulfilled order, and its handling.
+
+    The units it holds count against each line's `OrderItem.quantity_returned` until it is
+    rejected. Steps are written by apps.orders.returns, each with an OrderEvent row.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="returns")
+    status = models.CharField(
+        max_length=12, choices=ReturnStatus.choices, default=ReturnStatus.REQUESTED
+    )
+    reason = models.CharField(max_length=500, help_text="Why the customer sends it back.")
+    staff_note = models.CharField(max_length=500, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who approved or rejected it.",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    received_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    received_at = models.DateTimeField(null=True, blank=True)
+    refunded_amount = _money(
+        null=True, blank=True, help_text="What was refunded for it (set when refunded)."
+    )
+    refunded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ReturnStatus.values), name="orders_return_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__isnull=True) | Q(refunded_amount__gte=0),
+                name="orders_return_refunded_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=ReturnStatus.REFUNDED) | Q(refunded_amount__isnull=False),
+                name="orders_return_refunded_has_amount",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["order", "created_at"], name="orders_return_order_idx"),
+            models.Index(fields=["status", "created_at"], name="orders_return_status_idx"),
+        ]
+        # Staff rights on returns (migration orders.0011 grants them to support and admins).
+        permissions = [
+            ("approve_return", "Can approve or reject a return"),
+            ("receive_return", "Can receive a return's goods (restock or write off)"),
+            ("refund_return", "Can refund a received return"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Return {self.public_id}"
+
+    def transition_to(self, new: str) -> str:
+        """Move to `new` if RETURN_TRANSITIONS allows it; return the old status.
+
+        Raises IllegalReturnTransition. Caller holds the order's row lock.
+        """
+        if new not in RETURN_TRANSITIONS[self.status]:
+            raise IllegalReturnTransition(
+                return_id=str(self.public_id), from_status=self.status, to_status=new
+            )
+        old, self.status = self.status, new
+        return old
+
+
+def line_refund_amount(item: OrderItem, quantity: int) -> Decimal:
+    """The share of what an order line cost (after discounts, tax included) of `quantity`
+    of its units: what returning them refunds by default."""
+    return (item.line_total * quantity / item.quantity).quantize(
+        Decimal("0.01"), rounding=ROUND_HALF_UP
+    )
+
+
+class ReturnDisposition(models.TextChoices):
+    RESTOCK = "restock", "Restocked"
+    WRITE_OFF = "write_off", "Written off"
+
+
+class ReturnLine(models.Model):
+    """Units of one order line in a return, and, once received, where they went."""
+
+    order_return = models.ForeignKey(Return, on_delete=models.CASCADE, related_name="lines")
+    item = models.ForeignKey(OrderItem, on_delete=models.PROTECT, related_name="return_lines")
+    quantity = models.PositiveIntegerField()
+    disposition = models.CharField(
+        max_length=10, choices=ReturnDisposition.choices, blank=True, default=""
+    )
+    warehouse = models.ForeignKey(
+        "inventory.Warehouse",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Where restocked units went.",
+    )
+    write_off_reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ("pk",)
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="orders_returnline_qty_gt_0"),
+            models.UniqueConstraint(
+                fields=["order_return", "item"], name="orders_returnline_one_per_item"
+            ),
+            # Not received yet: nothing; restocked: into a warehouse; written off: a reason.
+            models.CheckConstraint(
+                condition=Q(disposition="", warehouse__isnull=True, write_off_reason="")
+                | Q(disposition=ReturnDisposition.RESTOCK, warehouse__isnull=False)
+                | (
+                    Q(disposition=ReturnDisposition.WRITE_OFF, warehouse__isnull=True)
+                    & ~Q(write_off_reason="")
+                ),
+                name="orders_returnline_disposition_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.item.sku}"

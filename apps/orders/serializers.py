@@ -311,6 +311,11 @@ class OrderEventOutputSerializer(serializers.Serializer):
     # `from` is a Python keyword: declared through `fields` below.
     to = serializers.ChoiceField(choices=OrderStatus.choices)
     reason = serializers.CharField()
+    return_id = serializers.UUIDField(
+        allow_null=True,
+        help_text="The return whose step this is (the order's status stays: `from` = `to`); "
+        "null for a status change.",
+    )
     at = serializers.DateTimeField()
 
     def get_fields(self) -> dict[str, serializers.Field]:
@@ -332,12 +337,14 @@ class OrderEventOutputSerializer(serializers.Serializer):
                         "from": None,
                         "to": "pending_payment",
                         "reason": "placed",
+                        "return_id": None,
                         "at": "2026-11-24T10:15:00.123456Z",
                     },
                     {
                         "from": "pending_payment",
                         "to": "paid",
                         "reason": "payment succeeded",
+                        "return_id": None,
                         "at": "2026-11-24T10:15:02.654321Z",
                     },
                 ],
@@ -424,12 +431,13 @@ def event_to_dict(event: OrderEvent) -> dict[str, Any]:
         "from": event.from_status or None,
         "to": event.to_status,
         "reason": event.reason,
+        "return_id": str(event.order_return.public_id) if event.order_return else None,
         "at": _timestamp(event.created_at),
     }
 
 
 def order_detail_to_dict(order: Order) -> dict[str, Any]:
-    """The order with its history; expects `items` and `events` prefetched."""
+    """The order with its history; expects `items` and `events__order_return` prefetched."""
     body = order_to_dict(order, order.items.all())
     body["history"] = [event_to_dict(event) for event in order.events.all()]
     return body

@@ -22,6 +22,7 @@ from django.utils.safestring import SafeString
 from apps.orders.models import Order
 from apps.payments import (
     admin_order,  # noqa: F401  (the order page's payment inlines)
+    admin_return,  # noqa: F401  (the Return page's refund action)
     services,
 )
 from apps.payments.models import (

@@ -233,3 +233,17 @@ class RefundRequestKeyReused(Unprocessable):
 class RefundNotFound(NotFound):
     code = "refund_not_found"
     title = "Refund not found"
+
+
+class ReturnRefundInProgress(Conflict):
+    """A return already has a refund pending at the provider."""
+
+    code = "return_refund_in_progress"
+    title = "Return refund in progress"
+
+    def __init__(self, *, return_id: str, refund_id: str) -> None:
+        super().__init__(
+            f"Return {return_id} already has refund {refund_id} pending or made.",
+            return_id=return_id,
+            refund_id=refund_id,
+        )

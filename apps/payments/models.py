@@ -228,11 +228,28 @@ class Refund(TimeStampedModel):
         related_name="+",
     )
     last_error = models.TextField(blank=True)
+    # The return this refund pays back (origin `return`); its success marks the return
+    # refunded in the same transaction (apps.payments.return_refunds).
+    order_return = models.ForeignKey(
+        "orders.Return",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="refunds",
+    )
 
     class Meta:
         ordering = ("created_at", "pk")
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payments_refund_amount_gt_0"),
+            # A return is refunded once: a second refund may be asked only after the first
+            # failed (the provider refused it).
+            models.UniqueConstraint(
+                fields=["order_return"],
+                condition=Q(order_return__isnull=False)
+                & Q(status__in=[RefundStatus.PENDING, RefundStatus.SUCCEEDED]),
+                name="payments_refund_one_live_per_return",
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=RefundStatus.values), name="payments_refund_status"
             ),

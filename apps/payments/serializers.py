@@ -54,3 +54,20 @@ def refund_to_dict(refund: Refund) -> dict[str, Any]:
         "created_at": serializers.DateTimeField().to_representation(refund.created_at),
         "updated_at": serializers.DateTimeField().to_representation(refund.updated_at),
     }
+
+
+class ReturnRefundInputSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=None,
+        required=False,
+        help_text="How much to refund, as a decimal string: at most the return's lines' share "
+        "of what was paid (`refund_amount` on the return), which is the default.",
+    )
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        default="",
+        help_text="Kept with the refund; `return <id>` when left out.",
+    )

@@ -36,8 +36,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from apps.orders import returns as orders_returns
 from apps.orders import selectors as orders_selectors
 from apps.orders import services as orders_services
+from apps.orders.exceptions import IllegalReturnTransition
 from apps.orders.models import Order, OrderStatus
 from apps.payments import events as payment_events
 from apps.payments.exceptions import (
@@ -636,6 +638,8 @@ def _complete_refund(refund_id: int, result: RefundResult, *, source: str) -> tu
                 by=refund.requested_by,
                 reason=refund.reason,
             )
+        if refund.order_return_id is not None:
+            _mark_return_refunded(refund, amount=result.amount)
         if _ledger_net(payment) <= 0:
             Payment.objects.filter(pk=payment.pk, status=PaymentStatus.SUCCEEDED).update(
                 status=PaymentStatus.REFUNDED,
@@ -662,6 +666,24 @@ def _complete_refund(refund_id: int, result: RefundResult, *, source: str) -> tu
         source=source,
     )
     return refund, True
+
+
+def _mark_return_refunded(refund: Refund, *, amount: Decimal) -> None:
+    """A return's refund succeeded: the return is refunded, in the caller's transaction
+    (which records the money, under the payment's row lock). A return that cannot be
+    refunded (a bug: only received returns get refunds) is logged, never allowed to undo
+    the money already recorded."""
+    try:
+        orders_returns.mark_return_refunded(
+            return_id=refund.order_return_id, amount=amount, by=refund.requested_by
+        )
+    except IllegalReturnTransition as exc:
+        logger.error(
+            "return_refund_unrecorded",
+            refund_id=str(refund.public_id),
+            return_id=refund.order_return_id,
+            error=str(exc.detail),
+        )
 
 
 def _fail_refund(refund: Refund, refused: RefundRefused) -> Refund:

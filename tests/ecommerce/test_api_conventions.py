@@ -106,6 +106,7 @@ def list_urls(admin: APIClient) -> Callable[[str], str]:
         "slug": "nordics",
         "code": "SAVE10",
         "token": token,
+        "order_id": str(order.public_id),
         "public_id": str(order.public_id),
     }
 
@@ -210,6 +211,12 @@ def creations(schema: dict[str, Any]) -> set[str]:
 CREATED_ELSEWHERE = {
     "POST /api/carts/{token}/checkout/": "tests/checkout/test_checkout.py",
     "POST /api/products/{sku}/media/": "tests/catalog/test_media.py",
+    # A return needs a fulfilled order.
+    "POST /api/orders/{order_id}/returns/": "tests/orders/test_returns_api.py",
+    # A return's refund needs a received return of a paid order.
+    "POST /api/orders/{order_id}/returns/{return_id}/refund/": (
+        "tests/payments/test_return_refunds.py"
+    ),
     "POST /api/orders/{public_id}/refunds/": "tests/payments/test_refunds.py",
 }
 # Created resources with no address of their own: no Location.

@@ -32,6 +32,7 @@ ALL_CHECKS = (
     "inventory.stock_matches_ledger",
     "notifications.every_event_notified",
     "notifications.none_stuck",
+    "orders.returns_add_up",
     "orders.stock_held",
     "outbox.nothing_stale",
     "payments.money_ledger",

@@ -165,9 +165,13 @@ MIGRATED_GRANTS = {
         "catalog.view_product",
         "notifications.view_notification",
         "notifications.view_webhookendpoint",
+        "orders.approve_return",
+        "orders.receive_return",
+        "orders.refund_return",
         "orders.view_order",
         "orders.view_orderevent",
         "orders.view_orderitem",
+        "orders.view_return",
         "payments.refund_payment",
         "payments.view_moneymovement",
         "payments.view_payment",
@@ -204,12 +208,16 @@ MIGRATED_GRANTS = {
         "orders.cancel_order",
         "orders.change_order",
         "orders.fulfil_order",
+        "orders.approve_return",
         "orders.place_order_for_customer",
+        "orders.receive_return",
         "orders.refund_order",
+        "orders.refund_return",
         "orders.retry_order_payment",
         "orders.view_order",
         "orders.view_orderevent",
         "orders.view_orderitem",
+        "orders.view_return",
         "payments.refund_payment",
         "payments.view_moneymovement",
         "payments.view_payment",
@@ -249,11 +257,17 @@ def test_support_is_read_only_and_cannot_order_for_customers():
     restore_role_groups()
     support = UserFactory(is_staff=True, roles=["support"])
 
-    # then: view permissions, so the admin shows support no form that saves, and the one
-    # thing support does to money: refund part or all of an order's payment
+    # then: view permissions, so the admin shows support no form that saves; the one
+    # thing support does to money: refund part or all of an order's payment; and deciding
+    # and receiving returns (orders 0011): actions, never a model form
     assert {
         name for name in support.get_all_permissions() if not name.split(".")[1].startswith("view_")
-    } == {"payments.refund_payment"}
+    } == {
+        "payments.refund_payment",
+        "orders.approve_return",
+        "orders.receive_return",
+        "orders.refund_return",
+    }
     assert support.has_perm("orders.place_order_for_customer") is False
     assert support.has_perm("orders.refund_order") is False
 

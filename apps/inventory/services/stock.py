@@ -290,6 +290,7 @@ def _change_stock(
     note: str,
     actor: Any,
     target: int | None = None,
+    reference: str = "",
 ) -> StockMovement | None:
     warehouse = warehouse or selectors.default_warehouse()
     with transaction.atomic():
@@ -313,7 +314,7 @@ def _change_stock(
         change = _Change(stock_id, warehouse.pk, variant_id, delta)
         balances = _apply([change])
         (movement,) = _write(
-            [change], balances, reason=reason, reference="", note=note, actor=actor
+            [change], balances, reason=reason, reference=reference, note=note, actor=actor
         )
         audit.record(
             action=f"stock.{reason}",
@@ -351,6 +352,34 @@ def restock(
         reason=StockReason.RESTOCK,
         note=note,
         actor=actor,
+    )
+    return cast(StockMovement, movement)
+
+
+def receive_returned(
+    *,
+    variant_id: int,
+    quantity: int,
+    warehouse: Warehouse,
+    reference: str,
+    note: str = "",
+    actor: Any = None,
+) -> StockMovement:
+    """Put `quantity` (> 0) units a customer sent back into `warehouse`: a ledger row with
+    reason `return` naming `reference` (the return, `return:<public id>`).
+
+    May run inside the caller's transaction (the return's receipt commits with it).
+    """
+    if quantity <= 0:
+        raise InvalidInput("A return puts back a positive quantity.")
+    movement = _change_stock(  # a non-zero delta always moves stock
+        variant_id=variant_id,
+        delta=quantity,
+        warehouse=warehouse,
+        reason=StockReason.RETURN,
+        note=note,
+        actor=actor,
+        reference=reference,
     )
     return cast(StockMovement, movement)
 

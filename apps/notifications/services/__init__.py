@@ -7,6 +7,7 @@ from apps.notifications.services.creation import (
     create_once,
     notify_order_event,
     notify_refund_event,
+    notify_return_event,
     notify_user_registered,
     queue_delivery,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "deliver_notification",
     "notify_order_event",
     "notify_refund_event",
+    "notify_return_event",
     "notify_user_registered",
     "queue_delivery",
     "requeue_notifications",

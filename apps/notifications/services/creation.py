@@ -13,6 +13,8 @@ from apps.notifications.models import (
     NotificationEvent,
     NotificationStatus,
 )
+from apps.orders import selectors as orders_selectors
+from apps.orders.return_serializers import return_to_dict
 from apps.orders.serializers import order_to_dict
 from apps.users import selectors as users_selectors
 from ecommerce import outbox
@@ -136,6 +138,28 @@ def notify_order_event(*, event: str, order_id: int) -> list[Notification]:
         recipient=order.user,
         context=context,
         webhooks=True,
+    )
+
+
+def notify_return_event(*, event: str, return_id: int) -> list[Notification]:
+    """Email a return's customer about one of its steps (`return:<public id>` is the subject:
+    one email per step and return). The return and its order, as they are now, are the
+    snapshot. Safe to call again: it never creates a second notification."""
+    order_return = orders_selectors.return_with_lines(return_id=return_id)
+    if order_return is None:
+        logger.warning("notification_return_missing", event_name=event, return_id=return_id)
+        return []
+    order = order_return.order
+    context = {
+        "order": order_to_dict(order, order.items.all()),
+        "return": return_to_dict(order_return),
+    }
+    return _fan_out(
+        event=event,
+        subject=f"return:{order_return.public_id}",
+        recipient=order.user,
+        context=context,
+        webhooks=False,
     )
 
 
