@@ -2,7 +2,11 @@
 
 gunicorn (2 workers), the Procfile's Celery workers, beat with short intervals, the
 payment sandbox, a throwaway redis-server (cache and broker) and a throwaway PostgreSQL
-cluster (tests/integration/faults.py). Each scenario places orders at a steady rate
+cluster (tests/integration/faults.py). The broker faults (killed and restarted empty,
+worker SIGKILL mid-charge, every message delivered twice more) run on each broker: Redis,
+and RabbitMQ (quorum queues, publisher confirms) on a vhost of its own on the machine's
+RabbitMQ, or on a throwaway rabbitmq-server node for the restart; they are skipped only
+when rabbitmq-server is not installed. Each scenario places orders at a steady rate
 through the HTTP API with idempotency keys, injects one fault by signal, stops the load,
 and then, within a bounded settle time and without any manual command, requires:
 every order answered 201 is paid (or declined by its card), charged exactly once at the
@@ -12,6 +16,7 @@ no request took longer than a few seconds. The figures are printed (run with -s)
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,14 +32,22 @@ from tests.integration.faults import (
     base_env,
     broken_checks,
     check_invariants,
-    create_customers,
+    deliver_everything_again_twice,
     figures,
     median,
+    money,
     now_utc,
     receiver,
     settle,
 )
-from tests.integration.processes import SandboxServer
+from tests.integration.helpers import task_outcomes
+from tests.integration.processes import (
+    RabbitServer,
+    RabbitVhost,
+    SandboxServer,
+    rabbitmq_missing,
+    shared_rabbitmq_missing,
+)
 from tests.servers import postgres_server
 
 pytestmark = [pytest.mark.slow]
@@ -54,6 +67,7 @@ SLOW_PHASE_SECONDS = 15.0
 RECEIVER_RATE_PER_SECOND = 4.0
 RECEIVER_WARM_SECONDS = 8.0
 REPORT: list[str] = []
+BROKERS = ("redis", "rabbitmq")
 
 
 @pytest.fixture(scope="module")
@@ -75,19 +89,63 @@ def postgres() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def database(postgres: Any, sandbox: SandboxServer) -> FaultDatabase:
+def throwaway_rabbit() -> Iterator[RabbitServer | None]:
+    """A rabbitmq-server node of this module's own, booting (it takes ten seconds or more)
+    while the template database migrates; None when rabbitmq-server is not installed."""
+    if rabbitmq_missing():
+        yield None
+        return
+    server = RabbitServer(wait=False)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def database(
+    postgres: Any, sandbox: SandboxServer, throwaway_rabbit: RabbitServer | None
+) -> FaultDatabase:
     env = base_env(sandbox_url=sandbox.url)
     env.update(ALLOW_LOCAL_STATE="1", REDIS_URL="", CELERY_BROKER_URL="")
     return FaultDatabase.migrated(postgres, env=env)
 
 
+def need_rabbitmq(*, shared: bool) -> None:
+    """Skip when rabbitmq-server is not installed; a broker that is down is a failure."""
+    missing = rabbitmq_missing()
+    if missing:
+        pytest.skip(missing)
+    if shared:
+        down = shared_rabbitmq_missing()
+        assert down is None, down
+
+
 @pytest.fixture
 def make_stack(
-    database: FaultDatabase, sandbox: SandboxServer, fault_dir: Path, request: Any
+    database: FaultDatabase,
+    sandbox: SandboxServer,
+    fault_dir: Path,
+    request: Any,
+    throwaway_rabbit: RabbitServer | None,
 ) -> Iterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
+    vhosts: list[RabbitVhost] = []
 
-    def make(**extra_env: str) -> Stack:
+    def make(
+        *, broker: str = "redis", webhooks: dict[int, str] | None = None, **extra_env: str
+    ) -> Stack:
+        """A stack on `broker`: "redis", "rabbitmq" (a vhost of its own on the machine's
+        RabbitMQ) or "rabbitmq-throwaway" (this module's own node, to restart)."""
+        broker_url = None
+        if broker == "rabbitmq":
+            need_rabbitmq(shared=True)
+            vhost = RabbitVhost(f"faults-{os.getpid()}-{len(vhosts)}-{time.time_ns() % 10**6}")
+            vhosts.append(vhost)
+            broker_url = vhost.url
+        elif broker == "rabbitmq-throwaway":
+            need_rabbitmq(shared=False)
+            assert throwaway_rabbit is not None
+            throwaway_rabbit.wait_until_ready()
+            broker_url = throwaway_rabbit.url
         # Each scenario on its own empty database and a wiped provider: what one left
         # behind must not settle (or fail to) in the next, and charges count per scenario.
         sandbox.reset()
@@ -96,6 +154,9 @@ def make_stack(
             sandbox=sandbox,
             directory=fault_dir / request.node.name,
             extra_env=extra_env,
+            broker_url=broker_url,
+            customers=CUSTOMERS,
+            webhooks=webhooks,
         )
         stacks.append(stack)
         return stack
@@ -103,6 +164,8 @@ def make_stack(
     yield make
     for stack in stacks:
         stack.close()
+    for vhost in vhosts:
+        vhost.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -124,7 +187,7 @@ def run_load(
     """Load, fault, more load; then settle and check. Returns the load, its figures and
     the settled outcome. `after_load` runs once the load has stopped (to undo a fault)."""
     since = now_utc()
-    tokens = tokens or create_customers(stack, count=CUSTOMERS)
+    tokens = tokens or stack.tokens()
     load = LoadGenerator(url=stack.url, tokens=tokens, rate_per_second=rate)
     load.start()
     time.sleep(warm_seconds)
@@ -136,23 +199,32 @@ def run_load(
         after_load()
     settle_seconds, outcome = settle(stack, load, since=since, timeout_seconds=SETTLE_SECONDS)
     measured = figures(name, load, outcome, settle_seconds)
+    report = check_invariants(stack, since=since)
+    measured.money = money(stack, load)
+    measured.wall_seconds = time.monotonic() - stack.started
     REPORT.append(measured.line())
     print(measured.line())
-    report = check_invariants(stack, since=since)
     assert not outcome.problems, f"{measured.line()}\n" + "\n".join(outcome.problems[:30])
     assert report["exit_code"] == 0, "\n".join(broken_checks(report))
     assert measured.max_ms <= MAX_REQUEST_SECONDS * 1000, measured.line()
+    assert (measured.money.lost, measured.money.doubled) == (0, 0), measured.line()
     return load, measured, outcome
 
 
 @pytest.mark.timeout(300)
-def test_redis_killed_and_restarted_empty(make_stack: Callable[..., Stack]) -> None:
-    stack = make_stack()
+@pytest.mark.parametrize("broker", BROKERS)
+def test_broker_killed_and_restarted_empty(
+    make_stack: Callable[..., Stack], throwaway_rabbit: RabbitServer | None, broker: str
+) -> None:
+    if broker == "redis":
+        stack = make_stack()
+        restart = stack.redis.restart_empty
+    else:
+        stack = make_stack(broker="rabbitmq-throwaway")
+        assert throwaway_rabbit is not None
+        restart = throwaway_rabbit.restart_empty
 
-    def fault() -> None:
-        stack.redis.restart_empty()
-
-    _load, measured, _ = run_load(stack, "a redis SIGKILL + empty restart", fault)
+    _load, measured, _ = run_load(stack, f"a {broker} SIGKILL + empty restart", restart)
 
     assert measured.accepted >= RATE_PER_SECOND * (WARM_SECONDS + AFTER_SECONDS) * 0.5
 
@@ -194,8 +266,11 @@ def test_postgres_stopped_for_ten_seconds(make_stack: Callable[..., Stack], post
 
 
 @pytest.mark.timeout(320)
-def test_worker_killed_mid_charge(make_stack: Callable[..., Stack], sandbox: Any) -> None:
-    stack = make_stack()
+@pytest.mark.parametrize("broker", BROKERS)
+def test_worker_killed_mid_charge(
+    make_stack: Callable[..., Stack], sandbox: Any, broker: str
+) -> None:
+    stack = make_stack(broker=broker)
 
     def fault() -> None:
         # Charges take 1.5 s at the provider: some are in flight when the worker dies.
@@ -206,9 +281,28 @@ def test_worker_killed_mid_charge(make_stack: Callable[..., Stack], sandbox: Any
         sandbox.configure(latency_ms=0)
         stack.start_worker(name, worker.queues)
 
-    _load, measured, _ = run_load(stack, "d worker SIGKILL mid-charge", fault)
+    _load, measured, _ = run_load(stack, f"d {broker} worker SIGKILL mid-charge", fault)
 
     assert measured.accepted >= RATE_PER_SECOND * (WARM_SECONDS + AFTER_SECONDS) * 0.5
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("broker", BROKERS)
+def test_every_message_delivered_twice_more(make_stack: Callable[..., Stack], broker: str) -> None:
+    stack = make_stack(broker=broker)
+    republished: list[int] = []
+
+    def fault() -> None:
+        republished.append(deliver_everything_again_twice(stack))
+
+    _load, measured, _ = run_load(stack, f"f {broker} every message delivered twice more", fault)
+
+    # The duplicates did arrive and ran: more charge runs than orders, all but one per
+    # order without effect; still one charge per paid order (run_load's checks).
+    _name, worker = stack.main_worker
+    runs = task_outcomes(worker)
+    assert republished[0] > 0
+    assert len(runs) > measured.accepted, (len(runs), republished)
 
 
 @pytest.mark.timeout(360)
@@ -216,8 +310,8 @@ def test_a_slow_webhook_receiver_delays_only_its_own_deliveries(
     make_stack: Callable[..., Stack],
 ) -> None:
     with receiver() as hook:
-        stack = make_stack()
-        tokens = create_customers(stack, count=CUSTOMERS, webhooks={0: hook.url})
+        stack = make_stack(webhooks={0: hook.url})
+        tokens = stack.tokens()
 
         def fault() -> None:
             hook.delay_seconds = SLOW_RECEIVER_SECONDS
