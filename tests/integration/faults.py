@@ -734,12 +734,16 @@ def settle(
 ) -> tuple[float, Outcome]:
     """Wait until the outcome has no problem; the seconds it took and the last outcome."""
     started = time.monotonic()
+    shown = started
     while True:
         outcome = outcome_of(stack, load, since=since, ask_provider=False)
         if not outcome.problems:
             outcome = outcome_of(stack, load, since=since)
         if not outcome.problems or time.monotonic() - started > timeout_seconds:
             return time.monotonic() - started, outcome
+        if time.monotonic() - shown > 20:  # what is still settling, for `pytest -s`
+            shown = time.monotonic()
+            print(f"settling {shown - started:.0f}s:", *outcome.problems[:6], sep="\n  ")
         time.sleep(0.5)
 
 
