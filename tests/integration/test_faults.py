@@ -3,10 +3,10 @@
 gunicorn (2 workers), the Procfile's Celery workers, beat with short intervals, the
 payment sandbox, a throwaway redis-server (cache and broker) and a throwaway PostgreSQL
 cluster (tests/integration/faults.py). The broker faults (killed and restarted empty,
-worker SIGKILL mid-charge, every message delivered twice more) run on each broker: Redis,
-and RabbitMQ (quorum queues, publisher confirms) on a vhost of its own on the machine's
-RabbitMQ, or on a throwaway rabbitmq-server node for the restart; they are skipped only
-when rabbitmq-server is not installed. Each scenario places orders at a steady rate
+worker SIGKILL mid-charge, every charge message delivered twice more) run on each broker:
+Redis, and RabbitMQ (quorum queues, publisher confirms) on a vhost of its own on the
+machine's RabbitMQ, or on a throwaway rabbitmq-server node for the restart; they are
+skipped only when rabbitmq-server is not installed. Each scenario places orders at a steady rate
 through the HTTP API with idempotency keys, injects one fault by signal, stops the load,
 and then, within a bounded settle time and without any manual command, requires:
 every order answered 201 is paid (or declined by its card), charged exactly once at the
@@ -292,14 +292,16 @@ def test_worker_killed_mid_charge(
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("broker", BROKERS)
-def test_every_message_delivered_twice_more(make_stack: Callable[..., Stack], broker: str) -> None:
+def test_every_charge_message_delivered_twice_more(
+    make_stack: Callable[..., Stack], broker: str
+) -> None:
     stack = make_stack(broker=broker)
     republished: list[int] = []
 
     def fault() -> None:
         republished.append(deliver_everything_again_twice(stack))
 
-    _load, measured, _ = run_load(stack, f"f {broker} every message delivered twice more", fault)
+    _load, measured, _ = run_load(stack, f"f {broker} every charge delivered twice more", fault)
 
     # The duplicates did arrive and ran: more charge runs than orders, all but one per
     # order without effect; still one charge per paid order (run_load's checks).
