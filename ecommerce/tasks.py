@@ -83,7 +83,8 @@ def _whole_broker_seconds(
     if not (isinstance(broker_url, str) and is_rabbitmq_url(broker_url)):
         return eta, countdown
     if eta is not None:
-        eta, countdown = None, (eta - timezone.now()).total_seconds()
+        countdown = (eta - timezone.now()).total_seconds()
+        eta = None
     if countdown is not None and countdown > 0:
         countdown = float(max(1, math.ceil(countdown)))
     return eta, countdown

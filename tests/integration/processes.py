@@ -393,11 +393,11 @@ class RabbitServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def restart_empty(self) -> None:
+    def restart_empty(self, *, wait: bool = True) -> None:
         """SIGKILL, wipe every queue and message, start again on the same port."""
         self.kill()
         shutil.rmtree(self.mnesia, ignore_errors=True)
-        self.start()
+        self.start(wait=wait)
 
     def close(self) -> None:
         self.kill()

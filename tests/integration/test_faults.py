@@ -220,13 +220,15 @@ def run_load(
 def test_broker_killed_and_restarted_empty(
     make_stack: Callable[..., Stack], throwaway_rabbit: RabbitServer | None, broker: str
 ) -> None:
-    if broker == "redis":
-        stack = make_stack()
-        restart = stack.redis.restart_empty
-    else:
-        stack = make_stack(broker="rabbitmq-throwaway")
-        assert throwaway_rabbit is not None
-        restart = throwaway_rabbit.restart_empty
+    stack = make_stack(broker="redis" if broker == "redis" else "rabbitmq-throwaway")
+
+    def restart() -> None:
+        if broker == "redis":
+            stack.redis.restart_empty()
+        else:
+            # The node boots for ten seconds or more; orders keep coming AFTER_SECONDS of it.
+            assert throwaway_rabbit is not None
+            throwaway_rabbit.restart_empty(wait=False)
 
     _load, measured, _ = run_load(stack, f"a {broker} SIGKILL + empty restart", restart)
 
@@ -283,7 +285,8 @@ def test_worker_killed_mid_charge(
         name, worker = stack.main_worker
         worker.kill()
         sandbox.configure(latency_ms=0)
-        stack.start_worker(name, worker.queues)
+        # Not waiting for it to be ready: orders keep coming only AFTER_SECONDS more.
+        stack.start_worker(name, worker.queues, wait=False)
 
     _load, measured, _ = run_load(stack, f"d {broker} worker SIGKILL mid-charge", fault)
 
