@@ -710,8 +710,10 @@ def outcome_of(
 
 
 DUPLICATE = """
+import sys
 from ecommerce.outbox import registry
 from ecommerce.outbox.models import OutboxMessage
+sys.stdin.readline()  # set up beforehand; go
 sent = 0
 for message in OutboxMessage.objects.filter(task_name="payments.charge_payment").order_by("pk"):
     for _ in range(2):
@@ -721,13 +723,45 @@ print(sent)
 """
 
 
-def deliver_everything_again_twice(stack: Stack) -> int:
-    """Publish every charge message so far twice more, as the relay would (same task, same
-    payload, same row header): duplicates of charges done, in flight and still queued.
-    (Charges only: notifications dedupe by key too, but tripling them only slows the run.)"""
-    result = stack.manage("shell", "-c", DUPLICATE)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return int(result.stdout.strip().splitlines()[-1])
+class Duplicator:
+    """Publishes every charge message so far twice more, as the relay would (same task,
+    same payload, same row header): duplicates of charges done, in flight and still queued.
+    (Charges only: notifications dedupe by key too, but tripling them only slows the run.)
+
+    A `manage.py shell` of the stack, started (Django set up) before the load; `go()`
+    makes it publish at once, `wait()` returns how many it sent.
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "shell", "-c", DUPLICATE],
+            cwd=ROOT,
+            env=stack.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def wait(self) -> int:
+        try:
+            out, err = self.process.communicate(timeout=120)
+        finally:
+            self.close()
+        assert self.process.returncode == 0, out[-2000:] + err[-2000:]
+        return int(out.strip().splitlines()[-1])
+
+    def close(self) -> None:
+        """Kill it (by its PID) if it still runs: a test that failed before `wait()`."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
 
 
 def settle(

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.integration.faults import (
+    Duplicator,
     FaultDatabase,
     Figures,
     LoadGenerator,
@@ -32,7 +33,6 @@ from tests.integration.faults import (
     base_env,
     broken_checks,
     check_invariants,
-    deliver_everything_again_twice,
     figures,
     median,
     money,
@@ -299,12 +299,18 @@ def test_every_charge_message_delivered_twice_more(
     make_stack: Callable[..., Stack], broker: str
 ) -> None:
     stack = make_stack(broker=broker)
+    duplicator = Duplicator(stack)
     republished: list[int] = []
 
-    def fault() -> None:
-        republished.append(deliver_everything_again_twice(stack))
-
-    _load, measured, _ = run_load(stack, f"f {broker} every charge delivered twice more", fault)
+    try:
+        _load, measured, _ = run_load(
+            stack,
+            f"f {broker} every charge delivered twice more",
+            duplicator.go,
+            after_load=lambda: republished.append(duplicator.wait()),
+        )
+    finally:
+        duplicator.close()
 
     # The duplicates did arrive and ran: more charge runs than orders, all but one per
     # order without effect; still one charge per paid order (run_load's checks).
