@@ -154,7 +154,8 @@ def make_stack(
         # behind must not settle (or fail to) in the next, and charges count per scenario.
         sandbox.reset()
         stack = Stack(
-            database=database.copy(f"shop_{len(stacks)}_{request.node.name[5:40]}"),
+            # Unique: "[redis]" and "[rabbitmq]" would share a truncated test name.
+            database=database.copy(f"shop_{time.time_ns() % 10**9}_{request.node.name[5:40]}"),
             sandbox=sandbox,
             directory=fault_dir / request.node.name,
             extra_env=extra_env,
