@@ -8,15 +8,23 @@ from typing import Any
 from urllib.parse import urlparse
 
 import redis
-from celery import Celery
-from celery.signals import celeryd_init, setup_logging
+from celery import Celery, bootsteps
+from celery.signals import celeryd_after_setup, celeryd_init, setup_logging
+from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
+from kombu.transport.native_delayed_delivery import (
+    bind_queue_to_native_delayed_delivery_exchange,
+)
+
+from ecommerce.brokers import is_rabbitmq_url
+from ecommerce.observability.logging import get_logger
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecommerce.settings")
 
 # Every task, `@shared_task` ones included, is an ecommerce.tasks.Task: transient
 # infrastructure errors retried, outbox deliveries marked completed on success.
 app = Celery("ecommerce", task_cls="ecommerce.tasks:Task")
+logger = get_logger(__name__)
 
 
 class _RedisBrokerChannel(kombu_redis.Channel):  # type: ignore[misc]
@@ -57,7 +65,72 @@ def _use_the_redis_broker_transport(sender: Celery, **_kwargs: Any) -> None:
         conf.broker_transport = f"{__name__}:RedisBrokerTransport"
 
 
+class DeclareQueues(bootsteps.StartStopStep):  # type: ignore[misc]
+    """RabbitMQ: declares every task queue of the project and binds it to Celery's delay
+    exchanges, and declares `dead_letter`, where the task queues put a message redelivered
+    more than CELERY_BROKER_DELIVERY_LIMIT times (a poison message).
+
+    Celery's own delayed delivery step binds only the queues that exist when it runs (it
+    logs "Failed to bind queue" for the others, e.g. `webhooks` before its worker started
+    once): a countdown for such a queue would find no route and be dropped. This step runs
+    after it, on every (re)connection, so a broker that came back empty has everything
+    again. A failure is logged; the consumer runs regardless.
+    """
+
+    requires = ("celery.worker.consumer.delayed_delivery:DelayedDelivery",)
+
+    def include_if(self, c: Any) -> bool:
+        url = c.app.conf.broker_url
+        return isinstance(url, str) and is_rabbitmq_url(url)
+
+    def start(self, c: Any) -> None:
+        declare_queues(c.app, c.connection, bind_delayed=True)
+
+
+def declare_queues(celery_app: Celery, connection: Any, *, bind_delayed: bool) -> None:
+    """Declare `dead_letter` and every task queue on `connection`; bind the task queues to
+    the delay exchanges too when `bind_delayed` (those exist once a worker has started)."""
+    from django.conf import settings
+
+    name = settings.CELERY_DEAD_LETTER_QUEUE
+    dead_letter = Queue(
+        name,
+        Exchange(name, type="fanout"),
+        routing_key=name,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+    try:
+        channel = connection.channel()
+        try:
+            dead_letter(channel).declare()
+            for queue in celery_app.amqp.queues.values():
+                queue(channel).declare()
+                if bind_delayed:
+                    bind_queue_to_native_delayed_delivery_exchange(connection, queue)
+        finally:
+            channel.close()
+    except Exception as exc:  # the worker starts regardless
+        logger.warning("broker_queues_not_declared", error=f"{type(exc).__name__}: {exc}")
+
+
+@celeryd_after_setup.connect
+def _declare_queues_first(sender: Any = None, instance: Any = None, **_kwargs: Any) -> None:
+    """RabbitMQ: every task queue exists before the worker's delayed delivery step binds
+    them all (that step logs an error per missing queue, and a critical line for all)."""
+    worker_app = getattr(instance, "app", None)
+    url = getattr(getattr(worker_app, "conf", None), "broker_url", None)
+    if worker_app is None or not (isinstance(url, str) and is_rabbitmq_url(url)):
+        return
+    try:
+        with worker_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+            declare_queues(worker_app, connection, bind_delayed=False)
+    except Exception as exc:  # the consumer's own steps declare them once it connects
+        logger.warning("broker_queues_not_declared", error=f"{type(exc).__name__}: {exc}")
+
+
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.steps["consumer"].add(DeclareQueues)
 app.autodiscover_tasks()
 
 # Task metrics, heartbeats and tracing hooks connect to Celery's signals on import.
@@ -76,7 +149,8 @@ def _use_django_logging(**_kwargs: Any) -> None:
 
 @celeryd_init.connect
 def _consume_without_a_socket_timeout(conf: Any = None, **_kwargs: Any) -> None:
-    """Workers consume with no broker socket timeout (web and beat keep theirs).
+    """Workers consume with no broker socket timeout (web and beat keep theirs; on
+    RabbitMQ these are the read and write timeouts).
 
     The timeout bounds a publish made while serving a request; on a worker's consuming
     connection it does harm: after Redis was frozen (SIGSTOP) for longer than the timeout,
@@ -88,5 +162,6 @@ def _consume_without_a_socket_timeout(conf: Any = None, **_kwargs: Any) -> None:
     if conf is None:
         return
     options = dict(conf.broker_transport_options or {})
-    options.pop("socket_timeout", None)
+    for name in ("socket_timeout", "read_timeout", "write_timeout"):
+        options.pop(name, None)
     conf.broker_transport_options = options

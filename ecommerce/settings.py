@@ -13,9 +13,12 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
+from kombu import Exchange, Queue
 
+from ecommerce.brokers import is_rabbitmq_url
 from ecommerce.checks import StartupSettings
 from ecommerce.checks import refusals as startup_refusals
 from ecommerce.observability.logging import build_logging_config, configure_structlog
@@ -614,11 +617,51 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # any task's hard time limit (300 s) plus OUTBOX_MAX_BROKER_COUNTDOWN_SECONDS, or a task
 # still running or waiting for its ETA is handed out twice. Outbox deliveries come back
 # sooner, through their lease.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS", default=600),
     "socket_timeout": _broker_socket_timeout_seconds,
     "socket_connect_timeout": _broker_socket_timeout_seconds,
 }
+# The queues tasks are routed to (CELERY_TASK_ROUTES below; the Procfile's workers consume them).
+CELERY_QUEUE_NAMES = ("default", "payments", "notifications", "webhooks")
+# RabbitMQ (amqp://): a message redelivered more often than this (its worker died, or its
+# channel closed, with it unacknowledged) is taken off its queue into `dead_letter`: a
+# poison message that kills every worker taking it stops there. Part of each queue's
+# declaration: changing it on a running broker needs the queues deleted (or a policy).
+CELERY_BROKER_DELIVERY_LIMIT = env.int("CELERY_BROKER_DELIVERY_LIMIT", default=5)
+CELERY_DEAD_LETTER_QUEUE = "dead_letter"
+BROKER_IS_RABBITMQ = is_rabbitmq_url(CELERY_BROKER_URL)
+if BROKER_IS_RABBITMQ:
+    # Quorum queues (replicated, durable, a delivery limit), publisher confirms (a publish
+    # returns once the broker has the message), a topic exchange so that countdowns and
+    # retries wait in the broker (Celery's native delayed delivery), not in a worker's
+    # prefetch: quorum queues have no global QoS, so a worker cannot widen its prefetch
+    # for messages it holds until their ETA. No priorities (quorum queues have none).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "confirm_publish": True,
+        "read_timeout": _broker_socket_timeout_seconds,
+        "write_timeout": _broker_socket_timeout_seconds,
+    }
+    CELERY_TASK_DEFAULT_EXCHANGE = "tasks"
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"
+    CELERY_TASK_CREATE_MISSING_QUEUE_EXCHANGE_TYPE = "topic"
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+    CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
+    CELERY_TASK_QUEUES = tuple(
+        Queue(
+            name,
+            Exchange(CELERY_TASK_DEFAULT_EXCHANGE, type="topic"),
+            routing_key=name,
+            queue_arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": CELERY_BROKER_DELIVERY_LIMIT,
+                "x-dead-letter-exchange": CELERY_DEAD_LETTER_QUEUE,
+            },
+        )
+        for name in CELERY_QUEUE_NAMES
+    )
 # Every task retries transient infrastructure errors (database, Redis, broker) with full
 # jitter over min(cap, base * 2**retries) seconds (ecommerce.tasks.Task; whole seconds).
 TASK_TRANSIENT_RETRY_BASE_SECONDS = env.int("TASK_TRANSIENT_RETRY_BASE_SECONDS", default=1)

@@ -33,6 +33,7 @@ to the hand-off, which leaves the row to the relay.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ecommerce import audit
+from ecommerce.brokers import is_rabbitmq_url
 from ecommerce.observability.logging import get_logger
 from ecommerce.outbox import registry
 from ecommerce.resilience.retry import TRANSIENT_INFRASTRUCTURE_ERRORS
@@ -68,6 +70,25 @@ def _delay_seconds(*, eta: datetime | None, countdown: float | None, default: fl
     if eta is not None:
         return max(0.0, (eta - timezone.now()).total_seconds())
     return float(default if countdown is None else countdown)
+
+
+def _whole_broker_seconds(
+    broker_url: Any, *, eta: datetime | None, countdown: float | None
+) -> tuple[datetime | None, float | None]:
+    """On RabbitMQ, a retry's wait as a whole number of seconds, rounded up; else as given.
+
+    There a countdown waits in the broker (Celery's native delayed delivery, quorum queues),
+    which counts whole seconds: Celery truncates the countdown (or an ETA's distance) to an
+    int and refuses one under a second with a ValueError.
+    """
+    if not (isinstance(broker_url, str) and is_rabbitmq_url(broker_url)):
+        return eta, countdown
+    if eta is not None:
+        countdown = (eta - timezone.now()).total_seconds()
+        eta = None
+    if countdown is not None and countdown > 0:
+        countdown = float(max(1, math.ceil(countdown)))
+    return eta, countdown
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -155,6 +176,9 @@ class Task(celery.Task):  # type: ignore[misc]
             # that outlives the broker's visibility timeout.
             logger.warning("retry_countdown_capped", task=self.name, delay_seconds=delay)
             eta, countdown = None, settings.OUTBOX_MAX_BROKER_COUNTDOWN_SECONDS
+        eta, countdown = _whole_broker_seconds(
+            self.app.conf.broker_url, eta=eta, countdown=countdown
+        )
         try:
             return super().retry(
                 args=args,

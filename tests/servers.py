@@ -143,7 +143,13 @@ class GunicornServer:
     """The project under gunicorn on 127.0.0.1 with its real config; stopped by PID."""
 
     def __init__(
-        self, *, workers: int, env: dict[str, str], log_path: Any, ready_path: str = "/health/live"
+        self,
+        *,
+        workers: int,
+        env: dict[str, str],
+        log_path: Any,
+        ready_path: str = "/health/live",
+        start_timeout_seconds: float = 20.0,
     ) -> None:
         import sys
         from pathlib import Path
@@ -161,7 +167,7 @@ class GunicornServer:
             self.process = subprocess.Popen(
                 command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + start_timeout_seconds
         while True:
             try:
                 if httpx.get(f"{self.url}{ready_path}", timeout=2).status_code == 200:

@@ -197,7 +197,12 @@ def base_env(*, sandbox_url: str) -> dict[str, str]:
 
 
 class Stack:
-    """One run of the shop: Redis, gunicorn (2 workers), the Procfile's workers, beat."""
+    """One run of the shop: Redis (the cache; the broker too unless `broker_url` names
+    another), gunicorn (2 workers), the Procfile's workers, beat.
+
+    Its processes start together (each waits for the others only at the end), its
+    customers are registered meanwhile (`tokens()`), and `close()` stops them all at once.
+    """
 
     def __init__(
         self,
@@ -206,20 +211,25 @@ class Stack:
         sandbox: SandboxServer,
         directory: Path,
         extra_env: dict[str, str] | None = None,
+        broker_url: str | None = None,
+        customers: int = 0,
+        webhooks: dict[int, str] | None = None,
     ) -> None:
+        self.started = time.monotonic()
         self.database = database
         self.sandbox = sandbox
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.redis = SamePortRedis()
         prefix = f"fault-{uuid.uuid4().hex[:8]}"
+        self.broker_url = broker_url or f"redis://127.0.0.1:{self.redis.port}/1"
         self.env = base_env(sandbox_url=sandbox.url)
         self.env.update(
             DATABASE_URL=database.url,
             REDIS_URL=f"redis://127.0.0.1:{self.redis.port}/0",
             CACHE_KEY_PREFIX=prefix,
             TRACES_KEY_PREFIX=prefix,
-            CELERY_BROKER_URL=f"redis://127.0.0.1:{self.redis.port}/1",
+            CELERY_BROKER_URL=self.broker_url,
             METRICS_DIR=str(directory / "metrics"),
             **(extra_env or {}),
         )
@@ -227,21 +237,46 @@ class Stack:
         self._restarts = 0
         self.web: GunicornServer | None = None
         self.beat: Beat | None = None
+        self._tokens: list[str] = []
+        self._customers_error: BaseException | None = None
+        self._customers = threading.Thread(
+            target=self._create_customers, args=(customers, webhooks), daemon=True
+        )
+        self._customers.start()
         try:
-            for name, queues in procfile_workers():
-                self.start_worker(name, queues)
+            # gunicorn first, alone: its start-up has a deadline of its own.
             self.web = GunicornServer(
                 workers=2,
                 env={**self.env, "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics" / "web")},
                 log_path=directory / "web.log",
+                # A busy 2-core machine (other suites, the other scenarios' teardown).
+                start_timeout_seconds=60,
             )
+            for name, queues in procfile_workers():
+                self.start_worker(name, queues, wait=False)
             self.beat = Beat(env=self.env, directory=directory)
+            for worker in self.workers.values():
+                worker.wait_until_ready()
         except BaseException:
             self.close()
             raise
         self.url = self.web.url
 
-    def start_worker(self, name: str, queues: tuple[str, ...]) -> QueueWorker:
+    def _create_customers(self, count: int, webhooks: dict[int, str] | None) -> None:
+        try:
+            if count:
+                self._tokens = create_customers(self, count=count, webhooks=webhooks)
+        except BaseException as exc:  # raised again by tokens()
+            self._customers_error = exc
+
+    def tokens(self) -> list[str]:
+        """The access tokens of the customers registered while the stack started."""
+        self._customers.join(timeout=180)
+        if self._customers_error is not None:
+            raise self._customers_error
+        return self._tokens
+
+    def start_worker(self, name: str, queues: tuple[str, ...], *, wait: bool = True) -> QueueWorker:
         self._restarts += 1
         worker = QueueWorker(
             env={
@@ -251,6 +286,7 @@ class Stack:
             nodename=f"{name}-{self._restarts}-{uuid.uuid4().hex[:4]}@127.0.0.1",
             log_path=self.directory / f"{name}-{self._restarts}.log",
             queues=queues,
+            wait=wait,
         )
         self.workers[name] = worker
         return worker
@@ -274,12 +310,18 @@ class Stack:
         )
 
     def close(self) -> None:
+        """Stop every process at once (each is still stopped through its own PID)."""
+        self._customers.join(timeout=180)
+        stops: list[Any] = [worker.stop for worker in self.workers.values()]
         if self.beat is not None:
-            self.beat.stop()
+            stops.append(self.beat.stop)
         if self.web is not None:
-            self.web.stop()
-        for worker in self.workers.values():
-            worker.stop()
+            stops.append(self.web.stop)
+        threads = [threading.Thread(target=stop, daemon=True) for stop in stops]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
         self.redis.kill()
 
 
@@ -667,18 +709,77 @@ def outcome_of(
     return Outcome(problems=problems, paid_after=paid_after)
 
 
+DUPLICATE = """
+import sys
+from ecommerce.outbox import registry
+from ecommerce.outbox.models import OutboxMessage
+sys.stdin.readline()  # set up beforehand; go
+sent = 0
+for message in OutboxMessage.objects.filter(task_name="payments.charge_payment").order_by("pk"):
+    for _ in range(2):
+        registry._send(message)
+        sent += 1
+print(sent)
+"""
+
+
+class Duplicator:
+    """Publishes every charge message so far twice more, as the relay would (same task,
+    same payload, same row header): duplicates of charges done, in flight and still queued.
+    (Charges only: notifications dedupe by key too, but tripling them only slows the run.)
+
+    A `manage.py shell` of the stack, started (Django set up) before the load; `go()`
+    makes it publish at once, `wait()` returns how many it sent.
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "shell", "-c", DUPLICATE],
+            cwd=ROOT,
+            env=stack.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def wait(self) -> int:
+        try:
+            out, err = self.process.communicate(timeout=120)
+        finally:
+            self.close()
+        assert self.process.returncode == 0, out[-2000:] + err[-2000:]
+        return int(out.strip().splitlines()[-1])
+
+    def close(self) -> None:
+        """Kill it (by its PID) if it still runs: a test that failed before `wait()`."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
 def settle(
     stack: Stack, load: LoadGenerator, *, since: datetime, timeout_seconds: float
 ) -> tuple[float, Outcome]:
     """Wait until the outcome has no problem; the seconds it took and the last outcome."""
     started = time.monotonic()
+    shown = started
     while True:
         outcome = outcome_of(stack, load, since=since, ask_provider=False)
         if not outcome.problems:
             outcome = outcome_of(stack, load, since=since)
         if not outcome.problems or time.monotonic() - started > timeout_seconds:
             return time.monotonic() - started, outcome
-        time.sleep(1.0)
+        if time.monotonic() - shown > 20:  # what is still settling, for `pytest -s`
+            shown = time.monotonic()
+            print(f"settling {shown - started:.0f}s:", *outcome.problems[:6], sep="\n  ")
+        time.sleep(0.5)
 
 
 def check_invariants(stack: Stack, *, since: datetime) -> dict[str, Any]:
@@ -718,14 +819,50 @@ class Figures:
     settle_seconds: float
     paid_p50_ms: float
     paid_p99_ms: float
+    money: Money = field(default_factory=lambda: Money(0, 0, 0, 0))
+    wall_seconds: float = 0.0
 
     def line(self) -> str:
         return (
             f"[fault {self.scenario}] orders={self.orders} accepted={self.accepted} "
+            f"charges={self.money.charges} paid={self.money.paid} lost={self.money.lost} "
+            f"doubled={self.money.doubled} "
             f"statuses={self.statuses} latency p50={self.p50_ms:.0f}ms p99={self.p99_ms:.0f}ms "
             f"max={self.max_ms:.0f}ms settle={self.settle_seconds:.1f}s "
-            f"time-to-paid p50={self.paid_p50_ms:.0f}ms p99={self.paid_p99_ms:.0f}ms"
+            f"time-to-paid p50={self.paid_p50_ms:.0f}ms p99={self.paid_p99_ms:.0f}ms "
+            f"wall={self.wall_seconds:.0f}s"
         )
+
+
+@dataclass
+class Money:
+    """The charges at the provider against the orders: `lost` accepted orders not paid (or
+    declined) as their card says, `doubled` charges beyond one per paid payment."""
+
+    charges: int
+    paid: int
+    lost: int
+    doubled: int
+
+
+def money(stack: Stack, load: LoadGenerator) -> Money:
+    accepted = load.accepted()
+    statuses = dict(
+        stack.database.rows(
+            "SELECT idempotency_key, status FROM orders_order WHERE idempotency_key = ANY(%s)",
+            ([p.key for p in accepted],),
+        )
+    )
+    lost = sum(
+        1
+        for p in accepted
+        if statuses.get(p.key) != ("payment_failed" if p.token == DECLINE_TOKEN else "paid")
+    )
+    paid = stack.database.rows(
+        "SELECT count(*) FROM payments_payment WHERE status IN ('succeeded', 'refunded')"
+    )[0][0]
+    charges = int(stack.sandbox.charges()["succeeded"])
+    return Money(charges=charges, paid=int(paid), lost=lost, doubled=max(0, charges - paid))
 
 
 def figures(scenario: str, load: LoadGenerator, outcome: Outcome, settle_seconds: float) -> Figures:

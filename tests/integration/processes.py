@@ -6,17 +6,23 @@ group, and is stopped through the PID (or that group's id) it was given, never b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import kombu
 import redis
 
 from tests.servers import free_port
@@ -115,6 +121,7 @@ class CeleryWorker:
         log_path: Path,
         queues: Sequence[str] = QUEUES,
         concurrency: int = 2,
+        wait: bool = True,
     ) -> None:
         self.env = env
         self.nodename = nodename
@@ -133,9 +140,11 @@ class CeleryWorker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._wait_until_ready()
+        if wait:
+            self.wait_until_ready()
 
-    def _wait_until_ready(self) -> None:
+    def wait_until_ready(self) -> None:
+        """Wait for the worker's "ready" line (after `wait=False`: others started meanwhile)."""
         ready = f"{self.nodename} ready."
         deadline = time.monotonic() + 30
         while not any(line.get("event") == ready for line in self.log()):
@@ -274,3 +283,161 @@ class Workers:
         if self.current is not None:
             self.current.stop()
             self.current = None
+
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+def rabbitmq_missing() -> str | None:
+    """Why the RabbitMQ tests cannot run here, or None: they need rabbitmq-server."""
+    if not Path(RABBITMQ_SERVER).exists() and not shutil.which("rabbitmq-server"):
+        return "rabbitmq-server is not installed (apt-get install rabbitmq-server)"
+    return None
+
+
+def amqp_ready(url: str, *, timeout: float = 0.5) -> bool:
+    """True when an AMQP broker accepts a connection (login and vhost included) at `url`."""
+    try:
+        with kombu.Connection(url, connect_timeout=timeout) as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+        return True
+    except Exception:  # any failure means "not yet"
+        return False
+
+
+class RabbitServer:
+    """A throwaway rabbitmq-server node on 127.0.0.1, on free ports, stopped by PID.
+
+    Its own node name, ports, data and logs (in a scratch directory), no plugins and its
+    own config file, so the machine's RabbitMQ is never touched. `restart_empty()` is the
+    analogue of the Redis fault: SIGKILL, the data directory wiped, started again on the
+    same port with nothing (no queue, no message, no binding). As root the node runs as
+    the `rabbitmq` user (its Erlang cookie is there), like the packaged service.
+    """
+
+    def __init__(self, *, wait: bool = True) -> None:
+        # Its own scratch directory under /tmp: the `rabbitmq` user cannot enter pytest's.
+        directory = Path(tempfile.mkdtemp(prefix="rabbitmq-throwaway-"))
+        self.directory = directory
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.node = f"throwaway-{uuid.uuid4().hex[:10]}@localhost"
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        (directory / "rabbitmq.conf").write_text(
+            f"listeners.tcp.local = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        )
+        (directory / "rabbitmq-env.conf").write_text("")
+        (directory / "enabled_plugins").write_text("[].\n")
+        self._as_root = os.geteuid() == 0
+        if self._as_root:
+            owner = pwd.getpwnam("rabbitmq")
+            for path in (directory, *directory.iterdir()):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start(wait=wait)
+
+    @property
+    def mnesia(self) -> Path:
+        return self.directory / "mnesia"
+
+    def start(self, *, wait: bool = True) -> None:
+        """Start the node; with `wait`, return once it accepts connections (else see
+        `wait_until_ready`: the node boots in ten seconds or more on a busy machine)."""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": "/var/lib/rabbitmq" if self._as_root else os.environ.get("HOME", "."),
+            "LANG": "C.UTF-8",
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONFIG_FILE": str(self.directory / "rabbitmq.conf"),
+            "RABBITMQ_CONF_ENV_FILE": str(self.directory / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.mnesia),
+            "RABBITMQ_LOG_BASE": str(self.directory / "log"),
+            "RABBITMQ_PID_FILE": str(self.directory / "node.pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+        executable = RABBITMQ_SERVER if Path(RABBITMQ_SERVER).exists() else "rabbitmq-server"
+        command = [executable]
+        if self._as_root:
+            command = ["runuser", "-u", "rabbitmq", "--", *command]
+        with (self.directory / "server.out").open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.directory,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if wait:
+            self.wait_until_ready()
+
+    def wait_until_ready(self, *, timeout_seconds: float = 90.0) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_seconds
+        while not amqp_ready(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                out = (self.directory / "server.out").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"rabbitmq-server did not start:\n{out}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL the node's whole process group (the group its start gave it)."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def restart_empty(self, *, wait: bool = True) -> None:
+        """SIGKILL, wipe every queue and message, start again on the same port."""
+        self.kill()
+        shutil.rmtree(self.mnesia, ignore_errors=True)
+        self.start(wait=wait)
+
+    def close(self) -> None:
+        self.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class RabbitVhost:
+    """A virtual host of its own on the machine's RabbitMQ (127.0.0.1:5672, guest), so a
+    run never sees another's queues; added and deleted through `rabbitmqctl`.
+
+    `SHARED_RABBITMQ_URL` points elsewhere (its vhost path is replaced by this one's).
+    """
+
+    def __init__(self, name: str) -> None:
+        base = os.environ.get("SHARED_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+        self.name = name
+        self.url = f"{base.rsplit('/', 1)[0]}/{name}"
+        self._ctl("add_vhost", name)
+        self._ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+
+    @staticmethod
+    def _ctl(*args: str) -> None:
+        result = subprocess.run(
+            ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {result.stdout}{result.stderr}")
+
+    def close(self) -> None:
+        self._ctl("delete_vhost", self.name)
+
+
+def shared_rabbitmq_missing() -> str | None:
+    """Why the machine's RabbitMQ cannot serve these tests, or None."""
+    missing = rabbitmq_missing()
+    if missing:
+        return missing
+    if not shutil.which("rabbitmqctl"):
+        return "rabbitmqctl is not installed"
+    base = os.environ.get("SHARED_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    if not amqp_ready(base, timeout=2.0):
+        return f"no RabbitMQ answers at {base} (.ci/run starts one)"
+    return None
