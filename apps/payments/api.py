@@ -23,10 +23,11 @@ from apps.payments.exceptions import (
     RefundRequestKeyReused,
     WebhookPayloadInvalid,
 )
-from apps.payments.models import RefundOrigin, RefundStatus
+from apps.payments.models import RefundOrigin
 from apps.payments.serializers import (
     RefundCreateInputSerializer,
     RefundOutputSerializer,
+    refund_example,
     refund_to_dict,
 )
 from ecommerce.api import identifiers
@@ -122,6 +123,7 @@ class OrderRefundsView(generics.GenericAPIView):
         description="Oldest first: staff refunds, the refund of a cancelled paid order, "
         "compensations, and refunds made at the provider.",
         responses={status.HTTP_200_OK: RefundOutputSerializer(many=True)},
+        examples=[refund_example()],
     )
     def get(self, request: Request, public_id: str) -> Response:
         order_id = _order_id(request.user, public_id)
@@ -133,9 +135,9 @@ class OrderRefundsView(generics.GenericAPIView):
         description=(
             "Reserves `amount` against what is left to refund (captured, less refunds made "
             "or pending), so two refunds at once never exceed the capture, then asks the "
-            "payment provider. 201 with the refund `succeeded` or `failed` (the provider "
-            "refused: nothing was refunded); 202 with it `pending` when the provider cannot "
-            "be reached now (it stays reserved and is sent again until it answers). When "
+            "payment provider. 201 with the refund: `succeeded`, `failed` (the provider "
+            "refused: nothing was refunded), or `pending` when the provider cannot be "
+            "reached now (it stays reserved and is sent again until it answers). When "
             "nothing paid is left, a paid order ends `refunded` and its stock comes back. "
             "With an `Idempotency-Key`, a retry returns the first refund "
             "(`Idempotent-Replayed: true`) and never refunds twice."
@@ -152,16 +154,15 @@ class OrderRefundsView(generics.GenericAPIView):
                 REPLAYED_HEADER,
                 str,
                 OpenApiParameter.HEADER,
-                response=[201, 202],
+                response=[201],
                 enum=["true"],
                 description="Present when this is the refund an earlier request made.",
             ),
             location_parameter("The refund."),
         ],
         responses={
-            status.HTTP_201_CREATED: OpenApiResponse(RefundOutputSerializer, "The refund."),
-            status.HTTP_202_ACCEPTED: OpenApiResponse(
-                RefundOutputSerializer, "The refund, reserved and pending at the provider."
+            status.HTTP_201_CREATED: OpenApiResponse(
+                RefundOutputSerializer, "The refund.", examples=[refund_example()]
             ),
             **problems(
                 InvalidRefundAmount("EUR amounts have at most 2 decimal places."),
@@ -189,15 +190,10 @@ class OrderRefundsView(generics.GenericAPIView):
             request_key=key or "",
         )
         refund = selectors.refunds_of(order_id=order_id).get(pk=refund.pk)
-        code = (
-            status.HTTP_202_ACCEPTED
-            if refund.status == RefundStatus.PENDING
-            else status.HTTP_201_CREATED
-        )
         headers = location("orders", refund.order.public_id, "refunds", refund.public_id)
         if replayed:
             headers[REPLAYED_HEADER] = "true"
-        return Response(refund_to_dict(refund), status=code, headers=headers)
+        return Response(refund_to_dict(refund), status=status.HTTP_201_CREATED, headers=headers)
 
 
 class OrderRefundView(APIView):
@@ -205,7 +201,11 @@ class OrderRefundView(APIView):
 
     permission_classes = [_RefundPermission]
 
-    @extend_schema(summary="Read one refund of an order", responses=RefundOutputSerializer)
+    @extend_schema(
+        summary="Read one refund of an order",
+        responses=RefundOutputSerializer,
+        examples=[refund_example()],
+    )
     def get(self, request: Request, public_id: str, refund_id: str) -> Response:
         order_id = _order_id(request.user, public_id)
         try:

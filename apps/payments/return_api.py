@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -31,6 +30,7 @@ from apps.payments.exceptions import (
 from apps.payments.serializers import (
     RefundOutputSerializer,
     ReturnRefundInputSerializer,
+    refund_example,
     refund_to_dict,
 )
 from ecommerce.api import identifiers
@@ -73,23 +73,7 @@ class ReturnRefundView(APIView):
             status.HTTP_201_CREATED: OpenApiResponse(
                 RefundOutputSerializer,
                 "The refund.",
-                examples=[
-                    OpenApiExample(
-                        "Refunded",
-                        value={
-                            "id": "0c5e2f3a-1b4d-4e6f-8a9b-7c6d5e4f3a2b",
-                            "order": EXAMPLE_ORDER,
-                            "amount": "25.00",
-                            "currency": "EUR",
-                            "status": "succeeded",
-                            "origin": "return",
-                            "reason": f"return {EXAMPLE_RETURN}",
-                            "requested_by": "support@example.com",
-                            "created_at": "2026-11-30T10:00:00.123456Z",
-                            "updated_at": "2026-11-30T10:00:01.654321Z",
-                        },
-                    )
-                ],
+                examples=[refund_example(origin="return", reason=f"return {EXAMPLE_RETURN}")],
             ),
             **problems(
                 InvalidRefundAmount("EUR amounts have at most 2 decimal places."),

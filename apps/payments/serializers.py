@@ -40,6 +40,28 @@ class RefundOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+def refund_example(*, origin: str = "staff", reason: str = "one lamp arrived scratched") -> Any:
+    """The schema's example of a refund (`OpenApiExample`), response only."""
+    from drf_spectacular.utils import OpenApiExample
+
+    return OpenApiExample(
+        "Refunded",
+        value={
+            "id": "0c5e2f3a-1b4d-4e6f-8a9b-7c6d5e4f3a2b",
+            "order": "6f1d2c3b-4a5e-4f60-9b8a-7c6d5e4f3a21",
+            "amount": "25.00",
+            "currency": "EUR",
+            "status": "succeeded",
+            "origin": origin,
+            "reason": reason,
+            "requested_by": "support@example.com",
+            "created_at": "2026-11-30T10:00:00.123456Z",
+            "updated_at": "2026-11-30T10:00:01.654321Z",
+        },
+        response_only=True,
+    )
+
+
 def refund_to_dict(refund: Refund) -> dict[str, Any]:
     """A refund as the API returns it; `order` and `requested_by` are selected with it."""
     return {

@@ -80,6 +80,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("payments.payment", "delete_selected"): NOBODY,
     ("payments.moneymovement", "delete_selected"): NOBODY,  # append-only
     ("payments.providerevent", "delete_selected"): NOBODY,  # what the provider told us
+    ("payments.refund", "delete_selected"): NOBODY,  # the money ledger names each one
+    ("audit.auditevent", "delete_selected"): NOBODY,  # append-only
     ("notifications.notification", "delete_selected"): NOBODY,
     ("notifications.notification", "resend"): ADMINS,
     ("notifications.webhookendpoint", "delete_selected"): SUPERUSER,
