@@ -2,8 +2,9 @@
 them (`approve_return`, `receive_return`, `refund_return`): a return's refund is a partial
 refund, which support may make (`payments.refund_payment`, payments 0007)."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from ecommerce.migrations import grant_role_permissions
 
 STAFF = (
     ("orders", "view_return"),
@@ -14,32 +15,7 @@ STAFF = (
 GRANTS = {"support": STAFF, "admin": STAFF}
 
 
-def grant(apps, schema_editor):
-    config = apps.get_app_config("orders")
-    config.models_module = True
-    create_permissions(config, apps=apps, verbosity=0)
-    config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, perms in GRANTS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        for app_label, codename in perms:
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-
-
-def revoke(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, perms in GRANTS.items():
-        group = Group.objects.filter(name=role).first()
-        if group is None:
-            continue
-        for app_label, codename in perms:
-            group.permissions.remove(
-                *Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-            )
+grant, revoke = grant_role_permissions(GRANTS)
 
 
 class Migration(migrations.Migration):
