@@ -59,7 +59,7 @@ test-tools:
 
 ## test: the whole suite on real PostgreSQL and Redis (DATABASE_URL / REDIS_URL override)
 test: $(VENV)/.dev-installed test-tools
-	$(BIN)/python -m pytest --create-db -n $(TEST_WORKERS) $(ARGS)
+	$(BIN)/python -m pytest --create-db -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -30,6 +30,13 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.CACHES["default"]["KEY_PREFIX"] = f"test-{worker}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` (they start processes or wait out timeouts) run first, each
+    module's tests kept together: with `--dist worksteal` (make test) the quick tests then
+    fill both workers' gaps, instead of one worker finishing a queue of slow ones alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _allow_audit_truncate(sender: Any, connection: Any, **kwargs: Any) -> None:
     """Transactional tests end with a flush (TRUNCATE of every table): the audit log's
     trigger lets this session truncate it (migration audit.0001)."""

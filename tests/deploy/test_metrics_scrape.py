@@ -51,6 +51,8 @@ EXPORTED_BY: dict[str, frozenset[str]] = {
     "ecommerce_dependency_up": frozenset({"web"}),
     "ecommerce_circuit_breaker_state": frozenset({"web"}) | WORKERS,
     "ecommerce_payments_total": WORKERS,
+    # Staff refunds are sent by the web request, compensations by the payment workers.
+    "ecommerce_refunds_total": frozenset({"web"}) | WORKERS,
     "ecommerce_celery_worker_heartbeat_timestamp_seconds": WORKERS,
 }
 

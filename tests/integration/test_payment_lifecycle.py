@@ -142,7 +142,9 @@ def test_action_required_then_abandoned_expires_with_the_hold_and_voids_the_char
     )
     (event,) = wait_until(lambda: stored("charge.voided"), what="the void's event")
     order.refresh_from_db()
-    assert event.outcome == "already_recorded"
+    # The worker's answer or the provider's event records the void, whichever lands first;
+    # the other finds it done.
+    assert event.outcome in ("already_recorded", "voided")
     assert (order.status, order.amount_paid) == (OrderStatus.EXPIRED, Decimal(0))
     assert stock_of(lamp.variants.get().pk) == 10
     assert kinds(order) == []
