@@ -28,6 +28,7 @@ from rest_framework_simplejwt.serializers import TokenBlacklistSerializer
 from apps.users import selectors, services
 from apps.users.addresses import AddressBookFull, AddressNotFound
 from apps.users.exceptions import (
+    AlreadySignedIn,
     EmailAlreadyRegistered,
     SetPasswordTokenExpired,
     SetPasswordTokenInvalid,
@@ -111,11 +112,12 @@ class UserViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Register",
         description="Without a password the account cannot log in until one is set "
-        "(a set-password link is emailed).",
+        "(a set-password link is emailed). Open to anonymous callers and to support staff "
+        "registering a customer; a signed-in customer gets 403 `already_signed_in`.",
         request=RegistrationInputSerializer,
         responses={
             status.HTTP_201_CREATED: UserOutputSerializer,
-            **problems(EmailAlreadyRegistered(email="john@example.com")),
+            **problems(EmailAlreadyRegistered(email="john@example.com"), AlreadySignedIn()),
         },
         parameters=[location_parameter("The user.")],
         examples=[
@@ -141,7 +143,7 @@ class UserViewSet(viewsets.GenericViewSet):
     def create(self, request: Request) -> Response:
         serializer = RegistrationInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.register_user(**serializer.validated_data)
+        user = services.register_user(**serializer.validated_data, registered_by=request.user)
         return Response(
             UserOutputSerializer(user).data,
             status=status.HTTP_201_CREATED,

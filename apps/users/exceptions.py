@@ -1,6 +1,6 @@
 """Typed errors of the users app."""
 
-from ecommerce.errors import Conflict, InvalidInput
+from ecommerce.errors import Conflict, Forbidden, InvalidInput
 
 
 class EmailAlreadyRegistered(Conflict):
@@ -27,3 +27,14 @@ class SetPasswordTokenExpired(InvalidInput):
 
     def __init__(self) -> None:
         super().__init__("This set-password link has expired; request a new one.")
+
+
+class AlreadySignedIn(Forbidden):
+    code = "already_signed_in"
+    title = "Already signed in"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A signed-in customer cannot register another account; sign out first "
+            "(support staff may register accounts for customers)."
+        )

@@ -18,6 +18,7 @@ from django.utils.http import urlsafe_base64_decode
 from apps.users import events
 from apps.users.addresses import AddressBookFull, AddressNotFound, validate_address
 from apps.users.exceptions import (
+    AlreadySignedIn,
     EmailAlreadyRegistered,
     SetPasswordTokenExpired,
     SetPasswordTokenInvalid,
@@ -25,19 +26,30 @@ from apps.users.exceptions import (
 from apps.users.models import Address, User, normalize_email
 from apps.users.tokens import set_password_tokens
 from ecommerce import outbox
-from ecommerce.api.permissions import Role
+from ecommerce.api.permissions import Role, has_role
 from ecommerce.observability.logging import get_logger
 
 logger = get_logger(__name__)
 
 
-def register_user(*, email: str, name: str, password: str | None = None) -> User:
+def register_user(
+    *, email: str, name: str, password: str | None = None, registered_by: Any = None
+) -> User:
     """Create a customer account.
 
     Without a password the account cannot log in until one is set.
+    `registered_by` is the API caller: anonymous, or support staff registering a customer;
+    a signed-in customer is refused (AlreadySignedIn), as the account made would be one
+    they can neither read nor use in that session.
     Raises EmailAlreadyRegistered when the email exists in any letter case, and
     ValidationError (on `password`) when Django's validators refuse the password.
     """
+    if (
+        registered_by is not None
+        and registered_by.is_authenticated
+        and not has_role(registered_by, Role.SUPPORT)
+    ):
+        raise AlreadySignedIn
     user = User(email=normalize_email(email), name=name.strip())
     if password:
         try:

@@ -424,3 +424,43 @@ def test_form_body_with_an_invalid_field_is_a_400(api_client):
     problem = assert_problem(response, 400, "validation_error")
     assert error_pointers(problem) == ["#/email"]
     assert User.objects.count() == 0
+
+
+# --- Who may register ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("roles", [["customer"], ["catalog_manager"], []])
+def test_a_signed_in_caller_without_the_support_role_cannot_register_another_account(
+    api_client, roles
+):
+    # given
+    caller = UserFactory(roles=roles)
+    api_client.force_authenticate(caller)
+
+    # when
+    response = register(api_client, {"name": "Second Me", "email": "second@example.com"})
+
+    # then
+    problem = assert_problem(response, 403, "already_signed_in")
+    assert problem["title"] == "Already signed in"
+    assert "Location" not in response
+    assert list(User.objects.values_list("email", flat=True)) == [caller.email]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["support", "admin"])
+def test_support_staff_register_a_customer_and_can_read_what_the_location_names(api_client, role):
+    # given
+    api_client.force_authenticate(UserFactory(roles=[role]))
+
+    # when
+    response = register(api_client, {"name": "Phoned In", "email": "phoned@example.com"})
+
+    # then
+    assert response.status_code == 201, response.content
+    created = User.objects.get(email="phoned@example.com")
+    assert list(created.groups.values_list("name", flat=True)) == ["customer"]
+    followed = api_client.get(response["Location"])
+    assert followed.status_code == 200
+    assert followed.json()["email"] == "phoned@example.com"
