@@ -58,8 +58,11 @@ test-tools:
 	done
 
 ## test: the whole suite on real PostgreSQL and Redis (DATABASE_URL / REDIS_URL override)
+# Bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE):
+# the suite starts a hundred-odd Django processes (gunicorn, Celery, the sandbox), and
+# each would compile the project again.
 test: $(VENV)/.dev-installed test-tools
-	$(BIN)/python -m pytest --create-db -n $(TEST_WORKERS) --dist worksteal $(ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest --create-db -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

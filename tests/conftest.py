@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from ecommerce.outbox import registry as outbox_registry
+from tests import flush
 from tests.preflight import service_problems
-from tests.roles import restore_role_groups, restore_tax_classes
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,6 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if problems:
             pytest.exit("\n".join(problems), returncode=3)
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    flush.install()
     # Each xdist worker gets its own key space, so clearing it never touches another's.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     settings.CACHES["default"]["KEY_PREFIX"] = f"test-{worker}"
@@ -59,28 +60,15 @@ def _outbox_hands_off() -> None:
     outbox_registry.resume_hand_off()
 
 
-def _is_transactional(item: pytest.Item) -> bool:
-    marker = item.get_closest_marker("django_db")
-    fixtures = getattr(item, "fixturenames", ())
-    return bool(
-        (marker is not None and marker.kwargs.get("transaction"))
-        or "live_server" in fixtures
-        or "transactional_db" in fixtures
-    )
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """A transactional test's flush deletes the role groups and tax classes; put them back.
-
-    Done after every fixture of the test is torn down: the flush is the database fixture's
-    own teardown, so a fixture's teardown would run before it and be flushed away.
-    """
+    """When a transactional test ended with Django's own flush (tests/flush.py), put the
+    role groups and tax classes back after every fixture of the test is torn down: the
+    flush is the database fixture's teardown, and a fixture's teardown (a migration test
+    migrating forward again) may come after it."""
     yield
-    if _is_transactional(item):
-        with item.config.stash[blocking_manager_key].unblock():
-            restore_role_groups()
-            restore_tax_classes()
+    with item.config.stash[blocking_manager_key].unblock():
+        flush.restore_after_django_flush()
 
 
 @pytest.fixture

@@ -1,11 +1,12 @@
 """Re-create the role groups (and the tax classes) that the data migrations create.
 
-Transactional tests end with a flush that empties every table, migration data included;
-tests that run after them on the same database need the groups back.
+Tests that change a role's permissions put them back with `restore_role_groups()`;
+tests/flush.py calls both after a transactional test changed or emptied them.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import import_module
 
 from django.contrib.auth.models import Group, Permission
@@ -28,7 +29,9 @@ _refunds = import_module("apps.payments.migrations.0007_refund_role_permissions"
 _tax_classes = import_module("apps.pricing.migrations.0002_tax_classes")
 
 
-def restore_role_groups() -> None:
+@cache
+def role_grants() -> dict[str, list[tuple[str, str]]]:
+    """Every role's (app label, codename) pairs, as the grant migrations leave them."""
     grants: dict[str, list[tuple[str, str]]] = {role: [] for role in _users.ROLES}
     for role, dotted in _users.ROLE_PERMISSIONS.items():
         grants[role].extend(tuple(name.split(".")) for name in dotted)
@@ -59,16 +62,39 @@ def restore_role_groups() -> None:
         grants[role].extend(perms)
     for role, perms in _refunds.GRANTS.items():
         grants[role].extend(perms)
-    for role, perms in grants.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        for app_label, codename in perms:
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    return grants
+
+
+def restore_role_groups() -> None:
+    """Create the missing role groups and grant what they lack, in four queries."""
+    grants = role_grants()
+    groups = dict(Group.objects.filter(name__in=grants).values_list("name", "pk"))
+    if len(groups) < len(grants):
+        Group.objects.bulk_create(
+            [Group(name=role) for role in grants if role not in groups], ignore_conflicts=True
+        )
+        groups = dict(Group.objects.filter(name__in=grants).values_list("name", "pk"))
+    permissions = {
+        (app_label, codename): pk
+        for pk, app_label, codename in Permission.objects.values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
+    through = Group.permissions.through
+    through.objects.bulk_create(
+        [
+            through(group_id=groups[role], permission_id=permissions[grant])
+            for role, perms in grants.items()
+            for grant in perms
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def restore_tax_classes() -> None:
     from apps.pricing.models import TaxClass
 
-    for slug, name in _tax_classes.TAX_CLASSES:
-        TaxClass.objects.get_or_create(slug=slug, defaults={"name": name})
+    TaxClass.objects.bulk_create(
+        [TaxClass(slug=slug, name=name) for slug, name in _tax_classes.TAX_CLASSES],
+        ignore_conflicts=True,
+    )

@@ -49,6 +49,8 @@ def report_of(process: subprocess.Popen[str], report_dir: Path) -> dict[str, Any
     reports = sorted(report_dir.glob("json-*.json"))
     assert reports, f"schemathesis wrote no report:\n{output[-3000:]}"
     report: dict[str, Any] = json.loads(reports[-1].read_text())
+    # No running time: it stopped before testing anything (the schema did not load).
+    assert report["running_time"] is not None, f"schemathesis did not run:\n{output[-3000:]}"
     report["output"] = output
     return report
 
