@@ -6,8 +6,9 @@ Run by bench/run.py once the load is over. Prints one JSON object: the stock row
 quantity differs from the sum of their ledger (every SKU but the bare ceiling's, whose writes
 skip the ledger on purpose), the units and orders of the sell-out SKU, and the database
 queries of one request to each benchmarked endpoint, counted by Django itself
-(CaptureQueriesContext): a product detail cold (bench2, not read before) then warm, a listing
-page, an order.
+(CaptureQueriesContext): a product detail cold then warm, a listing page, an order. Then the
+cache stampede target: 50 concurrent first reads of one product with every cache key gone
+(the cache is cleared: the run is over), and how many of them read it from the database.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -24,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecommerce.settings")
 django.setup()
 
+from django.core.cache import cache  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Sum  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -73,9 +76,42 @@ def stock_and_ledger() -> dict[str, object]:
     }
 
 
+def cold_key_reads(lookup: str, concurrency: int = 50) -> int:
+    """How many of `concurrency` simultaneous first reads of one product (its cache key
+    absent) read the product from the database: each request in its own thread, with its
+    own database connection, released together by a barrier."""
+    barrier = threading.Barrier(concurrency)
+    readers: list[bool] = []
+    errors: list[str] = []
+
+    def read() -> None:
+        client = Client(HTTP_HOST="127.0.0.1")
+        try:
+            barrier.wait()
+            with CaptureQueriesContext(connection) as captured:
+                response = client.get(f"/api/products/{lookup}")
+            if response.status_code != 200:
+                errors.append(str(response.status_code))
+            readers.append(any('"catalog_product"' in q["sql"] for q in captured))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=read) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        sys.exit(f"audit: cold reads of {lookup} answered {sorted(set(errors))}")
+    return sum(readers)
+
+
 def main() -> None:
     # Before the order below, which takes from bench3's stock through the ledger too.
     check = stock_and_ledger()
+    # Every key cold: the run is over (Celery too), nothing else uses this Redis database.
+    cache.clear()
+    cold_readers = cold_key_reads("bench5")
     client = Client(HTTP_HOST="127.0.0.1")
     auth = {"HTTP_AUTHORIZATION": f"Bearer {os.environ['BENCH_TOKEN']}"}
     order = json.dumps({"items": [{"id": "bench3", "quantity": 1}], "payment_token": "tok_success"})
@@ -94,7 +130,7 @@ def main() -> None:
             **auth,
         ),
     }
-    print(json.dumps({"check": check, "queries": counts}))
+    print(json.dumps({"check": check, "queries": counts, "cold_key_db_reads": cold_readers}))
 
 
 if __name__ == "__main__":

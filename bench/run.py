@@ -47,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -389,6 +390,20 @@ class Runner:
     results: dict[str, Result] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     served_by: dict[int, int] = field(default_factory=dict)  # port -> requests, warm-ups too
+    health_paths: dict[int, str] = field(default_factory=dict)  # port -> a cheap GET
+
+    def settle(self, port: int) -> None:
+        """Wait out the requests wrk left queued in the server when it stopped (gunicorn still
+        answers them): one probe per worker, twice, all answered means the backlog is gone,
+        so the next run does not start behind the last one's queue."""
+        path = self.health_paths[port]
+        with ThreadPoolExecutor(max_workers=2 * self.config.workers) as pool:
+            list(
+                pool.map(
+                    lambda _: httpx.get(f"http://127.0.0.1:{port}{path}", timeout=120),
+                    range(2 * self.config.workers),
+                )
+            )
 
     def warm(self, port: int, *runs: tuple[str, str, dict[str, str] | None]) -> None:
         """Fresh workers import, connect and fill caches on their first requests: a short
@@ -460,6 +475,7 @@ class Runner:
             rate=rate,
         )
         self.served_by[port] = self.served_by.get(port, 0) + result.requests
+        self.settle(port)
         if not record:
             return result
         problem = result.unexpected(set(allowed), smoke=self.config.smoke)
@@ -625,6 +641,7 @@ def run(config: Config) -> int:
         {**base, "METRICS_DIR": str(workdir / "metrics")},
         config,
     )
+    runner.health_paths[port] = "/health/live"
     sampler = RssSampler(shop.process.pid, include_parent=False)
     try:
         detail = httpx.get(f"http://127.0.0.1:{port}/api/products/bench1", timeout=10)
@@ -704,6 +721,7 @@ def run(config: Config) -> int:
         },
         config,
     )
+    runner.health_paths[port] = "/drf"
     try:
         runner.warm(port, ("/drf", "", None), (f"/bare-order?skus={config.skus}", lua.POST, None))
         runner.wrk("ceiling: DRF APIView", port, "/drf")
@@ -722,6 +740,7 @@ def run(config: Config) -> int:
         {**base, "OTEL_ENABLED": "0", "METRICS_DIR": str(workdir / "metrics-untraced")},
         config,
     )
+    runner.health_paths[port] = "/health/live"
     try:
         runner.warm(port, ("/api/products/bench1", "", None), ("/", lua.ORDER, order_env))
         runner.wrk("detail, untraced", port, "/api/products/bench1", duration=short)
@@ -818,8 +837,19 @@ def run(config: Config) -> int:
             None,
         )
     )
+    cold = audited["cold_key_db_reads"]
+    rows.append(
+        Row(
+            "cold key: 50 concurrent first reads",
+            f"{cold} DB reads",
+            "",
+            "",
+            "<= 2",
+            cold <= 2,
+            "50 threads, one product, cache cleared (bench/audit.py)",
+        )
+    )
     for target in (
-        "cold key: 50 concurrent, <= 2 DB reads",
         "checkout (3 lines, voucher): >= 0.35",
         "metrics cost (cannot switch off)",
     ):
