@@ -590,7 +590,7 @@ def latency_row(runner: Runner, target: str, name: str, peak: str) -> Row:
     # Each thread's schedule starts at a random point of its first interval: a few requests
     # short of rate x seconds is the schedule, not the server.
     due = RATE_HELD * (result.rate or 0) * result.seconds - 2 * THREADS
-    held = result.ok >= due and result.late <= LATE_LIMIT * max(result.requests, 1)
+    held = result.ok > 0 and result.ok >= due and result.late <= LATE_LIMIT * result.requests
     note = f"at {result.rate:,.0f}/s = half of {runner.results[peak].rps:,.0f}/s"
     if not held:
         note += f"; RATE NOT HELD (served {result.rps:,.0f}/s, {result.late} late)"
