@@ -20,6 +20,7 @@ and Redis database (BENCH_REDIS_URL, default db 9: FLUSHED), both on loopback on
    the shop's own detail JSON as static data, and the bare order write (conditional stock
    UPDATE + order row + item row) over as many SKUs and on one hot SKU.
 3. The shop again with tracing off: what tracing costs (metrics cannot be switched off).
+   Not in a smoke run, which also skips the warm-ups and stops Celery at its first tasks.
 4. A Celery worker (concurrency 2) working off the tasks the orders queued.
 5. Stock against its ledger for every SKU the shop sold, and the query count per endpoint
    (bench/audit.py).
@@ -189,7 +190,7 @@ services.create_product(name="Sell-out", variants=[services.VariantSpec(
 """
 
 
-def prepare_database(config: Config, env: dict[str, str]) -> dict[str, Any]:
+def prepare_database(config: Config, env: dict[str, str], extra_seed: str = "") -> dict[str, Any]:
     """A fresh database cloned from a template that is migrated and seeded once per state
     of the migrations and of the seed (building it is most of a first run's time)."""
     migrations = sorted(
@@ -232,7 +233,8 @@ def prepare_database(config: Config, env: dict[str, str]) -> dict[str, Any]:
         cursor.execute(f'CREATE DATABASE "{config.database}" TEMPLATE "{template}"')
     conn.close()
     redis.Redis.from_url(config.redis_url).flushdb()
-    return dict(json.loads(manage("shell", "-c", RUN_SEED, env=env).strip().splitlines()[-1]))
+    seeded = manage("shell", "-c", extra_seed + RUN_SEED, env=env)
+    return dict(json.loads(seeded.strip().splitlines()[-1]))
 
 
 def rss_mib(pid: int) -> float | None:
@@ -542,6 +544,8 @@ def work_off_tasks(config: Config, env: dict[str, str]) -> tuple[int, RssSampler
             previous = done
             if still >= 2 and (not config.full or done >= FULL_TASKS):
                 break
+            if config.smoke and done:
+                break  # it runs tasks: all a smoke run asks
     finally:
         sampler.stop()
         worker.stop()
@@ -626,7 +630,11 @@ def run(config: Config) -> int:
         print(f"[{time.monotonic() - started:5.0f} s] {title}", flush=True)
 
     base = shop_env(config)
-    seed = prepare_database(config, base)
+    # A smoke run's sell-out stock is known now: one process start fewer.
+    smoke_stock = 10
+    seed = prepare_database(
+        config, base, SELLOUT_SEED.format(stock=smoke_stock) if config.smoke else ""
+    )
     phase("database ready")
     runner = Runner(config)
     token = seed["token"]
@@ -681,8 +689,11 @@ def run(config: Config) -> int:
         # Sold out in about half of its run at the hot rate just measured.
         hot_rate = runner.results["orders, hot SKU"].rps
         # Orders of 1-3 units: two on average.
-        stock = 10 if config.smoke else max(10, int(hot_rate * 2 * config.duration / 2))
-        manage("shell", "-c", SELLOUT_SEED.format(stock=stock), env=base)
+        if config.smoke:
+            stock = smoke_stock
+        else:
+            stock = max(10, int(hot_rate * 2 * config.duration / 2))
+            manage("shell", "-c", SELLOUT_SEED.format(stock=stock), env=base)
         sellout_env = {**order_env, "BENCH_PREFIX": "sellout", "BENCH_SKUS": "1"}
         sellout = runner.wrk(
             "sell-out (1-3 units)",
@@ -732,23 +743,24 @@ def run(config: Config) -> int:
     finally:
         ceiling_server.stop()
 
-    # 3. The shop with tracing off.
-    phase("the shop, tracing off:")
-    port = free_port()
-    untraced = gunicorn(
-        "shop-untraced",
-        "ecommerce.wsgi",
-        port,
-        {**base, "OTEL_ENABLED": "0", "METRICS_DIR": str(workdir / "metrics-untraced")},
-        config,
-    )
-    runner.health_paths[port] = "/health/live"
-    try:
-        runner.warm(port, ("/api/products/bench1", "", None), ("/", lua.ORDER, order_env))
-        runner.wrk("detail, untraced", port, "/api/products/bench1")
-        runner.wrk("orders, untraced", port, "/", script=lua.ORDER, env=order_env)
-    finally:
-        untraced.stop()
+    # 3. The shop with tracing off (not in a smoke run: the same server, one setting apart).
+    if not config.smoke:
+        phase("the shop, tracing off:")
+        port = free_port()
+        untraced = gunicorn(
+            "shop-untraced",
+            "ecommerce.wsgi",
+            port,
+            {**base, "OTEL_ENABLED": "0", "METRICS_DIR": str(workdir / "metrics-untraced")},
+            config,
+        )
+        runner.health_paths[port] = "/health/live"
+        try:
+            runner.warm(port, ("/api/products/bench1", "", None), ("/", lua.ORDER, order_env))
+            runner.wrk("detail, untraced", port, "/api/products/bench1")
+            runner.wrk("orders, untraced", port, "/", script=lua.ORDER, env=order_env)
+        finally:
+            untraced.stop()
 
     # 4. Celery works off the queued tasks.
     phase("a Celery worker works off the queued tasks:")
@@ -770,8 +782,19 @@ def run(config: Config) -> int:
         throughput_row(runner, "product list (20), warm", "list (20)", ceiling, 0.60),
         throughput_row(runner, f"orders over {config.skus:,} SKUs", "orders", bare, 0.50),
         throughput_row(runner, "orders on one hot SKU", "orders, hot SKU", hot, 0.40),
-        throughput_row(runner, "detail: tracing cost (<= 10%)", "detail", "detail, untraced", 0.90),
-        throughput_row(runner, "orders: tracing cost (<= 10%)", "orders", "orders, untraced", 0.90),
+        *(
+            [
+                Row(f"{what}: tracing cost (<= 10%)", "not run (smoke)", "", "", "", None)
+                for what in ("detail", "orders")
+            ]
+            if config.smoke
+            else [
+                throughput_row(
+                    runner, f"{what}: tracing cost (<= 10%)", what, f"{what}, untraced", 0.90
+                )
+                for what in ("detail", "orders")
+            ]
+        ),
         latency_row(runner, "detail p99 at half the peak", "detail @ half peak", "detail"),
         latency_row(runner, "list p99 at half the peak", "list (20) @ half peak", "list (20)"),
         latency_row(runner, "order create p99 at half the peak", "orders @ half peak", "orders"),
