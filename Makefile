@@ -8,7 +8,7 @@ ARGS ?=
 # 8080 applies when neither sets one). A process name after it runs that one alone.
 HONCHO = PORT="$${PORT:-8080}" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile
 
-.PHONY: run test lint format migrate worker worker-webhooks beat sandbox load clean
+.PHONY: run test lint format migrate worker worker-webhooks beat sandbox load bench bench-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,11 @@ run: $(VENV)/.base-installed
 # promtool (package `prometheus`) runs the alert rule tests, chromium the admin walk in
 # tests/browser (which skips, saying why, without it).
 TEST_TOOLS := promtool:prometheus chromium:chromium
-.PHONY: test-tools
-test-tools:
-	@for pair in $(TEST_TOOLS); do \
+# wrk drives the benchmark (make bench).
+BENCH_TOOLS := wrk:wrk
+.PHONY: test-tools bench-tools
+test-tools bench-tools:
+	@for pair in $(if $(filter bench-tools,$@),$(BENCH_TOOLS),$(TEST_TOOLS)); do \
 		tool=$${pair%%:*}; package=$${pair#*:}; \
 		command -v $$tool >/dev/null 2>&1 && continue; \
 		if [ "$$(id -u)" -eq 0 ]; then \
@@ -102,6 +104,17 @@ RATE ?= 12
 DURATION ?= 45
 load: $(VENV)/.dev-installed
 	$(BIN)/python bench/load.py --rate $(RATE) --duration $(DURATION)
+
+## bench: the PERFORMANCE.md targets against ceilings measured in the same run (bench/run.py,
+##        docs/performance.md): prints every target with its figure, ratio and PASS/FAIL, exit
+##        1 on a FAIL. Uses (drops, recreates) BENCH_DATABASE_URL (default ecommerce_bench) and
+##        flushes BENCH_REDIS_URL (default redis db 9). ARGS=--full for the memory targets'
+##        counts; bench-smoke: a run of under a minute that proves the harness runs.
+bench: $(VENV)/.dev-installed bench-tools
+	$(BIN)/python bench/run.py $(ARGS)
+
+bench-smoke: $(VENV)/.dev-installed bench-tools
+	$(BIN)/python bench/run.py --smoke $(ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 var

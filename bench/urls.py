@@ -4,5 +4,4 @@ from bench import views
 
 urlpatterns = [
     path("drf", views.StaticProductView.as_view()),
-    path("bare-order", views.BareOrderView.as_view()),
 ]

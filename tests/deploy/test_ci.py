@@ -1,5 +1,5 @@
-""".github/workflows/ci.yml: lint, tests on PostgreSQL and Redis, the image proven then pushed,
-tag-gated deploy."""
+""".github/workflows/ci.yml: lint, tests on PostgreSQL and Redis, the benchmark smoke, the image
+proven then pushed, tag-gated deploy."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_runs_on_pull_requests_main_and_version_tags(workflow: dict[Any, Any]) -
     triggers: dict[str, Any] = workflow["on"] if "on" in workflow else workflow[True]
     assert "pull_request" in triggers
     assert triggers["push"] == {"branches": ["main"], "tags": ["v*"]}
-    assert set(workflow["jobs"]) == {"lint", "test", "image", "deploy"}
+    assert set(workflow["jobs"]) == {"lint", "test", "bench", "image", "deploy"}
 
 
 def test_lint_and_test_run_the_make_targets(workflow: dict[Any, Any]) -> None:
@@ -48,6 +48,33 @@ def test_lint_and_test_run_the_make_targets(workflow: dict[Any, Any]) -> None:
     assert services["redis"]["ports"] == ["6379:6379"]
     for service in services.values():
         assert "--health-cmd" in service["options"]
+
+
+def test_the_benchmark_harness_runs_as_a_smoke(workflow: dict[Any, Any]) -> None:
+    """`make bench-smoke` on the same service containers as the tests, with wrk installed
+    first; never part of pytest, and the image does not wait for it."""
+    bench = workflow["jobs"]["bench"]
+    lines = run_lines(bench)
+    install = next(i for i, line in enumerate(lines) if "apt-get install" in line)
+    assert "wrk" in lines[install].split()
+    assert lines.index("make bench-smoke") > install
+    assert bench["services"]["postgres"]["env"]["POSTGRES_HOST_AUTH_METHOD"] == "trust"
+    assert bench["services"]["postgres"]["ports"] == ["5432:5432"]
+    assert bench["services"]["redis"]["ports"] == ["6379:6379"]
+    assert bench["timeout-minutes"] <= 15
+    assert "bench" not in workflow["jobs"]["image"]["needs"]
+    assert "bench" not in " ".join(run_lines(workflow["jobs"]["test"]))
+
+
+def test_make_bench_smoke_is_the_harness_in_smoke_mode() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert (
+        "bench-smoke: $(VENV)/.dev-installed bench-tools\n\t$(BIN)/python bench/run.py --smoke"
+        in (makefile)
+    )
+    assert "bench: $(VENV)/.dev-installed bench-tools\n\t$(BIN)/python bench/run.py $(ARGS)" in (
+        makefile
+    )
 
 
 PUBLISH = (

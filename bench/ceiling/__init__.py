@@ -1,0 +1,1 @@
+"""The ceilings of PERFORMANCE.md: a minimal Django project with no middleware (bench/run.py)."""
