@@ -254,6 +254,9 @@ CACHE_GENERATION_TTL_SECONDS = env.int("CACHE_GENERATION_TTL_SECONDS", default=7
 # --- Catalog ----------------------------------------------------------------------------
 STORE_CURRENCY = env.str("STORE_CURRENCY", default="EUR").upper()
 CATALOG_CACHE_TTL_SECONDS = env.int("CATALOG_CACHE_TTL_SECONDS", default=300)
+# Cache-Control max-age of public catalog reads (ecommerce/api/conditional.py): how long a
+# browser or shared cache may reuse one before revalidating it (a 304 when unchanged).
+PUBLIC_READ_MAX_AGE_SECONDS = env.int("PUBLIC_READ_MAX_AGE_SECONDS", default=30)
 # The PostgreSQL text search configuration product search stems words with (one built in,
 # so a typo stops start-up instead of failing every search). Changing it on a live
 # database needs apps.catalog.search.rebuild_search_documents().
