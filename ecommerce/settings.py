@@ -448,11 +448,15 @@ SIMPLE_JWT = {
     # A password change makes every token issued before it invalid.
     "CHECK_REVOKE_TOKEN": True,
 }
+# Seconds a token's user (row and roles) stays cached; any change to the user or its groups
+# retires it on commit (apps/users/authentication.py). 0 reads it for every request.
+AUTH_USER_CACHE_SECONDS = env.int("AUTH_USER_CACHE_SECONDS", default=60)
 
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's, with the user read through the cache (apps/users/authentication.py).
+        "apps.users.authentication.CachedJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
