@@ -90,28 +90,22 @@ MIDDLEWARE = [
     "ecommerce.api.middleware.ProblemDetailsMiddleware",
     "ecommerce.api.ratelimit.RateLimitHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Django's session stack, each skipped for the JWT API, probes and metrics
+    # (ecommerce/middleware.py: SESSIONLESS_PATH_PREFIXES); the admin gets it whole.
+    "ecommerce.middleware.AdminSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "ecommerce.middleware.AdminCsrfViewMiddleware",
+    "ecommerce.middleware.AdminAuthenticationMiddleware",
     # Who changed what (ecommerce/audit.py): the user is read lazily, when a change is
     # reported, so from DRF's token user in the API and the session user in the admin.
     "ecommerce.audit.AuditActorMiddleware",
-    # ADMIN_ONLY_MIDDLEWARE, skipped for the JSON API (ecommerce/middleware.py).
-    "ecommerce.middleware.AdminOnlyMiddleware",
+    "ecommerce.middleware.AdminMessageMiddleware",
+    "ecommerce.middleware.AdminXFrameOptionsMiddleware",
 ]
-# The admin's session stack, in Django's order; AdminOnlyMiddleware runs it for every
-# request except those under SESSIONLESS_PATH_PREFIXES (the JWT API, probes, metrics).
-ADMIN_ONLY_MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-]
+# Paths the admin-only middleware passes by (ecommerce/middleware.py).
 SESSIONLESS_PATH_PREFIXES = ("/api/", "/health", "/metrics", "/traces")
 # HTML pages under those prefixes keep the whole stack (X-Frame-Options for old browsers).
 SESSIONLESS_PATH_EXCEPTIONS = ("/api/docs", "/api/redoc")
-# The admin's checks look for its middleware in MIDDLEWARE only; AdminOnlyMiddleware
-# refuses to start unless ADMIN_ONLY_MIDDLEWARE holds them, in that order.
-SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
 
 ROOT_URLCONF = "ecommerce.urls"
 WSGI_APPLICATION = "ecommerce.wsgi.application"

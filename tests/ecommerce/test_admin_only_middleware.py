@@ -8,42 +8,18 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.core import checks
 from django.test import Client
 
 from apps.audit.models import AuditEvent
 from ecommerce.api.permissions import Role
-from ecommerce.middleware import AdminOnlyMiddleware
 from tests.catalog.factories import make_product
 from tests.users.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-entered: list[str] = []
 
-
-class Probe:
-    """Appended to ADMIN_ONLY_MIDDLEWARE by a test: notes every request that enters it."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        entered.append(request.path)
-        return self.get_response(request)
-
-
-@pytest.fixture
-def probed(settings: Any) -> list[str]:
-    entered.clear()
-    settings.ADMIN_ONLY_MIDDLEWARE = [*settings.ADMIN_ONLY_MIDDLEWARE, f"{__name__}.Probe"]
-    return entered
-
-
-def test_api_probes_and_metrics_skip_the_admin_stack_and_the_admin_runs_it(
-    probed: list[str],
-) -> None:
+def test_api_probes_and_metrics_skip_the_admin_stack_and_the_admin_runs_it() -> None:
     product = make_product(stock=3)
     client = Client()
 
@@ -54,8 +30,15 @@ def test_api_probes_and_metrics_skip_the_admin_stack_and_the_admin_runs_it(
 
     assert (api.status_code, live.status_code, login.status_code) == (200, 200, 200)
     assert docs.status_code == 200
-    assert probed == ["/admin/login/", "/api/docs"]
-    # What the stack adds: no session cookie, CSRF cookie or X-Frame-Options on JSON.
+    # What the stack leaves on the request: a session, messages, a CSRF cookie to send.
+    for skipped in (api, live):
+        assert not hasattr(skipped.wsgi_request, "session")
+        assert not hasattr(skipped.wsgi_request, "_messages")
+        assert "CSRF_COOKIE" not in skipped.wsgi_request.META
+    for full in (login, docs):
+        assert hasattr(full.wsgi_request, "session")
+        assert hasattr(full.wsgi_request, "_messages")
+    # ...and on the response: no session cookie, CSRF cookie or X-Frame-Options on JSON.
     assert "X-Frame-Options" not in api.headers
     assert not api.cookies
     assert login.headers["X-Frame-Options"] == "DENY"
@@ -110,16 +93,9 @@ def test_the_audit_actor_is_the_token_user_in_the_api_and_the_session_user_in_th
     assert (event.actor_label, event.source, event.action) == ("boss@example.com", "api", "create")
 
 
-def test_the_stack_refuses_to_start_without_what_the_admin_needs(settings: Any) -> None:
-    settings.ADMIN_ONLY_MIDDLEWARE = [
-        path for path in settings.ADMIN_ONLY_MIDDLEWARE if "sessions" not in path
-    ]
+def test_the_admins_own_middleware_checks_still_hold() -> None:
+    # The admin checks (admin.E408-E410) look for Django's classes, and their order.
+    errors = [e.id for e in checks.run_checks() if e.id.startswith("admin.")]
 
-    with pytest.raises(ImproperlyConfigured, match="SessionMiddleware"):
-        AdminOnlyMiddleware(lambda request: HttpResponse())
-
-
-def test_settings_put_the_admin_stack_behind_the_dispatcher() -> None:
-    for path in settings.ADMIN_ONLY_MIDDLEWARE:
-        assert path not in settings.MIDDLEWARE
-    assert settings.MIDDLEWARE[-1] == "ecommerce.middleware.AdminOnlyMiddleware"
+    assert errors == []
+    assert not settings.SILENCED_SYSTEM_CHECKS
