@@ -17,12 +17,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.cache import cache
@@ -63,6 +64,19 @@ _missed: deque[tuple[str, tuple[str, ...], tuple[str, ...]]] = deque(
 _missed_lock = threading.Lock()
 
 
+class Piggyback(Protocol):
+    """Commands of another concern sent in the same round trip as a cache read (the rate
+    limit's counters: ecommerce.api.ratelimit.PendingCount)."""
+
+    def queue(self, pipe: Any) -> int:
+        """Add commands to `pipe`; return how many results they take."""
+        ...
+
+    def settle(self, results: list[Any]) -> None:
+        """Receive those results (may raise: the read is then abandoned)."""
+        ...
+
+
 class _CacheDown(Exception):
     """Any failure of the cache itself (as opposed to of the computation)."""
 
@@ -88,6 +102,19 @@ class _Store:
         if self.redis is not None:
             return self.redis.get(self._key(key))
         return cache.get(key)
+
+    def get_with(self, key: str, piggyback: Piggyback | None) -> bytes | None:
+        """GET `key`, in one round trip with `piggyback`'s commands (Redis only: elsewhere
+        the piggyback is left unsettled, for its owner to send alone)."""
+        if piggyback is None or self.redis is None:
+            return self.get(key)
+        pipe = self.redis.pipeline(transaction=False)
+        taken = piggyback.queue(pipe)
+        pipe.get(self._key(key))
+        results = pipe.execute()
+        piggyback.settle(results[:taken])
+        value: bytes | None = results[taken]
+        return value
 
     def generation(self, key: str) -> bytes:
         if self.redis is not None:
@@ -198,12 +225,19 @@ def _ready_store() -> _Store:
     return store
 
 
-def current_generation(name: str, generation_key: str) -> bytes | None:
-    """The generation counter's value, or None when the cache cannot be used."""
+def current_generation(
+    name: str, generation_key: str, *, piggyback: Piggyback | None = None
+) -> bytes | None:
+    """The generation counter's value, or None when the cache cannot be used.
+
+    `piggyback`'s commands go in the same round trip."""
     if _bypassing():
         return None
     try:
-        return _ready_store().generation(generation_key)
+        store = _ready_store()
+        if piggyback is None or store.redis is None:
+            return store.generation(generation_key)
+        return store.get_with(generation_key, piggyback) or b"0"
     except (RedisError, _CacheDown) as exc:
         _cache_failed(name, exc)
         return None
@@ -216,11 +250,14 @@ def read_through(
     generation_key: str,
     compute: Callable[[], bytes | None],
     ttl_seconds: int,
+    piggyback: Piggyback | None = None,
 ) -> bytes | None:
     """Return the cached bytes for `key`, computing and storing them once on a miss.
 
     `compute` returns the rendered value, or None when the thing does not exist (cached
     briefly as ABSENT). Exceptions from `compute` propagate; cache failures never do.
+    `piggyback`'s commands are sent with the read of `key` (one round trip), and settled
+    before anything is computed.
     """
     compute = _counted(name, compute)
     if _bypassing():
@@ -228,7 +265,7 @@ def read_through(
         return compute()
     try:
         store = _ready_store()
-        cached = store.get(key)
+        cached = store.get_with(key, piggyback)
     except (RedisError, _CacheDown) as exc:
         _cache_failed(name, exc)
         return compute()
@@ -309,3 +346,40 @@ def invalidate(*, name: str, generation_keys: Iterable[str], keys: Iterable[str]
             error=f"{type(exc).__name__}: {exc}"[:200],
             kept_for_replay=len(_missed),
         )
+
+
+# --- Validators stored with rendered bytes ------------------------------------------------
+# An entry is `#<etag> <unix seconds>\n<body>`: the body's digest (its strong ETag) and
+# when it was rendered (its Last-Modified), computed once per fill so that a conditional
+# request is answered from the entry without hashing or rendering anything. A JSON body
+# never starts with "#", so bytes without the line are a bare body (validated by hashing).
+STAMP_MARK = b"#"
+
+
+class Stamped:
+    """A rendered body with its validators."""
+
+    __slots__ = ("body", "etag", "last_modified")
+
+    def __init__(self, body: bytes, etag: str, last_modified: int | None) -> None:
+        self.body = body
+        self.etag = etag  # quoted, as in the ETag header
+        self.last_modified = last_modified  # unix seconds, or None when unknown
+
+    @classmethod
+    def of(cls, entry: bytes) -> Stamped:
+        """Read an entry made by `stamp`; a bare body gets its digest and no date."""
+        if entry[:1] == STAMP_MARK:
+            header, _, body = entry.partition(b"\n")
+            etag, _, seconds = header[1:].decode("ascii").partition(" ")
+            return cls(body, f'"{etag}"', int(seconds))
+        return cls(entry, f'"{_digest(entry)}"', None)
+
+
+def _digest(body: bytes) -> str:
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def stamp(body: bytes) -> bytes:
+    """`body` as an entry carrying its ETag and the time it was rendered (now)."""
+    return b"#%s %d\n%s" % (_digest(body).encode("ascii"), int(time.time()), body)

@@ -45,12 +45,18 @@ max_requests_jitter = env.int("GUNICORN_MAX_REQUESTS_JITTER", default=1000)
 forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", default="127.0.0.1")
 control_socket_disable = True
 
-accesslog = "-" if env.bool("ACCESS_LOG", default=True) else None
+# Access lines go through logconfig_dict's structlog handler, once per request, or nowhere
+# with ACCESS_LOG=0. `accesslog` stays unset: gunicorn would add its own plain handler to
+# that one (two lines per request), and it never turned the access log off by itself
+# (see ecommerce/gunicorn_logger.py).
+accesslog = None
+logger_class = "ecommerce.gunicorn_logger.Logger"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 _debug = env.bool("DEBUG", default=not env.str("DATABASE_URL", default=""))
 logconfig_dict = build_logging_config(
     json_lines=env.bool("LOG_JSON", default=not _debug),
     level=env.str("LOG_LEVEL", default="INFO").upper(),
+    access_log=env.bool("ACCESS_LOG", default=True),
 )
 
 

@@ -90,15 +90,22 @@ MIDDLEWARE = [
     "ecommerce.api.middleware.ProblemDetailsMiddleware",
     "ecommerce.api.ratelimit.RateLimitHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session stack, each skipped for the JWT API, probes and metrics
+    # (ecommerce/middleware.py: SESSIONLESS_PATH_PREFIXES); the admin gets it whole.
+    "ecommerce.middleware.AdminSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Who changed what (ecommerce/audit.py): after authentication, read lazily.
+    "ecommerce.middleware.AdminCsrfViewMiddleware",
+    "ecommerce.middleware.AdminAuthenticationMiddleware",
+    # Who changed what (ecommerce/audit.py): the user is read lazily, when a change is
+    # reported, so from DRF's token user in the API and the session user in the admin.
     "ecommerce.audit.AuditActorMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ecommerce.middleware.AdminMessageMiddleware",
+    "ecommerce.middleware.AdminXFrameOptionsMiddleware",
 ]
+# Paths the admin-only middleware passes by (ecommerce/middleware.py).
+SESSIONLESS_PATH_PREFIXES = ("/api/", "/health", "/metrics", "/traces")
+# HTML pages under those prefixes keep the whole stack (X-Frame-Options for old browsers).
+SESSIONLESS_PATH_EXCEPTIONS = ("/api/docs", "/api/redoc")
 
 ROOT_URLCONF = "ecommerce.urls"
 WSGI_APPLICATION = "ecommerce.wsgi.application"
@@ -241,6 +248,9 @@ CACHE_GENERATION_TTL_SECONDS = env.int("CACHE_GENERATION_TTL_SECONDS", default=7
 # --- Catalog ----------------------------------------------------------------------------
 STORE_CURRENCY = env.str("STORE_CURRENCY", default="EUR").upper()
 CATALOG_CACHE_TTL_SECONDS = env.int("CATALOG_CACHE_TTL_SECONDS", default=300)
+# Cache-Control max-age of public catalog reads (ecommerce/api/conditional.py): how long a
+# browser or shared cache may reuse one before revalidating it (a 304 when unchanged).
+PUBLIC_READ_MAX_AGE_SECONDS = env.int("PUBLIC_READ_MAX_AGE_SECONDS", default=30)
 # The PostgreSQL text search configuration product search stems words with (one built in,
 # so a typo stops start-up instead of failing every search). Changing it on a live
 # database needs apps.catalog.search.rebuild_search_documents().
@@ -432,11 +442,15 @@ SIMPLE_JWT = {
     # A password change makes every token issued before it invalid.
     "CHECK_REVOKE_TOKEN": True,
 }
+# Seconds a token's user (row and roles) stays cached; any change to the user or its groups
+# retires it on commit (apps/users/authentication.py). 0 reads it for every request.
+AUTH_USER_CACHE_SECONDS = env.int("AUTH_USER_CACHE_SECONDS", default=60)
 
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's, with the user read through the cache (apps/users/authentication.py).
+        "apps.users.authentication.CachedJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [

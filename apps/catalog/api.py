@@ -65,13 +65,13 @@ from apps.catalog.serializers import (
     VariantUpdateInputSerializer,
 )
 from ecommerce.api import identifiers
+from ecommerce.api.conditional import cached_json_response
 from ecommerce.api.filters import OrderingFilter
 from ecommerce.api.locations import location, location_parameter
 from ecommerce.api.parsers import PayloadTooLarge
 from ecommerce.api.permissions import HasRole, Role, has_role
+from ecommerce.api.ratelimit import PiggybackRateLimitMixin, pending_count
 from ecommerce.api.schema import problems
-
-JSON = "application/json"
 
 
 def _is_catalog_staff(request: Request) -> bool:
@@ -122,7 +122,7 @@ class PublicReadsMixin:
         return [HasRole.of(Role.CATALOG_MANAGER)()]
 
 
-class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
+class ProductViewSet(PiggybackRateLimitMixin, PublicReadsMixin, viewsets.GenericViewSet):
     """Products by SKU (or numeric id). Anyone reads active products; catalog managers and
     admins also see inactive ones, and write."""
 
@@ -172,10 +172,12 @@ class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
     def list(self, request: Request) -> HttpResponse | Response:
         if _is_catalog_staff(request):
             return Response(self._list_page())
-        body = selectors.product_list_json(
-            query=request.query_params, render=lambda: selectors.render_json(self._list_page())
+        entry = selectors.product_list_json(
+            query=request.query_params,
+            render=lambda: selectors.render_json(self._list_page()),
+            piggyback=pending_count(request),
         )
-        return HttpResponse(body, content_type=JSON)
+        return cached_json_response(request, entry)
 
     @extend_schema(
         summary="Read a product by SKU or numeric id", responses=ProductDetailOutputSerializer
@@ -183,8 +185,10 @@ class ProductViewSet(PublicReadsMixin, viewsets.GenericViewSet):
     def retrieve(self, request: Request, sku: str) -> HttpResponse | Response:
         if _is_catalog_staff(request):
             return Response(ProductDetailOutputSerializer(self._product(sku)).data)
-        body = selectors.product_detail_json(lookup=_checked(sku))
-        return HttpResponse(body, content_type=JSON)
+        entry = selectors.product_detail_json(
+            lookup=_checked(sku), piggyback=pending_count(request)
+        )
+        return cached_json_response(request, entry)
 
     @extend_schema(
         summary="Create a product with its variants (catalog managers)",

@@ -1,7 +1,7 @@
 """Cache keys of the catalog's read models, and their invalidation on commit.
 
 A product's public detail is cached once, under its id, with a per-product generation.
-A SKU lookup finds the product id first (`catalog:v2:sku:<SKU>`: the product of an active
+A SKU lookup finds the product id first (`catalog:v3:sku:<SKU>`: the product of an active
 variant with that SKU, or absent). A variant's SKU and product never change and variants
 are never deleted, so that entry is retired only when a SKU is created or a variant's
 activity changes. So a change to a product, to its attribute values or media, or to the
@@ -22,8 +22,9 @@ from ecommerce import caching
 # Every key starts with this. Bump the version whenever a cached body changes shape (a
 # field added, renamed or reformatted): a deploy then reads fresh entries instead of
 # serving the old shape until the TTL runs out. v2: category as {id, slug, name} in lists,
-# prices with their currency's places.
-PREFIX = "catalog:v2"
+# prices with their currency's places. v3: entries carry their ETag and render time
+# (ecommerce.caching.stamp).
+PREFIX = "catalog:v3"
 
 DETAIL = "product_detail"
 # SKU -> product id lookups, counted apart from the details they lead to.

@@ -150,7 +150,7 @@ def render_json(data: Any) -> bytes:
     return JSONRenderer().render(data)
 
 
-def _product_id_for_sku(sku: str) -> int | None:
+def _product_id_for_sku(sku: str, piggyback: caching.Piggyback | None = None) -> int | None:
     """The id of the product an active variant's SKU belongs to, read through the cache.
 
     A variant's product never changes; its activity does, and each change of it (like the
@@ -171,23 +171,33 @@ def _product_id_for_sku(sku: str) -> int | None:
         generation_key=cache.sku_generation_key(sku),
         compute=compute,
         ttl_seconds=settings.CATALOG_CACHE_TTL_SECONDS,
+        piggyback=piggyback,
     )
     return None if found is None else int(found)
 
 
-def product_detail_json(*, lookup: str) -> bytes:
-    """The public detail of an active product as JSON bytes, read through the cache.
+def product_detail_json(*, lookup: str, piggyback: caching.Piggyback | None = None) -> bytes:
+    """The public detail of an active product as a stamped cache entry (JSON bytes with
+    their ETag and render time: `ecommerce.caching.Stamped.of` reads it), read through the
+    cache.
 
     `lookup` is a product id or any of its variants' SKUs; both read one cached entry per
-    product. Raises ProductNotFound for unknown and inactive products.
+    product. Raises ProductNotFound for unknown and inactive products. `piggyback`'s
+    commands go with the first cache read.
     """
-    product_id = int(lookup) if lookup.isdigit() else _product_id_for_sku(lookup)
+    if lookup.isdigit():
+        product_id: int | None = int(lookup)
+    else:
+        product_id = _product_id_for_sku(lookup, piggyback)
+        piggyback = None  # it went with the SKU's lookup
     if product_id is None:
         raise ProductNotFound(lookups=[lookup])
 
     def compute() -> bytes | None:
         product = with_details(products()).filter(pk=product_id).first()
-        return None if product is None else render_json(ProductDetailOutputSerializer(product).data)
+        if product is None:
+            return None
+        return caching.stamp(render_json(ProductDetailOutputSerializer(product).data))
 
     body = caching.read_through(
         name=cache.DETAIL,
@@ -195,14 +205,21 @@ def product_detail_json(*, lookup: str) -> bytes:
         generation_key=cache.detail_generation_key(product_id),
         compute=compute,
         ttl_seconds=settings.CATALOG_CACHE_TTL_SECONDS,
+        piggyback=piggyback,
     )
     if body is None:
         raise ProductNotFound(lookups=[lookup])
     return body
 
 
-def product_list_json(*, query: Mapping[str, str], render: Callable[[], bytes]) -> bytes:
-    """A public list page as JSON bytes, read through the cache.
+def product_list_json(
+    *,
+    query: Mapping[str, str],
+    render: Callable[[], bytes],
+    piggyback: caching.Piggyback | None = None,
+) -> bytes:
+    """A public list page as a stamped cache entry (see `product_detail_json`), read
+    through the cache. `render` returns the page's bare JSON bytes.
 
     The key holds the catalog's list generation, so any product change retires every page.
     A repeated parameter (`attr`) keys on all its values, in any order; values are
@@ -221,18 +238,20 @@ def product_list_json(*, query: Mapping[str, str], render: Callable[[], bytes]) 
         ]
     )
     digest = hashlib.blake2b(normalized.encode(), digest_size=16).hexdigest()
-    generation = caching.current_generation(cache.LIST, cache.LIST_GENERATION_KEY)
+    generation = caching.current_generation(
+        cache.LIST, cache.LIST_GENERATION_KEY, piggyback=piggyback
+    )
     if generation is None:  # cache unavailable: every page is a query, the replica takes them
         with use_replica():
-            return render()
+            return caching.stamp(render())
     body = caching.read_through(
         name=cache.LIST,
         key=f"{cache.PREFIX}:list:{generation.decode()}:{digest}",
         generation_key=cache.LIST_GENERATION_KEY,
-        compute=render,
+        compute=lambda: caching.stamp(render()),
         ttl_seconds=settings.CATALOG_CACHE_TTL_SECONDS,
     )
-    return body if body is not None else render()
+    return body if body is not None else caching.stamp(render())
 
 
 def category_tree(*, include_inactive: bool = False) -> list[Category]:

@@ -18,7 +18,32 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-class UserManager(BaseUserManager["User"]):
+class UserQuerySet(models.QuerySet["User"]):
+    """Bulk writes retire the cached token users they change, as saves do
+    (apps/users/authentication.py): a deactivation through `update()` applies at once."""
+
+    def update(self, **kwargs: Any) -> int:
+        from apps.users.authentication import forget_users
+
+        ids = list(self.values_list("pk", flat=True))
+        changed = super().update(**kwargs)
+        forget_users(ids)
+        return changed
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        from apps.users.authentication import forget_users
+
+        objs = list(objs)
+        changed = super().bulk_update(objs, fields, batch_size=batch_size)
+        forget_users(obj.pk for obj in objs)
+        return changed
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
     use_in_migrations = True
 
     @classmethod

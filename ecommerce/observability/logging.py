@@ -6,6 +6,7 @@ so every line is one JSON object in production and a coloured line in developmen
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -70,8 +71,13 @@ def _shared_processors() -> list[Any]:
     ]
 
 
-def build_logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
-    """Return a `logging.config.dictConfig` dict routing stdlib loggers through structlog."""
+def build_logging_config(
+    *, json_lines: bool, level: str, access_log: bool = True
+) -> dict[str, Any]:
+    """Return a `logging.config.dictConfig` dict routing stdlib loggers through structlog.
+
+    `access_log` False silences gunicorn's access logger (its level is above CRITICAL).
+    """
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_lines
@@ -102,7 +108,11 @@ def build_logging_config(*, json_lines: bool, level: str) -> dict[str, Any]:
             "django.server": quiet,
             "django.db.backends": quiet,
             "gunicorn.error": {"handlers": ["default"], "level": level, "propagate": False},
-            "gunicorn.access": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {
+                "handlers": ["default"],
+                "level": "INFO" if access_log else logging.CRITICAL + 1,
+                "propagate": False,
+            },
             "celery": {"handlers": ["default"], "level": level, "propagate": False},
         },
     }

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from apps.catalog.models import Attribute, ProductType
 from apps.users.models import User
 from ecommerce import caching
 from ecommerce.api.permissions import Role
+from tests.catalog.factories import make_product
 from tests.users.factories import UserFactory
 
 MANAGER_EMAIL = "manager@example.com"
@@ -77,3 +79,26 @@ def tee_type() -> ProductType:
         product_attributes=[material, width, organic],
         variant_attributes=[colour, size],
     )
+
+
+@pytest.fixture
+def two_products(tee_type: Any) -> tuple[Any, Any]:
+    """A tee in two variants (black M with 4 units, white L with none) and a mug."""
+    tee = services.create_product(
+        name="Tee",
+        product_type=tee_type,
+        attributes={"material": "Cotton"},
+        variants=[
+            services.VariantSpec(
+                sku="TEE-BLK-M",
+                price=Decimal("19.90"),
+                attributes={"colour": "black", "size": "m"},
+                initial_stock=4,
+            ),
+            services.VariantSpec(
+                sku="TEE-WHT-L", price=Decimal("17.50"), attributes={"colour": "white", "size": "l"}
+            ),
+        ],
+    )
+    mug = make_product(sku="MUG", stock=3, price="9.00")
+    return tee, mug

@@ -114,7 +114,9 @@ def test_a_rolled_back_write_invalidates_nothing(api_client):
         change_then_fail()
 
     assert caching.current_generation("test", generation_key) == generation_before
-    assert caching._Store().get(catalog_cache.detail_key(product.pk)) == cached
+    assert caching.Stamped.of(caching._Store().get(catalog_cache.detail_key(product.pk))).body == (
+        cached
+    )
     before = computes()
     assert api_client.get("/api/products/vase").content == cached
     assert computes() == before  # still a hit
@@ -290,7 +292,7 @@ def server_holds_price(server: Any, product_id: int, price: str) -> bool:
 
     client = redis.Redis(port=server.port)
     [key] = client.keys(f"*{catalog_cache.detail_key(product_id)}")
-    return json.loads(client.get(key))["price"] == price
+    return json.loads(caching.Stamped.of(client.get(key)).body)["price"] == price
 
 
 # --- Each change retires exactly the entries that show it -------------------------------------
@@ -298,29 +300,6 @@ def server_holds_price(server: Any, product_id: int, price: str) -> bool:
 
 def cached(key: str) -> bytes | None:
     return caching._Store().get(key)
-
-
-@pytest.fixture
-def two_products(tee_type: Any) -> tuple[Any, Any]:
-    """A tee in two variants (black M with 4 units, white L with none) and a mug."""
-    tee = services.create_product(
-        name="Tee",
-        product_type=tee_type,
-        attributes={"material": "Cotton"},
-        variants=[
-            services.VariantSpec(
-                sku="TEE-BLK-M",
-                price=Decimal("19.90"),
-                attributes={"colour": "black", "size": "m"},
-                initial_stock=4,
-            ),
-            services.VariantSpec(
-                sku="TEE-WHT-L", price=Decimal("17.50"), attributes={"colour": "white", "size": "l"}
-            ),
-        ],
-    )
-    mug = make_product(sku="MUG", stock=3, price="9.00")
-    return tee, mug
 
 
 def png() -> bytes:
@@ -445,7 +424,7 @@ def test_a_change_retires_its_products_detail_and_the_lists_but_no_other_detail(
     # ...the mug's entry survives and is served without a database read...
     assert cached(catalog_cache.detail_key(mug.pk)) == mug_entry
     detail_computes = computes()
-    assert api_client.get("/api/products/mug").content == mug_entry
+    assert api_client.get("/api/products/mug").content == caching.Stamped.of(mug_entry).body
     assert computes() == detail_computes
     # ...and every lookup of the tee shows the change, from one fresh entry
     bodies = [

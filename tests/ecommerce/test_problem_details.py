@@ -472,7 +472,7 @@ def inner_middleware_reads_the_database(settings: Any) -> None:
     """A middleware inside the gateway's, where sessions and authentication sit."""
     middleware = list(settings.MIDDLEWARE)
     middleware.insert(
-        middleware.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        middleware.index("ecommerce.middleware.AdminAuthenticationMiddleware") + 1,
         "tests.ecommerce.outage_urls.DatabaseDownMiddleware",
     )
     settings.MIDDLEWARE = middleware
@@ -558,9 +558,9 @@ def test_the_gateway_middleware_wraps_every_middleware_that_reads_the_database(
     """Errors inside it become 503s; one placed outside it would escape as a bare 500."""
     middleware = list(settings.MIDDLEWARE)
     gateway = middleware.index("ecommerce.api.middleware.ProblemDetailsMiddleware")
-    for reads_the_database in (
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "django.contrib.messages.middleware.MessageMiddleware",
+    for reads_the_database in (  # Django's, skipped for the API (ecommerce/middleware.py)
+        "ecommerce.middleware.AdminSessionMiddleware",
+        "ecommerce.middleware.AdminAuthenticationMiddleware",
+        "ecommerce.middleware.AdminMessageMiddleware",
     ):
         assert middleware.index(reads_the_database) > gateway
