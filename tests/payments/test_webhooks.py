@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import math
 import time
 from decimal import Decimal
 from io import StringIO
@@ -213,8 +214,10 @@ def test_any_matching_v1_signature_is_accepted_while_a_secret_rotates(
 
 @pytest.mark.parametrize("offset", [-301, 301, -86400, 10**9])
 def test_a_timestamp_beyond_the_tolerance_is_400(client: Client, place: Any, offset: int) -> None:
-    timestamp = max(0, int(time.time()) + offset)
-    response = deliver(client, charge_event(place()), timestamp=timestamp)
+    event = charge_event(place())  # placing the order first: it may take a second
+    # Rounded away from now, so a second of delivery leaves the offset beyond 300.
+    now = math.ceil(time.time()) if offset > 0 else math.floor(time.time())
+    response = deliver(client, event, timestamp=max(0, now + offset))
 
     assert_refused(response, 400, "webhook_timestamp_out_of_tolerance")
 
@@ -223,7 +226,10 @@ def test_a_timestamp_beyond_the_tolerance_is_400(client: Client, place: Any, off
 def test_a_timestamp_within_the_tolerance_is_accepted(
     client: Client, place: Any, offset: int
 ) -> None:
-    response = deliver(client, charge_event(place()), timestamp=int(time.time()) + offset)
+    event = charge_event(place())
+    # Rounded towards now, so a second of delivery leaves the offset within 300.
+    now = math.ceil(time.time()) if offset < 0 else math.floor(time.time())
+    response = deliver(client, event, timestamp=now + offset)
 
     assert response.status_code == 200, response.content
 
