@@ -7,8 +7,8 @@ the sandbox sending them for real is tested in tests/integration/test_provider_w
 from __future__ import annotations
 
 import json
-import threading
 import math
+import threading
 import time
 from decimal import Decimal
 from io import StringIO
