@@ -72,19 +72,33 @@ def _merge(lines: Iterable[OrderLine]) -> dict[str, int]:
     return merged
 
 
-def _try_idempotency_lock(user_id: int, key: str) -> bool:
-    """Take a transaction-scoped advisory lock for (user, key) without waiting.
+def _claim_idempotency_key(*, user: Any, key: str, fingerprint: str) -> Order | None:
+    """Take a transaction-scoped advisory lock for (user, key) without waiting, and find
+    the order this key already made, in one statement; None when there is none yet.
 
-    Only PostgreSQL has them; elsewhere (embedded SQLite) the unique constraint alone
-    decides, which is enough for one process.
+    An order committed between the statement's snapshot and the lock is not seen: its
+    insert then fails on the (user, idempotency_key) constraint, and the caller replays
+    it. Only PostgreSQL has advisory locks; elsewhere (embedded SQLite) the unique
+    constraint alone decides, which is enough for one process.
+    Raises IdempotentRequestInProgress (the first request with the key still runs) and
+    IdempotencyKeyReused (same key, other body).
     """
     if connection.vendor != "postgresql":
-        return True
-    digest = hashlib.blake2b(f"order:{user_id}:{key}".encode(), digest_size=8).digest()
+        return _replay(user=user, key=key, fingerprint=fingerprint)
+    digest = hashlib.blake2b(f"order:{user.pk}:{key}".encode(), digest_size=8).digest()
     lock_id = int.from_bytes(digest, "big", signed=True)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_id])
-        return bool(cursor.fetchone()[0])
+        cursor.execute(
+            f"SELECT pg_try_advisory_xact_lock(%s), (SELECT id FROM {Order._meta.db_table} "  # noqa: S608
+            "WHERE user_id = %s AND idempotency_key = %s)",
+            [lock_id, user.pk, key],
+        )
+        locked, existing_id = cursor.fetchone()
+    if not locked:
+        raise IdempotentRequestInProgress(key=key)
+    if existing_id is None:
+        return None
+    return _replay(user=user, key=key, fingerprint=fingerprint)
 
 
 def _replay(*, user: Any, key: str, fingerprint: str) -> Order | None:
@@ -334,6 +348,7 @@ def create_order(
         idempotency_key=idempotency_key or "",
         fingerprint=fingerprint,
         payment_token=draft.payment_token,
+        next_action=None,
         placed_by=_actor(placed_by) if placed_by is not None and placed_by != user else None,
         created_at=now,
         updated_at=now,
@@ -360,16 +375,21 @@ def create_order(
     try:
         with transaction.atomic():
             if idempotency_key:
-                if not _try_idempotency_lock(user.pk, idempotency_key):
-                    raise IdempotentRequestInProgress(key=idempotency_key)
-                existing = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
+                existing = _claim_idempotency_key(
+                    user=user, key=idempotency_key, fingerprint=fingerprint
+                )
                 if existing is not None:
                     return existing, False
-            order.save(force_insert=True)
+            # The answer needs no database value (the public id, timestamps and amounts
+            # are set here), so it is stored with the insert instead of by an UPDATE of
+            # the row just written; only a keyed request can be replayed, so only a keyed
+            # one stores it. A raw save keeps `created_at`/`updated_at` as set above
+            # (auto_now would stamp them again, a moment after the answer was made).
+            response = order_to_dict(order, items)
+            order.creation_response = response if idempotency_key else None
+            order.save_base(raw=True, force_insert=True)
             OrderItem.objects.bulk_create(items)
-            order.creation_response = order_to_dict(order, items)
-            if idempotency_key:  # only a keyed request can be replayed
-                Order.objects.filter(pk=order.pk).update(creation_response=order.creation_response)
+            order.creation_response = response
             OrderEvent.objects.create(
                 order=order, from_status="", to_status=order.status, actor=_actor(placed_by or user)
             )

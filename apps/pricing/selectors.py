@@ -13,8 +13,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.catalog.models import Category, ProductVariant
@@ -142,17 +143,39 @@ def _targets(through: Any, owner_field: str, target_field: str, owner_ids: Itera
 
 def active_promotions(*, currency: str, now: datetime | None = None) -> list[PromotionTerms]:
     """The promotions running at `now` that can apply in `currency` (a fixed amount off
-    only in its own currency), as the calculator's terms; three queries whatever the count."""
+    only in its own currency), as the calculator's terms; one query whatever the count
+    (three on SQLite)."""
     now = now or timezone.now()
-    promotions = list(
+    running_now = (
         Promotion.objects.filter(is_active=True)
         .filter(running(now))
         .filter(~Q(kind=Promotion.Kind.FIXED) | Q(currency=currency.upper()))
         .order_by("pk")
     )
-    ids = [promotion.pk for promotion in promotions]
-    products = _targets(Promotion.products.through, "promotion_id", "product_id", ids)
-    categories = _targets(Promotion.categories.through, "promotion_id", "category_id", ids)
+    if connection.vendor == "postgresql":
+        # One statement: every order prices its lines with this, so its targets come as
+        # arrays beside each promotion instead of two more queries.
+        promotions = list(
+            running_now.annotate(
+                product_ids=ArraySubquery(
+                    Promotion.products.through.objects.filter(promotion_id=OuterRef("pk")).values(
+                        "product_id"
+                    )
+                ),
+                category_ids=ArraySubquery(
+                    Promotion.categories.through.objects.filter(promotion_id=OuterRef("pk")).values(
+                        "category_id"
+                    )
+                ),
+            )
+        )
+        products = {p.pk: frozenset(p.product_ids) for p in promotions if p.product_ids}
+        categories = {p.pk: frozenset(p.category_ids) for p in promotions if p.category_ids}
+    else:
+        promotions = list(running_now)
+        ids = [promotion.pk for promotion in promotions]
+        products = _targets(Promotion.products.through, "promotion_id", "product_id", ids)
+        categories = _targets(Promotion.categories.through, "promotion_id", "category_id", ids)
     return [
         PromotionTerms(
             id=promotion.pk,

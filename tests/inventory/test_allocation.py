@@ -267,7 +267,7 @@ def statements(context: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def test_an_allocation_costs_three_statements_however_many_lines_and_warehouses(zoned):
+def test_an_allocation_costs_two_statements_however_many_lines_and_warehouses(zoned):
     tee = zoned["tee"]
     others = [make_product(sku=f"o{i}").variant for i in range(3)]
     for variant in others:
@@ -279,14 +279,29 @@ def test_an_allocation_costs_three_statements_however_many_lines_and_warehouses(
         services.allocate(lines=lines, reference="o1", country="FR")
 
     sql = statements(context)
-    assert len(sql) == 3, sql
-    assert sql[0].startswith("SELECT")
-    assert sql[0].endswith('FOR UPDATE OF "inventory_stock"')
-    assert "ORDER BY 1 ASC FOR UPDATE" in sql[0]  # 1: the first column, the stock id
-    assert sql[1].startswith("UPDATE")
-    assert "RETURNING" in sql[1]
-    assert sql[2].startswith('INSERT INTO "inventory_stockmovement"')
+    assert len(sql) == 2, sql
+    # One statement locks the serving rows in stock id order, splits and takes every line.
+    assert sql[0].lstrip().startswith("WITH")
+    assert 'ORDER BY 1 ASC FOR UPDATE OF "inventory_stock"' in sql[0]  # 1: the stock id
+    assert "UPDATE inventory_stock" in sql[0]
+    assert "RETURNING" in sql[0]
+    assert sql[1].startswith('INSERT INTO "inventory_stockmovement"')
     assert len(taken("o1")) == 8
+    assert sum(m.delta for m in StockMovement.objects.filter(reference="o1")) == -17
+
+
+def test_a_short_allocation_costs_one_statement_more_and_changes_nothing(zoned):
+    tee = zoned["tee"]
+    before = list(Stock.objects.order_by("pk").values_list("pk", "quantity"))
+
+    with CaptureQueriesContext(connection) as context, pytest.raises(OutOfStock):
+        services.allocate(lines=[StockLine(tee.pk, 1000)], reference="o1", country="FR")
+
+    sql = statements(context)
+    assert sql[0].lstrip().startswith("WITH")
+    assert sql[1].startswith("SELECT")  # under the locks, to say what is short
+    assert list(Stock.objects.order_by("pk").values_list("pk", "quantity")) == before
+    assert not StockMovement.objects.filter(reference="o1").exists()
 
 
 def test_a_release_costs_four_statements(split_order):
