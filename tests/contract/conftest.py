@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -38,6 +39,37 @@ class Shop:
     url: str
     tokens: dict[str, str]  # role -> access token (no entry: anonymous)
     log_path: Path
+
+
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def live_schema(shop: Shop) -> dict[str, Any]:
+    response = httpx.get(
+        f"{shop.url}/api/schema", headers={"Accept": "application/vnd.oai.openapi+json"}
+    )
+    assert response.status_code == 200
+    schema: dict[str, Any] = response.json()
+    return schema
+
+
+def operations(schema: dict[str, Any], *, open_to_anonymous: bool) -> list[str]:
+    """ "METHOD /path" of every operation that an anonymous caller may (or may not) call:
+    its security requirements include the empty one, `{}`, or it has none."""
+    names = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            security = operation.get("security", schema.get("security"))
+            is_open = not security or {} in security
+            if is_open == open_to_anonymous:
+                names.append(f"{method.upper()} {path}")
+    return names
+
+
+def open_operations(schema: dict[str, Any]) -> list[str]:
+    return operations(schema, open_to_anonymous=True)
 
 
 def access_token(user: Any, *, hours: int = 2) -> str:

@@ -18,12 +18,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.contract.conftest import Shop
+from tests.contract.conftest import Shop, live_schema
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,15 +30,6 @@ PACKAGE = "shop_client"
 # subscribed to an event the test never causes, so none is even attempted.
 HOOK_URL = f"http://127.0.0.1:{free_port()}/hooks"
 LOOPBACK_WEBHOOKS = {"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
-
-
-def live_schema(shop: Shop) -> dict[str, Any]:
-    response = httpx.get(
-        f"{shop.url}/api/schema", headers={"Accept": "application/vnd.oai.openapi+json"}
-    )
-    assert response.status_code == 200
-    schema: dict[str, Any] = response.json()
-    return schema
 
 
 @pytest.fixture
