@@ -64,5 +64,9 @@ def test_without_the_shipped_security_settings_check_deploy_complains() -> None:
     result = run_python(CHECK_DEPLOY, **config, **secret_values(), SESSION_COOKIE_SECURE="false")
 
     assert result.returncode == 1
-    for check_id in ("security.W004", "security.W008", "security.W012"):
+    for check_id in ("security.W004", "security.W008"):
         assert check_id in result.stderr
+    # The insecure session cookie: W010 (the sessions app) now that the session middleware
+    # is the admin-only subclass (ecommerce/middleware.py) Django does not know by name;
+    # W012 when it is Django's own.
+    assert "security.W010" in result.stderr or "security.W012" in result.stderr

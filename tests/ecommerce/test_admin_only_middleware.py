@@ -1,5 +1,6 @@
-"""The admin's session stack (sessions, CSRF, auth, messages, X-Frame-Options) runs for the
-admin and HTML pages, never for the JSON API, probes or metrics (ecommerce/middleware.py)."""
+"""The admin's session stack (sessions, auth, messages) runs for the admin and HTML pages,
+never for the JSON API, probes or metrics (ecommerce/middleware.py); CSRF and
+X-Frame-Options run everywhere."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ def test_api_probes_and_metrics_skip_the_admin_stack_and_the_admin_runs_it() -> 
     for full in (login, docs):
         assert hasattr(full.wsgi_request, "session")
         assert hasattr(full.wsgi_request, "_messages")
-    # ...and on the response: no session cookie, CSRF cookie or X-Frame-Options on JSON.
-    assert "X-Frame-Options" not in api.headers
+    # ...and on the response: no session or CSRF cookie on JSON; framing refused everywhere.
+    assert api.headers["X-Frame-Options"] == "DENY"
     assert not api.cookies
     assert login.headers["X-Frame-Options"] == "DENY"
     assert "csrftoken" in login.cookies
