@@ -2,7 +2,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-TEST_WORKERS ?= 2
+# Three pytest-xdist workers on two cores: much of the suite waits on the processes it starts
+# (workers, brokers, gunicorn) and on the faults it injects; a third worker fills those waits.
+TEST_WORKERS ?= 3
 ARGS ?=
 # The Procfile's processes with .env loaded (honcho reads it; its PORT beats the shell's, and
 # 8080 applies when neither sets one). A process name after it runs that one alone.
