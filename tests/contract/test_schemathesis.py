@@ -108,7 +108,8 @@ def test_schemathesis_finds_no_contract_violation(live_shop: Shop, tmp_path: Pat
     }
     for role, report in reports.items():
         assert report["complete"] is True, f"{role}: {report['stop_reason']}"
-        assert set(report["phases"]) == set(PHASES.get(role, ALL_PHASES)), role
+        # The report lists every phase, those the run was not asked for too.
+        assert set(PHASES.get(role, ALL_PHASES)) <= set(report["phases"]), role
         selected = len(anonymous) if role not in live_shop.tokens else report["operations"]["total"]
         assert report["operations"]["tested"] == selected, role
     assert not found, "\n".join(
