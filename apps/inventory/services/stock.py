@@ -174,15 +174,7 @@ def allocate(
         # One statement picks the serving warehouses' rows and locks them in id order, so
         # two orders never deadlock whatever their lines and warehouses; the warehouses
         # and zones are read there too, never from a cache that could lag an admin edit.
-        rows = (
-            Stock.objects.select_for_update(of=("self",))
-            .filter(
-                selectors.serving(country, warehouse="warehouse_id"),
-                variant_id__in=[line.variant_id for line in merged],
-            )
-            .order_by("pk")
-            .values_list("pk", "warehouse_id", "variant_id", "quantity", "warehouse__priority")
-        )
+        rows = _serving_rows_locked(country, merged)
         by_variant: dict[int, list[tuple[int, int, int, int]]] = defaultdict(list)
         for stock_id, warehouse_id, variant_id, quantity, priority in rows:
             by_variant[variant_id].append((priority, warehouse_id, stock_id, quantity))
@@ -257,6 +249,21 @@ RETURNING s.id, s.warehouse_id, s.variant_id, p.take, s.quantity, v.product_id
 """
 
 
+def _serving_rows_locked(country: str | None, merged: Sequence[StockLine]) -> Any:
+    """(stock id, warehouse, variant, quantity, warehouse priority) of the serving
+    warehouses' rows for `merged`, locked in id order by the one statement that reads them
+    (two orders never deadlock, whatever their lines and warehouses)."""
+    return (
+        Stock.objects.select_for_update(of=("self",))
+        .filter(
+            selectors.serving(country, warehouse="warehouse_id"),
+            variant_id__in=[line.variant_id for line in merged],
+        )
+        .order_by("pk")
+        .values_list("pk", "warehouse_id", "variant_id", "quantity", "warehouse__priority")
+    )
+
+
 def _take_in_one_statement(
     merged: Sequence[StockLine], *, country: str | None
 ) -> tuple[list[_Change], dict[int, int]] | None:
@@ -268,16 +275,7 @@ def _take_in_one_statement(
     and split when one cannot cover it. The rows are read as locked (the newest version),
     and the CHECK (quantity >= 0) stays the last word. Caller holds a transaction.
     """
-    locked_sql, locked_params = (
-        Stock.objects.select_for_update(of=("self",))
-        .filter(
-            selectors.serving(country, warehouse="warehouse_id"),
-            variant_id__in=[line.variant_id for line in merged],
-        )
-        .order_by("pk")
-        .values_list("pk", "warehouse_id", "variant_id", "quantity", "warehouse__priority")
-        .query.sql_with_params()
-    )
+    locked_sql, locked_params = _serving_rows_locked(country, merged).query.sql_with_params()
     params: list[Any] = []
     for line in merged:
         params += [line.variant_id, line.quantity]
