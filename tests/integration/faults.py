@@ -3,11 +3,11 @@ faults injected by signal, and the settled outcome read back from the database a
 provider.
 
 One `FaultDatabase` (a throwaway PostgreSQL cluster, migrated by `manage.py migrate` in a
-subprocess) and one payment sandbox serve every scenario; each scenario gets a fresh
-`Stack`: a throwaway redis-server (cache on db 0, broker on db 1), gunicorn, one Celery
-worker per worker process of the Procfile (the `webhooks` pool too, once the Procfile has
-it) and beat with short intervals. Every process leads its own process group and is stopped
-through its PID; nothing is found by name.
+subprocess) is the template of every `Stack`: a copy of it, a payment sandbox, a throwaway
+redis-server (cache on db 0, broker on db 1), gunicorn, one Celery worker per worker
+process of the Procfile and beat with short intervals. The scenarios on one broker share
+a stack, one after the other (tests/integration/test_faults.py). Every process leads its
+own process group and is stopped through its PID; nothing is found by name.
 """
 
 from __future__ import annotations
@@ -234,6 +234,8 @@ class Stack:
             **(extra_env or {}),
         )
         self.workers: dict[str, QueueWorker] = {}
+        # Set while a scenario runs on the stack, cleared once it settled and passed.
+        self.tainted = False
         self._restarts = 0
         self.web: GunicornServer | None = None
         self.beat: Beat | None = None
@@ -710,12 +712,15 @@ def outcome_of(
 
 
 DUPLICATE = """
-import sys
+import os, sys
 from ecommerce.outbox import registry
 from ecommerce.outbox.models import OutboxMessage
+charges = OutboxMessage.objects.filter(
+    task_name="payments.charge_payment", pk__gt=int(os.environ["DUPLICATE_AFTER_PK"])
+)
 sys.stdin.readline()  # set up beforehand; go
 sent = 0
-for message in OutboxMessage.objects.filter(task_name="payments.charge_payment").order_by("pk"):
+for message in charges.order_by("pk"):
     for _ in range(2):
         registry._send(message)
         sent += 1
@@ -724,8 +729,9 @@ print(sent)
 
 
 class Duplicator:
-    """Publishes every charge message so far twice more, as the relay would (same task,
-    same payload, same row header): duplicates of charges done, in flight and still queued.
+    """Publishes every charge message of the scenario so far twice more, as the relay would
+    (same task, same payload, same row header): duplicates of charges done, in flight and
+    still queued.
     (Charges only: notifications dedupe by key too, but tripling them only slows the run.)
 
     A `manage.py shell` of the stack, started (Django set up) before the load; `go()`
@@ -733,10 +739,12 @@ class Duplicator:
     """
 
     def __init__(self, stack: Stack) -> None:
+        # The scenarios before this one on the same stack are not its business.
+        floor = stack.database.rows("SELECT coalesce(max(id), 0) FROM outbox_outboxmessage")
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "shell", "-c", DUPLICATE],
             cwd=ROOT,
-            env=stack.env,
+            env={**stack.env, "DUPLICATE_AFTER_PK": str(floor[0][0])},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -837,7 +845,8 @@ class Figures:
 @dataclass
 class Money:
     """The charges at the provider against the orders: `lost` accepted orders not paid (or
-    declined) as their card says, `doubled` charges beyond one per paid payment."""
+    declined) as their card says, `doubled` charges beyond one per paid payment (over every
+    scenario the stack ran). `charges` and `paid` count this scenario's."""
 
     charges: int
     paid: int
@@ -845,7 +854,15 @@ class Money:
     doubled: int
 
 
-def money(stack: Stack, load: LoadGenerator) -> Money:
+def totals(stack: Stack) -> tuple[int, int]:
+    """Succeeded charges at the provider, and payments paid in the database, so far."""
+    paid = stack.database.rows(
+        "SELECT count(*) FROM payments_payment WHERE status IN ('succeeded', 'refunded')"
+    )[0][0]
+    return int(stack.sandbox.charges()["succeeded"]), int(paid)
+
+
+def money(stack: Stack, load: LoadGenerator, *, before: tuple[int, int] = (0, 0)) -> Money:
     accepted = load.accepted()
     statuses = dict(
         stack.database.rows(
@@ -858,11 +875,13 @@ def money(stack: Stack, load: LoadGenerator) -> Money:
         for p in accepted
         if statuses.get(p.key) != ("payment_failed" if p.token == DECLINE_TOKEN else "paid")
     )
-    paid = stack.database.rows(
-        "SELECT count(*) FROM payments_payment WHERE status IN ('succeeded', 'refunded')"
-    )[0][0]
-    charges = int(stack.sandbox.charges()["succeeded"])
-    return Money(charges=charges, paid=int(paid), lost=lost, doubled=max(0, charges - paid))
+    charges, paid = totals(stack)
+    return Money(
+        charges=charges - before[0],
+        paid=paid - before[1],
+        lost=lost,
+        doubled=max(0, charges - paid),
+    )
 
 
 def figures(scenario: str, load: LoadGenerator, outcome: Outcome, settle_seconds: float) -> Figures:

@@ -12,6 +12,10 @@ and then, within a bounded settle time and without any manual command, requires:
 every order answered 201 is paid (or declined by its card), charged exactly once at the
 provider and notified; nothing waits in the outbox; `manage.py check_invariants` passes;
 no request took longer than a few seconds. The figures are printed (run with -s).
+
+The scenarios on one broker run in turn on one stack (`SharedStacks`): each checks its
+own orders, and ends only once they settled, so the next starts on a quiet shop that has
+been through a fault already. Starting a stack takes longer than most scenarios.
 """
 
 from __future__ import annotations
@@ -33,12 +37,15 @@ from tests.integration.faults import (
     base_env,
     broken_checks,
     check_invariants,
+    create_customers,
     figures,
     median,
     money,
     now_utc,
     receiver,
     settle,
+    stopped_processes,
+    totals,
 )
 from tests.integration.helpers import task_outcomes
 from tests.integration.processes import (
@@ -80,13 +87,6 @@ def fault_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sandbox(fault_dir: Path) -> Iterator[SandboxServer]:
-    server = SandboxServer(log_path=fault_dir / "sandbox.log")
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def postgres() -> Iterator[Any]:
     with postgres_server() as server:
         yield server
@@ -105,10 +105,8 @@ def throwaway_rabbit() -> Iterator[RabbitServer | None]:
 
 
 @pytest.fixture(scope="module")
-def database(
-    postgres: Any, sandbox: SandboxServer, throwaway_rabbit: RabbitServer | None
-) -> FaultDatabase:
-    env = base_env(sandbox_url=sandbox.url)
+def database(postgres: Any, throwaway_rabbit: RabbitServer | None) -> FaultDatabase:
+    env = base_env(sandbox_url="http://127.0.0.1:9")  # migrate calls no provider
     env.update(ALLOW_LOCAL_STATE="1", REDIS_URL="", CELERY_BROKER_URL="")
     return FaultDatabase.migrated(postgres, env=env)
 
@@ -123,54 +121,85 @@ def need_rabbitmq(*, shared: bool) -> None:
         assert down is None, down
 
 
-@pytest.fixture
-def make_stack(
-    database: FaultDatabase,
-    sandbox: SandboxServer,
-    fault_dir: Path,
-    request: Any,
-    throwaway_rabbit: RabbitServer | None,
-) -> Iterator[Callable[..., Stack]]:
-    stacks: list[Stack] = []
-    vhosts: list[RabbitVhost] = []
+class SharedStacks:
+    """One stack per broker, shared by the scenarios that run on it, in turn: "redis",
+    "rabbitmq" (a vhost of its own on the machine's RabbitMQ) or "rabbitmq-throwaway"
+    (this module's own node, to restart). Each has its own database copy and payment
+    sandbox, so the provider's totals and the database's always cover the same orders.
 
-    def make(
-        *, broker: str = "redis", webhooks: dict[int, str] | None = None, **extra_env: str
-    ) -> Stack:
-        """A stack on `broker`: "redis", "rabbitmq" (a vhost of its own on the machine's
-        RabbitMQ) or "rabbitmq-throwaway" (this module's own node, to restart)."""
+    A scenario starts only on a stack whose previous scenario settled: every order final,
+    nothing left in the outbox or to send (its checks). A scenario that failed leaves its
+    stack tainted, and the next one on that broker gets a new stack, so one failure is
+    reported once, not again by every scenario after it.
+    """
+
+    def __init__(
+        self,
+        database: FaultDatabase,
+        directory: Path,
+        throwaway_rabbit: RabbitServer | None,
+    ) -> None:
+        self.database = database
+        self.directory = directory
+        self.throwaway_rabbit = throwaway_rabbit
+        self.stacks: dict[str, Stack] = {}
+        self.retired: list[Stack] = []
+        self.vhosts: list[RabbitVhost] = []
+
+    def get(self, broker: str = "redis") -> Stack:
+        stack = self.stacks.get(broker)
+        if stack is not None and (stack.tainted or stopped_processes(stack)):
+            self.retired.append(self.stacks.pop(broker))
+            stack = None
+        if stack is None:
+            stack = self.stacks[broker] = self._start(broker)
+        return stack
+
+    def _start(self, broker: str) -> Stack:
         broker_url = None
         if broker == "rabbitmq":
             need_rabbitmq(shared=True)
-            vhost = RabbitVhost(f"faults-{os.getpid()}-{len(vhosts)}-{time.time_ns() % 10**6}")
-            vhosts.append(vhost)
+            vhost = RabbitVhost(f"faults-{os.getpid()}-{len(self.vhosts)}-{time.time_ns() % 10**6}")
+            self.vhosts.append(vhost)
             broker_url = vhost.url
         elif broker == "rabbitmq-throwaway":
             need_rabbitmq(shared=False)
-            assert throwaway_rabbit is not None
-            throwaway_rabbit.wait_until_ready()
-            broker_url = throwaway_rabbit.url
-        # Each scenario on its own empty database and a wiped provider: what one left
-        # behind must not settle (or fail to) in the next, and charges count per scenario.
-        sandbox.reset()
-        stack = Stack(
-            # Unique: "[redis]" and "[rabbitmq]" would share a truncated test name.
-            database=database.copy(f"shop_{time.time_ns() % 10**9}_{request.node.name[5:40]}"),
-            sandbox=sandbox,
-            directory=fault_dir / request.node.name,
-            extra_env=extra_env,
-            broker_url=broker_url,
-            customers=CUSTOMERS,
-            webhooks=webhooks,
-        )
-        stacks.append(stack)
-        return stack
+            assert self.throwaway_rabbit is not None
+            self.throwaway_rabbit.wait_until_ready()
+            broker_url = self.throwaway_rabbit.url
+        else:
+            assert broker == "redis", broker
+        name = f"{broker}-{len(self.retired) + len(self.stacks)}"
+        directory = self.directory / name
+        directory.mkdir()
+        sandbox = SandboxServer(log_path=directory / "sandbox.log")
+        try:
+            return Stack(
+                database=self.database.copy(f"shop_{name.replace('-', '_')}"),
+                sandbox=sandbox,
+                directory=directory,
+                broker_url=broker_url,
+                customers=CUSTOMERS,
+            )
+        except BaseException:
+            sandbox.close()
+            raise
 
-    yield make
-    for stack in stacks:
-        stack.close()
-    for vhost in vhosts:
-        vhost.close()
+    def close(self) -> None:
+        for stack in [*self.stacks.values(), *self.retired]:
+            stack.close()
+            stack.sandbox.close()
+        for vhost in self.vhosts:
+            vhost.close()
+
+
+@pytest.fixture(scope="module")
+def stacks(
+    database: FaultDatabase, fault_dir: Path, throwaway_rabbit: RabbitServer | None
+) -> Iterator[SharedStacks]:
+    shared = SharedStacks(database, fault_dir, throwaway_rabbit)
+    yield shared
+    shared.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -192,8 +221,12 @@ def run_load(
     """Load, fault, more load; then settle and check. Returns the load, its figures and
     the settled outcome. `after_load` runs once the load has stopped (to undo a fault)."""
     since = now_utc()
+    started = time.monotonic()
     tokens = tokens or stack.tokens()
     load = LoadGenerator(url=stack.url, tokens=tokens, rate_per_second=rate)
+    before = totals(stack)
+    # Whatever goes wrong from here on, the next scenario gets a stack of its own.
+    stack.tainted = True
     load.start()
     time.sleep(warm_seconds)
     load.fault_started = time.monotonic()
@@ -205,23 +238,24 @@ def run_load(
     settle_seconds, outcome = settle(stack, load, since=since, timeout_seconds=SETTLE_SECONDS)
     measured = figures(name, load, outcome, settle_seconds)
     report = check_invariants(stack, since=since)
-    measured.money = money(stack, load)
-    measured.wall_seconds = time.monotonic() - stack.started
+    measured.money = money(stack, load, before=before)
+    measured.wall_seconds = time.monotonic() - started
     REPORT.append(measured.line())
     print(measured.line())
     assert not outcome.problems, f"{measured.line()}\n" + "\n".join(outcome.problems[:30])
     assert report["exit_code"] == 0, "\n".join(broken_checks(report))
     assert measured.max_ms <= MAX_REQUEST_SECONDS * 1000, measured.line()
     assert (measured.money.lost, measured.money.doubled) == (0, 0), measured.line()
+    stack.tainted = False
     return load, measured, outcome
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("broker", BROKERS)
 def test_broker_killed_and_restarted_empty(
-    make_stack: Callable[..., Stack], throwaway_rabbit: RabbitServer | None, broker: str
+    stacks: SharedStacks, throwaway_rabbit: RabbitServer | None, broker: str
 ) -> None:
-    stack = make_stack(broker="redis" if broker == "redis" else "rabbitmq-throwaway")
+    stack = stacks.get("redis" if broker == "redis" else "rabbitmq-throwaway")
 
     def restart() -> None:
         if broker == "redis":
@@ -237,8 +271,8 @@ def test_broker_killed_and_restarted_empty(
 
 
 @pytest.mark.timeout(330)
-def test_redis_frozen_for_twenty_seconds(make_stack: Callable[..., Stack]) -> None:
-    stack = make_stack()
+def test_redis_frozen_for_twenty_seconds(stacks: SharedStacks) -> None:
+    stack = stacks.get("redis")
 
     def fault() -> None:
         stack.redis.freeze()
@@ -254,8 +288,8 @@ def test_redis_frozen_for_twenty_seconds(make_stack: Callable[..., Stack]) -> No
 
 
 @pytest.mark.timeout(320)
-def test_postgres_stopped_for_ten_seconds(make_stack: Callable[..., Stack], postgres: Any) -> None:
-    stack = make_stack()
+def test_postgres_stopped_for_ten_seconds(stacks: SharedStacks, postgres: Any) -> None:
+    stack = stacks.get("redis")
 
     def fault() -> None:
         postgres.stop()
@@ -274,10 +308,9 @@ def test_postgres_stopped_for_ten_seconds(make_stack: Callable[..., Stack], post
 
 @pytest.mark.timeout(320)
 @pytest.mark.parametrize("broker", BROKERS)
-def test_worker_killed_mid_charge(
-    make_stack: Callable[..., Stack], sandbox: Any, broker: str
-) -> None:
-    stack = make_stack(broker=broker)
+def test_worker_killed_mid_charge(stacks: SharedStacks, broker: str) -> None:
+    stack = stacks.get(broker)
+    sandbox = stack.sandbox
 
     def fault() -> None:
         # Charges take 1.5 s at the provider: some are in flight when the worker dies.
@@ -296,10 +329,8 @@ def test_worker_killed_mid_charge(
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("broker", BROKERS)
-def test_every_charge_message_delivered_twice_more(
-    make_stack: Callable[..., Stack], broker: str
-) -> None:
-    stack = make_stack(broker=broker)
+def test_every_charge_message_delivered_twice_more(stacks: SharedStacks, broker: str) -> None:
+    stack = stacks.get(broker)
     duplicator = Duplicator(stack)
     republished: list[int] = []
 
@@ -322,12 +353,11 @@ def test_every_charge_message_delivered_twice_more(
 
 
 @pytest.mark.timeout(360)
-def test_a_slow_webhook_receiver_delays_only_its_own_deliveries(
-    make_stack: Callable[..., Stack],
-) -> None:
+def test_a_slow_webhook_receiver_delays_only_its_own_deliveries(stacks: SharedStacks) -> None:
     with receiver() as hook:
-        stack = make_stack(webhooks={0: hook.url})
-        tokens = stack.tokens()
+        stack = stacks.get("redis")
+        # Customers of this scenario's own: the first has a webhook endpoint to `hook`.
+        tokens = create_customers(stack, count=CUSTOMERS, webhooks={0: hook.url})
 
         def fault() -> None:
             hook.delay_seconds = SLOW_RECEIVER_SECONDS
