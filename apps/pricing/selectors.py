@@ -13,9 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.catalog.models import Category, ProductVariant
@@ -113,14 +112,23 @@ def tax_settings() -> TaxSettingsData:
     )
 
 
+# `tax_rates` on PostgreSQL.
+TAX_RATES_SQL = """
+SELECT c.slug, r.rate FROM pricing_taxrate r JOIN pricing_taxclass c ON c.id = r.tax_class_id
+WHERE r.country = %s
+"""
+
+
 def tax_rates(country: str) -> dict[str, Decimal]:
     """Tax class slug -> percent in `country`. A class without a rate there is not in the
     dict: it is taxed at 0 (look it up with `.get(slug, ZERO)`)."""
-    return dict(
-        TaxRate.objects.filter(country=country.strip().upper()).values_list(
-            "tax_class__slug", "rate"
-        )
-    )
+    country = country.strip().upper()
+    if connection.vendor == "postgresql":
+        # Read for every order and priced cart: written out, it costs a fifth of the CPU.
+        with connection.cursor() as cursor:
+            cursor.execute(TAX_RATES_SQL, [country])
+            return dict(cursor.fetchall())
+    return dict(TaxRate.objects.filter(country=country).values_list("tax_class__slug", "rate"))
 
 
 def running(now: datetime) -> Q:
@@ -141,41 +149,66 @@ def _targets(through: Any, owner_field: str, target_field: str, owner_ids: Itera
     return {owner_id: frozenset(ids) for owner_id, ids in found.items()}
 
 
+# `active_promotions` on PostgreSQL (the ORM's version is its SQLite branch).
+RUNNING_PROMOTIONS_SQL = """
+SELECT p.id, p.name, p.kind, p.value, p.currency, p.buy_quantity, p.pay_quantity,
+       ARRAY(SELECT product_id FROM pricing_promotion_products WHERE promotion_id = p.id),
+       ARRAY(SELECT category_id FROM pricing_promotion_categories WHERE promotion_id = p.id)
+FROM pricing_promotion p
+WHERE p.is_active
+  AND (p.starts_at IS NULL OR p.starts_at <= %(now)s)
+  AND (p.ends_at IS NULL OR p.ends_at > %(now)s)
+  AND (p.kind <> 'fixed' OR p.currency = %(currency)s)
+ORDER BY p.id
+"""
+
+
 def active_promotions(*, currency: str, now: datetime | None = None) -> list[PromotionTerms]:
     """The promotions running at `now` that can apply in `currency` (a fixed amount off
     only in its own currency), as the calculator's terms; one query whatever the count
     (three on SQLite)."""
     now = now or timezone.now()
-    running_now = (
+    currency = currency.upper()
+    if connection.vendor == "postgresql":
+        # Every order and every priced cart reads this: one statement written out, with
+        # each promotion's targets as arrays beside it. Built by the ORM, the same query
+        # cost 2.5 ms of CPU to compile (about a sixth of an order), this one 0.1 ms.
+        with connection.cursor() as cursor:
+            cursor.execute(RUNNING_PROMOTIONS_SQL, {"now": now, "currency": currency})
+            rows = cursor.fetchall()
+        return [
+            PromotionTerms(
+                id=pk,
+                name=name,
+                kind=kind,
+                value=value,
+                currency=promotion_currency,
+                buy_quantity=buy_quantity,
+                pay_quantity=pay_quantity,
+                product_ids=frozenset(product_ids),
+                category_ids=frozenset(category_ids),
+            )
+            for (
+                pk,
+                name,
+                kind,
+                value,
+                promotion_currency,
+                buy_quantity,
+                pay_quantity,
+                product_ids,
+                category_ids,
+            ) in rows
+        ]
+    promotions = list(
         Promotion.objects.filter(is_active=True)
         .filter(running(now))
-        .filter(~Q(kind=Promotion.Kind.FIXED) | Q(currency=currency.upper()))
+        .filter(~Q(kind=Promotion.Kind.FIXED) | Q(currency=currency))
         .order_by("pk")
     )
-    if connection.vendor == "postgresql":
-        # One statement: every order prices its lines with this, so its targets come as
-        # arrays beside each promotion instead of two more queries.
-        promotions = list(
-            running_now.annotate(
-                product_ids=ArraySubquery(
-                    Promotion.products.through.objects.filter(promotion_id=OuterRef("pk")).values(
-                        "product_id"
-                    )
-                ),
-                category_ids=ArraySubquery(
-                    Promotion.categories.through.objects.filter(promotion_id=OuterRef("pk")).values(
-                        "category_id"
-                    )
-                ),
-            )
-        )
-        products = {p.pk: frozenset(p.product_ids) for p in promotions if p.product_ids}
-        categories = {p.pk: frozenset(p.category_ids) for p in promotions if p.category_ids}
-    else:
-        promotions = list(running_now)
-        ids = [promotion.pk for promotion in promotions]
-        products = _targets(Promotion.products.through, "promotion_id", "product_id", ids)
-        categories = _targets(Promotion.categories.through, "promotion_id", "category_id", ids)
+    ids = [promotion.pk for promotion in promotions]
+    products = _targets(Promotion.products.through, "promotion_id", "product_id", ids)
+    categories = _targets(Promotion.categories.through, "promotion_id", "category_id", ids)
     return [
         PromotionTerms(
             id=promotion.pk,
