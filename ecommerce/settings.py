@@ -80,13 +80,16 @@ INSTALLED_APPS = [
     "ecommerce.resilience",
 ]
 
+# Request latency and SQL metrics (/metrics): off only where nothing scrapes them, or to
+# measure what they cost (bench/run.py). The application's own counters stay either way.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 MIDDLEWARE = [
     # Outermost, both: they see the final response, problem+json rewrites included, so
     # 404/405/500 problems carry HSTS, nosniff, Referrer-Policy and the CSP too.
     "django.middleware.security.SecurityMiddleware",
     "ecommerce.security.ContentSecurityPolicyMiddleware",
     "ecommerce.api.middleware.RequestIdMiddleware",
-    "ecommerce.observability.middleware.MetricsMiddleware",
+    *(["ecommerce.observability.middleware.MetricsMiddleware"] if METRICS_ENABLED else []),
     "ecommerce.api.middleware.ProblemDetailsMiddleware",
     "ecommerce.api.ratelimit.RateLimitHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -195,7 +198,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if not env.bool("DATABASE_JIT", default=False):
         _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
     # The same backend, counting queries, errors and connections for /metrics.
-    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    if METRICS_ENABLED:
+        DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 # A request the database could not serve is a 503 problem+json with this Retry-After.
 DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int(
     "DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5

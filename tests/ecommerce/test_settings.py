@@ -237,6 +237,23 @@ def test_service_urls_switch_to_postgres_redis_and_real_workers() -> None:
     }
 
 
+def test_metrics_off_leaves_the_plain_backend_and_no_request_metrics() -> None:
+    result = run_python(
+        [
+            "-c",
+            "import json; from django.conf import settings as s; print(json.dumps({"
+            "'engine': s.DATABASES['default']['ENGINE'],"
+            " 'metrics': [m for m in s.MIDDLEWARE if 'Metrics' in m]}))",
+        ],
+        DEBUG="1",
+        DATABASE_URL=POSTGRES_URL,
+        METRICS_ENABLED="0",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"engine": "django.db.backends.postgresql", "metrics": []}
+
+
 DATABASE_OPTIONS = [
     "-c",
     "from django.conf import settings as s; print(s.DATABASES['default']['OPTIONS']['options'])",
