@@ -15,6 +15,7 @@ COUNTING = """
 local threads = {}
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("id", #threads - 1)  -- a global of the thread's own Lua state: 0, 1, ...
 end
 statuses = {}
 late = 0
@@ -121,5 +122,35 @@ request = function()
 end
 """
 )
+
+# POST /api/carts/<token>/checkout: each request checks out a cart of its own, ready in the
+# template (bench/run.py CHECKOUT_SEED), as its customer. BENCH_CHECKOUTS names a file of
+# "<cart token> <access token>" lines; thread i takes lines i, i + threads, ... A thread
+# that runs out sends a cart that does not exist, which fails the run.
+CHECKOUT = """
+local carts = {}
+local taken = 0
+function init(args)
+  local threads, n = tonumber(os.getenv("BENCH_THREADS")), 0
+  for line in io.lines(os.getenv("BENCH_CHECKOUTS")) do
+    if n % threads == id then
+      table.insert(carts, line)
+    end
+    n = n + 1
+  end
+end
+request = function()
+  taken = taken + 1
+  local cart, access = string.match(carts[taken] or "", "(%S+) (%S+)")
+  if cart == nil then
+    cart, access = "out-of-prepared-carts", "none"
+  end
+  return wrk.format("POST", "/api/carts/" .. cart .. "/checkout", {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. access,
+    ["Idempotency-Key"] = string.format("checkout-%s", cart),
+  }, '{"payment_token":"tok_success"}')
+end
+"""
 
 POST = 'wrk.method = "POST"\n'
