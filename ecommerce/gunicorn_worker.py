@@ -37,6 +37,9 @@ class DrainingSyncWorker(SyncWorker):
         from ecommerce.health import mark_shutting_down
 
         self._mark_shutting_down = mark_shutting_down
+        # gunicorn says when it forks a worker, not when the worker can serve: the app is
+        # loaded after the fork, seconds later on a busy machine.
+        self.log.info("Worker ready (pid: %s)", self.pid)
 
     def mark_shutting_down(self) -> None:
         """Make this process's /health/ready answer 503 (safe in a signal handler)."""

@@ -152,13 +152,17 @@ class Gunicorn:
         self._wait_until_live()
 
     def _wait_until_live(self) -> None:
+        """Until every worker has loaded the app: one still loading when SIGTERM comes has
+        accepted nothing and exits at once, leaving the drain to the others."""
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{self.url}/health/live", timeout=0.5).status_code == 200:
-                    return
+                live = httpx.get(f"{self.url}/health/live", timeout=0.5).status_code == 200
             except httpx.TransportError:
-                pass
+                live = False
+            ready = [e for e in self.log_events() if e.startswith("Worker ready")]
+            if live and len(ready) == WORKERS:
+                return
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"gunicorn did not start:\n{self.log_path.read_text()}")
@@ -174,7 +178,10 @@ class Gunicorn:
         events = []
         for line in self.log_path.read_text().splitlines():
             if line.startswith("{"):
-                events.append(str(json.loads(line).get("event", "")))
+                try:
+                    events.append(str(json.loads(line).get("event", "")))
+                except ValueError:  # the line being written
+                    continue
         return events
 
 
