@@ -855,7 +855,7 @@ def run(config: Config) -> int:
         throughput_row(runner, "orders on one hot SKU", "orders, hot SKU", hot, 0.40),
         throughput_row(
             runner,
-            "checkout (3 lines, voucher, tax, shipping)",
+            "checkout (3 lines, voucher, shipping)",
             "checkout (3 lines, voucher)",
             bare,
             0.35,
