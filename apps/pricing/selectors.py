@@ -169,6 +169,8 @@ def active_promotions(*, currency: str, now: datetime | None = None) -> list[Pro
     (three on SQLite)."""
     now = now or timezone.now()
     currency = currency.upper()
+    # Rows in PromotionTerms' field order: its scalars, then product and category ids.
+    rows: list[tuple[Any, ...]]
     if connection.vendor == "postgresql":
         # Every order and every priced cart reads this: one statement written out, with
         # each promotion's targets as arrays beside it. Built by the ORM, the same query
@@ -176,52 +178,21 @@ def active_promotions(*, currency: str, now: datetime | None = None) -> list[Pro
         with connection.cursor() as cursor:
             cursor.execute(RUNNING_PROMOTIONS_SQL, {"now": now, "currency": currency})
             rows = cursor.fetchall()
-        return [
-            PromotionTerms(
-                id=pk,
-                name=name,
-                kind=kind,
-                value=value,
-                currency=promotion_currency,
-                buy_quantity=buy_quantity,
-                pay_quantity=pay_quantity,
-                product_ids=frozenset(product_ids),
-                category_ids=frozenset(category_ids),
-            )
-            for (
-                pk,
-                name,
-                kind,
-                value,
-                promotion_currency,
-                buy_quantity,
-                pay_quantity,
-                product_ids,
-                category_ids,
-            ) in rows
-        ]
-    promotions = list(
-        Promotion.objects.filter(is_active=True)
-        .filter(running(now))
-        .filter(~Q(kind=Promotion.Kind.FIXED) | Q(currency=currency))
-        .order_by("pk")
-    )
-    ids = [promotion.pk for promotion in promotions]
-    products = _targets(Promotion.products.through, "promotion_id", "product_id", ids)
-    categories = _targets(Promotion.categories.through, "promotion_id", "category_id", ids)
-    return [
-        PromotionTerms(
-            id=promotion.pk,
-            name=promotion.name,
-            kind=promotion.kind,
-            value=promotion.value,
-            currency=promotion.currency,
-            buy_quantity=promotion.buy_quantity,
-            pay_quantity=promotion.pay_quantity,
-            product_ids=products.get(promotion.pk, frozenset()),
-            category_ids=categories.get(promotion.pk, frozenset()),
+    else:
+        scalars = list(
+            Promotion.objects.filter(is_active=True)
+            .filter(running(now))
+            .filter(~Q(kind=Promotion.Kind.FIXED) | Q(currency=currency))
+            .order_by("pk")
+            .values_list("pk", "name", "kind", "value", "currency", "buy_quantity", "pay_quantity")
         )
-        for promotion in promotions
+        ids = [row[0] for row in scalars]
+        products = _targets(Promotion.products.through, "promotion_id", "product_id", ids)
+        categories = _targets(Promotion.categories.through, "promotion_id", "category_id", ids)
+        rows = [(*row, products.get(row[0], ()), categories.get(row[0], ())) for row in scalars]
+    return [
+        PromotionTerms(*row[:7], product_ids=frozenset(row[7]), category_ids=frozenset(row[8]))
+        for row in rows
     ]
 
 
