@@ -49,10 +49,11 @@ Fault injection (`POST /_sandbox/config`) is per process: run one process (gunic
 with threads so one delayed answer does not hold up the rest) for predictable faults.
 `latency_ms` delays every `/v1/` request; `failure_rate` answers that fraction of charge
 requests 503 before anything else (`seed` makes it repeatable);
-`respond_after_commit_delay_ms` sleeps after a new charge is committed and before answering,
-which is how tests make "the provider charged but the response timed out". Replays are not
-delayed. `POST /_sandbox/reset` wipes all data, restores the default config and makes
-requests still sleeping in `latency_ms` answer 503 instead of acting after the reset.
+`respond_after_commit_delay_ms` sleeps after a new charge, capture or void is committed (and
+its event sent) and before answering, which is how tests make "the provider charged but the
+response timed out" or "the event arrived before the answer". Replays are not delayed.
+`POST /_sandbox/reset` wipes all data, restores the default config and makes requests still
+sleeping in `latency_ms` answer 503 instead of acting after the reset.
 
 Event webhooks (`webhooks.py`): with `webhook_url` set through `POST /_sandbox/config`, each
 new charge or refund sends a signed event (`charge.succeeded`, `charge.authorized`,

@@ -411,6 +411,7 @@ class SandboxProvider:
         except sqlite3.IntegrityError:
             return self._replay_after_race(key, fingerprint)
         self._emit("charge.captured", response.body)
+        self._sleep_ms(self._config_value("respond_after_commit_delay_ms"))
         return response
 
     def void_charge(self, *, charge_id: str, idempotency_key: str | None) -> SandboxResponse:
@@ -441,6 +442,7 @@ class SandboxProvider:
             return self._replay_after_race(key, fingerprint)
         if new:
             self._emit("charge.voided", response.body)
+            self._sleep_ms(self._config_value("respond_after_commit_delay_ms"))
         return response
 
     def complete_action(self, *, charge_id: str, outcome: Any) -> SandboxResponse:
