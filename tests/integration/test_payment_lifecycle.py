@@ -174,7 +174,10 @@ def test_capture_at_fulfilment_captures_what_shipped(
 ) -> None:
     """Whichever of the worker's answer and the provider's event lands first records the
     capture; the other finds it done, and the ledger holds one capture either way."""
-    worker = workers.running(PAYMENT_CAPTURE_MODE="fulfilment")
+    # A read timeout longer than the answer's delay: the worker waits for it, not retries.
+    worker = workers.running(
+        PAYMENT_CAPTURE_MODE="fulfilment", PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS="5"
+    )
     order = placed_order(place(client, "lamp", 3))
 
     wait_for_status(order, OrderStatus.AUTHORIZED, worker=worker)
