@@ -225,6 +225,17 @@ def _ready_store() -> _Store:
     return store
 
 
+def full_key(key: str) -> str:
+    """`key` as the cache stores it in Redis (with its prefix and version)."""
+    return cache.make_key(key)
+
+
+def ready_for_reads() -> bool:
+    """Whether a read may go straight to Redis: it has not failed just now, and no
+    invalidation waits to be replayed (`read_through` replays it first)."""
+    return _uses_redis() and not _bypassing() and not _missed
+
+
 def current_generation(
     name: str, generation_key: str, *, piggyback: Piggyback | None = None
 ) -> bytes | None:

@@ -83,6 +83,9 @@ INSTALLED_APPS = [
 # Request latency and SQL metrics (/metrics): off only where nothing scrapes them, or to
 # measure what they cost (bench/run.py). The application's own counters stay either way.
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+# Warm public catalog reads answered from the cache before Django's handler, with the
+# headers Django gave the same route (ecommerce/api/fastpath.py). Off: Django answers all.
+FAST_READS_ENABLED = env.bool("FAST_READS_ENABLED", default=True)
 MIDDLEWARE = [
     # Outermost, both: they see the final response, problem+json rewrites included, so
     # 404/405/500 problems carry HSTS, nosniff, Referrer-Policy and the CSP too.

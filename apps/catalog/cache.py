@@ -33,8 +33,18 @@ LIST = "product_list"
 LIST_GENERATION_KEY = f"{PREFIX}:list:gen"
 
 
+# A product's detail is DETAIL_KEY_PREFIX + its id; a list page LIST_KEY_PREFIX + the list
+# generation + ":" + its query's digest (apps.catalog.selectors.list_page_digest).
+DETAIL_KEY_PREFIX = f"{PREFIX}:product:"
+LIST_KEY_PREFIX = f"{PREFIX}:list:"
+
+
 def detail_key(product_id: int) -> str:
-    return f"{PREFIX}:product:{product_id}"
+    return f"{DETAIL_KEY_PREFIX}{product_id}"
+
+
+def list_page_key(generation: str, digest: str) -> str:
+    return f"{LIST_KEY_PREFIX}{generation}:{digest}"
 
 
 def detail_generation_key(product_id: int) -> str:

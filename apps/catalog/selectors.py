@@ -214,16 +214,9 @@ def product_detail_json(*, lookup: str, piggyback: caching.Piggyback | None = No
     return body
 
 
-def product_list_json(
-    *,
-    query: Mapping[str, str],
-    render: Callable[[], bytes],
-    piggyback: caching.Piggyback | None = None,
-) -> bytes:
-    """A public list page as a stamped cache entry (see `product_detail_json`), read
-    through the cache. `render` returns the page's bare JSON bytes.
+def list_page_digest(query: Mapping[str, str]) -> str:
+    """What a list page's cache key holds of its query: the parameters in LIST_PARAMS.
 
-    The key holds the catalog's list generation, so any product change retires every page.
     A repeated parameter (`attr`) keys on all its values, in any order; values are
     URL-encoded so no value can pass for another parameter.
     """
@@ -239,7 +232,21 @@ def product_list_json(
             )
         ]
     )
-    digest = hashlib.blake2b(normalized.encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(normalized.encode(), digest_size=16).hexdigest()
+
+
+def product_list_json(
+    *,
+    query: Mapping[str, str],
+    render: Callable[[], bytes],
+    piggyback: caching.Piggyback | None = None,
+) -> bytes:
+    """A public list page as a stamped cache entry (see `product_detail_json`), read
+    through the cache. `render` returns the page's bare JSON bytes.
+
+    The key holds the catalog's list generation, so any product change retires every page.
+    """
+    digest = list_page_digest(query)
     generation = caching.current_generation(
         cache.LIST, cache.LIST_GENERATION_KEY, piggyback=piggyback
     )
@@ -248,7 +255,7 @@ def product_list_json(
             return caching.stamp(render())
     body = caching.read_through(
         name=cache.LIST,
-        key=f"{cache.PREFIX}:list:{generation.decode()}:{digest}",
+        key=cache.list_page_key(generation.decode(), digest),
         generation_key=cache.LIST_GENERATION_KEY,
         compute=lambda: caching.stamp(render()),
         ttl_seconds=settings.CATALOG_CACHE_TTL_SECONDS,

@@ -433,13 +433,25 @@ def _digest(value: str) -> str:
 
 def counter_keys(scope: str, request: Request) -> list[tuple[str, str]]:
     """The (kind, value) pairs `request` is counted under in `scope`."""
-    address = _address_key(client_ip(request._request))
-    if scope == AUTH:
-        return [("ip", address)]
     user = request.user
-    if user is not None and user.is_authenticated:
+    if scope != AUTH and user is not None and user.is_authenticated:
         return [("user", str(user.pk))]
-    return [("ip", address)]
+    return address_counter_keys(request._request)
+
+
+def address_counter_keys(request: HttpRequest) -> list[tuple[str, str]]:
+    """What an anonymous request is counted under, in any scope: its client's address."""
+    return [("ip", _address_key(client_ip(request)))]
+
+
+def anonymous_pending_count(request: HttpRequest, scope: str) -> PendingCount | None:
+    """The count of an anonymous request in `scope`, to send with a cache read of one's own
+    (ecommerce.api.fastpath), as the throttle leaves it for a piggybacking view. None when
+    that cannot be: counting goes to a cache that is not Redis, or Redis failed just now
+    (the throttle counts alone then, and fails open or closed)."""
+    if not _uses_redis() or _bypassing():
+        return None
+    return PendingCount(request, scope, address_counter_keys(request))
 
 
 def _refuse(scope: str, exc: APIException) -> NoReturn:
@@ -511,12 +523,21 @@ class PendingCount:
     def settle(self, results: list[Any]) -> None:
         """Judge the results of `queue`'s commands (raises RateLimited over a limit)."""
         self.settled = True
+        _judge(self.request, self.scope, self._usages(results))
+
+    def within_limits(self, results: list[Any]) -> bool:
+        """Whether the results of `queue`'s commands are all under their limits, leaving
+        the RateLimit-* headers on the request when they are. Over a limit nothing is
+        refused or recorded: the caller lets the throttle count and refuse it."""
+        usages = self._usages(results)
+        if any(usage.exceeded for usage in usages):
+            return False
+        _judge(self.request, self.scope, usages)
+        return True
+
+    def _usages(self, results: list[Any]) -> list[Usage]:
         counts = results[1::2]
-        _judge(
-            self.request,
-            self.scope,
-            [counter.usage(count) for counter, count in zip(self._redis, counts, strict=True)],
-        )
+        return [counter.usage(count) for counter, count in zip(self._redis, counts, strict=True)]
 
 
 PENDING_ATTRIBUTE = "rate_limit_pending"

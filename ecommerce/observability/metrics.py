@@ -12,6 +12,12 @@ CACHE_REQUESTS = Counter(
     "Read-through cache lookups by cache and result (hit, miss, error, bypass).",
     ["cache", "result"],
 )
+FAST_READS = Counter(
+    "ecommerce_fast_reads_total",
+    "GETs of the fast-read routes by outcome: served or not_modified before Django's "
+    "handler, or passed to it (a miss, a condition not met, a refusal, no template yet).",
+    ["route", "outcome"],
+)
 CACHE_COMPUTES = Counter(
     "ecommerce_cache_computes_total",
     "Values computed from the source of truth (database reads) behind a read-through cache.",
