@@ -580,6 +580,9 @@ OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="ecommerce")
 # Every trace while developing; a tenth in production, where tracing every request costs
 # about a third of a cached read's throughput (bench/run.py --sampler-ratio).
 OTEL_TRACES_SAMPLER_RATIO = env.float("OTEL_TRACES_SAMPLER_RATIO", default=1.0 if DEBUG else 0.1)
+# Requests that fail (5xx) or take at least this long, and tasks that fail, keep their span
+# though their trace was not sampled (ecommerce.observability.tracing.keep_dropped).
+OTEL_SLOW_REQUEST_SECONDS = env.float("OTEL_SLOW_REQUEST_SECONDS", default=1.0)
 OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 SERVICE_VERSION = env.str("SERVICE_VERSION", default="dev")
 DEPLOYMENT_ENVIRONMENT = env.str(

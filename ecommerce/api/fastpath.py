@@ -55,6 +55,7 @@ from ecommerce import caching
 from ecommerce.api import conditional, ratelimit
 from ecommerce.api.middleware import REQUEST_ID_HEADER, TRACE_ID_HEADER, request_id_from
 from ecommerce.observability.metrics import CACHE_REQUESTS, FAST_READS
+from ecommerce.observability.tracing import KEPT_ATTRIBUTE
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -361,18 +362,21 @@ class FastReads:
         """The answer's server span, from when the request came; returns its trace id."""
         if self._tracer is None:
             return None
+        attributes: dict[str, Any] = {
+            "http.method": "GET",
+            "http.route": template.route,
+            "http.target": request.path,
+            "http.scheme": request.scheme or "http",
+            "http.status_code": int(status[:3]),
+        }
+        if time.time_ns() - started_ns >= settings.OTEL_SLOW_REQUEST_SECONDS * 1e9:
+            attributes[KEPT_ATTRIBUTE] = "slow"  # recorded whatever the head sampling says
         span = self._tracer.start_span(
             template.span_name,
             context=propagate.extract(request.META, getter=wsgi_getter),
             kind=SpanKind.SERVER,
             start_time=started_ns,
-            attributes={
-                "http.method": "GET",
-                "http.route": template.route,
-                "http.target": request.path,
-                "http.scheme": request.scheme or "http",
-                "http.status_code": int(status[:3]),
-            },
+            attributes=attributes,
         )
         span.end()
         context = span.get_span_context()

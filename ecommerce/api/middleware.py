@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ from ecommerce.api.exceptions import (
     problem_body,
 )
 from ecommerce.observability.logging import get_logger
-from ecommerce.observability.tracing import current_trace_ids
+from ecommerce.observability.tracing import current_trace_ids, keep_dropped
 
 logger = get_logger(__name__)
 
@@ -54,6 +55,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        started_ns = time.time_ns()
         request_id = request_id_from(request.META.get("HTTP_X_REQUEST_ID"))
         request.request_id = request_id  # type: ignore[attr-defined]
         structlog.contextvars.clear_contextvars()
@@ -63,7 +65,33 @@ class RequestIdMiddleware:
         ids = current_trace_ids()
         if ids is not None:
             response[TRACE_ID_HEADER] = ids[0]
+            _keep_if_worth_it(request, response, started_ns)
         return response
+
+
+def _keep_if_worth_it(request: HttpRequest, response: HttpResponseBase, started_ns: int) -> None:
+    """A request that failed (5xx) or was slow keeps its span though its trace was not
+    sampled (ecommerce.observability.tracing.keep_dropped)."""
+    slow_ns = settings.OTEL_SLOW_REQUEST_SECONDS * 1e9
+    if response.status_code >= 500:
+        reason = "error"
+    elif time.time_ns() - started_ns >= slow_ns:
+        reason = "slow"
+    else:
+        return
+    match = getattr(request, "resolver_match", None)
+    route = getattr(match, "route", None) or ""
+    keep_dropped(
+        name=f"{request.method} {route}".rstrip(),
+        started_ns=started_ns,
+        reason=reason,
+        attributes={
+            "http.method": request.method or "",
+            "http.route": route,
+            "http.target": request.path,
+            "http.status_code": response.status_code,
+        },
+    )
 
 
 def is_problem_path(path: str) -> bool:

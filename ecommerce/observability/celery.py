@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from celery import signals
+from opentelemetry.trace import SpanKind
 
 from ecommerce.observability.metrics import (
     CELERY_TASK_DURATION,
     CELERY_TASK_RUNS,
     CELERY_WORKER_HEARTBEAT,
 )
+from ecommerce.observability.tracing import keep_dropped
 
 _started: dict[str, float] = {}
 HEARTBEAT_SECONDS = float(os.environ.get("CELERY_HEARTBEAT_SECONDS", "10"))
@@ -45,10 +47,20 @@ def _task_finished(
     task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any
 ) -> None:
     started = _started.pop(task_id or "", None)
+    elapsed = 0.0 if started is None else time.perf_counter() - started
     if started is not None:
-        CELERY_TASK_DURATION.labels(_name(task)).observe(time.perf_counter() - started)
+        CELERY_TASK_DURATION.labels(_name(task)).observe(elapsed)
     outcome = {"SUCCESS": "success", "RETRY": "retry"}.get(state or "", "failure")
     CELERY_TASK_RUNS.labels(_name(task), outcome).inc()
+    if outcome == "failure":
+        # The task's span is still the current one (the instrumentation ends it after us).
+        keep_dropped(
+            name=f"run/{_name(task)}",
+            started_ns=time.time_ns() - int(elapsed * 1e9),
+            reason="error",
+            kind=SpanKind.CONSUMER,
+            attributes={"celery.task_name": _name(task), "celery.action": "run"},
+        )
 
 
 def _beat(worker: str) -> None:

@@ -61,6 +61,7 @@ KEY_ATTRIBUTES = (
     "messaging.destination",
     "messaging.message.id",
     "order.id",
+    "sampling.kept",
 )
 MAX_ATTRIBUTE_CHARS = 300
 # Attributes that may hold a URL's query string: search terms, set-password and other tokens
@@ -73,8 +74,14 @@ _configured_pid: int | None = None
 _lock = threading.Lock()
 
 
+# A span carrying this attribute is recorded whatever the head decision was (`keep_dropped`:
+# an error or a slow request whose trace was not sampled); its value says why.
+KEPT_ATTRIBUTE = "sampling.kept"
+
+
 class RootClientSpansDropped(Sampler):
-    """Sample like `delegate`, but never start a trace with a client span.
+    """Sample like `delegate`, but never start a trace with a client span, and always record
+    a span kept after the fact (KEPT_ATTRIBUTE).
 
     A database or Redis call outside any request or task (health probes, metrics scrapes,
     the beat's heartbeat) would otherwise be a one-span trace of its own.
@@ -93,6 +100,8 @@ class RootClientSpansDropped(Sampler):
         links: Any = None,
         trace_state: Any = None,
     ) -> SamplingResult:
+        if attributes and attributes.get(KEPT_ATTRIBUTE):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
         parent = trace.get_current_span(parent_context).get_span_context()
         if kind == SpanKind.CLIENT and not parent.is_valid:
             return SamplingResult(Decision.DROP)
@@ -356,6 +365,39 @@ def _instrument() -> None:
     RedisInstrumentor().instrument()
     CeleryInstrumentor().instrument()
     HTTPXClientInstrumentor().instrument(request_hook=strip_query_attributes)
+
+
+def keep_dropped(
+    *,
+    name: str,
+    started_ns: int,
+    reason: str,
+    kind: SpanKind = SpanKind.SERVER,
+    attributes: dict[str, Any] | None = None,
+) -> bool:
+    """Record the span of a request or task whose trace the head sampler dropped and that
+    turned out worth keeping: an error (`reason` "error") or a slow request ("slow").
+
+    Head sampling decides before anyone knows how a request ends; this is its exception.
+    The kept span runs from `started_ns` to now, in the dropped trace (so the X-Trace-Id a
+    client got finds it on /traces), as a child of the dropped span; what ran inside it
+    (SQL, Redis) was not recorded. Returns whether a span was recorded (False inside a
+    recorded span, or outside any).
+    """
+    current = trace.get_current_span()
+    if current.is_recording() or not current.get_span_context().is_valid:
+        return False
+    span = trace.get_tracer(__name__).start_span(
+        name,
+        context=trace.set_span_in_context(current),
+        kind=kind,
+        start_time=started_ns,
+        attributes={**(attributes or {}), KEPT_ATTRIBUTE: reason},
+    )
+    if reason == "error":
+        span.set_status(StatusCode.ERROR)
+    span.end()
+    return True
 
 
 def current_trace_ids() -> tuple[str, str] | None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.db import connections
 from opentelemetry import trace
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind
 from rest_framework.test import APIClient
 
 from ecommerce.api.permissions import Role
 from ecommerce.observability import tracing
 from tests.catalog.factories import make_product
-from tests.ecommerce.helpers import project_log_handler
+from tests.ecommerce.helpers import ERROR_URLS, project_log_handler
 from tests.users.factories import UserFactory
 
 PASSWORD = "Sup3r-secret-passphrase!"
@@ -187,3 +190,89 @@ def test_spans_carry_no_query_string_values(traced):
 )
 def test_without_query_cuts_the_query_and_fragment(value, expected):
     assert tracing.without_query(value) == expected
+
+
+@pytest.fixture
+def head_drops_every_trace(traced: None) -> Iterator[None]:
+    """The head sampler drops every new trace (as a ratio of 0 would) for one test."""
+    sampler = trace.get_tracer_provider().sampler  # type: ignore[attr-defined]
+    delegate = sampler.delegate
+    sampler.delegate = ParentBased(TraceIdRatioBased(0.0))
+    yield
+    sampler.delegate = delegate
+
+
+def stored_spans(trace_id: str) -> list[dict[str, Any]]:
+    flush()
+    return tracing.span_store().trace(trace_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dropped_trace_keeps_a_request_that_failed_and_nothing_else(
+    head_drops_every_trace: None, settings: Any
+) -> None:
+    settings.ROOT_URLCONF = ERROR_URLS
+    client = APIClient()
+    fine = client.get("/api/test/get-only")
+    failed = client.get("/api/test/boom")
+
+    assert (fine.status_code, failed.status_code) == (200, 500)
+    assert stored_spans(fine["X-Trace-Id"]) == []
+    (span,) = stored_spans(failed["X-Trace-Id"])
+    assert span["name"] == "GET api/test/boom"
+    assert span["status"] == "error"
+    assert span["attributes"]["sampling.kept"] == "error"
+    assert span["attributes"]["http.status_code"] == "500"
+    assert span["trace_id"] == failed["X-Trace-Id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dropped_trace_keeps_a_slow_request(head_drops_every_trace: None, settings: Any) -> None:
+    settings.OTEL_SLOW_REQUEST_SECONDS = 0.0  # every request is slow
+    make_product(sku="slow1", stock=1)
+
+    response = APIClient().get("/api/products/slow1")
+
+    (span,) = stored_spans(response["X-Trace-Id"])
+    assert span["attributes"]["sampling.kept"] == "slow"
+    assert span["status"] == "ok"
+    assert span["name"].startswith("GET api/products/")
+
+
+def test_a_dropped_trace_keeps_a_task_that_failed(head_drops_every_trace: None) -> None:
+    from ecommerce.observability import celery as celery_observability
+
+    task = type("Task", (), {"name": "tests.always_fails"})()
+    tracer = trace.get_tracer("tests")
+    kept = []
+    for state in ("FAILURE", "SUCCESS"):
+        with tracer.start_as_current_span("run/tests.always_fails") as dropped:
+            assert not dropped.is_recording()
+            celery_observability._task_started(task_id=f"t-{state}")
+            celery_observability._task_finished(task_id=f"t-{state}", task=task, state=state)
+            kept.append(stored_spans(format(dropped.get_span_context().trace_id, "032x")))
+
+    failed, succeeded = kept
+    assert succeeded == []
+    (span,) = failed
+    assert span["name"] == "run/tests.always_fails"
+    assert span["status"] == "error"
+    assert span["kind"] == "consumer"
+    assert span["attributes"]["celery.task_name"] == "tests.always_fails"
+
+
+def test_the_sampler_records_a_kept_span_whatever_the_head_decided() -> None:
+    sampler = tracing.RootClientSpansDropped(ParentBased(TraceIdRatioBased(0.0)))
+    parent = trace.set_span_in_context(
+        trace.NonRecordingSpan(
+            trace.SpanContext(1, 2, is_remote=False, trace_flags=trace.TraceFlags(0))
+        )
+    )
+
+    dropped = sampler.should_sample(parent, 1, "GET x", SpanKind.SERVER, {})
+    kept = sampler.should_sample(
+        parent, 1, "GET x", SpanKind.SERVER, {tracing.KEPT_ATTRIBUTE: "error"}
+    )
+
+    assert dropped.decision == Decision.DROP
+    assert kept.decision == Decision.RECORD_AND_SAMPLE
