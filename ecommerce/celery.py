@@ -4,6 +4,8 @@ built on the project's base task (ecommerce.tasks.Task)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,15 +30,32 @@ logger = get_logger(__name__)
 
 
 class _RedisBrokerChannel(kombu_redis.Channel):  # type: ignore[misc]
+    _client: redis.Redis | None = None
+
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:
             raise redis.exceptions.ConnectionError("the broker connection was released")
         return dict(super()._connparams(asynchronous=asynchronous))
 
+    @contextmanager
+    def conn_or_acquire(self, client: redis.Redis | None = None) -> Iterator[redis.Redis]:
+        """One client per channel and pool, where kombu builds a `redis.Redis` (and its
+        table of response callbacks: 0.4 ms of CPU) for every message it publishes. A
+        client only borrows connections from the pool, so sharing it changes nothing else;
+        a new pool (after the channel's was closed) gets a new client."""
+        if client:
+            yield client
+            return
+        pool = self.pool
+        if self._client is None or self._client.connection_pool is not pool:
+            self._client = self._create_client()
+        yield self._client
+
 
 class RedisBrokerTransport(kombu_redis.Transport):  # type: ignore[misc]
     """kombu's Redis transport, whose channels fail with a connection error, not an
-    AttributeError, once their connection has been released.
+    AttributeError, once their connection has been released, and reuse one Redis client
+    to publish (`_RedisBrokerChannel.conn_or_acquire`).
 
     After the broker connection breaks, the worker's consumer releases it twice
     (`Connection.collect()`, then `close()`). When closing a channel failed the first time

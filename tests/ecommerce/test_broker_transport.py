@@ -101,3 +101,34 @@ def test_only_a_redis_broker_gets_the_transport(url: str, transport: type | None
         assert not isinstance(connection.transport, RedisBrokerTransport)
     else:
         assert isinstance(connection.transport, transport)
+
+
+def test_a_channel_publishes_every_message_with_one_client(
+    broker: RedisServer,
+) -> None:
+    """kombu would build a redis.Redis per message; the channel keeps one per pool."""
+    connection = kombu.Connection(
+        f"redis://127.0.0.1:{broker.port}/1", transport=RedisBrokerTransport
+    )
+    queue = Queue("payments", Exchange("payments"), "payments")
+    channel = connection.default_channel
+    clients = []
+    with kombu.Producer(channel) as producer:
+        for order_id in range(3):
+            producer.publish(
+                {"order_id": order_id},
+                exchange=queue.exchange,
+                routing_key="payments",
+                declare=[queue],
+            )
+            clients.append(channel._client)
+
+    assert clients[0] is not None
+    assert all(client is clients[0] for client in clients)
+    assert channel._size("payments") == 3
+    connection.release()
+
+    again = kombu.Connection(f"redis://127.0.0.1:{broker.port}/1", transport=RedisBrokerTransport)
+    assert again.default_channel._size("payments") == 3
+    assert again.default_channel._client is not clients[0]
+    again.release()
