@@ -33,11 +33,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 S = NotificationStatus
 # The webhook pool's settings: quick timeouts and retries, local receivers allowed. Retries
-# (at most 0.3 s) wait on the broker; a wait for an open breaker (about its 1 s recovery)
+# (at most 0.3 s) wait on the broker; a wait for an open breaker (about its 5 s recovery)
 # is longer than NOTIFICATION_BROKER_RETRY_MAX_SECONDS, so it waits in the database for
-# the sweeper. Receivers on `localhost` have a breaker that opens after two failures; on
-# `127.0.0.1`, one that a slow receiver never opens. One set of settings for every test:
-# a worker restart costs seconds.
+# the sweeper. Receivers on `localhost` have a breaker that opens after two failures and
+# stays open 5 s, far longer than a retry takes to come back (so that retry is refused);
+# on `127.0.0.1`, one that a slow receiver never opens. One set of settings for every
+# test: a worker restart costs seconds.
 WEBHOOK_WORKER_SETTINGS = {
     "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "WEBHOOK_CONNECT_TIMEOUT_SECONDS": "1",
@@ -48,7 +49,7 @@ WEBHOOK_WORKER_SETTINGS = {
     "NOTIFICATION_BROKER_RETRY_MAX_SECONDS": "0.5",
     "CIRCUIT_BREAKERS": json.dumps(
         {
-            "webhook:localhost": {"failure_threshold": 2},
+            "webhook:localhost": {"failure_threshold": 2, "recovery_timeout_seconds": 5},
             "webhook:127.0.0.1": {"failure_threshold": 1000},
         }
     ),
@@ -181,7 +182,7 @@ def test_a_receiver_failing_twice_gets_exactly_one_successful_delivery(
 def test_an_open_breaker_does_not_use_up_a_deliverys_attempts(
     webhook_worker: QueueWorker, broker: Broker, buyer: Any
 ) -> None:
-    """Three attempts allowed; two failures open the `localhost` breaker (1 s recovery).
+    """Three attempts allowed; two failures open the `localhost` breaker (5 s recovery).
     The refused call is not an attempt: it waits for the breaker in the database (no
     message in the broker) until the sweeper queues it, and the third real attempt, the
     breaker's trial, delivers."""

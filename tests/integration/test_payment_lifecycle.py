@@ -31,7 +31,13 @@ from apps.payments import services as payments_services
 from apps.payments.models import MoneyMovement, Payment, PaymentStatus, ProviderEvent
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import stock_of
-from tests.integration.helpers import place, placed_order, wait_for_status, wait_until
+from tests.integration.helpers import (
+    place,
+    placed_order,
+    task_outcomes,
+    wait_for_status,
+    wait_until,
+)
 from tests.integration.processes import Broker, SandboxServer, Workers
 from tests.servers import GunicornServer
 from tests.users.factories import UserFactory
@@ -126,9 +132,17 @@ def test_action_required_then_abandoned_expires_with_the_hold_and_voids_the_char
     lamp: Product,
 ) -> None:
     worker = workers.running()
+    mark = len(worker.log())
     order = placed_order(place(client, "lamp", 2, token="tok_action_required"))
     wait_for_status(order, OrderStatus.ACTION_REQUIRED, worker=worker)
     assert stock_of(lamp.variants.get().pk) == 8
+    # The charge task has returned, so it no longer holds the order's charge lock (the
+    # order turns action_required before the lock is released): the sweep is not deferred.
+    wait_until(
+        lambda: task_outcomes(worker, since=mark) == ["action_required"],
+        what="the charge task done",
+        worker=worker,
+    )
 
     # Nobody comes back: the expiry sweep (here, past the hold) asks the provider first.
     counts = payments_services.expire_overdue_orders(now=order.expires_at + timedelta(seconds=1))

@@ -35,6 +35,7 @@ from apps.payments.models import MoneyMovement, MoneyMovementKind, Payment, Paym
 from ecommerce.outbox import registry
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches, stock_of
+from tests.integration.helpers import wait_until
 from tests.integration.processes import SandboxServer
 from tests.users.factories import UserFactory
 
@@ -351,7 +352,12 @@ def test_a_fulfilment_landing_during_a_refund_is_refused(
 
     def fulfil() -> Any:
         assert refund_started.wait(timeout=5)
-        time.sleep(0.3)  # the refund has claimed the order and reached the provider
+        # Once the refund has claimed the order (committed), it is at the provider for 800 ms.
+        wait_until(
+            lambda: Order.objects.filter(pk=paid_order.pk, status=OrderStatus.REFUNDING).exists(),
+            what="the refund claimed the order",
+            timeout_seconds=5,
+        )
         return orders_services.fulfil_order(order_id=paid_order.pk, by=None)
 
     refunded, fulfilled = race(refund, fulfil)

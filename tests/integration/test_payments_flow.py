@@ -120,8 +120,11 @@ def test_a_declined_card_fails_the_order_and_returns_its_stock(
 
 
 def test_provider_down_opens_the_shared_breaker_and_one_half_open_trial_closes_it(
-    live_celery: CeleryWorker, sandbox: SandboxServer, client: APIClient
+    workers: Workers, publishing: Broker, sandbox: SandboxServer, client: APIClient
 ) -> None:
+    # The breaker stays open 5 s, far longer than the steps that look at it open (three
+    # refused connections, the second order refused): no half-open trial comes between.
+    live_celery = workers.running(CIRCUIT_BREAKER_RECOVERY_TIMEOUT_SECONDS="5")
     provider = breaker("payment-provider")
     product = make_product(sku="p", stock=5)
     mark = len(live_celery.log())
@@ -155,8 +158,10 @@ def test_provider_down_opens_the_shared_breaker_and_one_half_open_trial_closes_i
 
     sandbox.start()  # on the same port, with no charges
 
-    wait_for_status(first, OrderStatus.PAID, worker=live_celery)
-    wait_for_status(second, OrderStatus.PAID, worker=live_celery)
+    # The trial comes once the 5 s recovery has run out; a run refused while that trial is
+    # in flight is told to come back up to 5 s later still.
+    wait_for_status(first, OrderStatus.PAID, worker=live_celery, timeout_seconds=30)
+    wait_for_status(second, OrderStatus.PAID, worker=live_celery, timeout_seconds=30)
     assert provider.state().state is CircuitState.CLOSED
     assert sandbox.charges() == {"succeeded": 2, "declined": 0, "total": 2}
     transitions = [
@@ -200,15 +205,20 @@ def test_a_charge_whose_answer_times_out_is_found_by_its_key_on_retry(
 
 
 def test_the_same_charge_task_twice_at_once_charges_once(
-    live_celery: CeleryWorker,
+    workers: Workers,
+    publishing: Broker,
     sandbox: SandboxServer,
     client: APIClient,
     no_charge_requests: None,
 ) -> None:
+    # The provider answers after 1.5 s, well within the worker's 5 s read timeout and its
+    # 5 s charge lock: the second task starts while the first still holds the order's lock.
+    live_celery = workers.running(
+        PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS="5", PAYMENT_LOCK_TTL_SECONDS="5"
+    )
     make_product(sku="p", stock=5)
     order = placed_order(place(client, "p"))
-    # Long enough for the second task to start while the first holds the order's lock.
-    sandbox.configure(latency_ms=300)
+    sandbox.configure(latency_ms=1500)
     mark = len(live_celery.log())
 
     charge_payment_task.delay(order.pk)
@@ -222,10 +232,11 @@ def test_the_same_charge_task_twice_at_once_charges_once(
     assert logged(
         live_celery, "payment_charge_skipped", since=mark, order_id=order.pk, reason="lock_busy"
     )
-    # The run that found the lock taken looks again after the lock's TTL: nothing to do.
+    # The run that found the lock taken looks again after the lock's TTL (5 s): nothing to do.
     wait_until(
         lambda: task_outcomes(live_celery, since=mark) == ["succeeded", "noop"],
         what="the second run comes back to a paid order",
+        timeout_seconds=20,
         worker=live_celery,
     )
     assert sandbox.charges() == ONE_SUCCEEDED

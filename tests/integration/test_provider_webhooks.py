@@ -188,7 +188,8 @@ def test_a_webhook_after_the_charges_answer_changes_nothing(
     provider: SandboxServer, lamp: Product
 ) -> None:
     order = place(lamp)
-    provider.configure(webhook_delay_seconds=1.0)
+    # Held back 3 s: the charge's answer is recorded long before the webhook arrives.
+    provider.configure(webhook_delay_seconds=3.0)
 
     assert payments_services.charge_payment(order_id=order.pk) == "succeeded"
     assert stored("charge.succeeded") == []
@@ -327,7 +328,10 @@ def test_a_webhook_for_an_order_cancelled_while_its_charge_was_lost_refunds_it(
     then the provider's event reports the charge; the money goes back at once."""
     order = place(lamp)
     settings.PAYMENT_PROVIDER_READ_TIMEOUT_SECONDS = 0.5
-    provider.configure(webhook_delay_seconds=2.0, respond_after_commit_delay_ms=1500)
+    # The answer is lost (0.5 s read timeout, answered after 1.5 s); the event is held back
+    # 5 s, so the cancellation comes first with seconds to spare. The refund's own event is
+    # held 5 s too.
+    provider.configure(webhook_delay_seconds=5.0, respond_after_commit_delay_ms=1500)
 
     with pytest.raises(ProviderUnavailable):
         payments_services.charge_payment(order_id=order.pk)
