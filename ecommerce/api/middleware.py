@@ -22,7 +22,11 @@ from ecommerce.api.exceptions import (
     problem_body,
 )
 from ecommerce.observability.logging import get_logger
-from ecommerce.observability.tracing import current_trace_ids, keep_dropped
+from ecommerce.observability.tracing import (
+    current_trace_ids,
+    keep_dropped,
+    untraced_unless_sampled,
+)
 
 logger = get_logger(__name__)
 
@@ -60,7 +64,8 @@ class RequestIdMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        response = self.get_response(request)
+        with untraced_unless_sampled():
+            response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         ids = current_trace_ids()
         if ids is not None:

@@ -15,6 +15,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ from ecommerce.observability.metrics import (
     CELERY_TASK_RUNS,
     CELERY_WORKER_HEARTBEAT,
 )
-from ecommerce.observability.tracing import keep_dropped
+from ecommerce.observability.tracing import keep_dropped, untraced_unless_sampled
 
 _started: dict[str, float] = {}
+# Tasks running with instrumentation suppressed (their trace was not sampled), by task id.
+_untraced: dict[str, AbstractContextManager[None]] = {}
 HEARTBEAT_SECONDS = float(os.environ.get("CELERY_HEARTBEAT_SECONDS", "10"))
 
 
@@ -42,10 +45,32 @@ def _task_started(task_id: str | None = None, **_: Any) -> None:
         _started[task_id] = time.perf_counter()
 
 
+def _untraced_unless_sampled(task_id: str | None = None, **_: Any) -> None:
+    """task_prerun, connected after the tracing instrumentation's own (so its span is the
+    current one): a task whose trace was not sampled makes no SQL or Redis spans either
+    (ecommerce.observability.tracing.untraced_unless_sampled); `_task_finished` ends it."""
+    if not task_id:
+        return
+    scope = untraced_unless_sampled()
+    scope.__enter__()
+    _untraced[task_id] = scope
+
+
+def connect_untraced_tasks() -> None:
+    """Connect `_untraced_unless_sampled`; call after instrumenting Celery."""
+    signals.task_prerun.connect(
+        _untraced_unless_sampled, weak=False, dispatch_uid="ecommerce-untraced-tasks"
+    )
+
+
 @signals.task_postrun.connect
 def _task_finished(
     task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any
 ) -> None:
+    # First: the suppression entered after the task's span is left before the span is.
+    scope = _untraced.pop(task_id or "", None)
+    if scope is not None:
+        scope.__exit__(None, None, None)
     started = _started.pop(task_id or "", None)
     elapsed = 0.0 if started is None else time.perf_counter() - started
     if started is not None:

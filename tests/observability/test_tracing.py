@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from celery import signals
 from django.db import connections
 from opentelemetry import trace
-from opentelemetry.sdk.trace.sampling import Decision, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
 from rest_framework.test import APIClient
 
@@ -44,6 +45,7 @@ def traced() -> Iterator[None]:
         HTTPXClientInstrumentor,
     ):
         instrumentor().uninstrument()
+    signals.task_prerun.disconnect(dispatch_uid="ecommerce-untraced-tasks")
     tracing._configured_pid = None
 
 
@@ -196,10 +198,10 @@ def test_without_query_cuts_the_query_and_fragment(value, expected):
 def head_drops_every_trace(traced: None) -> Iterator[None]:
     """The head sampler drops every new trace (as a ratio of 0 would) for one test."""
     sampler = trace.get_tracer_provider().sampler  # type: ignore[attr-defined]
-    delegate = sampler.delegate
-    sampler.delegate = ParentBased(TraceIdRatioBased(0.0))
+    root = sampler.root
+    sampler.root = TraceIdRatioBased(0.0)
     yield
-    sampler.delegate = delegate
+    sampler.root = root
 
 
 def stored_spans(trace_id: str) -> list[dict[str, Any]]:
@@ -240,6 +242,8 @@ def test_a_dropped_trace_keeps_a_slow_request(head_drops_every_trace: None, sett
 
 
 def test_a_dropped_trace_keeps_a_task_that_failed(head_drops_every_trace: None) -> None:
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
     from ecommerce.observability import celery as celery_observability
 
     task = type("Task", (), {"name": "tests.always_fails"})()
@@ -249,7 +253,10 @@ def test_a_dropped_trace_keeps_a_task_that_failed(head_drops_every_trace: None) 
         with tracer.start_as_current_span("run/tests.always_fails") as dropped:
             assert not dropped.is_recording()
             celery_observability._task_started(task_id=f"t-{state}")
+            celery_observability._untraced_unless_sampled(task_id=f"t-{state}")
+            assert not is_instrumentation_enabled()  # the task's SQL makes no spans
             celery_observability._task_finished(task_id=f"t-{state}", task=task, state=state)
+            assert is_instrumentation_enabled()
             kept.append(stored_spans(format(dropped.get_span_context().trace_id, "032x")))
 
     failed, succeeded = kept
@@ -261,18 +268,53 @@ def test_a_dropped_trace_keeps_a_task_that_failed(head_drops_every_trace: None) 
     assert span["attributes"]["celery.task_name"] == "tests.always_fails"
 
 
-def test_the_sampler_records_a_kept_span_whatever_the_head_decided() -> None:
-    sampler = tracing.RootClientSpansDropped(ParentBased(TraceIdRatioBased(0.0)))
-    parent = trace.set_span_in_context(
-        trace.NonRecordingSpan(
-            trace.SpanContext(1, 2, is_remote=False, trace_flags=trace.TraceFlags(0))
-        )
-    )
+def context_of(*, sampled: bool) -> Any:
+    flags = trace.TraceFlags(trace.TraceFlags.SAMPLED if sampled else 0)
+    span_context = trace.SpanContext(1, 2, is_remote=False, trace_flags=flags)
+    return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
 
-    dropped = sampler.should_sample(parent, 1, "GET x", SpanKind.SERVER, {})
-    kept = sampler.should_sample(
-        parent, 1, "GET x", SpanKind.SERVER, {tracing.KEPT_ATTRIBUTE: "error"}
-    )
 
-    assert dropped.decision == Decision.DROP
-    assert kept.decision == Decision.RECORD_AND_SAMPLE
+@pytest.mark.parametrize(
+    ("ratio", "parent", "kind", "attributes", "recorded"),
+    [
+        (0.0, False, SpanKind.SERVER, {tracing.KEPT_ATTRIBUTE: "error"}, True),
+        (0.0, None, SpanKind.SERVER, {tracing.KEPT_ATTRIBUTE: "slow"}, True),
+        (0.0, False, SpanKind.SERVER, {}, False),
+        (1.0, False, SpanKind.CLIENT, {}, False),  # a dropped trace stays dropped
+        (0.0, True, SpanKind.CLIENT, {}, True),  # a sampled one keeps all its spans
+        (1.0, None, SpanKind.CLIENT, {}, False),  # no trace starts with a client span
+        (1.0, None, SpanKind.SERVER, {}, True),
+        (0.0, None, SpanKind.SERVER, {}, False),
+        (1.0, None, SpanKind.CONSUMER, {}, True),
+    ],
+)
+def test_the_sampler_follows_the_parent_and_records_kept_spans(
+    ratio: float,
+    parent: bool | None,
+    kind: SpanKind,
+    attributes: dict[str, str],
+    recorded: bool,
+) -> None:
+    sampler = tracing.RootClientSpansDropped(TraceIdRatioBased(ratio))
+    context = None if parent is None else context_of(sampled=parent)
+
+    result = sampler.should_sample(context, 1, "GET x", kind, attributes)
+
+    assert result.decision.is_sampled() is recorded
+    assert result.decision == (Decision.RECORD_AND_SAMPLE if recorded else Decision.DROP)
+
+
+def test_instrumented_libraries_make_no_spans_inside_a_dropped_trace(traced: None) -> None:
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    flags = trace.TraceFlags(0)
+    dropped = trace.NonRecordingSpan(trace.SpanContext(1, 2, is_remote=False, trace_flags=flags))
+    with trace.get_tracer("tests").start_as_current_span("GET sampled") as sampled:
+        assert sampled.is_recording()  # this module samples every trace
+        with tracing.untraced_unless_sampled():
+            inside_sampled = is_instrumentation_enabled()
+    with trace.use_span(dropped), tracing.untraced_unless_sampled():
+        inside_dropped = is_instrumentation_enabled()
+
+    assert (inside_sampled, inside_dropped) == (True, False)
+    assert is_instrumentation_enabled()
