@@ -202,7 +202,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
     # The same backend, counting queries, errors and connections for /metrics.
     if METRICS_ENABLED:
-        DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
+        DATABASES["default"]["ENGINE"] = "ecommerce.db.backends.postgresql"
 # A request the database could not serve is a 503 problem+json with this Retry-After.
 DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int(
     "DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5

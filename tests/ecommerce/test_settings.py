@@ -229,7 +229,7 @@ def test_service_urls_switch_to_postgres_redis_and_real_workers() -> None:
     )
 
     assert printed == {
-        "engine": "django_prometheus.db.backends.postgresql",
+        "engine": "ecommerce.db.backends.postgresql",
         "name": "ecommerce",
         "cache": "django_redis.cache.RedisCache",
         "eager": False,

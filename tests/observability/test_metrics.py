@@ -137,3 +137,34 @@ def test_an_order_counts_its_value_and_payment_outcome(
     )
     assert runs is not None
     assert runs >= 1
+
+
+@pytest.mark.django_db
+def test_the_database_backend_counts_statements_their_time_and_errors() -> None:
+    from django.db import connection, transaction
+    from django.db.utils import ProgrammingError
+
+    labels = {"alias": "default", "vendor": "postgresql"}
+
+    def counts() -> tuple[float, ...]:
+        names = (
+            ("django_db_execute_total", {}),
+            ("django_db_execute_many_total", {}),
+            ("django_db_query_duration_seconds_count", {}),
+            ("django_db_errors_total", {"type": "UndefinedTable"}),
+        )
+        return tuple(
+            REGISTRY.get_sample_value(name, {**labels, **extra}) or 0.0 for name, extra in names
+        )
+
+    before = counts()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.executemany("SELECT %s", [(1,), (2,)])
+    with pytest.raises(ProgrammingError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table")
+
+    executed, many, timed, failed = (a - b for a, b in zip(counts(), before, strict=True))
+    # SELECT 1; the two of executemany (one timing); SAVEPOINT, the failing SELECT,
+    # ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT of the atomic block.
+    assert (executed, many, timed, failed) == (7, 2, 6, 1)
