@@ -46,16 +46,13 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
 from django.urls import Resolver404, resolve
 from django.utils.http import http_date
-from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.wsgi import wsgi_getter
-from opentelemetry.trace import SpanKind
 from redis.exceptions import NoScriptError
 
 from ecommerce import caching
 from ecommerce.api import conditional, ratelimit
 from ecommerce.api.middleware import REQUEST_ID_HEADER, TRACE_ID_HEADER, request_id_from
 from ecommerce.observability.metrics import CACHE_REQUESTS, FAST_READS
-from ecommerce.observability.tracing import KEPT_ATTRIBUTE
+from ecommerce.observability.tracing import KEPT_ATTRIBUTE, record_server_span
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -207,7 +204,7 @@ class FastReads:
         self._templates: dict[tuple[int, bool], tuple[_Template, _Counters]] = {}
         self._sha: str | None = None
         self._key_parts: tuple[str, str] | None = None
-        self._tracer = trace.get_tracer(__name__) if settings.OTEL_ENABLED else None
+        self._traced = bool(settings.OTEL_ENABLED)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "GET" or "HTTP_AUTHORIZATION" in environ:
@@ -360,7 +357,7 @@ class FastReads:
         self, template: _Template, request: WSGIRequest, started_ns: int, status: str
     ) -> str | None:
         """The answer's server span, from when the request came; returns its trace id."""
-        if self._tracer is None:
+        if not self._traced:
             return None
         attributes: dict[str, Any] = {
             "http.method": "GET",
@@ -371,16 +368,9 @@ class FastReads:
         }
         if time.time_ns() - started_ns >= settings.OTEL_SLOW_REQUEST_SECONDS * 1e9:
             attributes[KEPT_ATTRIBUTE] = "slow"  # recorded whatever the head sampling says
-        span = self._tracer.start_span(
-            template.span_name,
-            context=propagate.extract(request.META, getter=wsgi_getter),
-            kind=SpanKind.SERVER,
-            start_time=started_ns,
-            attributes=attributes,
+        return record_server_span(
+            template.span_name, environ=request.META, started_ns=started_ns, attributes=attributes
         )
-        span.end()
-        context = span.get_span_context()
-        return format(context.trace_id, "032x") if context.is_valid else None
 
     # --- Learning a route's headers from Django -------------------------------------------
 

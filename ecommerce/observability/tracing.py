@@ -25,11 +25,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     Decision,
     Sampler,
@@ -322,6 +323,7 @@ def build_provider(
     provider = TracerProvider(
         resource=Resource.create(attributes),
         sampler=RootClientSpansDropped(TraceIdRatioBased(ratio)),
+        id_generator=PresetIds(),
     )
     provider.add_span_processor(
         BatchSpanProcessor(SpanStoreExporter(store), schedule_delay_millis=500)
@@ -408,6 +410,69 @@ def _instrument() -> None:
 
     connect_untraced_tasks()
     HTTPXClientInstrumentor().instrument(request_hook=strip_query_attributes)
+
+
+class PresetIds(RandomIdGenerator):
+    """Random ids, but for a trace id handed to `preset`: the next trace started in this
+    thread takes it (`record_server_span` decided on it already)."""
+
+    def __init__(self) -> None:
+        self._preset = threading.local()
+
+    def preset(self, trace_id: int) -> None:
+        self._preset.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        trace_id: int | None = getattr(self._preset, "trace_id", None)
+        if trace_id is None:
+            return super().generate_trace_id()
+        self._preset.trace_id = None
+        return trace_id
+
+
+_PROPAGATION_KEYS: tuple[str, ...] | None = None
+
+
+def _carries_context(environ: dict[str, Any]) -> bool:
+    """Whether a WSGI environ holds any header the configured propagators read."""
+    global _PROPAGATION_KEYS
+    if _PROPAGATION_KEYS is None:
+        fields = propagate.get_global_textmap().fields
+        _PROPAGATION_KEYS = tuple("HTTP_" + f.upper().replace("-", "_") for f in fields)
+    return any(key in environ for key in _PROPAGATION_KEYS)
+
+
+def record_server_span(
+    name: str, *, environ: dict[str, Any], started_ns: int, attributes: dict[str, Any]
+) -> str | None:
+    """Record the server span of a request answered outside Django (ecommerce/api/fastpath),
+    from `started_ns` to now; returns its trace id for X-Trace-Id (None: tracing is off).
+
+    A new trace that the sampler drops costs its decision only: the SDK would make a span
+    that records nothing, with the same random trace id. A sampled one is made by the SDK
+    with the trace id the decision was taken on (PresetIds); a request carrying trace
+    context is a child of it, as the Django instrumentation makes it.
+    """
+    provider = trace.get_tracer_provider()
+    ids = getattr(provider, "id_generator", None)
+    if not isinstance(provider, TracerProvider) or not isinstance(ids, PresetIds):
+        return None
+    context = None
+    if _carries_context(environ):
+        from opentelemetry.instrumentation.wsgi import wsgi_getter
+
+        context = propagate.extract(environ, getter=wsgi_getter)
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        trace_id = ids.generate_trace_id()
+        decided = provider.sampler.should_sample(None, trace_id, name, SpanKind.SERVER, attributes)
+        if not decided.decision.is_sampled():
+            return format(trace_id, "032x")
+        ids.preset(trace_id)
+    span = provider.get_tracer(__name__).start_span(
+        name, context=context, kind=SpanKind.SERVER, start_time=started_ns, attributes=attributes
+    )
+    span.end()
+    return format(span.get_span_context().trace_id, "032x")
 
 
 @contextmanager

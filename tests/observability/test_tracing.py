@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -318,3 +319,36 @@ def test_instrumented_libraries_make_no_spans_inside_a_dropped_trace(traced: Non
 
     assert (inside_sampled, inside_dropped) == (True, False)
     assert is_instrumentation_enabled()
+
+
+def fast_read_span(**environ: str) -> str | None:
+    return tracing.record_server_span(
+        "GET api/products/x",
+        environ=environ,
+        started_ns=time.time_ns() - 1_000_000,
+        attributes={"http.method": "GET", "http.route": "api/products/x"},
+    )
+
+
+def test_a_fast_read_records_its_span_when_its_trace_is_sampled(traced: None) -> None:
+    trace_id = fast_read_span()
+
+    assert trace_id is not None
+    (span,) = stored_spans(trace_id)
+    assert (span["name"], span["kind"], span["parent_id"]) == ("GET api/products/x", "server", None)
+    assert span["duration_ms"] >= 1
+
+
+def test_a_fast_read_in_a_dropped_trace_records_nothing_but_follows_its_parent(
+    head_drops_every_trace: None,
+) -> None:
+    dropped = fast_read_span()
+    parent_trace, parent_span = "ab" * 16, "cd" * 8
+    child = fast_read_span(HTTP_TRACEPARENT=f"00-{parent_trace}-{parent_span}-01")
+
+    assert dropped is not None
+    assert len(dropped) == 32
+    assert stored_spans(dropped) == []
+    assert child == parent_trace  # a sampled caller's trace goes on, whatever the head says
+    (span,) = stored_spans(child)
+    assert span["parent_id"] == parent_span
