@@ -52,7 +52,7 @@ from ecommerce import caching
 from ecommerce.api import conditional, ratelimit
 from ecommerce.api.middleware import REQUEST_ID_HEADER, TRACE_ID_HEADER, request_id_from
 from ecommerce.observability.metrics import CACHE_REQUESTS, FAST_READS
-from ecommerce.observability.tracing import KEPT_ATTRIBUTE, record_server_span
+from ecommerce.observability.tracing import record_server_span
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -359,17 +359,19 @@ class FastReads:
         """The answer's server span, from when the request came; returns its trace id."""
         if not self._traced:
             return None
-        attributes: dict[str, Any] = {
-            "http.method": "GET",
-            "http.route": template.route,
-            "http.target": request.path,
-            "http.scheme": request.scheme or "http",
-            "http.status_code": int(status[:3]),
-        }
-        if time.time_ns() - started_ns >= settings.OTEL_SLOW_REQUEST_SECONDS * 1e9:
-            attributes[KEPT_ATTRIBUTE] = "slow"  # recorded whatever the head sampling says
+        slow = time.time_ns() - started_ns >= settings.OTEL_SLOW_REQUEST_SECONDS * 1e9
         return record_server_span(
-            template.span_name, environ=request.META, started_ns=started_ns, attributes=attributes
+            template.span_name,
+            environ=request.META,
+            started_ns=started_ns,
+            attributes=lambda: {
+                "http.method": "GET",
+                "http.route": template.route,
+                "http.target": request.path,
+                "http.scheme": request.scheme or "http",
+                "http.status_code": int(status[:3]),
+            },
+            kept="slow" if slow else None,  # recorded whatever the head sampling says
         )
 
     # --- Learning a route's headers from Django -------------------------------------------

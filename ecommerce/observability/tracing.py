@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -443,15 +443,21 @@ def _carries_context(environ: dict[str, Any]) -> bool:
 
 
 def record_server_span(
-    name: str, *, environ: dict[str, Any], started_ns: int, attributes: dict[str, Any]
+    name: str,
+    *,
+    environ: dict[str, Any],
+    started_ns: int,
+    attributes: Callable[[], dict[str, Any]],
+    kept: str | None = None,
 ) -> str | None:
     """Record the server span of a request answered outside Django (ecommerce/api/fastpath),
     from `started_ns` to now; returns its trace id for X-Trace-Id (None: tracing is off).
 
     A new trace that the sampler drops costs its decision only: the SDK would make a span
     that records nothing, with the same random trace id. A sampled one is made by the SDK
-    with the trace id the decision was taken on (PresetIds); a request carrying trace
-    context is a child of it, as the Django instrumentation makes it.
+    with the trace id the decision was taken on (PresetIds), with `attributes()`; a request
+    carrying trace context is a child of it, as the Django instrumentation makes it. `kept`
+    (KEPT_ATTRIBUTE's value: "slow") records it whatever the head decision.
     """
     provider = trace.get_tracer_provider()
     ids = getattr(provider, "id_generator", None)
@@ -462,17 +468,37 @@ def record_server_span(
         from opentelemetry.instrumentation.wsgi import wsgi_getter
 
         context = propagate.extract(environ, getter=wsgi_getter)
-    if not trace.get_current_span(context).get_span_context().is_valid:
+    if kept is None and not trace.get_current_span(context).get_span_context().is_valid:
         trace_id = ids.generate_trace_id()
-        decided = provider.sampler.should_sample(None, trace_id, name, SpanKind.SERVER, attributes)
-        if not decided.decision.is_sampled():
+        if not _starts_sampled(provider.sampler, trace_id, name):
             return format(trace_id, "032x")
         ids.preset(trace_id)
-    span = provider.get_tracer(__name__).start_span(
-        name, context=context, kind=SpanKind.SERVER, start_time=started_ns, attributes=attributes
+    values = attributes()
+    if kept is not None:
+        values[KEPT_ATTRIBUTE] = kept
+    span = _tracer(provider).start_span(
+        name, context=context, kind=SpanKind.SERVER, start_time=started_ns, attributes=values
     )
     span.end()
     return format(span.get_span_context().trace_id, "032x")
+
+
+def _starts_sampled(sampler: Sampler, trace_id: int, name: str) -> bool:
+    """Whether a new trace (no parent) of a server span with this id is sampled."""
+    root = getattr(sampler, "root", None)
+    if isinstance(root, TraceIdRatioBased):  # what it decides, without its result objects
+        return trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < root.bound
+    return sampler.should_sample(None, trace_id, name, SpanKind.SERVER).decision.is_sampled()
+
+
+_tracers: dict[int, Any] = {}
+
+
+def _tracer(provider: TracerProvider) -> Any:
+    tracer = _tracers.get(id(provider))
+    if tracer is None:
+        tracer = _tracers[id(provider)] = provider.get_tracer(__name__)
+    return tracer
 
 
 @contextmanager

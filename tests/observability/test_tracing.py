@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -321,12 +322,13 @@ def test_instrumented_libraries_make_no_spans_inside_a_dropped_trace(traced: Non
     assert is_instrumentation_enabled()
 
 
-def fast_read_span(**environ: str) -> str | None:
+def fast_read_span(kept: str | None = None, **environ: str) -> str | None:
     return tracing.record_server_span(
         "GET api/products/x",
         environ=environ,
         started_ns=time.time_ns() - 1_000_000,
-        attributes={"http.method": "GET", "http.route": "api/products/x"},
+        attributes=lambda: {"http.method": "GET", "http.route": "api/products/x"},
+        kept=kept,
     )
 
 
@@ -343,7 +345,7 @@ def test_a_fast_read_in_a_dropped_trace_records_nothing_but_follows_its_parent(
     head_drops_every_trace: None,
 ) -> None:
     dropped = fast_read_span()
-    parent_trace, parent_span = "ab" * 16, "cd" * 8
+    parent_trace, parent_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
     child = fast_read_span(HTTP_TRACEPARENT=f"00-{parent_trace}-{parent_span}-01")
 
     assert dropped is not None
@@ -352,3 +354,7 @@ def test_a_fast_read_in_a_dropped_trace_records_nothing_but_follows_its_parent(
     assert child == parent_trace  # a sampled caller's trace goes on, whatever the head says
     (span,) = stored_spans(child)
     assert span["parent_id"] == parent_span
+    slow = fast_read_span(kept="slow")
+    (kept,) = stored_spans(slow or "")
+    assert kept["attributes"]["sampling.kept"] == "slow"
+    assert kept["attributes"]["http.route"] == "api/products/x"
