@@ -23,6 +23,8 @@ from typing import Any
 
 from gunicorn.workers.sync import SyncWorker
 
+from ecommerce.runtime import freeze_loaded_objects
+
 
 class DrainingSyncWorker(SyncWorker):
     """A sync worker that flips readiness on SIGTERM and drains the backlog before exiting."""
@@ -37,6 +39,7 @@ class DrainingSyncWorker(SyncWorker):
         from ecommerce.health import mark_shutting_down
 
         self._mark_shutting_down = mark_shutting_down
+        freeze_loaded_objects()
         # gunicorn says when it forks a worker, not when the worker can serve: the app is
         # loaded after the fork, seconds later on a busy machine.
         self.log.info("Worker ready (pid: %s)", self.pid)

@@ -128,8 +128,10 @@ def _pool_process_gone(pid: int | None = None, **_: Any) -> None:
 def _trace_pool_process(**_: Any) -> None:
     """Each pool process is a fresh fork: its tracer provider and exporter start here."""
     from ecommerce.observability.tracing import configure_tracing
+    from ecommerce.runtime import freeze_loaded_objects
 
     configure_tracing(service_name=_service("worker"))
+    freeze_loaded_objects()
 
 
 @signals.beat_init.connect
