@@ -34,7 +34,9 @@ lookup (a SKU's product id, the list generation), the key that value names.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -203,6 +205,7 @@ class FastReads:
         self.application = application
         self._templates: dict[tuple[int, bool], tuple[_Template, _Counters]] = {}
         self._sha: str | None = None
+        self._local = threading.local()
         self._key_parts: tuple[str, str] | None = None
         self._traced = bool(settings.OTEL_ENABLED)
 
@@ -307,16 +310,15 @@ class FastReads:
         return "200 OK", [*headers, *limits], stamped.body
 
     def _read(self, lookup: CacheLookup, pending: ratelimit.PendingCount | None) -> bytes | None:
-        """The entry, read by the script on a connection of the cache's own pool, with the
-        rate limit's counters in the same write; raises _Pass("limited") over a limit.
+        """The entry, read by the script with the rate limit's counters in the same write;
+        raises _Pass("limited") over a limit.
 
-        The commands go straight to the connection: the client's command wrapper (and the
-        tracing of it) costs more than the read. A connection that failed is dropped."""
-        from django_redis import get_redis_connection
-
-        pool = get_redis_connection("default").connection_pool
+        The commands, packed here, go straight to a connection this thread keeps, made with
+        the cache's own connection settings: redis-py's client, its pool and its packer (and
+        the tracing of them) cost more than the read. A connection that failed is dropped,
+        and the next read makes a new one."""
         if self._sha is None:
-            self._prepare(get_redis_connection("default"))
+            self._prepare()
         if self._key_parts is None:
             return None
         prefix, suffix = self._key_parts
@@ -330,28 +332,45 @@ class FastReads:
             commands = collected.commands
         key = prefix + lookup.key + suffix
         commands.append(("EVALSHA", self._sha, 1, key, *then, lookup.default or ""))
-        connection = pool.get_connection()
+        connection = self._connection()
         try:
-            connection.send_packed_command(connection.pack_commands(commands))
+            connection.send_packed_command([b"".join(_packed(command) for command in commands)])
             results = [connection.read_response() for _ in commands]
         except NoScriptError:
-            connection.disconnect()
+            self._drop_connection()
             self._sha = None  # Redis restarted empty: load the script again next time
             raise
         except BaseException:
-            connection.disconnect()
+            self._drop_connection()
             raise
-        finally:
-            pool.release(connection)
         if pending is not None and not pending.within_limits(results[:-1]):
             raise _Pass("limited")
         value: bytes | None = results[-1]
         return value
 
-    def _prepare(self, client: Any) -> None:
+    def _connection(self) -> Any:
+        held = getattr(self._local, "connection", None)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
+        from django_redis import get_redis_connection
+
+        pool = get_redis_connection("default").connection_pool
+        connection = pool.connection_class(**pool.connection_kwargs)
+        self._local.connection = (os.getpid(), connection)
+        return connection
+
+    def _drop_connection(self) -> None:
+        held = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if held is not None and held[0] == os.getpid():
+            held[1].disconnect()
+
+    def _prepare(self) -> None:
+        from django_redis import get_redis_connection
+
         made = caching.full_key("\x00").split("\x00")
         self._key_parts = (made[0], made[1]) if len(made) == 2 else None
-        self._sha = client.script_load(_READ)
+        self._sha = get_redis_connection("default").script_load(_READ)
 
     def _record_span(
         self, template: _Template, request: WSGIRequest, started_ns: int, status: str
@@ -411,6 +430,15 @@ def _template_of(path: str, headers: list[tuple[str, str]]) -> _Template | None:
         view=match.view_name or "<unnamed view>",
         route=match.route or "",
     )
+
+
+def _packed(command: tuple[Any, ...]) -> bytes:
+    """`command` in Redis' protocol (RESP): an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(command)]
+    for argument in command:
+        data = argument if isinstance(argument, bytes) else str(argument).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 def _accepts_json(accept: str) -> bool:

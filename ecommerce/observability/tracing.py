@@ -439,7 +439,7 @@ def _carries_context(environ: dict[str, Any]) -> bool:
     if _PROPAGATION_KEYS is None:
         fields = propagate.get_global_textmap().fields
         _PROPAGATION_KEYS = tuple("HTTP_" + f.upper().replace("-", "_") for f in fields)
-    return any(key in environ for key in _PROPAGATION_KEYS)
+    return not environ.keys().isdisjoint(_PROPAGATION_KEYS)
 
 
 def record_server_span(
