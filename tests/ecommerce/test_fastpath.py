@@ -321,3 +321,18 @@ def test_the_shipped_wsgi_application_has_the_fast_path() -> None:
     from ecommerce import wsgi
 
     assert isinstance(wsgi.application, FastReads)
+
+
+def test_a_connection_redis_closed_costs_one_request_to_django(
+    plain: WSGIHandler, fast: FastReads, tee: Product
+) -> None:
+    served_like_django(plain, fast, "/api/products/TEE-1")
+    get_redis_connection("default").client_kill_filter(_type="normal", skipme=True)
+    errors = fast_reads("error")
+
+    passed = call(fast, "/api/products/TEE-1")  # the fast path's connection was closed
+    caching.reset_bypass()  # whatever Django's own client met, the cache is back
+
+    assert passed.status == 200
+    assert fast_reads("error") == errors + 1
+    served_like_django(plain, fast, "/api/products/TEE-1")  # on a new connection
