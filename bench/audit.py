@@ -118,6 +118,7 @@ def main() -> None:
     counts = {
         "detail (cold)": count(client, "get", "/api/products/bench2", 200),
         "detail (warm)": count(client, "get", "/api/products/bench2", 200),
+        "list (20, cold)": count(client, "get", "/api/products?page_size=20", 200),
         "list (20, warm)": count(client, "get", "/api/products?page_size=20", 200),
         "order create": count(
             client,
