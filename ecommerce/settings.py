@@ -86,7 +86,10 @@ METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 # Warm public catalog reads answered from the cache before Django's handler, with the
 # headers Django gave the same route (ecommerce/api/fastpath.py). Off: Django answers all.
 FAST_READS_ENABLED = env.bool("FAST_READS_ENABLED", default=True)
+OTEL_ENABLED = env.bool("OTEL_ENABLED", default=True)
 MIDDLEWARE = [
+    # Outermost: the request's server span covers everything else (ecommerce/observability).
+    *(["ecommerce.observability.middleware.TracingMiddleware"] if OTEL_ENABLED else []),
     # Outermost, both: they see the final response, problem+json rewrites included, so
     # 404/405/500 problems carry HSTS, nosniff, Referrer-Policy and the CSP too.
     "django.middleware.security.SecurityMiddleware",
@@ -575,7 +578,6 @@ PROMETHEUS_LATENCY_BUCKETS = (
     10.0,
     float("inf"),
 )
-OTEL_ENABLED = env.bool("OTEL_ENABLED", default=True)
 OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="ecommerce")
 # Every trace while developing; a tenth in production, where tracing every request costs
 # about a third of a cached read's throughput (bench/run.py --sampler-ratio).

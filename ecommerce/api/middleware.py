@@ -22,11 +22,7 @@ from ecommerce.api.exceptions import (
     problem_body,
 )
 from ecommerce.observability.logging import get_logger
-from ecommerce.observability.tracing import (
-    current_trace_ids,
-    keep_dropped,
-    untraced_unless_sampled,
-)
+from ecommerce.observability.tracing import current_trace_ids, keep_dropped
 
 logger = get_logger(__name__)
 
@@ -64,8 +60,7 @@ class RequestIdMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        with untraced_unless_sampled():
-            response = self.get_response(request)
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         ids = current_trace_ids()
         if ids is not None:

@@ -3,8 +3,14 @@
 `configure_tracing()` runs once per process, after any fork: gunicorn's `post_fork`,
 Celery's `worker_process_init` and `beat_init`, the payment sandbox's start. It sets the
 tracer provider (service name and resource from settings, a parent-based ratio sampler),
-instruments Django, psycopg2, Redis, Celery and httpx, and exports finished spans in
-batches to the span store (and over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set).
+instruments psycopg2, Redis, Celery and httpx, and exports finished spans in batches to the
+span store (and over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set). Django's requests get
+their server span from ecommerce.observability.middleware.TracingMiddleware, and warm
+reads answered before Django from `record_server_span`.
+
+Head sampling, with two exceptions: a trace the sampler drops costs next to nothing (no
+SDK span, and no spans from the instrumented libraries inside it: `untraced_unless_sampled`),
+yet a request that fails or is slow, or a task that fails, keeps its span (`keep_dropped`).
 
 W3C trace context travels in HTTP headers and in Celery message headers, so one order is
 one trace: the API request, its SQL, the payment task in a worker, and the provider call.
@@ -362,46 +368,13 @@ def configure_tracing(*, service_name: str | None = None) -> bool:
     return True
 
 
-_SPAN_NAMES_MAX = 4096
-
-
-def _memoize_django_span_names() -> None:
-    """The Django instrumentation names each request's span by resolving its path in
-    `process_request`, before Django resolves it again: 2-3% of an order's CPU. The name
-    depends on the method and the path only, so it is kept per (method, path), at most
-    _SPAN_NAMES_MAX of them (then forgotten all at once: product paths are many)."""
-    from opentelemetry.instrumentation.django.middleware import otel_middleware
-
-    middleware = otel_middleware._DjangoMiddleware
-    name_of = middleware.__dict__["_get_span_name"].__func__
-    if getattr(name_of, "memoized", False):
-        return
-    names: dict[tuple[str, str], str] = {}
-
-    def memoized(request: Any) -> str:
-        key = (request.method, request.path)
-        name = names.get(key)
-        if name is None:
-            if len(names) >= _SPAN_NAMES_MAX:
-                names.clear()
-            name = names[key] = name_of(request)
-        return name
-
-    memoized.memoized = True  # type: ignore[attr-defined]
-    middleware._get_span_name = staticmethod(memoized)
-
-
 def _instrument() -> None:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
-    from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    DjangoInstrumentor().instrument(
-        excluded_urls="health,metrics,traces,static", request_hook=strip_query_attributes
-    )
-    _memoize_django_span_names()
+    # Django's requests: ecommerce.observability.middleware.TracingMiddleware.
     Psycopg2Instrumentor().instrument(skip_dep_check=True)
     RedisInstrumentor().instrument()
     CeleryInstrumentor().instrument()
@@ -431,6 +404,7 @@ class PresetIds(RandomIdGenerator):
 
 
 _PROPAGATION_KEYS: tuple[str, ...] | None = None
+_NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
 
 
 def _carries_context(environ: dict[str, Any]) -> bool:
@@ -442,23 +416,25 @@ def _carries_context(environ: dict[str, Any]) -> bool:
     return not environ.keys().isdisjoint(_PROPAGATION_KEYS)
 
 
-def record_server_span(
+def start_server_span(
     name: str,
     *,
     environ: dict[str, Any],
-    started_ns: int,
     attributes: Callable[[], dict[str, Any]],
+    started_ns: int | None = None,
     kept: str | None = None,
-) -> str | None:
-    """Record the server span of a request answered outside Django (ecommerce/api/fastpath),
-    from `started_ns` to now; returns its trace id for X-Trace-Id (None: tracing is off).
+) -> tuple[Any, Any] | None:
+    """Start the server span of a request: (span, the context to make current with it), or
+    None when tracing is off in this process.
 
-    A new trace that the sampler drops costs its decision only: the SDK would make a span
-    that records nothing, with the same random trace id. A sampled one is made by the SDK
-    with the trace id the decision was taken on (PresetIds), with `attributes()`; a request
-    carrying trace context is a child of it, as the Django instrumentation makes it. `kept`
-    (KEPT_ATTRIBUTE's value: "slow") records it whatever the head decision.
+    The request's own trace context (W3C headers in `environ`) makes it a child. A new
+    trace that the sampler drops costs its decision only: the span is a NonRecordingSpan
+    with a random trace id, as the SDK would make it, without the SDK's work. A sampled one
+    is made by the SDK with the trace id the decision was taken on (PresetIds), and
+    `attributes()`. `kept` (KEPT_ATTRIBUTE's value) records it whatever the head decision.
     """
+    if _configured_pid != os.getpid():  # configure_tracing() did not run in this process
+        return None
     provider = trace.get_tracer_provider()
     ids = getattr(provider, "id_generator", None)
     if not isinstance(provider, TracerProvider) or not isinstance(ids, PresetIds):
@@ -471,7 +447,10 @@ def record_server_span(
     if kept is None and not trace.get_current_span(context).get_span_context().is_valid:
         trace_id = ids.generate_trace_id()
         if not _starts_sampled(provider.sampler, trace_id, name):
-            return format(trace_id, "032x")
+            dropped = trace.SpanContext(
+                trace_id, ids.generate_span_id(), is_remote=False, trace_flags=_NOT_SAMPLED
+            )
+            return trace.NonRecordingSpan(dropped), context
         ids.preset(trace_id)
     values = attributes()
     if kept is not None:
@@ -479,6 +458,26 @@ def record_server_span(
     span = _tracer(provider).start_span(
         name, context=context, kind=SpanKind.SERVER, start_time=started_ns, attributes=values
     )
+    return span, context
+
+
+def record_server_span(
+    name: str,
+    *,
+    environ: dict[str, Any],
+    started_ns: int,
+    attributes: Callable[[], dict[str, Any]],
+    kept: str | None = None,
+) -> str | None:
+    """Record the server span of a request answered outside Django (ecommerce/api/fastpath),
+    from `started_ns` to now (`start_server_span`); returns its trace id for X-Trace-Id
+    (None: tracing is off)."""
+    started = start_server_span(
+        name, environ=environ, attributes=attributes, started_ns=started_ns, kept=kept
+    )
+    if started is None:
+        return None
+    span = started[0]
     span.end()
     return format(span.get_span_context().trace_id, "032x")
 

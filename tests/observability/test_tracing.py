@@ -30,7 +30,6 @@ PASSWORD = "Sup3r-secret-passphrase!"
 def traced() -> Iterator[None]:
     """Tracing on for this module's requests (instrumentation removed afterwards)."""
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
-    from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -40,7 +39,6 @@ def traced() -> Iterator[None]:
     connections.close_all()
     yield
     for instrumentor in (
-        DjangoInstrumentor,
         Psycopg2Instrumentor,
         RedisInstrumentor,
         CeleryInstrumentor,
@@ -358,3 +356,26 @@ def test_a_fast_read_in_a_dropped_trace_records_nothing_but_follows_its_parent(
     (kept,) = stored_spans(slow or "")
     assert kept["attributes"]["sampling.kept"] == "slow"
     assert kept["attributes"]["http.route"] == "api/products/x"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_joins_its_callers_trace_and_a_failure_marks_its_span(
+    traced: None, settings: Any
+) -> None:
+    settings.ROOT_URLCONF = ERROR_URLS
+    caller_trace, caller_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    client = APIClient()
+
+    joined = client.get(
+        "/api/test/get-only", HTTP_TRACEPARENT=f"00-{caller_trace}-{caller_span}-01"
+    )
+    failed = client.get("/api/test/boom")
+    probe = client.get("/health/live")
+
+    assert joined["X-Trace-Id"] == caller_trace
+    (span,) = [s for s in stored_spans(caller_trace) if s["kind"] == "server"]
+    assert (span["name"], span["parent_id"]) == ("GET api/test/get-only", caller_span)
+    assert span["attributes"]["http.status_code"] == "200"
+    (boom,) = [s for s in stored_spans(failed["X-Trace-Id"]) if s["kind"] == "server"]
+    assert (boom["name"], boom["status"]) == ("GET api/test/boom", "error")
+    assert "X-Trace-Id" not in probe  # probes make no traces
