@@ -45,8 +45,8 @@ run: $(VENV)/.base-installed
 # promtool (package `prometheus`) runs the alert rule tests, chromium the admin walk in
 # tests/browser (which skips, saying why, without it).
 TEST_TOOLS := promtool:prometheus chromium:chromium
-# wrk drives the benchmark (make bench).
-BENCH_TOOLS := wrk:wrk
+# wrk drives the benchmark (make bench), through nginx for its constant-rate runs.
+BENCH_TOOLS := wrk:wrk nginx:nginx
 .PHONY: test-tools bench-tools
 test-tools bench-tools:
 	@for pair in $(if $(filter bench-tools,$@),$(BENCH_TOOLS),$(TEST_TOOLS)); do \
