@@ -44,7 +44,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, SuspiciousOperation
 from django.core.handlers.wsgi import WSGIRequest
 from django.urls import Resolver404, resolve
 from django.utils.http import http_date
@@ -232,9 +232,12 @@ class FastReads:
         started, started_ns = time.perf_counter(), time.time_ns()
         request = WSGIRequest(environ)
         try:
-            secure = self._check(request)
+            try:
+                secure = self._check(request)
+                lookup = route.lookup(match, request)
+            except SuspiciousOperation:  # a query Django refuses (too many fields): its 400
+                raise _Pass("declined") from None
             learned = self._templates.get((index, secure))
-            lookup = route.lookup(match, request)
             if lookup is None:
                 raise _Pass("declined")
             if learned is None:

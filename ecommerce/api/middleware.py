@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
@@ -160,7 +161,9 @@ class ProblemDetailsMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if is_database_outage(exception):
             return database_outage_response(request, exception)
-        if not is_problem_path(request.path_info):
+        if not is_problem_path(request.path_info) or isinstance(exception, SuspiciousOperation):
+            # A request Django refuses (too many query fields, a bad Host read in a view...):
+            # Django answers 400 and logs it as a security event; __call__ makes it a problem.
             return None
         logger.exception(
             "unhandled_exception",

@@ -130,6 +130,16 @@ def test_disallowed_host_under_api_is_400_problem(client: Client) -> None:
     )
 
 
+@pytest.mark.parametrize("path", ["/api/test/get-only", "/api/products"])
+def test_too_many_query_fields_is_400_problem_not_500(client: Client, path: str) -> None:
+    """Django refuses more than DATA_UPLOAD_MAX_NUMBER_FIELDS when a view reads the query."""
+    response = client.get(path + "?" + "&".join(f"x{i}=1" for i in range(1001)))
+
+    assert problem(response, 400) == expected(
+        response, status=400, code="bad_request", title="Bad Request", detail="Bad Request"
+    )
+
+
 # --- 401, 403 -----------------------------------------------------------------------------
 
 
