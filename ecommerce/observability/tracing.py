@@ -195,14 +195,18 @@ class RedisSpanStore:
         self.max_traces, self.max_spans, self.ttl = max_traces, max_spans, ttl_seconds
 
     def add(self, spans: Sequence[dict[str, Any]]) -> None:
-        pipe = self.client.pipeline(transaction=False)
+        # Four commands per trace of the batch, not per span: an order's trace is twenty.
+        by_trace: dict[str, list[dict[str, Any]]] = {}
         for span in spans:
-            key = self.prefix + span["trace_id"]
-            pipe.rpush(key, json.dumps(span, separators=(",", ":")))
+            by_trace.setdefault(span["trace_id"], []).append(span)
+        pipe = self.client.pipeline(transaction=False)
+        for trace_id, group in by_trace.items():
+            key = self.prefix + trace_id
+            pipe.rpush(key, *(json.dumps(span, separators=(",", ":")) for span in group))
             pipe.ltrim(key, -self.max_spans, -1)
             pipe.expire(key, self.ttl)
             # LT keeps the earliest start seen for the trace: children often end first.
-            pipe.zadd(self.index, {span["trace_id"]: span["start"]}, lt=True)
+            pipe.zadd(self.index, {trace_id: min(span["start"] for span in group)}, lt=True)
         pipe.expire(self.index, self.ttl)
         pipe.zrange(self.index, 0, -(self.max_traces + 1))
         evicted = pipe.execute()[-1]

@@ -54,3 +54,19 @@ def test_a_trace_keeps_its_earliest_start_when_children_arrive_first(store):
     store.add([span(1, 1, start=10.0)])  # the root of trace 1 ends (and arrives) last
 
     assert [trace_id for trace_id, _ in store.recent(limit=2)] == [f"{2:032x}", f"{1:032x}"]
+
+
+def test_one_redis_batch_of_interleaved_traces_keeps_each_traces_newest_spans_in_order():
+    """The Redis store writes a batch per trace (four commands each, not per span)."""
+    batch = [span(trace, n, start=200 + n + (trace - 7) / 2) for n in range(6) for trace in (7, 8)]
+    with redis_server() as server:
+        store = RedisSpanStore(
+            url=server.url, prefix=uuid.uuid4().hex, max_traces=3, max_spans=4, ttl_seconds=60
+        )
+
+        store.add(batch)
+
+        for trace in (7, 8):
+            kept = [s["span_id"] for s in store.trace(f"{trace:032x}")]
+            assert kept == [f"{n:016x}" for n in range(2, 6)]  # the last four, in order
+        assert [t for t, _ in store.recent(limit=5)] == [f"{8:032x}", f"{7:032x}"]
