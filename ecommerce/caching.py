@@ -96,7 +96,7 @@ class _Store:
             self.redis = get_redis_connection("default")
 
     def _key(self, key: str) -> str:
-        return cache.make_key(key)
+        return full_key(key)
 
     def get(self, key: str) -> bytes | None:
         if self.redis is not None:

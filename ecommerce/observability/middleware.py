@@ -109,8 +109,10 @@ def _request_attributes(request: HttpRequest) -> dict[str, Any]:
         "http.scheme": request.scheme or "http",
         "http.target": request.path,
         "http.flavor": str(meta.get("SERVER_PROTOCOL", "")).partition("/")[2],
-        "net.host.port": int(meta.get("SERVER_PORT") or 0),
     }
+    port = str(meta.get("SERVER_PORT", ""))
+    if port.isdigit():  # behind a Unix socket gunicorn takes it from the Host header
+        attributes["net.host.port"] = int(port)
     host = meta.get("HTTP_HOST")
     if host:
         attributes["http.host"] = host

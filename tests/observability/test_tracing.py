@@ -371,6 +371,9 @@ def test_a_request_joins_its_callers_trace_and_a_failure_marks_its_span(
     )
     failed = client.get("/api/test/boom")
     probe = client.get("/health/live")
+    # Behind a Unix socket gunicorn takes SERVER_PORT from the Host header, whatever it says:
+    # Django refuses that Host (400), and the span says so.
+    odd_port = client.get("/api/test/get-only", HTTP_HOST="testserver:abc", SERVER_PORT="abc")
 
     assert joined["X-Trace-Id"] == caller_trace
     (span,) = [s for s in stored_spans(caller_trace) if s["kind"] == "server"]
@@ -379,3 +382,6 @@ def test_a_request_joins_its_callers_trace_and_a_failure_marks_its_span(
     (boom,) = [s for s in stored_spans(failed["X-Trace-Id"]) if s["kind"] == "server"]
     assert (boom["name"], boom["status"]) == ("GET api/test/boom", "error")
     assert "X-Trace-Id" not in probe  # probes make no traces
+    assert odd_port.status_code == 400
+    (odd,) = [s for s in stored_spans(odd_port["X-Trace-Id"]) if s["kind"] == "server"]
+    assert odd["attributes"]["http.status_code"] == "400"
