@@ -44,8 +44,10 @@ from apps.orders.models import (
 )
 from apps.orders.serializers import money, order_to_dict, percent
 from ecommerce import audit, outbox
+from ecommerce.db.inserts import Insert
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
+from ecommerce.outbox.models import OutboxMessage
 
 logger = get_logger(__name__)
 
@@ -72,33 +74,48 @@ def _merge(lines: Iterable[OrderLine]) -> dict[str, int]:
     return merged
 
 
-def _claim_idempotency_key(*, user: Any, key: str, fingerprint: str) -> Order | None:
-    """Take a transaction-scoped advisory lock for (user, key) without waiting, and find
-    the order this key already made, in one statement; None when there is none yet.
+# The order's id and its outbox rows' ids, from their sequences: its rows are then written
+# with their keys set, several tables in one round trip.
+_NUMBERS_SQL = (
+    f"nextval(pg_get_serial_sequence('{Order._meta.db_table}', 'id')), "  # noqa: S608
+    f"ARRAY(SELECT nextval(pg_get_serial_sequence('{OutboxMessage._meta.db_table}', "
+    "'id')) FROM generate_series(1, %s))"
+)
 
-    An order committed between the statement's snapshot and the lock is not seen: its
-    insert then fails on the (user, idempotency_key) constraint, and the caller replays
-    it. Only PostgreSQL has advisory locks; elsewhere (embedded SQLite) the unique
-    constraint alone decides, which is enough for one process.
+
+def _claim_and_number(
+    *, user: Any, key: str | None, fingerprint: str, messages: int
+) -> tuple[Order | None, tuple[int, list[int]]]:
+    """Claim the idempotency key, when there is one, and number a new order and its
+    `messages` outbox rows, in one statement (PostgreSQL): (the key's order or None,
+    (order id, outbox ids)).
+
+    The claim is a transaction-scoped advisory lock for (user, key), taken without
+    waiting, and a look for the order this key already made. An order committed between
+    the statement's snapshot and the lock is not seen: its insert then fails on the
+    (user, idempotency_key) constraint, and the caller replays it. Elsewhere (embedded
+    SQLite) the unique constraint alone decides, which is enough for one process.
     Raises IdempotentRequestInProgress (the first request with the key still runs) and
     IdempotencyKeyReused (same key, other body).
     """
-    if connection.vendor != "postgresql":
-        return _replay(user=user, key=key, fingerprint=fingerprint)
-    digest = hashlib.blake2b(f"order:{user.pk}:{key}".encode(), digest_size=8).digest()
-    lock_id = int.from_bytes(digest, "big", signed=True)
     with connection.cursor() as cursor:
+        if not key:
+            cursor.execute(f"SELECT {_NUMBERS_SQL}", [messages])
+            order_id, message_ids = cursor.fetchone()
+            return None, (order_id, message_ids)
+        digest = hashlib.blake2b(f"order:{user.pk}:{key}".encode(), digest_size=8).digest()
+        lock_id = int.from_bytes(digest, "big", signed=True)
         cursor.execute(
             f"SELECT pg_try_advisory_xact_lock(%s), (SELECT id FROM {Order._meta.db_table} "  # noqa: S608
-            "WHERE user_id = %s AND idempotency_key = %s)",
-            [lock_id, user.pk, key],
+            f"WHERE user_id = %s AND idempotency_key = %s), {_NUMBERS_SQL}",
+            [lock_id, user.pk, key, messages],
         )
-        locked, existing_id = cursor.fetchone()
+        locked, existing_id, order_id, message_ids = cursor.fetchone()
     if not locked:
         raise IdempotentRequestInProgress(key=key)
     if existing_id is None:
-        return None
-    return _replay(user=user, key=key, fingerprint=fingerprint)
+        return None, (order_id, message_ids)
+    return _replay(user=user, key=key, fingerprint=fingerprint), (order_id, message_ids)
 
 
 def _replay(*, user: Any, key: str, fingerprint: str) -> Order | None:
@@ -299,6 +316,81 @@ def _stored_tax_breakdown(rows: Sequence[dict[str, Any]], currency: str) -> list
     ]
 
 
+_ORDER_INSERT = Insert(Order, with_pk=True)
+_ITEM_INSERT = Insert(OrderItem)
+_EVENT_INSERT = Insert(OrderEvent)
+_OUTBOX_INSERT = Insert(OutboxMessage, with_pk=True)
+
+
+def _answer(order: Order, items: Sequence[OrderItem], *, keyed: bool) -> dict[str, Any]:
+    """Set the order's creation answer. It needs no database value (the public id,
+    timestamps and amounts are set already), so it is stored with the insert instead of by
+    an UPDATE of the row just written; only a keyed request can be replayed, so only a
+    keyed one stores it (the caller still gets it)."""
+    response = order_to_dict(order, items)
+    order.creation_response = response if keyed else None
+    return response
+
+
+def _write_numbered(
+    order: Order,
+    items: Sequence[OrderItem],
+    *,
+    actor: Any,
+    numbers: tuple[int, list[int]],
+    keyed: bool,
+) -> None:
+    """Write the order, its items, its first history row and its `order.placed` outbox
+    rows in one round trip (PostgreSQL), numbered by `_claim_and_number`; the outbox rows
+    are handed to Celery on commit.
+
+    Payments opens the payment and charges it on `order.placed`; its sweep does so should
+    the message be lost, so a placed order is never left without a payment.
+    """
+    order_id, message_ids = numbers
+    order.pk = order_id
+    for item in items:
+        item.order = order
+    event = OrderEvent(
+        order=order,
+        from_status="",
+        to_status=order.status,
+        actor=actor,
+        created_at=order.created_at,
+    )
+    messages = outbox.prepare(events.ORDER_PLACED, {"order_id": order_id}, ids=message_ids)
+    response = _answer(order, items, keyed=keyed)
+    statements = [
+        _ORDER_INSERT.statement([order]),
+        _ITEM_INSERT.statement(items),
+        _EVENT_INSERT.statement([event]),
+    ]
+    if messages:
+        statements.append(_OUTBOX_INSERT.statement(messages))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "; ".join(sql for sql, _ in statements),
+            [param for _, params in statements for param in params],
+        )
+    for instance in (order, *items, event, *messages):
+        instance._state.adding = False
+        instance._state.db = connection.alias
+    order.creation_response = response
+    outbox.hand_off_on_commit(messages)
+
+
+def _write(order: Order, items: Sequence[OrderItem], *, actor: Any, keyed: bool) -> None:
+    """`_write_numbered` through the ORM, a statement per table (embedded SQLite)."""
+    response = _answer(order, items, keyed=keyed)
+    # A raw save keeps `created_at`/`updated_at` as set (auto_now would stamp them again,
+    # a moment after the answer was made).
+    order.save_base(raw=True, force_insert=True)
+    OrderItem.objects.bulk_create(items)
+    order.creation_response = response
+    OrderEvent.objects.create(order=order, from_status="", to_status=order.status, actor=actor)
+    outbox.publish(events.ORDER_PLACED, {"order_id": order.pk})
+
+
 def create_order(
     *,
     draft: OrderDraft,
@@ -372,27 +464,27 @@ def create_order(
         for line in sorted(draft.lines, key=lambda line: line.variant.pk)
     ]
 
+    actor = _actor(placed_by or user)
     try:
         with transaction.atomic():
-            if idempotency_key:
-                existing = _claim_idempotency_key(
-                    user=user, key=idempotency_key, fingerprint=fingerprint
+            if connection.vendor == "postgresql":
+                existing, numbers = _claim_and_number(
+                    user=user,
+                    key=idempotency_key,
+                    fingerprint=fingerprint,
+                    messages=len(outbox.handlers_for(events.ORDER_PLACED)),
                 )
                 if existing is not None:
                     return existing, False
-            # The answer needs no database value (the public id, timestamps and amounts
-            # are set here), so it is stored with the insert instead of by an UPDATE of
-            # the row just written; only a keyed request can be replayed, so only a keyed
-            # one stores it. A raw save keeps `created_at`/`updated_at` as set above
-            # (auto_now would stamp them again, a moment after the answer was made).
-            response = order_to_dict(order, items)
-            order.creation_response = response if idempotency_key else None
-            order.save_base(raw=True, force_insert=True)
-            OrderItem.objects.bulk_create(items)
-            order.creation_response = response
-            OrderEvent.objects.create(
-                order=order, from_status="", to_status=order.status, actor=_actor(placed_by or user)
-            )
+                _write_numbered(
+                    order, items, actor=actor, numbers=numbers, keyed=bool(idempotency_key)
+                )
+            else:
+                if idempotency_key:
+                    existing = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
+                    if existing is not None:
+                        return existing, False
+                _write(order, items, actor=actor, keyed=bool(idempotency_key))
             if order.placed_by is not None:  # staff placing it for a customer
                 audit.record_for(
                     order,
@@ -403,9 +495,6 @@ def create_order(
                         "status": (None, order.status),
                     },
                 )
-            # Payments opens the payment and charges it; its sweep does so should this
-            # message be lost, so a placed order is never left without a payment.
-            outbox.publish(events.ORDER_PLACED, {"order_id": order.pk})
             if within is not None:
                 within(order)
             # Last: the stock row locks are held only until the commit right after.
@@ -413,7 +502,7 @@ def create_order(
                 lines=[inventory_services.StockLine(i.variant_id, i.quantity) for i in items],
                 reference=f"order:{order.public_id}",
                 country=order.shipping_country,
-                actor=_actor(placed_by or user),
+                actor=actor,
                 savepoint=False,  # OutOfStock abandons the whole order anyway
             )
     except IntegrityError:

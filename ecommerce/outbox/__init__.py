@@ -7,6 +7,13 @@ broker that loses messages nor a task that dies loses the event. Handlers must b
 idempotent: a message can be delivered more than once.
 """
 
-from ecommerce.outbox.registry import publish, register, relay_pending
+from ecommerce.outbox.registry import (
+    hand_off_on_commit,
+    handlers_for,
+    prepare,
+    publish,
+    register,
+    relay_pending,
+)
 
-__all__ = ["publish", "register", "relay_pending"]
+__all__ = ["hand_off_on_commit", "handlers_for", "prepare", "publish", "register", "relay_pending"]

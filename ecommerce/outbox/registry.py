@@ -84,26 +84,43 @@ def publish(topic: str, payload: dict[str, Any]) -> list[int]:
     """
     from ecommerce.outbox.models import OutboxMessage
 
-    handlers = handlers_for(topic)
-    if not handlers:
-        return []
-    lease_until = timezone.now() + timedelta(seconds=lease_seconds(1))
-    messages = OutboxMessage.objects.bulk_create(
-        [
-            OutboxMessage(
-                topic=topic,
-                task_name=handler.task_name,
-                payload=payload,
-                lease_until=lease_until,
-                attempts=1,
-            )
-            for handler in handlers
-        ]
-    )
-    # The rows are in hand: handing them over after commit needs no second read, and no
-    # write either when it works (the lease is already set).
-    transaction.on_commit(lambda: _hand_off(messages))
+    messages = OutboxMessage.objects.bulk_create(prepare(topic, payload))
+    hand_off_on_commit(messages)
     return [message.pk for message in messages]
+
+
+def prepare(topic: str, payload: dict[str, Any], *, ids: Sequence[int] = ()) -> list[OutboxMessage]:
+    """The unsaved rows `publish` would write for `topic` (one per handler, none when
+    nobody handles it), for a caller that writes them in a statement of its own and then
+    calls `hand_off_on_commit`. `ids` numbers them (from the table's sequence)."""
+    from ecommerce.outbox.models import OutboxMessage
+
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=lease_seconds(1))
+    messages = [
+        OutboxMessage(
+            topic=topic,
+            task_name=handler.task_name,
+            payload=payload,
+            created_at=now,
+            lease_until=lease_until,
+            attempts=1,
+        )
+        for handler in handlers_for(topic)
+    ]
+    for message, pk in zip(messages, ids, strict=False):
+        message.pk = pk
+    return messages
+
+
+def hand_off_on_commit(messages: Sequence[OutboxMessage]) -> None:
+    """Hand the written rows to Celery once the current transaction commits.
+
+    The rows are in hand: handing them over needs no second read, and no write either
+    when it works (their lease is already set).
+    """
+    if messages:
+        transaction.on_commit(lambda: _hand_off(messages))
 
 
 def _send(message: OutboxMessage) -> None:

@@ -157,18 +157,11 @@ def allocate(
     merged = merge_lines(lines)
     with transaction.atomic(savepoint=savepoint):
         if connection.vendor == "postgresql":
-            taken = _take_in_one_statement(merged, country=country)
-            if taken is not None:
-                changes, balances = taken
-                movements = _write(
-                    changes,
-                    balances,
-                    reason=StockReason.ORDER,
-                    reference=reference,
-                    note="",
-                    actor=actor,
-                )
-                _log_allocation(reference, country, merged, changes)
+            movements = _take_in_one_statement(
+                merged, country=country, reference=reference, actor=actor
+            )
+            if movements is not None:
+                _log_allocation(reference, country, merged, movements)
                 return movements
         # Short somewhere (nothing was changed): work out what is missing, under the locks.
         # One statement picks the serving warehouses' rows and locks them in id order, so
@@ -213,7 +206,10 @@ def allocate(
 
 
 def _log_allocation(
-    reference: str, country: str | None, merged: Sequence[StockLine], changes: Sequence[_Change]
+    reference: str,
+    country: str | None,
+    merged: Sequence[StockLine],
+    changes: Sequence[_Change] | Sequence[StockMovement],
 ) -> None:
     logger.info(
         "stock_allocated",
@@ -226,7 +222,8 @@ def _log_allocation(
 
 # Allocation as one statement: lock the serving rows of every line in id order (`locked`),
 # split each line over them in warehouse priority order (`plan`: what the rows before
-# this one cover is taken first), and take it all, or nothing when any line is short.
+# this one cover is taken first), take it all, or nothing when any line is short
+# (`taken`), and write a ledger row per stock row taken, in stock id order (`ledger`).
 _TAKE_SQL = """
 WITH wanted(variant_id, quantity) AS (VALUES {values}),
 locked AS MATERIALIZED ({locked}),
@@ -240,12 +237,24 @@ plan AS MATERIALIZED (
 short AS (
     SELECT w.variant_id FROM wanted AS w LEFT JOIN plan AS p ON p.variant_id = w.variant_id
     GROUP BY w.variant_id, w.quantity HAVING COALESCE(SUM(p.quantity), 0) < w.quantity
+),
+taken AS (
+    UPDATE {stock} AS s SET quantity = s.quantity - p.take, updated_at = %s
+    FROM plan AS p, {variant} AS v
+    WHERE s.id = p.stock_id AND p.take > 0 AND v.id = s.variant_id
+      AND NOT EXISTS (SELECT 1 FROM short)
+    RETURNING s.id AS stock_id, s.warehouse_id, s.variant_id, p.take, s.quantity, v.product_id
+),
+ledger AS (
+    INSERT INTO {movement} (warehouse_id, variant_id, delta, balance, reason, reference, note,
+                            actor_id, created_at)
+    SELECT warehouse_id, variant_id, -take, quantity, %s, %s, '', %s, %s
+    FROM taken ORDER BY stock_id
+    RETURNING id, warehouse_id, variant_id
 )
-UPDATE {stock} AS s SET quantity = s.quantity - p.take, updated_at = %s
-FROM plan AS p, {variant} AS v
-WHERE s.id = p.stock_id AND p.take > 0 AND v.id = s.variant_id
-  AND NOT EXISTS (SELECT 1 FROM short)
-RETURNING s.id, s.warehouse_id, s.variant_id, p.take, s.quantity, v.product_id
+SELECT t.stock_id, t.warehouse_id, t.variant_id, t.take, t.quantity, t.product_id, l.id
+FROM taken AS t JOIN ledger AS l USING (warehouse_id, variant_id)
+ORDER BY t.stock_id
 """
 
 
@@ -265,10 +274,10 @@ def _serving_rows_locked(country: str | None, merged: Sequence[StockLine]) -> An
 
 
 def _take_in_one_statement(
-    merged: Sequence[StockLine], *, country: str | None
-) -> tuple[list[_Change], dict[int, int]] | None:
-    """Take every line's stock with one UPDATE (PostgreSQL): (changes, {stock id: balance}),
-    or None, with nothing changed, when a line is short.
+    merged: Sequence[StockLine], *, country: str | None, reference: str, actor: Any
+) -> list[StockMovement] | None:
+    """Take every line's stock and write its ledger rows with one statement (PostgreSQL):
+    the ledger rows, or None, with nothing changed, when a line is short.
 
     The same allocation as `allocate`'s: rows locked in id order in one statement (so two
     orders never deadlock), each line taken from the serving warehouses in priority order
@@ -286,19 +295,33 @@ def _take_in_one_statement(
         "quantity, priority)",
         stock=Stock._meta.db_table,
         variant=ProductVariant._meta.db_table,
+        movement=StockMovement._meta.db_table,
     )
+    now = timezone.now()
+    actor_id = actor.pk if actor is not None and getattr(actor, "is_authenticated", False) else None
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *locked_params, timezone.now()])
+        cursor.execute(
+            sql, [*params, *locked_params, now, StockReason.ORDER, reference, actor_id, now]
+        )
         rows = cursor.fetchall()
     if not rows:
         return None
-    invalidate_products_on_commit({product_id for *_rest, product_id in rows})
-    rows.sort()  # ledger rows in stock id order, as `allocate` writes them
-    changes = [
-        _Change(stock_id, warehouse_id, variant_id, -take)
-        for stock_id, warehouse_id, variant_id, take, _q, _p in rows
+    invalidate_products_on_commit({row[5] for row in rows})
+    return [
+        StockMovement(
+            pk=movement_id,
+            warehouse_id=warehouse_id,
+            variant_id=variant_id,
+            delta=-take,
+            balance=balance,
+            reason=StockReason.ORDER,
+            reference=reference,
+            note="",
+            actor_id=actor_id,
+            created_at=now,
+        )
+        for _stock, warehouse_id, variant_id, take, balance, _product, movement_id in rows
     ]
-    return changes, {stock_id: quantity for stock_id, _w, _v, _t, quantity, _p in rows}
 
 
 def release(
