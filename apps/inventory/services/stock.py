@@ -9,6 +9,7 @@ in and however many warehouses they span.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -273,6 +274,20 @@ def _serving_rows_locked(country: str | None, merged: Sequence[StockLine]) -> An
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _serving_rows_sql(country: str, lines: int) -> tuple[str, tuple[Any, ...]]:
+    """`_serving_rows_locked` for `lines` variants, compiled by the ORM once per destination
+    and line count (compiling it costs more CPU than running the allocation): its SQL, and
+    its parameters before the variant ids, which come last. Caller holds a transaction."""
+    ids = list(range(-lines, 0))  # stand-ins: only their places in the parameters matter
+    sql, params = _serving_rows_locked(
+        country, [StockLine(variant_id=pk, quantity=1) for pk in ids]
+    ).query.sql_with_params()
+    if list(params[-lines:]) != ids:
+        raise AssertionError(f"the variant ids are not the last parameters of {sql}")
+    return sql, tuple(params[:-lines])
+
+
 def _take_in_one_statement(
     merged: Sequence[StockLine], *, country: str | None, reference: str, actor: Any
 ) -> list[StockMovement] | None:
@@ -284,7 +299,8 @@ def _take_in_one_statement(
     and split when one cannot cover it. The rows are read as locked (the newest version),
     and the CHECK (quantity >= 0) stays the last word. Caller holds a transaction.
     """
-    locked_sql, locked_params = _serving_rows_locked(country, merged).query.sql_with_params()
+    locked_sql, served_params = _serving_rows_sql(country or "", len(merged))
+    locked_params = [*served_params, *(line.variant_id for line in merged)]
     params: list[Any] = []
     for line in merged:
         params += [line.variant_id, line.quantity]
