@@ -295,9 +295,12 @@ def test_an_allocation_costs_one_statement_however_many_lines_and_warehouses(zon
         tuple(getattr(m, f) for f in fields) for m in stored
     ]
     for movement in movements:
-        assert movement.balance == Stock.objects.get(
-            warehouse_id=movement.warehouse_id, variant_id=movement.variant_id
-        ).quantity
+        assert (
+            movement.balance
+            == Stock.objects.get(
+                warehouse_id=movement.warehouse_id, variant_id=movement.variant_id
+            ).quantity
+        )
 
 
 def test_a_short_allocation_costs_one_statement_more_and_changes_nothing(zoned):
