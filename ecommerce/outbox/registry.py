@@ -10,6 +10,7 @@ idempotent by effect, so a second delivery changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -152,7 +153,8 @@ def _describe(exc: BaseException) -> str:
 def _hand_off(messages: Sequence[OutboxMessage]) -> int:
     """The on-commit hand-off: send each row; a row that could not be sent is due at once.
 
-    The rows go out through one producer (one pool checkout for all). After a broker
+    The rows go out through one producer (one pool checkout for all), unless tasks run
+    eagerly. After a broker
     error the remaining rows are not tried, and for OUTBOX_HANDOFF_PAUSE_SECONDS this
     process tries none at all (each try would wait out the broker's socket timeout again,
     request after request): those rows become due for the relay's next run. Never raises a
@@ -166,8 +168,12 @@ def _hand_off(messages: Sequence[OutboxMessage]) -> int:
         return 0
     sent = 0
     index = 0
+    # An eager run publishes nothing, and its tasks hand off rows of their own, inline:
+    # holding a producer across them would take one per level from a bounded pool, and
+    # threads doing so at once would wait on each other for good.
+    eager = app.conf.task_always_eager
     try:
-        with app.producer_or_acquire() as producer:
+        with contextlib.nullcontext() if eager else app.producer_or_acquire() as producer:
             for index, message in enumerate(messages):
                 sent += _send_one(message, producer, remaining=messages[index:])
             index = len(messages)
