@@ -286,6 +286,33 @@ def prepare_database(config: Config, env: dict[str, str], extra_seed: str = "") 
     return dict(json.loads(seeded.strip().splitlines()[-1]))
 
 
+# Where a run's CPU went, by process name: the shop (its gunicorn workers, any Python),
+# the database and Redis. Printed per response beside each run, so a figure says whether
+# Python or PostgreSQL is the limit, and what the ceilings spend on the same request.
+CPU_KINDS = {"postgres": "postgres", "redis-server": "redis"}
+
+
+def cpu_seconds_by_kind() -> dict[str, float]:
+    """CPU seconds used so far by every process on the machine, by kind ("app" for Python
+    and gunicorn processes other than this one), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        kind = CPU_KINDS.get(name) or ("app" if name.startswith(("python", "gunicorn")) else None)
+        if kind is None:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used[kind] = used.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def rss_mib(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -456,6 +483,17 @@ class Result:
     p99_ms: float
     late: int
     rate: float | None = None  # the constant arrival rate asked for, if any
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # by kind, over the run
+
+    def cpu_ms_per_ok(self) -> str:
+        """ "app 12.7, postgres 4.9, redis 0.4 ms CPU per 2xx": where the run's CPU went."""
+        if not self.ok or not self.cpu_seconds:
+            return ""
+        parts = [
+            f"{kind} {1000 * self.cpu_seconds.get(kind, 0.0) / self.ok:.2f}"
+            for kind in ("app", "postgres", "redis")
+        ]
+        return f"  cpu/2xx ms: {', '.join(parts)}"
 
     @property
     def ok(self) -> int:
@@ -547,12 +585,14 @@ class Runner:
             file.name,
             f"http://127.0.0.1:{port}{path}",
         ]
+        cpu_before = cpu_seconds_by_kind()
         try:
             completed = subprocess.run(
                 command, capture_output=True, text=True, env=wrk_env, timeout=duration + 60
             )
         finally:
             os.unlink(file.name)
+        cpu_after = cpu_seconds_by_kind()
         line = next(
             (x for x in completed.stdout.splitlines() if x.startswith(lua.RESULT_MARK)), None
         )
@@ -569,6 +609,7 @@ class Runner:
             p99_ms=data["p99_us"] / 1000,
             late=data["late"],
             rate=rate,
+            cpu_seconds={k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()},
         )
         self.served_by[port] = self.served_by.get(port, 0) + result.requests
         self.settle(port)
@@ -581,7 +622,8 @@ class Runner:
         print(
             f"  {name:28} {result.rps:8.0f} 2xx/s  p50 {result.p50_ms:6.1f}  "
             f"p99 {result.p99_ms:6.1f} ms  {result.requests} requests"
-            + (f"  (rate {rate:.0f}/s, {result.late} late)" if rate is not None else ""),
+            + (f"  (rate {rate:.0f}/s, {result.late} late)" if rate is not None else "")
+            + result.cpu_ms_per_response(),
             flush=True,
         )
         return result
