@@ -292,11 +292,11 @@ def prepare_database(config: Config, env: dict[str, str], extra_seed: str = "") 
 CPU_KINDS = {"postgres": "postgres", "redis-server": "redis"}
 
 
-def cpu_seconds_by_kind() -> dict[str, float]:
-    """CPU seconds used so far by every process on the machine, by kind ("app" for Python
-    and gunicorn processes other than this one), from /proc."""
+def cpu_seconds_by_process() -> dict[int, tuple[str, float]]:
+    """{pid: (kind, CPU seconds used so far)} of every process of a kind in CPU_KINDS, and
+    of every Python or gunicorn process but this one ("app"), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
+    used: dict[int, tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -309,7 +309,18 @@ def cpu_seconds_by_kind() -> dict[str, float]:
         if kind is None:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        used[kind] = used.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        used[int(entry.name)] = (kind, (int(fields[11]) + int(fields[12])) / tick)
+    return used
+
+
+def cpu_used_since(before: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds by kind since `before`, process by process: one that started meanwhile
+    counts whole, one that exited meanwhile (a database connection closed) is not counted."""
+    used: dict[str, float] = {}
+    for pid, (kind, seconds) in cpu_seconds_by_process().items():
+        earlier = before.get(pid)
+        spent = seconds - earlier[1] if earlier and earlier[0] == kind else seconds
+        used[kind] = used.get(kind, 0.0) + spent
     return used
 
 
@@ -586,14 +597,14 @@ class Runner:
             file.name,
             f"http://127.0.0.1:{port}{path}",
         ]
-        cpu_before = cpu_seconds_by_kind()
+        cpu_before = cpu_seconds_by_process()
         try:
             completed = subprocess.run(
                 command, capture_output=True, text=True, env=wrk_env, timeout=duration + 60
             )
         finally:
             os.unlink(file.name)
-        cpu_after = cpu_seconds_by_kind()
+        cpu_used = cpu_used_since(cpu_before)
         line = next(
             (x for x in completed.stdout.splitlines() if x.startswith(lua.RESULT_MARK)), None
         )
@@ -610,7 +621,7 @@ class Runner:
             p99_ms=data["p99_us"] / 1000,
             late=data["late"],
             rate=rate,
-            cpu_seconds={k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()},
+            cpu_seconds=cpu_used,
         )
         self.served_by[port] = self.served_by.get(port, 0) + result.requests
         self.settle(port)
