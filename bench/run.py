@@ -294,7 +294,8 @@ CPU_KINDS = {"postgres": "postgres", "redis-server": "redis"}
 
 def cpu_seconds_by_process() -> dict[int, tuple[str, float]]:
     """{pid: (kind, CPU seconds used so far)} of every process of a kind in CPU_KINDS, and
-    of every Python or gunicorn process but this one ("app"), from /proc."""
+    of every Python or gunicorn process but this one ("app"), from /proc: its own and that
+    of the children it has reaped."""
     tick = os.sysconf("SC_CLK_TCK")
     used: dict[int, tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
@@ -309,13 +310,15 @@ def cpu_seconds_by_process() -> dict[int, tuple[str, float]]:
         if kind is None:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        used[int(entry.name)] = (kind, (int(fields[11]) + int(fields[12])) / tick)
+        # Its own CPU and that of its children it has reaped: a database connection that
+        # closed during a run is counted in the postmaster's.
+        used[int(entry.name)] = (kind, sum(int(value) for value in fields[11:15]) / tick)
     return used
 
 
 def cpu_used_since(before: dict[int, tuple[str, float]]) -> dict[str, float]:
     """CPU seconds by kind since `before`, process by process: one that started meanwhile
-    counts whole, one that exited meanwhile (a database connection closed) is not counted."""
+    counts whole; one that exited meanwhile counts in its parent (see above)."""
     used: dict[str, float] = {}
     for pid, (kind, seconds) in cpu_seconds_by_process().items():
         earlier = before.get(pid)
