@@ -75,8 +75,16 @@ DATABASE_DOWN_SECONDS = 10.0
 CHARGE_LATENCY_MS = 1500
 SLOW_RECEIVER_SECONDS = 30.0
 SLOW_PHASE_SECONDS = 15.0
-RECEIVER_RATE_PER_SECOND = 4.0
-RECEIVER_WARM_SECONDS = 8.0
+# Time to paid is compared across the receiver's phases, so the worker must keep up with
+# the load in both: at 4 orders/s, beside the rest of the suite on 2 cores, its queue grew
+# through both phases and the later orders waited longer for that alone.
+RECEIVER_RATE_PER_SECOND = 2.0
+RECEIVER_WARM_SECONDS = 10.0
+# Others' orders may be paid this much later while the receiver is slow, beyond twice the
+# normal time: scheduling noise on a busy machine. A payments worker held by the receiver
+# would be held SLOW_RECEIVER_SECONDS per delivery (the read timeout is longer), and with
+# one of CUSTOMERS customers' two webhooks per order both processes would be held at once.
+RECEIVER_NOISE_SECONDS = 2.0
 REPORT: list[str] = []
 BROKERS = ("redis", "rabbitmq")
 
@@ -397,4 +405,5 @@ def test_a_slow_webhook_receiver_delays_only_its_own_deliveries(stacks: SharedSt
     assert delivered > 0
     assert normal
     assert slowed
-    assert median(slowed) <= 2 * median(normal), figures
+    allowed = max(2 * median(normal), median(normal) + RECEIVER_NOISE_SECONDS)
+    assert median(slowed) <= allowed, figures
