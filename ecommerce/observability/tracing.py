@@ -50,26 +50,28 @@ from ecommerce.observability.logging import get_logger
 logger = get_logger(__name__)
 
 # Attributes worth showing on /traces; everything else stays in OTLP exports only.
-KEY_ATTRIBUTES = (
-    "http.method",
-    "http.request.method",
-    "http.route",
-    "http.target",
-    "url.path",
-    "http.status_code",
-    "http.response.status_code",
-    "http.url",
-    "url.full",
-    "server.address",
-    "db.system",
-    "db.statement",
-    "db.name",
-    "celery.task_name",
-    "celery.action",
-    "messaging.destination",
-    "messaging.message.id",
-    "order.id",
-    "sampling.kept",
+KEY_ATTRIBUTES = frozenset(
+    {
+        "http.method",
+        "http.request.method",
+        "http.route",
+        "http.target",
+        "url.path",
+        "http.status_code",
+        "http.response.status_code",
+        "http.url",
+        "url.full",
+        "server.address",
+        "db.system",
+        "db.statement",
+        "db.name",
+        "celery.task_name",
+        "celery.action",
+        "messaging.destination",
+        "messaging.message.id",
+        "order.id",
+        "sampling.kept",
+    }
 )
 MAX_ATTRIBUTE_CHARS = 300
 # Attributes that may hold a URL's query string: search terms, set-password and other tokens
@@ -148,27 +150,31 @@ def strip_query_attributes(span: Any, *_args: Any) -> None:
 
 
 def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
+    """What the store keeps of a span: ids, timing, status and KEY_ATTRIBUTES (cut)."""
     context = span.get_span_context()
     start, end = span.start_time or 0, span.end_time or span.start_time or 0
-    attributes = {
-        key: (without_query(str(value)) if key in URL_ATTRIBUTES else str(value))[
+    # Each read of a ReadableSpan's attributes makes a new read-only view: one each.
+    values = span.attributes or {}
+    attributes = {}
+    for key, value in values.items():
+        if key not in KEY_ATTRIBUTES:
+            continue
+        text = str(value)
+        attributes[key] = (without_query(text) if key in URL_ATTRIBUTES else text)[
             :MAX_ATTRIBUTE_CHARS
         ]
-        for key in KEY_ATTRIBUTES
-        if span.attributes and (value := span.attributes.get(key)) is not None
-    }
+    parent = span.parent
+    status = span.status.status_code
     return {
         "trace_id": format(context.trace_id, "032x"),
         "span_id": format(context.span_id, "016x"),
-        "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
+        "parent_id": format(parent.span_id, "016x") if parent else None,
         "name": span.name,
         "service": span.resource.attributes.get("service.name", "unknown"),
         "kind": span.kind.name.lower(),
         "start": start / 1e9,
         "duration_ms": round((end - start) / 1e6, 3),
-        "status": span.status.status_code.name.lower()
-        if span.status.status_code != StatusCode.UNSET
-        else "ok",
+        "status": status.name.lower() if status != StatusCode.UNSET else "ok",
         "attributes": attributes,
     }
 
@@ -195,7 +201,8 @@ class RedisSpanStore:
         self.max_traces, self.max_spans, self.ttl = max_traces, max_spans, ttl_seconds
 
     def add(self, spans: Sequence[dict[str, Any]]) -> None:
-        # Four commands per trace of the batch, not per span: an order's trace is twenty.
+        # One round trip, two commands per trace of the batch (not per span) and three for
+        # the batch; a second only when a trace outgrew max_spans or the index max_traces.
         by_trace: dict[str, list[dict[str, Any]]] = {}
         for span in spans:
             by_trace.setdefault(span["trace_id"], []).append(span)
@@ -203,13 +210,25 @@ class RedisSpanStore:
         for trace_id, group in by_trace.items():
             key = self.prefix + trace_id
             pipe.rpush(key, *(json.dumps(span, separators=(",", ":")) for span in group))
-            pipe.ltrim(key, -self.max_spans, -1)
             pipe.expire(key, self.ttl)
-            # LT keeps the earliest start seen for the trace: children often end first.
-            pipe.zadd(self.index, {trace_id: min(span["start"] for span in group)}, lt=True)
+        # LT keeps the earliest start seen for a trace: children often end first.
+        starts = {trace_id: min(s["start"] for s in group) for trace_id, group in by_trace.items()}
+        pipe.zadd(self.index, starts, lt=True)
         pipe.expire(self.index, self.ttl)
-        pipe.zrange(self.index, 0, -(self.max_traces + 1))
-        evicted = pipe.execute()[-1]
+        pipe.zcard(self.index)
+        results = pipe.execute()
+        lengths, traces = results[0 : 2 * len(by_trace) : 2], results[-1]
+        pipe = self.client.pipeline(transaction=False)
+        for trace_id, length in zip(by_trace, lengths, strict=True):
+            if length > self.max_spans:
+                pipe.ltrim(self.prefix + trace_id, -self.max_spans, -1)
+        over = traces > self.max_traces
+        if over:
+            pipe.zrange(self.index, 0, -(self.max_traces + 1))
+        if not len(pipe):
+            return
+        trimmed = pipe.execute()
+        evicted = trimmed[-1] if over else []
         if evicted:
             # Drop the oldest traces' spans with them, so memory stays bounded.
             pipe = self.client.pipeline(transaction=False)
@@ -437,6 +456,48 @@ def start_server_span(
     is made by the SDK with the trace id the decision was taken on (PresetIds), and
     `attributes()`. `kept` (KEPT_ATTRIBUTE's value) records it whatever the head decision.
     """
+    decided = _head_decision(name, environ=environ, kept=kept)
+    if decided is None:
+        return None
+    provider, context, dropped = decided
+    if dropped is not None:
+        ids = provider.id_generator
+        span_context = trace.SpanContext(
+            dropped, ids.generate_span_id(), is_remote=False, trace_flags=_NOT_SAMPLED
+        )
+        return trace.NonRecordingSpan(span_context), context
+    return _start_recorded(provider, name, context, attributes, started_ns, kept), context
+
+
+def record_server_span(
+    name: str,
+    *,
+    environ: dict[str, Any],
+    started_ns: int,
+    attributes: Callable[[], dict[str, Any]],
+    kept: str | None = None,
+) -> str | None:
+    """Record the server span of a request answered outside Django (ecommerce/api/fastpath),
+    from `started_ns` to now (`start_server_span`); returns its trace id for X-Trace-Id
+    (None: tracing is off). A new trace the sampler drops records nothing and makes no
+    span object at all: its id is all the answer carries."""
+    decided = _head_decision(name, environ=environ, kept=kept)
+    if decided is None:
+        return None
+    provider, context, dropped = decided
+    if dropped is None:
+        span = _start_recorded(provider, name, context, attributes, started_ns, kept)
+        span.end()
+        dropped = span.get_span_context().trace_id
+    return format(dropped, "032x")
+
+
+def _head_decision(
+    name: str, *, environ: dict[str, Any], kept: str | None
+) -> tuple[TracerProvider, Any, int | None] | None:
+    """(the provider, the request's trace context from `environ`, and the id of the new
+    trace when the sampler drops it, else None), or None when tracing is off in this
+    process. A sampled new trace's id is preset for the SDK's span (PresetIds)."""
     if _configured_pid != os.getpid():  # configure_tracing() did not run in this process
         return None
     provider = trace.get_tracer_provider()
@@ -451,39 +512,25 @@ def start_server_span(
     if kept is None and not trace.get_current_span(context).get_span_context().is_valid:
         trace_id = ids.generate_trace_id()
         if not _starts_sampled(provider.sampler, trace_id, name):
-            dropped = trace.SpanContext(
-                trace_id, ids.generate_span_id(), is_remote=False, trace_flags=_NOT_SAMPLED
-            )
-            return trace.NonRecordingSpan(dropped), context
+            return provider, context, trace_id
         ids.preset(trace_id)
+    return provider, context, None
+
+
+def _start_recorded(
+    provider: TracerProvider,
+    name: str,
+    context: Any,
+    attributes: Callable[[], dict[str, Any]],
+    started_ns: int | None,
+    kept: str | None,
+) -> Any:
     values = attributes()
     if kept is not None:
         values[KEPT_ATTRIBUTE] = kept
-    span = _tracer(provider).start_span(
+    return _tracer(provider).start_span(
         name, context=context, kind=SpanKind.SERVER, start_time=started_ns, attributes=values
     )
-    return span, context
-
-
-def record_server_span(
-    name: str,
-    *,
-    environ: dict[str, Any],
-    started_ns: int,
-    attributes: Callable[[], dict[str, Any]],
-    kept: str | None = None,
-) -> str | None:
-    """Record the server span of a request answered outside Django (ecommerce/api/fastpath),
-    from `started_ns` to now (`start_server_span`); returns its trace id for X-Trace-Id
-    (None: tracing is off)."""
-    started = start_server_span(
-        name, environ=environ, attributes=attributes, started_ns=started_ns, kept=kept
-    )
-    if started is None:
-        return None
-    span = started[0]
-    span.end()
-    return format(span.get_span_context().trace_id, "032x")
 
 
 def _starts_sampled(sampler: Sampler, trace_id: int, name: str) -> bool:

@@ -57,7 +57,7 @@ def test_a_trace_keeps_its_earliest_start_when_children_arrive_first(store):
 
 
 def test_one_redis_batch_of_interleaved_traces_keeps_each_traces_newest_spans_in_order():
-    """The Redis store writes a batch per trace (four commands each, not per span)."""
+    """The Redis store writes a batch per trace (two commands each, not per span)."""
     batch = [span(trace, n, start=200 + n + (trace - 7) / 2) for n in range(6) for trace in (7, 8)]
     with redis_server() as server:
         store = RedisSpanStore(
@@ -70,3 +70,29 @@ def test_one_redis_batch_of_interleaved_traces_keeps_each_traces_newest_spans_in
             kept = [s["span_id"] for s in store.trace(f"{trace:032x}")]
             assert kept == [f"{n:016x}" for n in range(2, 6)]  # the last four, in order
         assert [t for t, _ in store.recent(limit=5)] == [f"{8:032x}", f"{7:032x}"]
+
+
+def test_a_redis_batch_costs_two_commands_per_trace_and_trims_only_what_outgrew():
+    with redis_server() as server:
+        store = RedisSpanStore(
+            url=server.url, prefix=uuid.uuid4().hex, max_traces=3, max_spans=4, ttl_seconds=60
+        )
+        store.client.config_resetstat()
+
+        store.add(
+            [span(trace, n, start=300 + trace + n / 10) for trace in (1, 2) for n in range(3)]
+        )
+        calls = {
+            name.removeprefix("cmdstat_"): stats["calls"]
+            for name, stats in store.client.info("commandstats").items()
+        }
+
+        # One RPUSH and one EXPIRE per trace; one ZADD, EXPIRE and ZCARD for the batch; no
+        # trace outgrew max_spans and the index holds fewer than max_traces: nothing else.
+        assert {k: v for k, v in calls.items() if k not in {"config|resetstat", "info"}} == {
+            "rpush": 2,
+            "expire": 3,
+            "zadd": 1,
+            "zcard": 1,
+        }
+        assert [len(spans) for _, spans in store.recent(limit=5)] == [3, 3]
