@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
-from apps.catalog.models import ProductVariant
+from apps.catalog.models import Category, Product, ProductType, ProductVariant
 from apps.checkout.exceptions import CartNotFound
 from apps.checkout.models import Cart, CartLine, CartStatus
 from apps.inventory import selectors as inventory_selectors
@@ -27,6 +28,7 @@ from apps.pricing import selectors as pricing_selectors
 from apps.pricing.calculator import Breakdown
 from apps.shipping import selectors as shipping_selectors
 from apps.shipping.selectors import ShippingQuote
+from ecommerce.db.joined import Joined, link
 from ecommerce.money import format_amount, is_exact
 
 # What new_cart_token makes (URL-safe base64); anything else names no cart.
@@ -84,11 +86,55 @@ def anonymous_cart(*, token: str) -> Cart | None:
 
 def _lines(cart: Cart) -> list[CartLine]:
     """The lines with what pricing reads of each variant, in one query."""
+    if connection.vendor == "postgresql":
+        return _lines_joined(cart.pk)
     return list(
         CartLine.objects.filter(cart=cart)
         .select_related("variant__product__product_type", "variant__product__category")
         .order_by("created_at", "pk")
     )
+
+
+# `_lines` on PostgreSQL: every priced cart and checkout reads it, and compiling its
+# four-table select_related cost twice the CPU of running it (ecommerce/db/joined.py).
+_LINE = Joined(CartLine, "l")
+_VARIANT = Joined(ProductVariant, "v")
+_PRODUCT = Joined(Product, "p")
+_PRODUCT_TYPE = Joined(ProductType, "t")
+_CATEGORY = Joined(Category, "c")
+_LINES_SQL = f"""
+SELECT {_LINE.columns()}, {_VARIANT.columns()}, {_PRODUCT.columns()},
+       {_PRODUCT_TYPE.columns()}, {_CATEGORY.columns()}
+FROM checkout_cartline l
+JOIN catalog_productvariant v ON v.id = l.variant_id
+JOIN catalog_product p ON p.id = v.product_id
+LEFT JOIN catalog_producttype t ON t.id = p.product_type_id
+LEFT JOIN catalog_category c ON c.id = p.category_id
+WHERE l.cart_id = %s
+ORDER BY l.created_at, l.id
+"""  # noqa: S608 (the select lists come from the models' fields)
+
+
+def _lines_joined(cart_id: int) -> list[CartLine]:
+    with connection.cursor() as cursor:
+        cursor.execute(_LINES_SQL, [cart_id])
+        rows = cursor.fetchall()
+    lines = []
+    for row in rows:
+        at = 0
+        # Inner joins: the line, its variant and its product are never missing.
+        line = cast(CartLine, _LINE.instance(row, at))
+        at += _LINE.width
+        variant = cast(ProductVariant, _VARIANT.instance(row, at))
+        at += _VARIANT.width
+        product = cast(Product, _PRODUCT.instance(row, at))
+        at += _PRODUCT.width
+        link(product, "product_type", _PRODUCT_TYPE.instance(row, at))
+        link(product, "category", _CATEGORY.instance(row, at + _PRODUCT_TYPE.width))
+        link(variant, "product", product)
+        link(line, "variant", variant)
+        lines.append(line)
+    return lines
 
 
 def _for_sale(variant: ProductVariant, currency: str) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
@@ -42,10 +44,25 @@ def warehouses_for(country: str | None) -> list[Warehouse]:
     See `serving` for the rule. One query; a database without any warehouse gets the
     default one made.
     """
-    warehouses = list(Warehouse.objects.filter(serving(country)).order_by("priority", "pk"))
+    if connection.vendor == "postgresql":
+        warehouses = list(Warehouse.objects.raw(*_warehouses_for_sql((country or "").upper())))
+    else:
+        warehouses = list(Warehouse.objects.filter(serving(country)).order_by("priority", "pk"))
     if not warehouses and not Warehouse.objects.exists():
         return [default_warehouse()]
     return warehouses
+
+
+@functools.lru_cache(maxsize=512)
+def _warehouses_for_sql(country: str) -> tuple[str, tuple[Any, ...]]:
+    """`warehouses_for`'s statement for one destination ("": none), compiled by the ORM
+    once: compiling its two EXISTS cost ten times the CPU of running it. The statement
+    reads the zones when it runs, so nothing here goes stale."""
+    return (
+        Warehouse.objects.filter(serving(country or None))
+        .order_by("priority", "pk")
+        .query.sql_with_params()
+    )
 
 
 def warehouses() -> QuerySet[Warehouse]:
@@ -85,10 +102,26 @@ def warehouse_by_slug(slug: str | None) -> Warehouse:
     return warehouse
 
 
+_STOCK_BY_VARIANT_SQL = (
+    "SELECT variant_id, SUM(quantity) FROM inventory_stock WHERE variant_id = ANY(%s)"
+)
+
+
 def stock_by_variant(
     variant_ids: Iterable[int], *, warehouse_ids: Iterable[int] | None = None
 ) -> dict[int, int]:
     """Units on hand per variant, summed over the warehouses given (all when None)."""
+    if connection.vendor == "postgresql":
+        # Every priced cart reads it: written out, not compiled each time.
+        sql = _STOCK_BY_VARIANT_SQL + (
+            " AND warehouse_id = ANY(%s)" if warehouse_ids is not None else ""
+        )
+        params: list[Any] = [list(variant_ids)]
+        if warehouse_ids is not None:
+            params.append(list(warehouse_ids))
+        with connection.cursor() as cursor:
+            cursor.execute(sql + " GROUP BY variant_id", params)
+            return dict(cursor.fetchall())
     rows = Stock.objects.filter(variant_id__in=list(variant_ids))
     if warehouse_ids is not None:
         rows = rows.filter(warehouse_id__in=list(warehouse_ids))
