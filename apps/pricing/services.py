@@ -12,9 +12,10 @@ apps.pricing.selectors and are re-exported here for callers that import one modu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, cast
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -29,6 +30,8 @@ from apps.pricing.selectors import (  # noqa: F401 - re-exported
     tax_settings,
     voucher_terms,
 )
+from ecommerce.db.inserts import Insert
+from ecommerce.db.joined import Joined
 from ecommerce.observability.logging import get_logger
 
 if TYPE_CHECKING:
@@ -54,33 +57,73 @@ def claim_voucher(*, code: str, reference: str, user: User | None) -> VoucherUse
     code = selectors.normalize_code(code)
     if not code:
         raise VoucherNotFound(code=code)
+    written_once = connection.vendor == "postgresql"
     with transaction.atomic():
-        claimed = (
-            Voucher.objects.filter(code=code, is_active=True)
-            .filter(selectors.running(now))
-            .filter(Q(usage_limit__isnull=True) | Q(used_count__lt=F("usage_limit")))
-            .update(used_count=F("used_count") + 1)
-        )
-        if not claimed:
+        # Our UPDATE holds the row lock until the caller commits: a concurrent claim for
+        # the same customer waits there, and reads the row as we left it.
+        voucher = _claim_use_of(code, now) if written_once else _claim_use_of_orm(code, now)
+        if voucher is None:
             # Say why: each check below fails for the voucher the UPDATE skipped.
             selectors.usable_voucher(code, now=now)
             # Usable again by now: a use was released after our UPDATE found none left.
             raise VoucherExhausted(code=code)
-        # Our UPDATE holds the row lock: this reads the row as we left it, and a concurrent
-        # claim for the same customer waits here until we commit or roll back.
-        voucher = Voucher.objects.get(code=code)
         selectors.refuse_over_customer_limit(voucher, user=user)
-        try:
-            with transaction.atomic():
-                use = VoucherUse.objects.create(
-                    voucher=voucher,
-                    reference=reference,
-                    user=user if user is not None and user.is_authenticated else None,
-                )
-        except IntegrityError:
-            raise VoucherAlreadyClaimed(reference=reference) from None
+        use = VoucherUse(
+            voucher=voucher,
+            reference=reference,
+            user=user if user is not None and user.is_authenticated else None,
+            created_at=now,
+        )
+        if written_once:
+            sql, params = _USE_INSERT.statement([use])
+            with connection.cursor() as cursor:
+                cursor.execute(sql + _USE_CLAIMED_ONCE, params)
+                row = cursor.fetchone()
+            if row is None:
+                raise VoucherAlreadyClaimed(reference=reference)
+            use.pk = row[0]
+        else:
+            try:
+                with transaction.atomic():
+                    use.save(force_insert=True)
+            except IntegrityError:
+                raise VoucherAlreadyClaimed(reference=reference) from None
     logger.info("voucher_claimed", voucher=code, reference=reference, used=voucher.used_count)
     return use
+
+
+# The claim on PostgreSQL, written out once (every checkout with a voucher makes it): the
+# conditional UPDATE returns the row it changed, and the use's INSERT says whether the
+# reference held one already, without a savepoint.
+_VOUCHER = Joined(Voucher, "v")
+_CLAIM_SQL = f"""
+UPDATE pricing_voucher v SET used_count = v.used_count + 1
+WHERE v.code = %(code)s AND v.is_active
+  AND (v.starts_at IS NULL OR v.starts_at <= %(now)s) AND (v.ends_at IS NULL OR v.ends_at > %(now)s)
+  AND (v.usage_limit IS NULL OR v.used_count < v.usage_limit)
+RETURNING {_VOUCHER.columns()}
+"""  # noqa: S608 (the select list comes from the model's fields)
+_USE_INSERT = Insert(VoucherUse)
+_USE_CLAIMED_ONCE = " ON CONFLICT (reference) DO NOTHING RETURNING id"
+
+
+def _claim_use_of(code: str, now: datetime) -> Voucher | None:
+    """Add one use to voucher `code` if it is usable at `now` and uses are left: the
+    voucher as updated (its row locked), or None with nothing changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, {"code": code, "now": now})
+        row = cursor.fetchone()
+    return None if row is None else cast(Voucher, _VOUCHER.instance(row, 0))
+
+
+def _claim_use_of_orm(code: str, now: datetime) -> Voucher | None:
+    claimed = (
+        Voucher.objects.filter(code=code, is_active=True)
+        .filter(selectors.running(now))
+        .filter(Q(usage_limit__isnull=True) | Q(used_count__lt=F("usage_limit")))
+        .update(used_count=F("used_count") + 1)
+    )
+    return Voucher.objects.get(code=code) if claimed else None
 
 
 def release_voucher_use(*, reference: str, reason: str) -> bool:

@@ -7,6 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.pricing import selectors, services
@@ -214,3 +216,23 @@ def test_releasing_a_reference_without_a_use_changes_nothing():
 
     assert services.release_voucher_use(reference="order:unknown", reason="cancelled") is False
     assert used_count("NONE") == 2
+
+
+def test_a_claim_is_one_update_and_one_insert_without_a_savepoint():
+    make_voucher("QUICK", per_customer_limit=3)
+    customer = UserFactory()
+
+    with CaptureQueriesContext(connection) as queries:
+        use = services.claim_voucher(code="QUICK", reference="order:q", user=customer)
+
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    # The conditional UPDATE, the customer's open uses, the use's INSERT; the one savepoint
+    # is the claim's own transaction, nested in the test's.
+    assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
+        "UPDATE",
+        "SELECT",
+        "INSERT",
+    ], statements
+    assert statements.count("SAVEPOINT") == 1, statements
+    assert VoucherUse.objects.get(pk=use.pk).reference == "order:q"
+    assert (used_count("QUICK"), use.voucher.used_count) == (1, 1)
