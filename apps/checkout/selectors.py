@@ -20,6 +20,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.catalog.models import Category, Product, ProductType, ProductVariant
+from apps.checkout import locks
 from apps.checkout.exceptions import CartNotFound
 from apps.checkout.models import Cart, CartLine, CartStatus
 from apps.inventory import selectors as inventory_selectors
@@ -60,7 +61,7 @@ def cart_for(*, token: str, user: Any) -> Cart:
     """
     if not isinstance(token, str) or not TOKEN.fullmatch(token):
         raise CartNotFound()
-    cart = _live(Cart.objects.filter(token=token)).first()
+    cart = _cart_by_token(token)
     if cart is None:
         raise CartNotFound()
     if cart.user_id is not None:
@@ -68,6 +69,23 @@ def cart_for(*, token: str, user: Any) -> Cart:
         if not signed_in or user.pk != cart.user_id:
             raise CartNotFound()
     return cart
+
+
+_CART_BY_TOKEN_SQL = f"""
+SELECT {locks.CART.columns()} FROM checkout_cart c
+WHERE c.token = %s AND c.updated_at >= %s ORDER BY c.id LIMIT 1
+"""  # noqa: S608 (the select list comes from the model's fields)
+
+
+def _cart_by_token(token: str) -> Cart | None:
+    """The cart at `token` unless it went idle (every cart request reads it: written out
+    once on PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return _live(Cart.objects.filter(token=token)).order_by("pk").first()
+    with connection.cursor() as cursor:
+        cursor.execute(_CART_BY_TOKEN_SQL, [token, idle_cutoff()])
+        row = cursor.fetchone()
+    return None if row is None else cast(Cart, locks.CART.instance(row, 0))
 
 
 def current_cart_of(*, user: Any) -> Cart | None:

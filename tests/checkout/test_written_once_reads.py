@@ -3,14 +3,18 @@ querysets return: the same rows, in the same order, with the same related rows l
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.db.models import Model
 
 from apps.catalog.models import Category, ProductType
+from apps.checkout import locks
 from apps.checkout import selectors as checkout_selectors
+from apps.checkout.exceptions import CartNotFound
 from apps.checkout.models import Cart, CartLine
 from apps.inventory import selectors as inventory_selectors
 from apps.inventory.models import Stock, Warehouse
@@ -179,3 +183,20 @@ def test_a_vouchers_row_targets_and_open_uses():
     assert pricing_selectors.open_uses(voucher=voucher, user=buyer) == 1
     assert pricing_selectors.open_uses(voucher=voucher, user=other) == 1
     assert pricing_selectors.open_uses(voucher=bare, user=buyer) == 0
+
+
+def test_a_cart_by_token_and_locked_is_the_row_the_orm_reads(api_client, settings):
+    token = new_cart(api_client)["token"]
+    cart = Cart.objects.get(token=token)
+
+    assert fields(checkout_selectors.cart_for(token=token, user=None)) == fields(cart)
+    with transaction.atomic():
+        assert fields(locks.cart_for_update(cart.pk)) == fields(cart)
+    with pytest.raises(CartNotFound), transaction.atomic():
+        locks.cart_for_update(10**9)
+    # Idle past CART_IDLE_SECONDS: gone, as the ORM's filter has it.
+    Cart.objects.filter(pk=cart.pk).update(
+        updated_at=checkout_selectors.idle_cutoff() - timedelta(seconds=1)
+    )
+    with pytest.raises(CartNotFound):
+        checkout_selectors.cart_for(token=token, user=None)
