@@ -1,12 +1,14 @@
 """The bench database after a run: stock against its ledger, the sell-out, queries per request.
 
-    BENCH_TOKEN=<access token> DATABASE_URL=... .venv/bin/python bench/audit.py
+    BENCH_TOKEN=<access token> BENCH_CHECKOUT="<cart token> <its buyer's access token>"
+    DATABASE_URL=... .venv/bin/python bench/audit.py    # (one command line)
 
 Run by bench/run.py once the load is over. Prints one JSON object: the stock rows whose
 quantity differs from the sum of their ledger (every SKU but the bare ceiling's, whose writes
 skip the ledger on purpose), the units and orders of the sell-out SKU, and the database
 queries of one request to each benchmarked endpoint, counted by Django itself
-(CaptureQueriesContext): a product detail cold then warm, a listing page, an order. Then the
+(CaptureQueriesContext): a product detail cold then warm, a listing page, an order, a
+checkout (BENCH_CHECKOUT: a prepared cart and its buyer's access token). Then the
 cache stampede target: 50 concurrent first reads of one product with every cache key gone
 (the cache is cleared: the run is over), and how many of them read it from the database.
 """
@@ -131,6 +133,18 @@ def main() -> None:
             **auth,
         ),
     }
+    # A checkout of a cart the run left (3 lines, a voucher, shipping), as its buyer.
+    cart, access = os.environ["BENCH_CHECKOUT"].split()
+    counts["checkout"] = count(
+        client,
+        "post",
+        f"/api/carts/{cart}/checkout",
+        201,
+        data=json.dumps({"payment_token": "tok_success"}),
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        HTTP_AUTHORIZATION=f"Bearer {access}",
+    )
     print(json.dumps({"check": check, "queries": counts, "cold_key_db_reads": cold_readers}))
 
 

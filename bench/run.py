@@ -701,11 +701,12 @@ def work_off_tasks(config: Config, env: dict[str, str]) -> tuple[int, RssSampler
     return done, sampler
 
 
-def audit(env: dict[str, str], token: str) -> dict[str, Any]:
+def audit(env: dict[str, str], token: str, checkout: tuple[str, str]) -> dict[str, Any]:
+    """bench/audit.py's findings; `checkout` is a cart no run took (token, access token)."""
     result = subprocess.run(
         [PYTHON, "bench/audit.py"],
         cwd=ROOT,
-        env={**env, "BENCH_TOKEN": token},
+        env={**env, "BENCH_TOKEN": token, "BENCH_CHECKOUT": " ".join(checkout)},
         capture_output=True,
         text=True,
     )
@@ -842,7 +843,8 @@ def run(config: Config) -> int:
         warm_carts = 0 if config.smoke else WARM_CHECKOUTS
         for name, chunk in (
             ("checkouts-warm.txt", seed["checkouts"][:warm_carts]),
-            ("checkouts.txt", seed["checkouts"][warm_carts:]),
+            # The last cart is the audit's (its query count).
+            ("checkouts.txt", seed["checkouts"][warm_carts:-1]),
         ):
             (workdir / name).write_text("".join(f"{cart} {access}\n" for cart, access in chunk))
         runner.warm(
@@ -971,7 +973,7 @@ def run(config: Config) -> int:
 
     # 5. Stock, ledger, query counts.
     phase("audit: stock against ledger, queries per request")
-    audited = audit(base, token)
+    audited = audit(base, token, checkout=seed["checkouts"][-1])
     check, queries = audited["check"], audited["queries"]
     shutil.rmtree(workdir, ignore_errors=True)
 
