@@ -219,8 +219,10 @@ def usable_voucher(code: str, *, now: datetime | None = None) -> Voucher:
 
 # The voucher reads of every priced cart and checkout with a code, on PostgreSQL: written
 # out once, where the ORM compiled each statement again on every call (ecommerce/db/joined.py).
-_VOUCHER = Joined(Voucher, "v")
-_VOUCHER_SQL = f"SELECT {_VOUCHER.columns()} FROM pricing_voucher v WHERE v.code = %s"  # noqa: S608
+# A voucher row under alias `v`, as the reads here and the claim's UPDATE ... RETURNING
+# (apps.pricing.services) select it.
+VOUCHER_ROW = Joined(Voucher, "v")
+_VOUCHER_SQL = f"SELECT {VOUCHER_ROW.columns()} FROM pricing_voucher v WHERE v.code = %s"  # noqa: S608
 _VOUCHER_TARGETS_SQL = """
 SELECT ARRAY(SELECT product_id FROM pricing_voucher_products WHERE voucher_id = %(id)s),
        ARRAY(SELECT category_id FROM pricing_voucher_categories WHERE voucher_id = %(id)s)
@@ -238,7 +240,7 @@ def _voucher_by_code(code: str) -> Voucher | None:
     with connection.cursor() as cursor:
         cursor.execute(_VOUCHER_SQL, [code])
         row = cursor.fetchone()
-    return None if row is None else cast(Voucher, _VOUCHER.instance(row, 0))
+    return None if row is None else cast(Voucher, VOUCHER_ROW.instance(row, 0))
 
 
 def refuse_unusable(voucher: Voucher, *, now: datetime) -> None:

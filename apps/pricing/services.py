@@ -31,7 +31,6 @@ from apps.pricing.selectors import (  # noqa: F401 - re-exported
     voucher_terms,
 )
 from ecommerce.db.inserts import Insert
-from ecommerce.db.joined import Joined
 from ecommerce.observability.logging import get_logger
 
 if TYPE_CHECKING:
@@ -95,13 +94,12 @@ def claim_voucher(*, code: str, reference: str, user: User | None) -> VoucherUse
 # The claim on PostgreSQL, written out once (every checkout with a voucher makes it): the
 # conditional UPDATE returns the row it changed, and the use's INSERT says whether the
 # reference held one already, without a savepoint.
-_VOUCHER = Joined(Voucher, "v")
 _CLAIM_SQL = f"""
 UPDATE pricing_voucher v SET used_count = v.used_count + 1
 WHERE v.code = %(code)s AND v.is_active
   AND (v.starts_at IS NULL OR v.starts_at <= %(now)s) AND (v.ends_at IS NULL OR v.ends_at > %(now)s)
   AND (v.usage_limit IS NULL OR v.used_count < v.usage_limit)
-RETURNING {_VOUCHER.columns()}
+RETURNING {selectors.VOUCHER_ROW.columns()}
 """  # noqa: S608 (the select list comes from the model's fields)
 _USE_INSERT = Insert(VoucherUse)
 _USE_CLAIMED_ONCE = " ON CONFLICT (reference) DO NOTHING RETURNING id"
@@ -113,7 +111,7 @@ def _claim_use_of(code: str, now: datetime) -> Voucher | None:
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, {"code": code, "now": now})
         row = cursor.fetchone()
-    return None if row is None else cast(Voucher, _VOUCHER.instance(row, 0))
+    return None if row is None else cast(Voucher, selectors.VOUCHER_ROW.instance(row, 0))
 
 
 def _claim_use_of_orm(code: str, now: datetime) -> Voucher | None:
