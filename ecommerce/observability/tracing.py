@@ -400,11 +400,13 @@ def _instrument() -> None:
     # Django's requests: ecommerce.observability.middleware.TracingMiddleware.
     Psycopg2Instrumentor().instrument(skip_dep_check=True)
     RedisInstrumentor().instrument()
-    CeleryInstrumentor().instrument()
+    celery = CeleryInstrumentor()
+    celery.instrument()
     # After the instrumentation's own task_prerun handler: its span is then the current one.
-    from ecommerce.observability.celery import connect_untraced_tasks
+    from ecommerce.observability.celery import connect_untraced_publish, connect_untraced_tasks
 
     connect_untraced_tasks()
+    connect_untraced_publish(celery)
     HTTPXClientInstrumentor().instrument(request_hook=strip_query_attributes)
 
 

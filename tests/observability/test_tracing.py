@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind
 from rest_framework.test import APIClient
 
 from ecommerce.api.permissions import Role
+from ecommerce.observability import celery as celery_observability
 from ecommerce.observability import tracing
 from tests.catalog.factories import make_product
 from tests.ecommerce.helpers import ERROR_URLS, project_log_handler
@@ -46,6 +47,7 @@ def traced() -> Iterator[None]:
     ):
         instrumentor().uninstrument()
     signals.task_prerun.disconnect(dispatch_uid="ecommerce-untraced-tasks")
+    celery_observability.disconnect_untraced_publish()
     tracing._configured_pid = None
 
 
@@ -244,8 +246,6 @@ def test_a_dropped_trace_keeps_a_slow_request(head_drops_every_trace: None, sett
 def test_a_dropped_trace_keeps_a_task_that_failed(head_drops_every_trace: None) -> None:
     from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-    from ecommerce.observability import celery as celery_observability
-
     task = type("Task", (), {"name": "tests.always_fails"})()
     tracer = trace.get_tracer("tests")
     kept = []
@@ -385,3 +385,51 @@ def test_a_request_joins_its_callers_trace_and_a_failure_marks_its_span(
     assert odd_port.status_code == 400
     (odd,) = [s for s in stored_spans(odd_port["X-Trace-Id"]) if s["kind"] == "server"]
     assert odd["attributes"]["http.status_code"] == "400"
+
+
+@pytest.fixture
+def published(settings: Any) -> Iterator[Any]:
+    """publish(): send a task message for real to a throwaway queue on the test Redis, and
+    return the headers the broker got."""
+    import redis
+    from celery import Celery
+
+    app = Celery("tests-publish", broker=settings.REDIS_URL)
+    queue = f"tests-publish-{uuid.uuid4().hex}"
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    def publish() -> dict[str, Any]:
+        app.send_task("tests.published", kwargs={"n": 1}, queue=queue)
+        (message,) = client.lrange(queue, 0, -1)
+        client.delete(queue)
+        return dict(json.loads(message)["headers"])
+
+    yield publish
+    client.delete(queue, f"_kombu.binding.{queue}")
+    app.close()
+
+
+def test_a_publish_in_a_dropped_trace_carries_its_id_and_makes_no_span(
+    traced: None, published: Any
+) -> None:
+    tracer = trace.get_tracer("tests")
+    with tracer.start_as_current_span("POST api/orders") as sampled:
+        in_sampled = published()
+    flags = trace.TraceFlags(0)
+    dropped = trace.NonRecordingSpan(
+        trace.SpanContext(uuid.uuid4().int >> 64, 7, is_remote=False, trace_flags=flags)
+    )
+    with trace.use_span(dropped):
+        in_dropped = published()
+    outside = published()  # the relay's re-sends: a trace of their own, at the head's ratio
+
+    sampled_id = format(sampled.get_span_context().trace_id, "032x")
+    (producer,) = [s for s in stored_spans(sampled_id) if s["kind"] == "producer"]
+    assert producer["name"] == "apply_async/tests.published"
+    assert in_sampled["traceparent"].split("-")[1:3] == [sampled_id, producer["span_id"]]
+    dropped_id = format(dropped.get_span_context().trace_id, "032x")
+    assert in_dropped["traceparent"] == f"00-{dropped_id}-{7:016x}-00"
+    assert stored_spans(dropped_id) == []
+    (alone,) = stored_spans(outside["traceparent"].split("-")[1])  # this module samples all
+    assert (alone["name"], alone["parent_id"]) == ("apply_async/tests.published", None)
+    assert celery_observability._traced_publishes == set()  # nothing kept per message
