@@ -390,23 +390,28 @@ def test_a_request_joins_its_callers_trace_and_a_failure_marks_its_span(
 @pytest.fixture
 def published(settings: Any) -> Iterator[Any]:
     """publish(): send a task message for real to a throwaway queue on the test Redis, and
-    return the headers the broker got."""
+    return the headers the broker got. Its own app (never the current one) and connection:
+    kombu's pools are process-wide, and closing them would close the project app's too."""
+    import kombu
     import redis
     from celery import Celery
 
-    app = Celery("tests-publish", broker=settings.REDIS_URL)
+    app = Celery("tests-publish", broker=settings.REDIS_URL, set_as_current=False)
+    connection = kombu.Connection(settings.REDIS_URL)
+    producer = app.amqp.Producer(connection)
     queue = f"tests-publish-{uuid.uuid4().hex}"
     client = redis.Redis.from_url(settings.REDIS_URL)
 
     def publish() -> dict[str, Any]:
-        app.send_task("tests.published", kwargs={"n": 1}, queue=queue)
+        app.send_task("tests.published", kwargs={"n": 1}, queue=queue, producer=producer)
         (message,) = client.lrange(queue, 0, -1)
         client.delete(queue)
         return dict(json.loads(message)["headers"])
 
     yield publish
     client.delete(queue, f"_kombu.binding.{queue}")
-    app.close()
+    connection.release()
+    client.close()
 
 
 def test_a_publish_in_a_dropped_trace_carries_its_id_and_makes_no_span(
@@ -433,3 +438,15 @@ def test_a_publish_in_a_dropped_trace_carries_its_id_and_makes_no_span(
     (alone,) = stored_spans(outside["traceparent"].split("-")[1])  # this module samples all
     assert (alone["name"], alone["parent_id"]) == ("apply_async/tests.published", None)
     assert celery_observability._traced_publishes == set()  # nothing kept per message
+
+
+def test_the_publishing_fixture_leaves_the_project_app_current(published: Any) -> None:
+    """Shared tasks (`.delay()`) resolve through the current app: another app made current
+    would send the rest of this process's tasks to its broker."""
+    import celery
+
+    from ecommerce.celery import app
+
+    published()
+
+    assert celery.current_app._get_current_object() is app
