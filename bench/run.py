@@ -735,9 +735,14 @@ class Row:
     note: str = ""
 
 
+def mean_rps(runner: Runner, name: str, runs: int) -> float:
+    """The mean rate of the runs named "`name` #1" to "`name` #`runs`"."""
+    return sum(runner.results[f"{name} #{turn}"].rps for turn in range(1, runs + 1)) / runs
+
+
 def ceiling_rps(runner: Runner, ceiling: str) -> float:
     """A ceiling's rate: the mean of its run before and its run after its targets'."""
-    return sum(runner.results[f"{ceiling} #{turn}"].rps for turn in (1, 2)) / 2
+    return mean_rps(runner, ceiling, 2)
 
 
 def throughput_row(runner: Runner, target: str, measured: str, ceiling: str, needed: float) -> Row:
@@ -756,11 +761,7 @@ def throughput_row(runner: Runner, target: str, measured: str, ceiling: str, nee
 def observability_row(runner: Runner, what: str) -> Row:
     """Tracing and metrics together: the as-shipped runs' rate over the runs without both."""
     observed, unobserved = (
-        sum(
-            runner.results[f"{what}, {name} #{turn}"].rps
-            for turn in range(1, OBSERVABILITY_TURNS + 1)
-        )
-        / OBSERVABILITY_TURNS
+        mean_rps(runner, f"{what}, {name}", OBSERVABILITY_TURNS)
         for name in ("observed", "unobserved")
     )
     ratio = observed / unobserved if unobserved else 0.0
