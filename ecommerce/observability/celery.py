@@ -74,10 +74,12 @@ def connect_untraced_publish(instrumentor: Any) -> None:
     context in the message's headers.
 
     The instrumentation would make a producer span that records nothing, switch the current
-    context to it, and keep and look it up again by task id: about a twentieth of an
-    order's CPU (its two messages), for the nineteen traces in twenty nobody sees. A
-    publish in a sampled trace, or outside any trace (the relay's re-sends, beat), is traced
-    by the instrumentation as before.
+    context to it, and keep and look it up again by task id: 3.6% of an order's CPU (its
+    two messages) in a profile of the web workers under load, for the nineteen traces in
+    twenty nobody sees. A publish in a sampled trace, or outside any trace (the relay's
+    re-sends, beat), is traced by the instrumentation as before. (A publish that raises
+    leaves its task id in `_traced_publishes`, as the instrumentation leaves its context:
+    Celery signals no failed publish.)
     """
     before, after = instrumentor._trace_before_publish, instrumentor._trace_after_publish
     signals.before_task_publish.disconnect(before)
