@@ -181,6 +181,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
     "DATABASE_DISABLE_SERVER_SIDE_CURSORS", default=False
 )
+# The order and checkout paths' statements are prepared once per connection
+# (ecommerce/db/prepared.py); behind PgBouncer in transaction mode they must not be.
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # libpq's floor is 2 s; a request that finds PostgreSQL unreachable fails that fast.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
