@@ -8,6 +8,7 @@ from django.db import connection
 
 from apps.checkout.exceptions import CartNotFound
 from apps.checkout.models import Cart
+from ecommerce.db import prepared
 from ecommerce.db.joined import Joined
 
 # A cart row as model instances are read from it (apps.checkout.selectors reads it too):
@@ -24,7 +25,7 @@ def cart_for_update(cart_id: int) -> Cart:
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_CART_FOR_UPDATE_SQL, [cart_id])
+            prepared.execute(cursor, (_CART_FOR_UPDATE_SQL, [cart_id]))
             row = cursor.fetchone()
         cart = None if row is None else cast(Cart, CART.instance(row, 0))
     else:

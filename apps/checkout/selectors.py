@@ -29,6 +29,7 @@ from apps.pricing import selectors as pricing_selectors
 from apps.pricing.calculator import Breakdown
 from apps.shipping import selectors as shipping_selectors
 from apps.shipping.selectors import ShippingQuote
+from ecommerce.db import prepared
 from ecommerce.db.joined import Joined, link
 from ecommerce.money import format_amount, is_exact
 
@@ -83,7 +84,7 @@ def _cart_by_token(token: str) -> Cart | None:
     if connection.vendor != "postgresql":
         return _live(Cart.objects.filter(token=token)).order_by("pk").first()
     with connection.cursor() as cursor:
-        cursor.execute(_CART_BY_TOKEN_SQL, [token, idle_cutoff()])
+        prepared.execute(cursor, (_CART_BY_TOKEN_SQL, [token, idle_cutoff()]))
         row = cursor.fetchone()
     return None if row is None else cast(Cart, locks.CART.instance(row, 0))
 
@@ -135,7 +136,7 @@ ORDER BY l.created_at, l.id
 
 def _lines_joined(cart_id: int) -> list[CartLine]:
     with connection.cursor() as cursor:
-        cursor.execute(_LINES_SQL, [cart_id])
+        prepared.execute(cursor, (_LINES_SQL, [cart_id]))
         rows = cursor.fetchall()
     lines = []
     for row in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
@@ -12,6 +12,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 from apps.catalog.models import ProductVariant
 from apps.inventory.exceptions import UnknownWarehouse
 from apps.inventory.models import Stock, StockMovement, Warehouse
+from ecommerce.db import prepared
+from ecommerce.db.joined import Joined
 
 DEFAULT_WAREHOUSE_SLUG = "main"
 
@@ -45,12 +47,19 @@ def warehouses_for(country: str | None) -> list[Warehouse]:
     default one made.
     """
     if connection.vendor == "postgresql":
-        warehouses = list(Warehouse.objects.raw(*_warehouses_for_sql((country or "").upper())))
+        with connection.cursor() as cursor:
+            prepared.execute(cursor, _warehouses_for_sql((country or "").upper()))
+            rows = cursor.fetchall()
+        warehouses = [cast(Warehouse, _WAREHOUSE.instance(row, 0)) for row in rows]
     else:
         warehouses = list(Warehouse.objects.filter(serving(country)).order_by("priority", "pk"))
     if not warehouses and not Warehouse.objects.exists():
         return [default_warehouse()]
     return warehouses
+
+
+# A warehouse as `warehouses_for` reads it: every column, in the model's field order.
+_WAREHOUSE = Joined(Warehouse, "")
 
 
 @functools.lru_cache(maxsize=512)
@@ -61,6 +70,7 @@ def _warehouses_for_sql(country: str) -> tuple[str, tuple[Any, ...]]:
     return (
         Warehouse.objects.filter(serving(country or None))
         .order_by("priority", "pk")
+        .values_list(*_WAREHOUSE.attnames)
         .query.sql_with_params()
     )
 
@@ -120,7 +130,7 @@ def stock_by_variant(
         if warehouse_ids is not None:
             params.append(list(warehouse_ids))
         with connection.cursor() as cursor:
-            cursor.execute(sql + " GROUP BY variant_id", params)
+            prepared.execute(cursor, (sql + " GROUP BY variant_id", params))
             return dict(cursor.fetchall())
     rows = Stock.objects.filter(variant_id__in=list(variant_ids))
     if warehouse_ids is not None:

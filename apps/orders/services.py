@@ -7,6 +7,7 @@ transaction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -44,6 +45,7 @@ from apps.orders.models import (
 )
 from apps.orders.serializers import money, order_to_dict, percent
 from ecommerce import audit, outbox
+from ecommerce.db import prepared
 from ecommerce.db.inserts import Insert
 from ecommerce.observability.logging import get_logger
 from ecommerce.observability.metrics import ORDER_VALUE, ORDERS_CREATED
@@ -74,13 +76,26 @@ def _merge(lines: Iterable[OrderLine]) -> dict[str, int]:
     return merged
 
 
-# The order's id and its outbox rows' ids, from their sequences: its rows are then written
-# with their keys set, several tables in one round trip.
-_NUMBERS_SQL = (
-    f"nextval(pg_get_serial_sequence('{Order._meta.db_table}', 'id')), "  # noqa: S608
-    f"ARRAY(SELECT nextval(pg_get_serial_sequence('{OutboxMessage._meta.db_table}', "
-    "'id')) FROM generate_series(1, %s))"
-)
+@functools.lru_cache(maxsize=32)
+def _claim_sql(*, keyed: bool, messages: int) -> str:
+    """The claim (with a key) and the numbers: the order's id and its `messages` outbox
+    rows' ids, from their sequences (its rows are then written with their keys set,
+    several tables in one round trip). The row count is written into the statement, so a
+    prepared statement's generic plan knows it and is kept (ecommerce/db/prepared.py); so
+    does the key's lookup, which repeats the unique index's predicate (key not empty): a
+    generic plan cannot see that a parameter meets it, and would read the customer's
+    every order instead."""
+    numbers = (
+        f"nextval(pg_get_serial_sequence('{Order._meta.db_table}', 'id')), "  # noqa: S608
+        f"ARRAY(SELECT nextval(pg_get_serial_sequence('{OutboxMessage._meta.db_table}', "
+        f"'id')) FROM generate_series(1, {int(messages)}))"
+    )
+    if not keyed:
+        return f"SELECT {numbers}"
+    return (
+        f"SELECT pg_try_advisory_xact_lock(%s), (SELECT id FROM {Order._meta.db_table} "  # noqa: S608
+        f"WHERE user_id = %s AND idempotency_key = %s AND idempotency_key <> ''), {numbers}"
+    )
 
 
 def _claim_and_number(
@@ -100,16 +115,13 @@ def _claim_and_number(
     """
     with connection.cursor() as cursor:
         if not key:
-            cursor.execute(f"SELECT {_NUMBERS_SQL}", [messages])
+            prepared.execute(cursor, (_claim_sql(keyed=False, messages=messages), []))
             order_id, message_ids = cursor.fetchone()
             return None, (order_id, message_ids)
         digest = hashlib.blake2b(f"order:{user.pk}:{key}".encode(), digest_size=8).digest()
         lock_id = int.from_bytes(digest, "big", signed=True)
-        cursor.execute(
-            f"SELECT pg_try_advisory_xact_lock(%s), (SELECT id FROM {Order._meta.db_table} "  # noqa: S608
-            f"WHERE user_id = %s AND idempotency_key = %s), {_NUMBERS_SQL}",
-            [lock_id, user.pk, key, messages],
-        )
+        claim = _claim_sql(keyed=True, messages=messages)
+        prepared.execute(cursor, (claim, [lock_id, user.pk, key]))
         locked, existing_id, order_id, message_ids = cursor.fetchone()
     if not locked:
         raise IdempotentRequestInProgress(key=key)
@@ -368,10 +380,7 @@ def _write_numbered(
     if messages:
         statements.append(_OUTBOX_INSERT.statement(messages))
     with connection.cursor() as cursor:
-        cursor.execute(
-            "; ".join(sql for sql, _ in statements),
-            [param for _, params in statements for param in params],
-        )
+        prepared.execute(cursor, *statements)
     for instance in (order, *items, event, *messages):
         instance._state.adding = False
         instance._state.db = connection.alias

@@ -43,6 +43,7 @@ from apps.pricing.models import (
     VoucherUse,
 )
 from ecommerce import caching
+from ecommerce.db import prepared
 from ecommerce.db.joined import Joined
 from ecommerce.money import ZERO
 
@@ -127,7 +128,7 @@ def tax_rates(country: str) -> dict[str, Decimal]:
     if connection.vendor == "postgresql":
         # Read for every order and priced cart: written out, it costs a fifth of the CPU.
         with connection.cursor() as cursor:
-            cursor.execute(TAX_RATES_SQL, [country])
+            prepared.execute(cursor, (TAX_RATES_SQL, [country]))
             return dict(cursor.fetchall())
     return dict(TaxRate.objects.filter(country=country).values_list("tax_class__slug", "rate"))
 
@@ -177,7 +178,7 @@ def active_promotions(*, currency: str, now: datetime | None = None) -> list[Pro
         # each promotion's targets as arrays beside it. Built by the ORM, the same query
         # cost 2.5 ms of CPU to compile (about a sixth of an order), this one 0.1 ms.
         with connection.cursor() as cursor:
-            cursor.execute(RUNNING_PROMOTIONS_SQL, {"now": now, "currency": currency})
+            prepared.execute(cursor, (RUNNING_PROMOTIONS_SQL, {"now": now, "currency": currency}))
             rows = cursor.fetchall()
     else:
         scalars = list(
@@ -238,7 +239,7 @@ def _voucher_by_code(code: str) -> Voucher | None:
     if connection.vendor != "postgresql":
         return Voucher.objects.filter(code=code).first()
     with connection.cursor() as cursor:
-        cursor.execute(_VOUCHER_SQL, [code])
+        prepared.execute(cursor, (_VOUCHER_SQL, [code]))
         row = cursor.fetchone()
     return None if row is None else cast(Voucher, VOUCHER_ROW.instance(row, 0))
 
@@ -260,7 +261,7 @@ def terms_of(voucher: Voucher) -> VoucherTerms:
     limited to (one query)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_VOUCHER_TARGETS_SQL, {"id": voucher.pk})
+            prepared.execute(cursor, (_VOUCHER_TARGETS_SQL, {"id": voucher.pk}))
             product_ids, category_ids = cursor.fetchone()
     else:
         products = _targets(Voucher.products.through, "voucher_id", "product_id", [voucher.pk])
@@ -290,7 +291,7 @@ def open_uses(*, voucher: Voucher, user: User) -> int:
     """How many unreleased uses of `voucher` `user` has."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_OPEN_USES_SQL, [voucher.pk, user.pk])
+            prepared.execute(cursor, (_OPEN_USES_SQL, [voucher.pk, user.pk]))
             return int(cursor.fetchone()[0])
     return VoucherUse.objects.filter(voucher=voucher, user=user, released_at__isnull=True).count()
 
@@ -330,7 +331,7 @@ def category_ancestors(category_ids: Iterable[int]) -> dict[int, frozenset[int]]
     """  # noqa: S608 - the table name is ours; the ids are parameters
     found: dict[int, set[int]] = {pk: set() for pk in ids}
     with connection.cursor() as cursor:
-        cursor.execute(sql, ids)
+        prepared.execute(cursor, (sql, ids))
         for start_id, ancestor_id in cursor.fetchall():
             found[start_id].add(ancestor_id)
     return {pk: frozenset(chain) for pk, chain in found.items()}

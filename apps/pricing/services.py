@@ -30,6 +30,7 @@ from apps.pricing.selectors import (  # noqa: F401 - re-exported
     tax_settings,
     voucher_terms,
 )
+from ecommerce.db import prepared
 from ecommerce.db.inserts import Insert
 from ecommerce.observability.logging import get_logger
 
@@ -76,7 +77,7 @@ def claim_voucher(*, code: str, reference: str, user: User | None) -> VoucherUse
         if written_once:
             sql, params = _USE_INSERT.statement([use])
             with connection.cursor() as cursor:
-                cursor.execute(sql + _USE_CLAIMED_ONCE, params)
+                prepared.execute(cursor, (sql + _USE_CLAIMED_ONCE, params))
                 row = cursor.fetchone()
             if row is None:
                 raise VoucherAlreadyClaimed(reference=reference)
@@ -109,7 +110,7 @@ def _claim_use_of(code: str, now: datetime) -> Voucher | None:
     """Add one use to voucher `code` if it is usable at `now` and uses are left: the
     voucher as updated (its row locked), or None with nothing changed."""
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, {"code": code, "now": now})
+        prepared.execute(cursor, (_CLAIM_SQL, {"code": code, "now": now}))
         row = cursor.fetchone()
     return None if row is None else cast(Voucher, selectors.VOUCHER_ROW.instance(row, 0))
 

@@ -18,6 +18,7 @@ from apps.shipping.models import (
     ShippingRateBand,
     ShippingZone,
 )
+from ecommerce.db import prepared
 from ecommerce.db.joined import Joined, link
 from ecommerce.money import round_money
 
@@ -163,7 +164,7 @@ def _candidates_joined(
 ) -> list[tuple[ShippingMethod, Sequence[ShippingRateBand]]]:
     params = {"currency": currency, "countries": json.dumps([country]), "method_id": method_id}
     with connection.cursor() as cursor:
-        cursor.execute(_CANDIDATES_SQL, params)
+        prepared.execute(cursor, (_CANDIDATES_SQL, params))
         rows = cursor.fetchall()
         methods = []
         for row in rows:
@@ -173,7 +174,7 @@ def _candidates_joined(
         banded = [m.pk for m in methods if m.kind != ShippingMethodKind.FLAT]
         bands: dict[int, list[ShippingRateBand]] = {}
         if banded:
-            cursor.execute(_BANDS_SQL, [banded])
+            prepared.execute(cursor, (_BANDS_SQL, [banded]))
             for row in cursor.fetchall():
                 band = cast(ShippingRateBand, _BAND.instance(row, 0))
                 bands.setdefault(band.method_id, []).append(band)

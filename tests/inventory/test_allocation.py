@@ -11,6 +11,7 @@ from apps.inventory import selectors, services
 from apps.inventory.exceptions import OutOfStock
 from apps.inventory.models import Stock, StockMovement, StockReason
 from apps.inventory.services import StockLine
+from ecommerce.db import prepared
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import assert_ledger_matches, stock_of
 from tests.inventory.factories import make_warehouse, put_stock
@@ -261,7 +262,7 @@ def test_four_concurrent_releases_return_the_units_once():
 
 def statements(context: CaptureQueriesContext) -> list[str]:
     return [
-        q["sql"]
+        prepared.as_written(q["sql"])
         for q in context.captured_queries
         if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
     ]

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.catalog.models import Product, ProductVariant
 from apps.orders import services
 from apps.orders.models import Order
+from ecommerce.db import prepared
 from tests.catalog.factories import make_product
 from tests.catalog.helpers import stock_of
 from tests.orders.factories import draft_line, order_draft
@@ -44,7 +45,7 @@ def mug() -> Product:
 def _statements(captured: list[dict[str, Any]]) -> list[str]:
     """The statements sent, savepoints left out (the test's own transaction makes them)."""
     return [
-        query["sql"]
+        prepared.as_written(query["sql"])
         for query in captured
         if not re.match(r"\s*(RELEASE )?SAVEPOINT|\s*ROLLBACK TO SAVEPOINT", query["sql"])
     ]
@@ -106,3 +107,20 @@ def test_an_order_without_a_key_stores_no_answer_and_skips_the_lock(tee):
     assert [table for sql in statements for table in _writes_to(sql)] == list(WRITTEN)
     assert Order.objects.get(pk=order.pk).creation_response is None
     assert order.creation_response["id"] == str(order.public_id)
+
+
+def test_the_claims_generic_plan_finds_the_key_through_its_unique_index():
+    # Prepared, the claim runs on a generic plan, which cannot see that the key parameter
+    # meets the partial index's predicate (not empty) unless the statement says so.
+    claim = prepared.as_written(services._claim_sql(keyed=True, messages=2))
+    body = claim.replace("%s", "$1", 1).replace("%s", "$2", 1).replace("%s", "$3", 1)
+    with connection.cursor() as cursor:
+        cursor.execute(f"PREPARE claim_probe AS {body}")
+        try:
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute("EXPLAIN EXECUTE claim_probe(1, 1, 'k')")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE claim_probe")
+
+    assert "orders_order_user_idempotency_key" in plan, plan

@@ -25,6 +25,7 @@ from apps.inventory import selectors
 from apps.inventory.exceptions import OutOfStock
 from apps.inventory.models import Stock, StockMovement, StockReason, Warehouse
 from ecommerce import audit
+from ecommerce.db import prepared
 from ecommerce.errors import InvalidInput
 from ecommerce.observability.logging import get_logger
 
@@ -316,9 +317,8 @@ def _take_in_one_statement(
     now = timezone.now()
     actor_id = actor.pk if actor is not None and getattr(actor, "is_authenticated", False) else None
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [*params, *locked_params, now, StockReason.ORDER, reference, actor_id, now]
-        )
+        tail = [now, StockReason.ORDER, reference, actor_id, now]
+        prepared.execute(cursor, (sql, [*params, *locked_params, *tail]))
         rows = cursor.fetchall()
     if not rows:
         return None
