@@ -37,7 +37,9 @@ Params = Sequence[Any] | Mapping[str, Any]
 # Statements prepared on one connection at most: the variants of the order path's
 # statements by line count stay well under it.
 _PER_CONNECTION = 256
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
+# psycopg2's placeholders, and its escaped percent sign (kept: the PREPARE is sent through
+# psycopg2's formatting too).
+_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s|%s")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ def _statement(sql: str) -> _Statement:
 
     def number(match: re.Match[str]) -> str:
         nonlocal positional
+        if match.group(0) == "%%":
+            return "%%"
         name = match.group(1)
         if name is None:
             positional += 1

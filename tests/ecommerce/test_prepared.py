@@ -76,6 +76,13 @@ def test_named_parameters_repeat_and_statements_go_together_in_one_round_trip():
         _run((first, [1, 2]))
 
 
+def test_a_percent_sign_stays_a_percent_sign():
+    sql = _fresh("SELECT '%%s' || %s::text, '100%%' LIKE %s")
+
+    assert _run((sql, ["x", "1%%"])) == [("%sx", True)]
+    assert _run((sql, ["y", "2%%"])) == [("%sy", False)]
+
+
 def test_one_statement_twice_in_a_round_trip_is_prepared_once():
     sql = _fresh("SELECT %s::int")
 
