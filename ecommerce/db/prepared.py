@@ -37,6 +37,9 @@ Params = Sequence[Any] | Mapping[str, Any]
 # Statements prepared on one connection at most: the variants of the order path's
 # statements by line count stay well under it.
 _PER_CONNECTION = 256
+# Statement texts this process keeps parsed; past it, it starts again (texts vary by line
+# count and destination, so they are bounded, but by the data, not by the code).
+_PER_PROCESS = 4096
 # psycopg2's placeholders, and its escaped percent sign (kept: the PREPARE is sent through
 # psycopg2's formatting too).
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s|%s")
@@ -77,6 +80,9 @@ def _statement(sql: str) -> _Statement:
     found = _statements.get(sql)
     if found is not None:
         return found
+    if len(_statements) >= _PER_PROCESS:
+        _statements.clear()
+        _by_name.clear()
     names: list[str] = []
     positional = 0
 
