@@ -339,6 +339,24 @@ def test_a_fast_read_records_its_span_when_its_trace_is_sampled(traced: None) ->
     assert span["duration_ms"] >= 1
 
 
+def test_fast_reads_are_sampled_at_the_ratio(traced: None) -> None:
+    # The common case (a new trace, dropped) is decided apart from the full decision; a
+    # trace it finds sampled must be recorded as sampled, not decided a second time.
+    sampler = trace.get_tracer_provider().sampler  # type: ignore[attr-defined]
+    root, sampler.root = sampler.root, TraceIdRatioBased(0.5)
+    try:
+        ids = [fast_read_span() for _ in range(400)]
+    finally:
+        sampler.root = root
+    flush()
+    store = tracing.span_store()
+    recorded = sum(1 for trace_id in ids if trace_id and store.trace(trace_id))
+
+    assert all(trace_id and len(trace_id) == 32 for trace_id in ids)
+    assert len(set(ids)) == 400
+    assert 150 <= recorded <= 250, recorded  # 200 expected; 100 if decided twice
+
+
 def test_a_fast_read_in_a_dropped_trace_records_nothing_but_follows_its_parent(
     head_drops_every_trace: None,
 ) -> None:
