@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.catalog import services
 from apps.catalog.models import ProductVariant
-from apps.catalog.selectors import variants_for_order
+from apps.catalog.selectors import _variants_for_order_sql, variants_for_order
+from ecommerce.db import prepared
 from tests.catalog.factories import make_product
 
 pytestmark = pytest.mark.django_db
@@ -73,3 +74,27 @@ def test_inactive_variants_inactive_products_unknown_skus_and_ambiguous_ids_are_
         str(tee.pk): "TEE-BLK-M",
         "tee-blk-m": "TEE-BLK-M",
     }
+
+
+def test_the_read_is_prepared_and_its_generic_plan_expects_the_rows_asked_for(
+    two_products: tuple[Any, Any],
+) -> None:
+    # One placeholder per looked-up value: the generic plan then expects as many rows as
+    # the values ask for, and PostgreSQL keeps it rather than plan every order's read.
+    # With `= ANY(array)` it expected ten per array (4 rows on this tiny table, 20 on the
+    # bench's), looked worse than planning for the values at hand, and was never kept.
+    for _ in range(7):
+        assert list(variants_for_order(lookups=["tee-blk-m"])) == ["tee-blk-m"]
+    statement = prepared._statement(_variants_for_order_sql(0, 1))
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans FROM pg_prepared_statements WHERE name = %s", [statement.name]
+        )
+        ((generic_plans,),) = cursor.fetchall()
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {statement.execute()}", ["TEE-BLK-M"])
+        plan = cursor.fetchone()[0][0]["Plan"]
+
+    assert generic_plans >= 1
+    assert plan["Plan Rows"] == 1, plan
