@@ -80,11 +80,12 @@ def _merge(lines: Iterable[OrderLine]) -> dict[str, int]:
 def _claim_sql(*, keyed: bool, messages: int) -> str:
     """The claim (with a key) and the numbers: the order's id and its `messages` outbox
     rows' ids, from their sequences (its rows are then written with their keys set,
-    several tables in one round trip). The row count is written into the statement, so a
-    prepared statement's generic plan knows it and is kept (ecommerce/db/prepared.py); so
-    does the key's lookup, which repeats the unique index's predicate (key not empty): a
-    generic plan cannot see that a parameter meets it, and would read the customer's
-    every order instead."""
+    several tables in one round trip).
+
+    The statement runs prepared (ecommerce/db/prepared.py), on a generic plan once
+    PostgreSQL finds it no worse. So the row count is written into it, and the key's
+    lookup repeats the unique index's predicate (key not empty): a generic plan cannot
+    see that a parameter meets it, and would read the customer's every order instead."""
     numbers = (
         f"nextval(pg_get_serial_sequence('{Order._meta.db_table}', 'id')), "  # noqa: S608
         f"ARRAY(SELECT nextval(pg_get_serial_sequence('{OutboxMessage._meta.db_table}', "
